@@ -1,0 +1,44 @@
+# Two commands start everything on a fresh machine: `make sandbox` and `make test`.
+# The Makefile bootstraps its own virtualenv from nothing, pinned by constraints.txt.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: sandbox test lint typecheck layers unit bench clean postgres
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[sandbox,dev]'
+	touch $(STAMP)
+
+# PostgreSQL is a Debian package, not a wheel: install it when missing (CI and dev run as root).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	    else echo "PostgreSQL server missing: install the Debian package 'postgresql' (apt-get install postgresql)"; exit 1; fi; }
+
+sandbox: $(STAMP) postgres
+	$(BIN)/rotator sandbox $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests e2e
+	$(BIN)/ruff format --check operator tests e2e
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+test: $(STAMP) postgres lint typecheck layers
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: $(STAMP) postgres
+	$(BIN)/python -m rotator.bench
+
+clean:
+	rm -rf $(VENV) .sandbox .mypy_cache .ruff_cache .pytest_cache
