@@ -1,0 +1,118 @@
+"""`rotator run | sandbox | validate`: the command-line entry point."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final
+
+CRASH_ENV: Final = "ROTATOR_CRASH_AT"
+CRASH_EXIT_CODE: Final = 86
+
+
+def crash_hook(point_spec: str | None) -> Callable[[str], None]:
+    """Fault injection for tests: kill the process outright at a named step boundary.
+
+    `os._exit` skips every cleanup, which is what a SIGKILL or an OOM kill does: nothing gets
+    a chance to persist status, so the restarted operator sees exactly what was on disk.
+    """
+    points = {p.strip() for p in (point_spec or "").split(",") if p.strip()}
+
+    def checkpoint(point: str) -> None:
+        if point in points:
+            sys.stderr.write(f"rotator: crash injected at {point}\n")
+            sys.stderr.flush()
+            os._exit(CRASH_EXIT_CODE)
+
+    return checkpoint
+
+
+def _run(args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server
+
+    from rotator import engine, handlers, logs
+    from rotator.kube import Kube, load_api_client
+    from rotator.metrics import Metrics
+    from rotator.wiring import StoreOpener
+
+    logs.configure(logging.DEBUG if args.verbose else logging.INFO, json_output=args.log_format == "json")
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig  # Kopf's own login reads it too
+    kube = Kube(load_api_client(args.kubeconfig))
+    metrics = Metrics()
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
+    deps = engine.Deps(
+        kube=kube,
+        open_store=StoreOpener(kube, metrics),
+        metrics=metrics,
+        checkpoint=crash_hook(os.environ.get(CRASH_ENV)),
+        idle_resync=args.idle_resync,
+        poll=args.poll,
+    )
+    handlers.run_operator(handlers.Runtime(deps), list(args.namespace or []), args.liveness_port)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    import yaml
+
+    from rotator.models import InvalidSpecError, parse_spec
+
+    failures = 0
+    for path in args.files:
+        for doc in yaml.safe_load_all(Path(path).read_text()):
+            if not isinstance(doc, dict) or doc.get("kind") != "RotationPolicy":
+                continue
+            name = f"{path}: {doc.get('metadata', {}).get('name', '?')}"
+            try:
+                parse_spec(doc.get("spec") or {})
+            except InvalidSpecError as exc:
+                failures += 1
+                print(f"{name}: invalid: {exc}")
+            else:
+                print(f"{name}: ok")
+    return 1 if failures else 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from rotator.sandbox.stack import run_sandbox
+
+    return run_sandbox(Path(args.dir), once=args.once, scenario=args.scenario)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rotator", description="Rotate credentials with zero downtime.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator")
+    run.add_argument("--kubeconfig", help="kubeconfig path (default: in-cluster, then ~/.kube/config)")
+    run.add_argument("--namespace", "-n", action="append", help="watch only this namespace (repeatable)")
+    run.add_argument("--metrics-port", type=int, default=9090, help="Prometheus port; 0 disables")
+    run.add_argument("--metrics-address", default="0.0.0.0", help="Prometheus bind address")
+    run.add_argument("--liveness-port", type=int, default=8080, help="/healthz port; 0 disables")
+    run.add_argument("--idle-resync", type=float, default=30.0, help="seconds between idle checks (drift repair)")
+    run.add_argument("--poll", type=float, default=1.0, help="seconds between polls while waiting on rollouts")
+    run.add_argument("--log-format", choices=["json", "text"], default="json")
+    run.add_argument("--verbose", "-v", action="store_true")
+    run.set_defaults(func=_run)
+
+    sandbox = sub.add_parser("sandbox", help="start the embedded local stack and run a rotation")
+    sandbox.add_argument("--once", action="store_true", help="run the scenario to its end and exit 0/1")
+    sandbox.add_argument("--scenario", choices=["rotation", "failed-rollout"], default="rotation")
+    sandbox.add_argument("--dir", default=".sandbox", help="working directory (kubeconfig, logs)")
+    sandbox.set_defaults(func=_sandbox)
+
+    validate = sub.add_parser("validate", help="check RotationPolicy YAML files against the schema")
+    validate.add_argument("files", nargs="+")
+    validate.set_defaults(func=_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

@@ -1,0 +1,159 @@
+"""The only Kubernetes API wrapper.
+
+A thin JSON-over-REST layer on the official client's connection handling (auth, TLS,
+kubeconfig, in-cluster): every object comes back as a plain dict, exactly as the API sent it,
+so the pure functions above (rollout health, discovery) work on real-shaped data. It is
+synchronous like the client it wraps; callers run it off the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+GROUP: Final = "rotator.dev"
+VERSION: Final = "v1alpha1"
+PLURAL: Final = "rotationpolicies"
+KIND: Final = "RotationPolicy"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+MERGE_PATCH: Final = "application/merge-patch+json"
+JSON_PATCH: Final = "application/json-patch+json"
+
+JsonObject = dict[str, Any]
+
+
+class KubeError(Exception):
+    """An API call failed; the message holds the API's reason, never a request body."""
+
+    def __init__(self, status: int, reason: str, message: str = "") -> None:
+        super().__init__(f"{status} {reason}: {message}" if message else f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class KubeConflict(KubeError):
+    """409: a stale resourceVersion or an existing object; re-read and retry."""
+
+
+class KubeUnavailable(KubeError):
+    """The API server could not be reached or answered 5xx/429: temporary."""
+
+
+def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> k8s.ApiClient:
+    """Build one client per process: in-cluster when no kubeconfig is given and one is mounted."""
+    configuration = k8s.Configuration()
+    if kubeconfig:
+        k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    else:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        except k8s_config.ConfigException:
+            k8s_config.load_kube_config(context=context, client_configuration=configuration)
+    return k8s.ApiClient(configuration)
+
+
+def policy_path(namespace: str, name: str = "") -> str:
+    base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+    return f"{base}/{name}" if name else base
+
+
+def secret_path(namespace: str, name: str = "") -> str:
+    base = f"/api/v1/namespaces/{namespace}/secrets"
+    return f"{base}/{name}" if name else base
+
+
+class Kube:
+    """Typed verbs over raw paths; errors mapped to three classes the engine can act on."""
+
+    def __init__(self, api_client: k8s.ApiClient, request_timeout: float = 10.0) -> None:
+        self._api = api_client
+        self._timeout = request_timeout
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: object | None = None,
+        content_type: str = "application/json",
+        query: Mapping[str, str] | None = None,
+    ) -> JsonObject:
+        try:
+            response = self._api.call_api(
+                path,
+                method,
+                query_params=list((query or {}).items()),
+                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=self._timeout,
+            )
+        except ApiException as exc:
+            raise _map_error(exc) from None
+        except HTTPError as exc:
+            raise KubeUnavailable(0, "Unreachable", type(exc).__name__) from None
+        data = response.data
+        return json.loads(data) if data else {}
+
+    def get(self, path: str) -> JsonObject | None:
+        try:
+            return self.request("GET", path)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create(self, path: str, body: Mapping[str, Any]) -> JsonObject:
+        return self.request("POST", path, dict(body))
+
+    def replace(self, path: str, body: Mapping[str, Any]) -> JsonObject:
+        """PUT carrying the resourceVersion it read: a concurrent writer makes this a KubeConflict."""
+        return self.request("PUT", path, dict(body))
+
+    def merge_patch(self, path: str, patch: Mapping[str, Any]) -> JsonObject:
+        return self.request("PATCH", path, dict(patch), MERGE_PATCH)
+
+    def list(self, path: str, label_selector: str | None = None) -> list[JsonObject]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        items = self.request("GET", path, query=query).get("items", [])
+        return list(items)
+
+    # --- RotationPolicy --------------------------------------------------------------------
+    def get_policy(self, namespace: str, name: str) -> JsonObject | None:
+        return self.get(policy_path(namespace, name))
+
+    def patch_policy_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> JsonObject:
+        return self.merge_patch(policy_path(namespace, name) + "/status", {"status": dict(status)})
+
+    # --- Secrets ---------------------------------------------------------------------------
+    def get_secret(self, namespace: str, name: str) -> JsonObject | None:
+        return self.get(secret_path(namespace, name))
+
+    def create_secret(self, namespace: str, body: Mapping[str, Any]) -> JsonObject:
+        return self.create(secret_path(namespace), body)
+
+    def replace_secret(self, namespace: str, name: str, body: Mapping[str, Any]) -> JsonObject:
+        return self.replace(secret_path(namespace, name), body)
+
+
+def _map_error(exc: ApiException) -> KubeError:
+    status = int(exc.status or 0)
+    reason = str(exc.reason or "")
+    message = ""
+    try:
+        message = str(json.loads(exc.body or "{}").get("message", ""))
+    except (ValueError, AttributeError):
+        message = ""
+    if status == 409:
+        return KubeConflict(status, reason, message)
+    if status == 0 or status >= 500 or status == 429:
+        return KubeUnavailable(status, reason, message)
+    return KubeError(status, reason, message)

@@ -1,0 +1,76 @@
+"""Prometheus collectors (DESIGN §4).
+
+Labels are bounded: namespace/policy come from objects the operator owns, the rest are
+closed sets (step names, store kinds, results, reasons). No collector ever carries a value
+derived from a credential.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+STEP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+
+
+@dataclass
+class Metrics:
+    """All collectors on one registry, so tests and the sandbox can read a fresh set."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        reg = self.registry
+        policy = ["namespace", "policy"]
+        self.rotations_total = Counter(
+            "rotator_rotations_total",
+            "Rotations finished, by result and trigger reason.",
+            [*policy, "result", "reason"],
+            registry=reg,
+        )
+        self.step_duration = Histogram(
+            "rotator_rotation_step_duration_seconds",
+            "Time spent executing one rotation step (one attempt).",
+            ["step"],
+            buckets=STEP_BUCKETS,
+            registry=reg,
+        )
+        self.in_progress = Gauge(
+            "rotator_rotation_in_progress", "1 while a rotation is running.", policy, registry=reg
+        )
+        self.credential_age = Gauge(
+            "rotator_credential_age_seconds",
+            "Seconds since the current credential was issued.",
+            policy,
+            registry=reg,
+        )
+        self.next_rotation = Gauge(
+            "rotator_next_rotation_timestamp_seconds",
+            "Unix time of the next scheduled rotation.",
+            policy,
+            registry=reg,
+        )
+        self.last_success = Gauge(
+            "rotator_last_success_timestamp_seconds",
+            "Unix time of the last successful rotation.",
+            policy,
+            registry=reg,
+        )
+        self.store_requests = Counter(
+            "rotator_store_requests_total",
+            "Requests to credential stores, by store kind, operation and result.",
+            ["store", "operation", "result"],
+            registry=reg,
+        )
+        self.restarts_total = Counter(
+            "rotator_restarts_total", "Workload restarts triggered, by kind.", ["kind"], registry=reg
+        )
+
+    def forget_policy(self, namespace: str, policy: str) -> None:
+        """Drop per-policy series when a policy is deleted, so dashboards do not show ghosts."""
+        for gauge in (self.in_progress, self.credential_age, self.next_rotation, self.last_success):
+            try:
+                gauge.remove(namespace, policy)
+            except KeyError:
+                pass

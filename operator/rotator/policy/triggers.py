@@ -1,0 +1,273 @@
+"""Should this policy rotate now, and why?
+
+The answer is a short, ordered chain of small checks over facts the engine has already observed
+(cert-manager's "should renew" policy chain). Each check either answers or passes; the first
+answer wins, so the order *is* the policy:
+
+1. ``suspended``          - a suspended policy never rotates; a pending force is reported as
+                            ignored (and recorded, so resuming does not fire a stale request).
+2. ``rotation in progress`` - one rotation at a time; a force that arrives meanwhile is
+                            absorbed by the running rotation (reported once, never queued).
+3. ``Forced``             - the ``rotator.dev/force-rotate`` annotation holds a value not yet
+                            handled.
+4. ``Initial``            - never rotated, and the store held nothing we adopted.
+5. ``SpecChanged``        - the credential spec (length, alphabet, ...) differs from the one the
+                            current credential was made with.
+6. ``MaxAgeExceeded``     - the current credential is older than ``maxAge``: a hard ceiling that
+                            holds even if the schedule was missed (operator down, clock skew).
+7. ``Due``                - the schedule says so (``now >= next_due``).
+8. otherwise nothing, and the message says when the next rotation is.
+
+Everything here is pure: ``now`` is a parameter and the inputs are plain frozen values, so the
+chain is tested as a table with a fake clock and the engine can record the message verbatim
+(status, Events, dry-run reports).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+__all__ = [
+    "BLOCKED_ROTATING",
+    "BLOCKED_SUSPENDED",
+    "Decision",
+    "TriggerInputs",
+    "TriggerReason",
+    "decide",
+    "format_time",
+]
+
+
+class TriggerReason(StrEnum):
+    """Why a rotation started; recorded in ``status.rotation.reason``, history and metrics."""
+
+    INITIAL = "Initial"
+    FORCED = "Forced"
+    DUE = "Due"
+    MAX_AGE_EXCEEDED = "MaxAgeExceeded"
+    SPEC_CHANGED = "SpecChanged"
+
+
+#: ``Decision.blocked_by`` values: what held back a rotation that might otherwise happen.
+BLOCKED_SUSPENDED = "Suspended"
+BLOCKED_ROTATING = "RotationInProgress"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TriggerInputs:
+    """The facts the trigger chain needs, already observed by the engine.
+
+    Kept independent of the pydantic models so the policy layer stays importable (and testable)
+    on its own; the engine maps spec and status onto it. All datetimes must be timezone-aware.
+    """
+
+    suspended: bool = False
+    #: A rotation is in progress (``status.rotation`` is set).
+    rotating: bool = False
+    #: Current value of the ``rotator.dev/force-rotate`` annotation (None when absent).
+    force_value: str | None = None
+    #: ``status.lastHandledForceRotate``: the last force value acted upon (or deliberately ignored).
+    handled_force_value: str | None = None
+    never_rotated: bool = False
+    #: The store already held a value that was adopted, so the first rotation is not needed.
+    store_has_adoptable_value: bool = False
+    last_rotation_time: datetime | None = None
+    credential_created_at: datetime | None = None
+    #: When the schedule wants the next rotation (``schedule.next_rotation_time``).
+    next_due: datetime | None = None
+    max_age: timedelta | None = None
+    #: Hash of the credential spec as it is now, and as it was when the current value was made.
+    credential_spec_hash: str = ""
+    handled_credential_spec_hash: str | None = None
+
+    @property
+    def pending_force(self) -> str | None:
+        """The force value still to be handled, or None.
+
+        An empty annotation is not a request: ``kubectl annotate ... force-rotate=`` is the
+        usual way to blank it, and it must not rotate.
+        """
+        if self.force_value and self.force_value != self.handled_force_value:
+            return self.force_value
+        return None
+
+    @property
+    def credential_issued_at(self) -> datetime | None:
+        """When the current credential was made: its creation time, else the last rotation."""
+        return self.credential_created_at or self.last_rotation_time
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The chain's answer.
+
+    ``force_value_to_record`` is set whenever the decision consumed a force value (acted on it,
+    absorbed it into the running rotation, or ignored it while suspended): the engine writes it
+    to ``status.lastHandledForceRotate`` so the same value is never acted on twice.
+    """
+
+    rotate: bool
+    reason: TriggerReason | None
+    message: str
+    force_value_to_record: str | None = None
+    blocked_by: str | None = None
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC, second precision: the same shape as every time in ``.status``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _duration(delta: timedelta) -> str:
+    """Coarse human duration for messages ("3d4h", "5m", "0s"); negative reads as zero."""
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = "".join(f"{value}{unit}" for value, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if value)
+    return text or f"{seconds}s"
+
+
+# --- the checks, in order ---------------------------------------------------------------------
+
+Check = Callable[[TriggerInputs, datetime], Decision | None]
+
+
+def _suspended(inputs: TriggerInputs, now: datetime) -> Decision | None:
+    """A suspended policy never rotates, not even when forced.
+
+    The pending force is recorded as handled: "ignored" means ignored, so resuming the policy
+    hours later does not fire a request the user may have forgotten about.
+    """
+    if not inputs.suspended:
+        return None
+    force = inputs.pending_force
+    if force is not None:
+        return Decision(
+            rotate=False,
+            reason=None,
+            message=f"policy is suspended; force ignored (force-rotate={force!r})",
+            force_value_to_record=force,
+            blocked_by=BLOCKED_SUSPENDED,
+        )
+    return Decision(rotate=False, reason=None, message="policy is suspended", blocked_by=BLOCKED_SUSPENDED)
+
+
+def _rotating(inputs: TriggerInputs, now: datetime) -> Decision | None:
+    """One rotation at a time.
+
+    A force that arrives during a rotation is satisfied by the rotation already running (it
+    will produce a fresh credential anyway); recording it here reports it exactly once and keeps
+    it from starting a second rotation as soon as this one finishes.
+    """
+    if not inputs.rotating:
+        return None
+    force = inputs.pending_force
+    if force is not None:
+        return Decision(
+            rotate=False,
+            reason=None,
+            message=(
+                f"rotation in progress; force-rotate={force!r} is covered by the running rotation "
+                "and will not start another one"
+            ),
+            force_value_to_record=force,
+            blocked_by=BLOCKED_ROTATING,
+        )
+    return Decision(rotate=False, reason=None, message="rotation in progress", blocked_by=BLOCKED_ROTATING)
+
+
+def _forced(inputs: TriggerInputs, now: datetime) -> Decision | None:
+    """A new force-rotate value triggers exactly once (the value is recorded as handled)."""
+    force = inputs.pending_force
+    if force is None:
+        return None
+    return Decision(
+        rotate=True,
+        reason=TriggerReason.FORCED,
+        message=f"rotation forced by annotation (force-rotate={force!r})",
+        force_value_to_record=force,
+    )
+
+
+def _initial(inputs: TriggerInputs, now: datetime) -> Decision | None:
+    """Make the first credential, unless the store already held one that we adopted."""
+    if not inputs.never_rotated or inputs.store_has_adoptable_value:
+        return None
+    return Decision(rotate=True, reason=TriggerReason.INITIAL, message="credential has never been rotated")
+
+
+def _spec_changed(inputs: TriggerInputs, now: datetime) -> Decision | None:
+    """The credential spec changed since the current value was made.
+
+    With no recorded hash there is nothing to compare against (e.g. a freshly adopted value):
+    the engine records the hash then, and only a later change triggers.
+    """
+    handled = inputs.handled_credential_spec_hash
+    if handled is None or handled == inputs.credential_spec_hash:
+        return None
+    return Decision(
+        rotate=True,
+        reason=TriggerReason.SPEC_CHANGED,
+        message="credential spec changed since the current credential was made",
+    )
+
+
+def _max_age_exceeded(inputs: TriggerInputs, now: datetime) -> Decision | None:
+    """The hard ceiling on credential age; the schedule normally fires first."""
+    issued = inputs.credential_issued_at
+    if inputs.max_age is None or issued is None or now - issued < inputs.max_age:
+        return None
+    return Decision(
+        rotate=True,
+        reason=TriggerReason.MAX_AGE_EXCEEDED,
+        message=(
+            f"credential issued at {format_time(issued)} is {_duration(now - issued)} old, "
+            f"maxAge is {_duration(inputs.max_age)}"
+        ),
+    )
+
+
+def _due(inputs: TriggerInputs, now: datetime) -> Decision | None:
+    """The schedule's time has come (or passed while the operator was down)."""
+    if inputs.next_due is None or now < inputs.next_due:
+        return None
+    return Decision(
+        rotate=True,
+        reason=TriggerReason.DUE,
+        message=f"scheduled rotation was due at {format_time(inputs.next_due)}",
+    )
+
+
+CHECKS: Sequence[Check] = (
+    _suspended,
+    _rotating,
+    _forced,
+    _initial,
+    _spec_changed,
+    _max_age_exceeded,
+    _due,
+)
+"""The chain, in order. The first check that answers decides."""
+
+
+def decide(inputs: TriggerInputs, now: datetime) -> Decision:
+    """Run the trigger chain and explain the answer.
+
+    ``now`` must be timezone-aware: comparing it with status times (always UTC) must not
+    silently depend on the host's local time.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    for check in CHECKS:
+        decision = check(inputs, now)
+        if decision is not None:
+            return decision
+    if inputs.next_due is None:
+        message = "no rotation scheduled; rotates only when forced or when the credential spec changes"
+    else:
+        message = f"next rotation at {format_time(inputs.next_due)}"
+    return Decision(rotate=False, reason=None, message=message)

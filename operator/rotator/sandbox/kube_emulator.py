@@ -1,0 +1,425 @@
+"""A Kubernetes API emulator good enough for Kopf, kubectl and the rotator (DESIGN §5).
+
+It subclasses kmock's ``KubernetesEmulator`` to keep kmock's request model and DSL (tests can
+still add reactions such as ``emulator['patch', kmock.resource('apps/v1/deployments')] << 500``,
+which take priority over the emulation), but replaces kmock's storage and fallbacks with
+:class:`~rotator.sandbox.kube_store.KubeStore`, which implements the API-server rules that the
+clients depend on: resourceVersions with 409 conflicts, generation, the status subresource,
+finalizers, selectors, watches resumable from a resourceVersion, discovery, TokenReview, and
+CRD-schema validation of custom resources.
+
+kmock records every request forever, and its reactions scan that history, making each request
+O(n); this emulator keeps only the last ``history_limit`` requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+from kmock._internal import apps, rendering
+
+from rotator.sandbox.kube_store import JSON, ApiError, KubeStore, ResourceType
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HISTORY_LIMIT = 200
+"""Requests kept for assertions: enough to debug a failing test, small enough to stay O(1)."""
+
+
+@dataclass
+class Fault:
+    """An injected failure: answer ``code`` to matching requests, ``times`` times (None: always).
+
+    Used by tests to make the API server flaky (500s, 409s, 429s) without touching the stored
+    objects: a faulted request changes nothing, as with a real server failing before storage.
+    """
+
+    path: re.Pattern[str]
+    method: str | None = None
+    code: int = 500
+    reason: str = "InternalError"
+    message: str = "injected fault"
+    times: int | None = 1
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether the request is one to fail (and the fault is not used up)."""
+        if self.times is not None and self.hits >= self.times:
+            return False
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return bool(self.path.search(path))
+
+
+@dataclass(frozen=True)
+class TokenIdentity:
+    """Who a registered bearer token authenticates as in a TokenReview."""
+
+    username: str
+    uid: str = ""
+    groups: tuple[str, ...] = ("system:authenticated",)
+    extra: Mapping[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ParsedPath:
+    """A resource URL split into its parts (kmock's parser misreads ``/api/v1/namespaces/x``)."""
+
+    group: str
+    version: str
+    plural: str
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+
+def parse_resource_path(path: str) -> ParsedPath | None:
+    """Split ``/api(s)/…/[namespaces/NS/]PLURAL[/NAME[/SUB]]``; None for non-resource paths."""
+    segments = [s for s in path.strip("/").split("/") if s]
+    if len(segments) >= 3 and segments[0] == "api":
+        group, version, rest = "", segments[1], segments[2:]
+    elif len(segments) >= 4 and segments[0] == "apis":
+        group, version, rest = segments[1], segments[2], segments[3:]
+    else:
+        return None
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
+        namespace, rest = rest[1], rest[2:]
+    if len(rest) > 3:
+        return None
+    return ParsedPath(
+        group, version, rest[0], namespace,
+        rest[1] if len(rest) > 1 else None,
+        rest[2] if len(rest) > 2 else None,
+    )
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.lower() in ("true", "1")
+
+
+@attrs.define(kw_only=True)
+class KubeEmulator(kmock.KubernetesEmulator):
+    """kmock's emulator with kube-apiserver semantics (see the module docstring).
+
+    Construct, enter (``async with``), and serve with any aiohttp server, e.g.
+    ``aiohttp.web.Server(emulator)``; :class:`rotator.sandbox.kube_server.KubeServer` does it in
+    a background thread. All state lives in :attr:`store`.
+    """
+
+    history_limit: int = DEFAULT_HISTORY_LIMIT
+    store: KubeStore = attrs.field(factory=KubeStore)
+    faults: list[Fault] = attrs.field(factory=list)
+    tokens: dict[str, TokenIdentity] = attrs.field(factory=dict)
+    request_count: int = attrs.field(default=0, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Deliberately not calling kmock's post-init: its fallback reactions would record every
+        # request in their own unbounded lists; the emulation is dispatched in __call__ instead.
+        pass
+
+    @property
+    def history(self) -> list[rendering.Request]:
+        """The most recent requests (at most ``history_limit``), oldest first."""
+        return list(self._requests)
+
+    # ------------------------------------------------------------------------------- entry
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        """Serve one HTTP request: injected faults, then kmock reactions, then the emulation."""
+        await raw_request.read()
+        self.request_count += 1
+        request = await rendering.Request._parse(raw_request, id=self.request_count)
+        self._requests.append(request)
+        if len(self._requests) > 2 * self.history_limit:  # trim in batches: amortised O(1)
+            del self._requests[: len(self._requests) - self.history_limit]
+        try:
+            for fault in self.faults:
+                if fault.matches(raw_request.method, raw_request.path):
+                    fault.hits += 1
+                    raise ApiError(fault.code, fault.reason, fault.message)
+            if self._payloads:  # user-defined kmock reactions win over the emulation
+                with contextlib.suppress(NotImplementedError):
+                    return await apps.RawHandler._handle(self, request)
+            return await self._dispatch(request, raw_request)
+        except ApiError as exc:
+            return aiohttp.web.json_response(exc.status(), status=exc.code)
+        except Exception as exc:  # a bug in the emulator: answer it, as kube-apiserver would a panic
+            logger.exception("emulator failed on %s %s", raw_request.method, raw_request.path_qs)
+            error = ApiError(500, "InternalError", f"emulator error: {exc!r}")
+            return aiohttp.web.json_response(error.status(), status=500)
+
+    async def _dispatch(
+        self, request: rendering.Request, raw: aiohttp.web.BaseRequest
+    ) -> aiohttp.web.StreamResponse:
+        method, path = raw.method.upper(), raw.path
+        if method == "GET":
+            discovery = self._discovery(path, raw)
+            if discovery is not None:
+                return aiohttp.web.json_response(discovery)
+        if path in ("/healthz", "/readyz", "/livez"):
+            return aiohttp.web.Response(text="ok")
+        parsed = parse_resource_path(path)
+        if parsed is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        rt = self.store.type_for(parsed.group, parsed.version, parsed.plural)
+        namespace = parsed.namespace if rt.namespaced else None
+        params = raw.query
+        if parsed.name is None:
+            if method == "GET" and _truthy(params.get("watch")):
+                return await self._watch(rt, namespace, raw)
+            if method == "GET":
+                items, rv = self.store.list(
+                    rt, namespace, params.get("labelSelector", ""), params.get("fieldSelector", "")
+                )
+                listing = {
+                    "kind": f"{rt.kind}List",
+                    "apiVersion": rt.api_version,
+                    "metadata": {"resourceVersion": str(rv)},
+                    "items": items,
+                }
+                return self._respond(listing, raw)
+            if method == "POST":
+                body = self._body(request)
+                if rt.key == ("authentication.k8s.io", "v1", "tokenreviews"):
+                    return aiohttp.web.json_response(self._token_review(body), status=201)
+                return self._respond(self.store.create(rt, namespace, body), raw, status=201)
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
+        name, sub = parsed.name, parsed.subresource
+        if sub == "scale":
+            return aiohttp.web.json_response(self._scale(rt, namespace, name, method, request, raw))
+        if sub not in (None, "status"):
+            raise ApiError(404, "NotFound", f"the server could not find the subresource {sub!r}")
+        if method == "GET":
+            return self._respond(self.store.get(rt, namespace, name), raw)
+        if method == "PUT":
+            return self._respond(self.store.replace(rt, namespace, name, self._body(request), sub), raw)
+        if method == "PATCH":
+            content_type = raw.headers.get("Content-Type", "application/merge-patch+json")
+            patched = self.store.patch(rt, namespace, name, content_type, request.data, sub)
+            return self._respond(patched, raw)
+        if method == "DELETE":
+            body = request.data if isinstance(request.data, dict) else {}
+            return self._respond(self.store.delete(rt, namespace, name, body.get("preconditions")), raw)
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
+
+    @staticmethod
+    def _body(request: rendering.Request) -> JSON:
+        if not isinstance(request.data, dict):
+            raise ApiError(400, "BadRequest", "the request body must be a JSON object")
+        return request.data
+
+    def _respond(self, payload: JSON, raw: aiohttp.web.BaseRequest, status: int = 200) -> aiohttp.web.Response:
+        """Answer JSON, or a meta.k8s.io Table when kubectl asks for server-side printing."""
+        if "as=Table" in raw.headers.get("Accept", ""):
+            payload = _as_table(payload)
+        return aiohttp.web.json_response(payload, status=status)
+
+    # --------------------------------------------------------------------------- discovery
+
+    def _discovery(self, path: str, raw: aiohttp.web.BaseRequest) -> JSON | None:
+        types = self.store.types()
+        if path == "/version":
+            return {
+                "major": "1", "minor": "32", "gitVersion": "v1.32.0-rotator-sandbox",
+                "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc",
+                "platform": "linux/amd64",
+            }
+        if path == "/api":
+            return {
+                "kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": raw.host}],
+            }
+        if path == "/apis":
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": self._groups(types)}
+        if path == "/api/v1":
+            return _resource_list("v1", [t for t in types if t.group == ""])
+        match = re.fullmatch(r"/apis/([^/]+)(?:/([^/]+))?", path)
+        if match is None:
+            return None
+        group, version = match.group(1), match.group(2)
+        if version is None:
+            for candidate in self._groups(types):
+                if candidate["name"] == group:
+                    return {"kind": "APIGroup", "apiVersion": "v1", **candidate}
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        served = [t for t in types if t.group == group and t.version == version]
+        if not served:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return _resource_list(f"{group}/{version}", served)
+
+    @staticmethod
+    def _groups(types: list[ResourceType]) -> list[JSON]:
+        versions: dict[str, list[str]] = {}
+        for t in types:
+            if t.group and t.version not in versions.setdefault(t.group, []):
+                versions[t.group].append(t.version)
+        return [
+            {
+                "name": group,
+                "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in vs],
+                "preferredVersion": {"groupVersion": f"{group}/{vs[0]}", "version": vs[0]},
+            }
+            for group, vs in sorted(versions.items())
+        ]
+
+    # ----------------------------------------------------------------------- special verbs
+
+    def register_token(self, token: str, identity: TokenIdentity) -> None:
+        """Make ``token`` authenticate in TokenReviews (all other tokens are rejected)."""
+        self.tokens[token] = identity
+
+    def _token_review(self, body: JSON) -> JSON:
+        spec = body.get("spec") or {}
+        identity = self.tokens.get(str(spec.get("token", "")))
+        status: JSON = {"authenticated": identity is not None}
+        if identity is not None:
+            status["user"] = {
+                "username": identity.username, "uid": identity.uid,
+                "groups": list(identity.groups), "extra": dict(identity.extra),
+            }
+            status["audiences"] = list(spec.get("audiences") or [])
+        else:
+            status["error"] = "invalid bearer token"
+        return {
+            "kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": None}, "spec": spec, "status": status,
+        }
+
+    def _scale(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        method: str,
+        request: rendering.Request,
+        raw: aiohttp.web.BaseRequest,
+    ) -> JSON:
+        """The ``scale`` subresource of workloads: reads and writes ``spec.replicas``."""
+        if "scale" not in rt.subresources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        obj = self.store.get(rt, namespace, name)
+        if method in ("PUT", "PATCH"):
+            scale = _scale_of(obj)
+            if method == "PUT":
+                scale = self._body(request)
+            else:
+                from rotator.sandbox import kube_patch
+
+                content_type = raw.headers.get("Content-Type", "application/merge-patch+json")
+                if "json-patch" in content_type:
+                    scale = kube_patch.apply_json_patch(scale, request.data)
+                else:
+                    scale = kube_patch.apply_merge_patch(scale, request.data)
+            replicas = (scale.get("spec") or {}).get("replicas")
+            obj = self.store.patch(
+                rt, namespace, name, "application/merge-patch+json", {"spec": {"replicas": replicas}}
+            )
+        elif method != "GET":
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on scale")
+        return _scale_of(obj)
+
+    # ------------------------------------------------------------------------------ watch
+
+    async def _watch(
+        self, rt: ResourceType, namespace: str | None, raw: aiohttp.web.BaseRequest
+    ) -> aiohttp.web.StreamResponse:
+        """Stream watch events as JSON lines until timeoutSeconds, client exit, or shutdown."""
+        params = raw.query
+        watcher = self.store.watch(
+            rt, namespace, params.get("resourceVersion"),
+            params.get("labelSelector", ""), params.get("fieldSelector", ""),
+        )
+        timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
+        table = "as=Table" in raw.headers.get("Accept", "")
+        response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        try:
+            await response.prepare(raw)
+            loop = asyncio.get_running_loop()
+            deadline = None if timeout is None else loop.time() + timeout
+            while True:
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    break
+                try:
+                    event = await asyncio.wait_for(watcher.queue.get(), remaining)
+                except TimeoutError:
+                    break
+                if event is None:  # the server is shutting down
+                    break
+                if table:
+                    event = {"type": event["type"], "object": _as_table(event["object"])}
+                await response.write(json.dumps(event).encode() + b"\n")
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.store.unwatch(watcher)
+        return response
+
+
+def _resource_list(group_version: str, types: list[ResourceType]) -> JSON:
+    resources: list[JSON] = []
+    for t in sorted(types, key=lambda t: t.plural):
+        resources.append({
+            "name": t.plural, "singularName": t.singular or t.kind.lower(), "namespaced": t.namespaced,
+            "kind": t.kind, "verbs": list(t.verbs), "shortNames": list(t.short_names),
+        })
+        for sub in t.subresources:
+            kind = "Scale" if sub == "scale" else t.kind
+            resources.append({
+                "name": f"{t.plural}/{sub}", "singularName": "", "namespaced": t.namespaced,
+                "kind": kind, "verbs": ["get", "patch", "update"],
+                **({"group": "autoscaling", "version": "v1"} if sub == "scale" else {}),
+            })
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
+
+
+def _scale_of(obj: JSON) -> JSON:
+    meta = obj["metadata"]
+    selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return {
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {key: meta[key] for key in ("name", "namespace", "uid", "resourceVersion",
+                                                "creationTimestamp") if key in meta},
+        "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
+        "status": {
+            "replicas": (obj.get("status") or {}).get("replicas", 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+        },
+    }
+
+
+def _as_table(payload: JSON) -> JSON:
+    """Server-side printing for kubectl: Name and Age columns, the full object in each row."""
+    if payload.get("kind") == "Status":
+        return payload
+    is_list = "items" in payload
+    items = payload["items"] if is_list else [payload]
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": (payload.get("metadata") or {}).get("resourceVersion", "")},
+        "columnDefinitions": [
+            {"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0},
+            {"name": "Created At", "type": "date", "format": "", "description": "Creation time", "priority": 0},
+        ],
+        "rows": [
+            {
+                "cells": [item["metadata"].get("name", ""), item["metadata"].get("creationTimestamp", "")],
+                "object": item,
+            }
+            for item in items
+        ],
+    }

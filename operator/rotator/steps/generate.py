@@ -1,0 +1,27 @@
+"""Step 1: write the new credential to the store as pending, exactly once per rotation id."""
+
+from __future__ import annotations
+
+from rotator.policy.transitions import Outcome
+from rotator.steps import reasons
+from rotator.steps.context import Event, StepContext, StepResult
+
+
+def run(ctx: StepContext) -> StepResult:
+    existing = ctx.store.find_by_rotation(ctx.rotation_id)
+    if existing is not None:
+        # A crash after the write but before status was saved: adopt it, never write a second.
+        return StepResult(
+            Outcome.DONE,
+            f"adopted store version {existing.version} already written for this rotation",
+            {"newVersion": existing.version},
+        )
+    ctx.checkpoint("generate:before-write")
+    written = ctx.store.write_pending(ctx.generate(), ctx.rotation_id)
+    ctx.checkpoint("generate:after-write")
+    return StepResult(
+        Outcome.DONE,
+        f"wrote store version {written.version} as pending",
+        {"newVersion": written.version},
+        (Event(reasons.CREDENTIAL_GENERATED, f"new credential written to the store as version {written.version}"),),
+    )

@@ -1,0 +1,50 @@
+"""Step 4: roll every consumer, Reloader-style, at most `restart.maxConcurrent` rollouts at a time."""
+
+from __future__ import annotations
+
+from rotator.policy.transitions import Outcome
+from rotator.steps import reasons
+from rotator.steps.context import Event, PermanentStepError, StepContext, StepResult
+from rotator.steps.workload_io import read_workload, restart, target_key
+from rotator.workloads.health import rollout_health
+
+POLL_SECONDS = 1.0
+
+
+def run(ctx: StepContext) -> StepResult:
+    done = list(ctx.restarted_targets)
+    in_flight = 0
+    for target in ctx.spec.restart.targets:
+        key = target_key(target.kind, target.name)
+        if key in done:
+            workload = read_workload(ctx.kube, ctx.policy.namespace, target.kind, target.name)
+            if workload is not None and rollout_health(target.kind, workload).state == "progressing":
+                in_flight += 1
+    events: list[Event] = []
+    for target in ctx.spec.restart.targets:
+        key = target_key(target.kind, target.name)
+        if key in done:
+            continue
+        if in_flight >= ctx.spec.restart.max_concurrent:
+            break
+        ctx.checkpoint("restart:before-patch")
+        try:
+            patched = restart(ctx.kube, ctx.policy.namespace, target.kind, target.name, ctx.rotation_id, ctx.now)
+        except LookupError as exc:
+            raise PermanentStepError(reasons.TARGET_MISSING, str(exc)) from None
+        ctx.checkpoint("restart:after-patch")
+        done.append(key)
+        in_flight += 1
+        if patched:
+            events.append(Event(reasons.WORKLOAD_RESTARTED, f"restarted {key} for the new credential"))
+    remaining = len(ctx.spec.restart.targets) - len(done)
+    updates = {"restartedTargets": done}
+    if remaining:
+        return StepResult(
+            Outcome.WAITING,
+            f"{len(done)} of {len(ctx.spec.restart.targets)} targets restarted; throttled",
+            updates,
+            tuple(events),
+            POLL_SECONDS,
+        )
+    return StepResult(Outcome.DONE, f"{len(done)} targets restarted", updates, tuple(events))

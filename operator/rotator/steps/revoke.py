@@ -1,0 +1,34 @@
+"""Step 6: after the grace period, revoke the old credential and drop previousKey from the Secret."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from rotator.policy.transitions import Outcome, grace_period_over, may_revoke
+from rotator.steps import reasons
+from rotator.steps.context import Event, StepContext, StepResult
+from rotator.steps.secret_sync import write_secret
+
+
+def run(ctx: StepContext) -> StepResult:
+    assert ctx.new_version is not None, "revoke runs after generate recorded the new version"
+    if not may_revoke(ctx.verified_at):
+        # Defence in depth: the transition table never gets here unverified, but a hand-edited
+        # status could; the old credential is the only safe fallback, so refuse.
+        return StepResult(Outcome.FAILED, "refusing to revoke: verification has not passed")
+    assert ctx.verified_at is not None
+    if not grace_period_over(ctx.verified_at, ctx.grace_period, ctx.now):
+        remaining = (ctx.verified_at + ctx.grace_period - ctx.now).total_seconds()
+        return StepResult(
+            Outcome.WAITING, f"grace period: revoking the old credential in {remaining:.0f}s", {}, (), remaining
+        )
+    secret = ctx.spec.secret
+    values: dict[str, SecretStr] = {secret.key: ctx.store.read_value(ctx.new_version)}
+    ctx.checkpoint("revoke:before-secret")
+    write_secret(ctx.kube, ctx.policy, secret.name, values, ctx.new_version, ctx.rotation_id)
+    ctx.checkpoint("revoke:before-store")
+    if ctx.old_version is not None:
+        ctx.store.revoke(ctx.old_version)
+    ctx.checkpoint("revoke:after-store")
+    message = f"old credential (store version {ctx.old_version or 'none'}) revoked"
+    return StepResult(Outcome.DONE, message, {}, (Event(reasons.CREDENTIAL_REVOKED, message),))

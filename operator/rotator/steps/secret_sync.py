@@ -1,0 +1,114 @@
+"""Writes the Kubernetes Secret a policy owns; shared by sync, revoke, rollback and drift repair.
+
+The Secret is identified as ours by the managed-by label and an owner reference to the policy;
+anything else with the same name is a foreign object and is never overwritten.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from pydantic import SecretStr
+
+from rotator.kube import API_VERSION, KIND, Kube
+from rotator.steps import reasons
+from rotator.steps.context import PermanentStepError, PolicyRef
+
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "rotator"
+POLICY_LABEL: Final = "rotator.dev/policy"
+ROTATION_ID: Final = "rotator.dev/rotation-id"
+VERSION: Final = "rotator.dev/version"
+DATA_HASH: Final = "rotator.dev/data-hash"
+
+
+def encode(values: Mapping[str, SecretStr]) -> dict[str, str]:
+    return {key: base64.b64encode(v.get_secret_value().encode()).decode() for key, v in values.items()}
+
+
+def data_hash(data: Mapping[str, str]) -> str:
+    """A digest of the encoded data: detects drift without keeping any value in status or logs."""
+    return hashlib.sha256(json.dumps(dict(sorted(data.items()))).encode()).hexdigest()
+
+
+def is_ours(secret: Mapping[str, Any], policy: PolicyRef) -> bool:
+    meta = secret.get("metadata", {})
+    labels = meta.get("labels") or {}
+    return bool(labels.get(MANAGED_BY_LABEL) == MANAGED_BY and labels.get(POLICY_LABEL) == policy.name)
+
+
+def in_sync(secret: Mapping[str, Any] | None, data: Mapping[str, str], version: str) -> bool:
+    if secret is None:
+        return False
+    annotations = secret.get("metadata", {}).get("annotations") or {}
+    return bool(
+        (secret.get("data") or {}) == dict(data)
+        and annotations.get(DATA_HASH) == data_hash(data)
+        and annotations.get(VERSION) == version
+    )
+
+
+def current_secret_version(secret: Mapping[str, Any] | None) -> str | None:
+    if secret is None:
+        return None
+    version = (secret.get("metadata", {}).get("annotations") or {}).get(VERSION)
+    return str(version) if version is not None else None
+
+
+def write_secret(
+    kube: Kube,
+    policy: PolicyRef,
+    name: str,
+    values: Mapping[str, SecretStr],
+    version: str,
+    rotation_id: str,
+) -> bool:
+    """Make the Secret hold exactly `values`; returns True when something was written.
+
+    Refuses a same-named Secret that rotator does not own. A concurrent writer surfaces as
+    KubeConflict (the PUT carries the resourceVersion read), and the engine retries the step.
+    """
+    data = encode(values)
+    existing = kube.get_secret(policy.namespace, name)
+    if existing is not None and not is_ours(existing, policy):
+        raise PermanentStepError(
+            reasons.SECRET_NOT_OWNED,
+            f"Secret {policy.namespace}/{name} exists and is not managed by rotator for this policy "
+            f"(label {MANAGED_BY_LABEL}={MANAGED_BY}, {POLICY_LABEL}={policy.name}); "
+            "delete it or label it to let rotator take it over",
+        )
+    if in_sync(existing, data, version):
+        return False
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": policy.namespace,
+        "labels": {MANAGED_BY_LABEL: MANAGED_BY, POLICY_LABEL: policy.name},
+        "annotations": {ROTATION_ID: rotation_id, VERSION: version, DATA_HASH: data_hash(data)},
+        "ownerReferences": [
+            {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": policy.name,
+                "uid": policy.uid,
+                "controller": True,
+                "blockOwnerDeletion": False,
+            }
+        ],
+    }
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": metadata, "data": data}
+    if existing is None:
+        kube.create_secret(policy.namespace, body)
+    else:
+        old_meta = existing.get("metadata", {})
+        metadata["resourceVersion"] = old_meta.get("resourceVersion")
+        metadata["labels"] = {**(old_meta.get("labels") or {}), **metadata["labels"]}
+        foreign_annotations = {
+            k: v for k, v in (old_meta.get("annotations") or {}).items() if not k.startswith("rotator.dev/")
+        }
+        metadata["annotations"] = {**foreign_annotations, **metadata["annotations"]}
+        kube.replace_secret(policy.namespace, name, body)
+    return True

@@ -1,0 +1,43 @@
+"""Step 5: every rollout complete and the new credential is what consumers were handed."""
+
+from __future__ import annotations
+
+from rotator.policy.transitions import Outcome, verify_deadline_passed
+from rotator.policy.time import format_time
+from rotator.steps import reasons
+from rotator.steps.context import Event, StepContext, StepResult
+from rotator.steps.secret_sync import current_secret_version
+from rotator.steps.workload_io import read_workload
+from rotator.workloads.health import rollout_health
+
+POLL_SECONDS = 1.0
+
+
+def run(ctx: StepContext) -> StepResult:
+    waiting: list[str] = []
+    for target in ctx.spec.restart.targets:
+        workload = read_workload(ctx.kube, ctx.policy.namespace, target.kind, target.name)
+        if workload is None:
+            return _failed(f"{target.kind} {target.name} disappeared during verification")
+        health = rollout_health(target.kind, workload)
+        if health.state == "failed":
+            return _failed(health.message)
+        if health.state != "complete":
+            waiting.append(health.message)
+    secret = ctx.kube.get_secret(ctx.policy.namespace, ctx.spec.secret.name)
+    if current_secret_version(secret) != ctx.new_version:
+        waiting.append(f"Secret {ctx.spec.secret.name} does not hold version {ctx.new_version} yet")
+    if not waiting:
+        return StepResult(
+            Outcome.DONE, "all rollouts complete; new credential in place", {"verifiedAt": format_time(ctx.now)}
+        )
+    if verify_deadline_passed(ctx.step_started_at, ctx.verify_timeout, ctx.now):
+        message = f"verification timed out after {ctx.verify_timeout}: {waiting[0]}"
+        return StepResult(
+            Outcome.TIMED_OUT, message, {"lastError": message}, (Event(reasons.VERIFY_FAILED, message, True),)
+        )
+    return StepResult(Outcome.WAITING, waiting[0], {}, (), POLL_SECONDS)
+
+
+def _failed(message: str) -> StepResult:
+    return StepResult(Outcome.FAILED, message, {"lastError": message}, (Event(reasons.VERIFY_FAILED, message, True),))

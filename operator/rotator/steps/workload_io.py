@@ -1,0 +1,34 @@
+"""Reads and restarts the workloads a policy names (the I/O half of rotator.workloads)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from rotator.kube import Kube
+from rotator.workloads.kinds import workload_path
+from rotator.workloads.restarter import already_restarted, restart_patch
+
+
+def target_key(kind: str, name: str) -> str:
+    return f"{kind}/{name}"
+
+
+def read_workload(kube: Kube, namespace: str, kind: str, name: str) -> Mapping[str, Any] | None:
+    return kube.get(workload_path(kind, namespace, name))
+
+
+def restart(kube: Kube, namespace: str, kind: str, name: str, restart_id: str, now: datetime) -> bool:
+    """Patch the pod template unless it already carries this restart id; True when it patched.
+
+    A merge patch touches only our two annotations, so it cannot clobber a concurrent edit and
+    needs no resourceVersion; re-reading first is what makes a resumed rotation skip the target.
+    """
+    workload = read_workload(kube, namespace, kind, name)
+    if workload is None:
+        raise LookupError(f"{kind} {namespace}/{name} not found")
+    if already_restarted(workload, restart_id):
+        return False
+    kube.merge_patch(workload_path(kind, namespace, name), restart_patch(restart_id, now))
+    return True
