@@ -80,7 +80,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from rotator.sandbox.stack import run_sandbox
+    from rotator.sandbox.scenario import run_sandbox
 
     return run_sandbox(Path(args.dir), once=args.once, scenario=args.scenario)
 
@@ -93,10 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kubeconfig", help="kubeconfig path (default: in-cluster, then ~/.kube/config)")
     run.add_argument("--namespace", "-n", action="append", help="watch only this namespace (repeatable)")
     run.add_argument("--metrics-port", type=int, default=9090, help="Prometheus port; 0 disables")
-    run.add_argument("--metrics-address", default="0.0.0.0", help="Prometheus bind address")
+    run.add_argument("--metrics-address", default="0.0.0.0", help="Prometheus bind address")  # noqa: S104
     run.add_argument("--liveness-port", type=int, default=8080, help="/healthz port; 0 disables")
-    run.add_argument("--idle-resync", type=float, default=30.0, help="seconds between idle checks (drift repair)")
-    run.add_argument("--poll", type=float, default=1.0, help="seconds between polls while waiting on rollouts")
+    run.add_argument(
+        "--idle-resync", type=float, default=30.0, help="seconds between idle checks (drift repair)"
+    )
+    run.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between polls while waiting on rollouts"
+    )
     run.add_argument("--log-format", choices=["json", "text"], default="json")
     run.add_argument("--verbose", "-v", action="store_true")
     run.set_defaults(func=_run)

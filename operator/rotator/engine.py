@@ -22,12 +22,19 @@ from pydantic import SecretStr
 
 from rotator import metrics as metrics_module
 from rotator.kube import Kube, KubeConflict, KubeError, KubeUnavailable
-from rotator.models import InvalidSpecError, RotationPolicySpec, format_time, parse_spec, parse_time, set_condition
+from rotator.models import (
+    InvalidSpecError,
+    RotationPolicySpec,
+    format_time,
+    parse_spec,
+    parse_time,
+    set_condition,
+)
 from rotator.policy.backoff import retry_delay
 from rotator.policy.schedule import next_rotation_time
 from rotator.policy.transitions import Outcome, RotationResult, Step, next_step, result_of
 from rotator.policy.triggers import Decision, TriggerInputs, decide
-from rotator.steps import dual, generate, reasons, revoke, rollback, restart, sync, verify
+from rotator.steps import dual, generate, reasons, restart, revoke, rollback, sync, verify
 from rotator.steps.context import Event, PermanentStepError, PolicyRef, StepContext, StepResult
 from rotator.steps.secret_sync import write_secret
 from rotator.stores.base import Store, StoredVersion
@@ -110,7 +117,9 @@ class _Run:
         self.labels = {"namespace": self.ref.namespace, "policy": self.ref.name}
 
     # --- status helpers ---------------------------------------------------------------------
-    def condition(self, type_: str, status: bool, reason: str, message: str, event_on_change: bool = False) -> None:
+    def condition(
+        self, type_: str, status: bool, reason: str, message: str, event_on_change: bool = False
+    ) -> None:
         before = {c.get("type"): c for c in self.status.get("conditions") or []}.get(type_)
         self.status["conditions"] = set_condition(
             self.status.get("conditions") or [],
@@ -142,6 +151,7 @@ class _Run:
             self.condition("Ready", False, reasons.INVALID_SPEC, str(exc), event_on_change=True)
             self.status.setdefault("phase", "Idle")
             return self.persist(None)
+        self.status["storeKind"] = str(spec.store_kind)
         try:
             if self.status.get("rotation"):
                 return self.advance(spec)
@@ -157,8 +167,13 @@ class _Run:
                 self.condition("Degraded", True, exc.reason, str(exc))
             return self.persist(PERMANENT_ERROR_RECHECK)
         except (StoreError, KubeError) as exc:
-            self.condition("Ready", False, reasons.KUBE_ERROR if isinstance(exc, KubeError) else "StoreError",
-                           str(exc), event_on_change=True)
+            self.condition(
+                "Ready",
+                False,
+                reasons.KUBE_ERROR if isinstance(exc, KubeError) else "StoreError",
+                str(exc),
+                event_on_change=True,
+            )
             return self.persist(PERMANENT_ERROR_RECHECK)
 
     def temporary_failure(self, exc: Exception) -> Reconciled:
@@ -172,7 +187,9 @@ class _Run:
         self.events.append(Event(reasons.STEP_RETRYING, f"temporary failure, will retry: {exc}", True))
         if not rotation:
             self.condition("Ready", False, reason, str(exc))
-        delay = retry_delay(attempt, base=self.deps.backoff_base, cap=self.deps.backoff_cap, seed=self.ref.owner)
+        delay = retry_delay(
+            attempt, base=self.deps.backoff_base, cap=self.deps.backoff_cap, seed=self.ref.owner
+        )
         return self.persist(delay)
 
     # --- idle: drift repair and the trigger chain -------------------------------------------
@@ -209,25 +226,39 @@ class _Run:
         self.status["currentVersion"] = current.version
         if current.created_at is not None:
             self.status["credentialCreatedAt"] = format_time(current.created_at)
-        self.events.append(Event(reasons.STORE_ADOPTED, f"adopted the store's existing version {current.version}"))
+        self.events.append(
+            Event(reasons.STORE_ADOPTED, f"adopted the store's existing version {current.version}")
+        )
 
     def repair_drift(self, spec: RotationPolicySpec, store: Store, current: StoredVersion) -> None:
-        rotation_id = str(self.status.get("history", [{}])[0].get("id", "adopted")) if self.status.get(
-            "history") else "adopted"
+        rotation_id = (
+            str(self.status.get("history", [{}])[0].get("id", "adopted"))
+            if self.status.get("history")
+            else "adopted"
+        )
         changed = write_secret(
-            self.deps.kube, self.ref, spec.secret.name, {spec.secret.key: store.read_value(current.version)},
-            current.version, rotation_id,
+            self.deps.kube,
+            self.ref,
+            spec.secret.name,
+            {spec.secret.key: store.read_value(current.version)},
+            current.version,
+            rotation_id,
         )
         if changed:
             self.events.append(
-                Event(reasons.SECRET_DRIFT_REPAIRED, f"Secret {spec.secret.name} re-synced to store version "
-                      f"{current.version}", warning=bool(self.status.get("lastRotationTime")))
+                Event(
+                    reasons.SECRET_DRIFT_REPAIRED,
+                    f"Secret {spec.secret.name} re-synced to store version {current.version}",
+                    warning=bool(self.status.get("lastRotationTime")),
+                )
             )
 
     def trigger_inputs(self, spec: RotationPolicySpec, current: StoredVersion | None) -> TriggerInputs:
         created = _maybe_time(self.status.get("credentialCreatedAt"))
         last = _maybe_time(self.status.get("lastRotationTime"))
-        next_due = _maybe_time(self.status.get("nextRotationTime")) or self.compute_next_due(spec, last, created)
+        next_due = _maybe_time(self.status.get("nextRotationTime")) or self.compute_next_due(
+            spec, last, created
+        )
         return TriggerInputs(
             suspended=spec.suspend,
             rotating=False,
@@ -243,14 +274,21 @@ class _Run:
             handled_credential_spec_hash=self.status.get("credentialSpecHash") or credential_spec_hash(spec),
         )
 
-    def compute_next_due(self, spec: RotationPolicySpec, last: datetime | None, created: datetime | None
-                         ) -> datetime | None:
+    def compute_next_due(
+        self, spec: RotationPolicySpec, last: datetime | None, created: datetime | None
+    ) -> datetime | None:
         schedule = spec.schedule
         if schedule is None:
             return None
         return next_rotation_time(
-            last, created, schedule.interval_delta, schedule.cron, schedule.max_age_delta,
-            schedule.jitter_delta, self.ref.owner, self.now,
+            last,
+            created,
+            schedule.interval_delta,
+            schedule.cron,
+            schedule.max_age_delta,
+            schedule.jitter_delta,
+            self.ref.owner,
+            self.now,
         )
 
     def schedule(self, spec: RotationPolicySpec) -> datetime | None:
@@ -258,8 +296,12 @@ class _Run:
         last = _maybe_time(self.status.get("lastRotationTime"))
         stored = _maybe_time(self.status.get("nextRotationTime"))
         next_due = self.compute_next_due(spec, last, created)
-        if stored is not None and next_due is not None and stored > next_due and self.status.get("lastResult") == (
-                RotationResult.ROLLED_BACK):
+        if (
+            stored is not None
+            and next_due is not None
+            and stored > next_due
+            and self.status.get("lastResult") == (RotationResult.ROLLED_BACK)
+        ):
             next_due = stored  # keep the post-rollback pause
         self.status["nextRotationTime"] = format_time(next_due) if next_due else None
         m = self.deps.metrics
@@ -274,18 +316,27 @@ class _Run:
         current = store.current()
         decision = decide(self.trigger_inputs(spec, current), self.now)
         would = decision.rotate
-        message = (f"dry run: would rotate ({decision.reason}): {decision.message}" if would
-                   else f"dry run: no rotation: {decision.message}")
+        message = (
+            f"dry run: would rotate ({decision.reason}): {decision.message}"
+            if would
+            else f"dry run: no rotation: {decision.message}"
+        )
         previous = self.status.get("lastDryRun") or {}
         if previous.get("message") != message:
             self.events.append(Event(reasons.DRY_RUN, message))
-        self.status["lastDryRun"] = {"at": format_time(self.now), "wouldRotate": would,
-                                     "reason": str(decision.reason) if decision.reason else None, "message": message}
+        self.status["lastDryRun"] = {
+            "at": format_time(self.now),
+            "wouldRotate": would,
+            "reason": str(decision.reason) if decision.reason else None,
+            "message": message,
+        }
         self.status["phase"] = "Idle"
         self.condition("Ready", True, reasons.DRY_RUN, message)
         return self.persist(self.deps.idle_resync)
 
-    def start(self, spec: RotationPolicySpec, decision: Decision, current: StoredVersion | None) -> Reconciled:
+    def start(
+        self, spec: RotationPolicySpec, decision: Decision, current: StoredVersion | None
+    ) -> Reconciled:
         rotation_id = self.deps.new_rotation_id()
         now = format_time(self.now)
         self.status["rotation"] = {
@@ -303,9 +354,15 @@ class _Run:
         }
         self.status["credentialSpecHash"] = credential_spec_hash(spec)
         self.status["phase"] = "Rotating"
-        self.condition("Rotating", True, reasons.ROTATING, f"rotation {rotation_id} started: {decision.message}")
-        self.events.append(Event(reasons.ROTATION_STARTED, f"rotation {rotation_id} started ({decision.reason}): "
-                                 f"{decision.message}"))
+        self.condition(
+            "Rotating", True, reasons.ROTATING, f"rotation {rotation_id} started: {decision.message}"
+        )
+        self.events.append(
+            Event(
+                reasons.ROTATION_STARTED,
+                f"rotation {rotation_id} started ({decision.reason}): {decision.message}",
+            )
+        )
         self.deps.metrics.in_progress.labels(**self.labels).set(1)
         # Persisted before any side effect: the id is what makes every later write idempotent.
         return self.persist(0.0)
@@ -317,8 +374,13 @@ class _Run:
         force = self.annotations.get(FORCE_ANNOTATION)
         if force and force != self.status.get("lastHandledForceRotate"):
             self.status["lastHandledForceRotate"] = force
-            self.events.append(Event(reasons.FORCE_IGNORED, f"force-rotate {force!r} arrived during rotation "
-                                     f"{rotation['id']}; that rotation already produces a new credential"))
+            self.events.append(
+                Event(
+                    reasons.FORCE_IGNORED,
+                    f"force-rotate {force!r} arrived during rotation "
+                    f"{rotation['id']}; that rotation already produces a new credential",
+                )
+            )
         store = self.deps.open_store(self.ref, spec)
         ctx = StepContext(
             policy=self.ref,
@@ -343,8 +405,9 @@ class _Run:
         except PermanentStepError as exc:
             if step in (Step.REVOKE, Step.ROLLBACK):
                 raise
-            result = StepResult(Outcome.FAILED, str(exc), {"lastError": str(exc)},
-                                (Event(exc.reason, str(exc), True),))
+            result = StepResult(
+                Outcome.FAILED, str(exc), {"lastError": str(exc)}, (Event(exc.reason, str(exc), True),)
+            )
         finally:
             self.deps.metrics.step_duration.labels(step=str(step)).observe(time.monotonic() - started)
         rotation.update(result.updates)
@@ -357,12 +420,20 @@ class _Run:
         following = next_step(step, result.outcome)
         if following is None:
             return self.finish(spec, step, result)
-        rotation.update({"step": str(following), "stepStartedAt": format_time(self.now), "attempt": 0,
-                         "lastError": rotation.get("lastError") if following is Step.ROLLBACK else None})
+        rotation.update(
+            {
+                "step": str(following),
+                "stepStartedAt": format_time(self.now),
+                "attempt": 0,
+                "lastError": rotation.get("lastError") if following is Step.ROLLBACK else None,
+            }
+        )
         if following is Step.ROLLBACK:
             self.status["phase"] = "RollingBack"
             self.condition("Degraded", True, reasons.VERIFY_FAILED, result.message, event_on_change=False)
-        self.condition("Rotating", True, reasons.ROTATING, f"{step} done: {result.message}; next: {following}")
+        self.condition(
+            "Rotating", True, reasons.ROTATING, f"{step} done: {result.message}; next: {following}"
+        )
         self.events.append(Event(reasons.STEP_COMPLETED, f"{step}: {result.message}"))
         return self.persist(0.0)
 
@@ -379,12 +450,14 @@ class _Run:
             "result": str(outcome),
             "version": version,
         }
+        entry = {k: v for k, v in entry.items() if v is not None}  # lists are not merge-patched: no nulls
         self.status["history"] = [entry, *(self.status.get("history") or [])][:HISTORY_LIMIT]
         self.status["lastResult"] = str(outcome)
         self.status["phase"] = "Idle" if outcome is not RotationResult.FAILED else "Failed"
         m = self.deps.metrics
-        m.rotations_total.labels(**self.labels, result=_metric_result(outcome),
-                                 reason=rotation.get("reason") or "").inc()
+        m.rotations_total.labels(
+            **self.labels, result=_metric_result(outcome), reason=rotation.get("reason") or ""
+        ).inc()
         m.in_progress.labels(**self.labels).set(0)
         self.condition("Rotating", False, reasons.ROTATION_IDLE, "no rotation in progress")
         if succeeded:
@@ -393,16 +466,25 @@ class _Run:
             self.status["lastRotationTime"] = format_time(self.now)
             self.status["nextRotationTime"] = None
             m.last_success.labels(**self.labels).set(self.now.timestamp())
-            self.condition("Degraded", False, reasons.ROTATION_SUCCEEDED, f"rotation {rotation['id']} succeeded")
+            self.condition(
+                "Degraded", False, reasons.ROTATION_SUCCEEDED, f"rotation {rotation['id']} succeeded"
+            )
             self.condition("Ready", True, reasons.READY, f"credential at store version {version}")
-            self.events.append(Event(reasons.ROTATION_SUCCEEDED, f"rotation {rotation['id']} succeeded: store "
-                                     f"version {version} is current, the old one revoked"))
+            self.events.append(
+                Event(
+                    reasons.ROTATION_SUCCEEDED,
+                    f"rotation {rotation['id']} succeeded: store "
+                    f"version {version} is current, the old one revoked",
+                )
+            )
             self.schedule(spec)
         else:
             if rotation.get("oldVersion"):
                 self.status["currentVersion"] = rotation.get("oldVersion")
             message = f"rotation {rotation['id']} {outcome}: {rotation.get('lastError') or result.message}"
-            reason = reasons.ROTATION_ROLLED_BACK if outcome is RotationResult.ROLLED_BACK else "RotationFailed"
+            reason = (
+                reasons.ROTATION_ROLLED_BACK if outcome is RotationResult.ROLLED_BACK else "RotationFailed"
+            )
             self.condition("Degraded", True, reason, message)
             self.events.append(Event(reason, message, True))
             self.status["nextRotationTime"] = format_time(self.now + RETRY_AFTER_ROLLBACK)
@@ -421,7 +503,9 @@ def _generate(spec: RotationPolicySpec) -> SecretStr:
 
 
 def _metric_result(result: RotationResult) -> str:
-    return {RotationResult.SUCCEEDED: "succeeded", RotationResult.ROLLED_BACK: "rolled_back"}.get(result, "failed")
+    return {RotationResult.SUCCEEDED: "succeeded", RotationResult.ROLLED_BACK: "rolled_back"}.get(
+        result, "failed"
+    )
 
 
 def _maybe_time(value: object) -> datetime | None:

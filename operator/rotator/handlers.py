@@ -19,9 +19,10 @@ from typing import Any
 import kopf
 
 from rotator import engine
-from rotator.kube import GROUP, PLURAL, VERSION, Kube
+from rotator.kube import GROUP, PLURAL, VERSION, Kube, connection_of
 
 log = logging.getLogger("rotator.handlers")
+KOPF_PREFIX = "kopf.rotator.dev"
 
 
 def _utcnow() -> datetime:
@@ -52,10 +53,12 @@ def _runtime(memo: Any) -> Runtime:
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # Our own annotations prefix; Kopf must not write into .status (it belongs to the engine).
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rotator.dev")
+    # Kopf keeps its bookkeeping in annotations, never in .status (that belongs to the engine).
+    # Not under "rotator.dev/": Kopf hides every annotation under its own prefix from change
+    # detection, and rotator.dev/force-rotate must be seen as a change.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="rotator.dev", key="last-handled-configuration"
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.persistence.finalizer = "rotator.dev/finalizer"
     settings.posting.level = logging.INFO
@@ -67,10 +70,26 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.connect_timeout = 10
 
 
+@kopf.on.login()
+async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    """Kopf connects with the same kubeconfig or in-cluster identity as our own client."""
+    conn = connection_of(_runtime(memo).kube.api_client)
+    return kopf.ConnectionInfo(
+        server=conn.server,
+        scheme="Bearer" if conn.token else None,
+        token=conn.token,
+        ca_path=conn.ca_path,
+        certificate_path=conn.certificate_path,
+        private_key_path=conn.private_key_path,
+        insecure=conn.insecure,
+    )
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, id="rotate", cancellation_timeout=15.0)
 async def rotate(
-    name: str, namespace: str, body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+    name: str, namespace: str | None, body: kopf.Body, stopped: kopf.DaemonStopped, memo: Any, **_: Any
 ) -> None:
+    assert namespace is not None, "RotationPolicy is namespaced"
     runtime = _runtime(memo)
     wake = runtime.waker(namespace, name)
     attempt = 0
@@ -83,36 +102,52 @@ async def rotate(
                 return
             result = await asyncio.to_thread(engine.reconcile, obj, runtime.deps, runtime.clock())
             for event in result.events:
-                kopf.event(body, type="Warning" if event.warning else "Normal", reason=event.reason,
-                           message=event.message)
+                kopf.event(
+                    body,
+                    type="Warning" if event.warning else "Normal",
+                    reason=event.reason,
+                    message=event.message,
+                )
             requeue = result.requeue_after
             attempt = 0
-        except Exception as exc:  # noqa: BLE001 - one bad policy must never stop the operator
+        except Exception as exc:
             attempt += 1
             requeue = min(60.0, 2.0**attempt)
-            log.warning("reconcile of %s/%s failed (%s); retrying in %.0fs", namespace, name,
-                        type(exc).__name__, requeue)
+            log.warning(
+                "reconcile of %s/%s failed (%s); retrying in %.0fs",
+                namespace,
+                name,
+                type(exc).__name__,
+                requeue,
+            )
             kopf.event(body, type="Warning", reason="ReconcileError", message=f"{type(exc).__name__}: {exc}")
         if requeue is not None and requeue <= 0:
             continue
-        try:
-            await asyncio.wait_for(wake.wait(), timeout=requeue)
-        except TimeoutError:
-            pass
+        await _sleep_until_woken(wake, stopped, requeue)
+
+
+async def _sleep_until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float | None) -> None:
+    """Sleep until the requeue time, a wake-up (spec/annotation change) or the operator stopping."""
+    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 @kopf.on.update(GROUP, VERSION, PLURAL, id="wake-on-change")
-async def wake_on_change(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def wake_on_change(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
     """Spec and annotation edits (force-rotate, suspend, dryRun) take effect now, not at the next tick."""
-    _runtime(memo).waker(namespace, name).set()
+    _runtime(memo).waker(namespace or "", name).set()
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="forget", optional=True)
-async def forget(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def forget(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
     """The Secret goes with its owner; the store keeps the credential (never lose data)."""
     runtime = _runtime(memo)
-    runtime.wakers.pop((namespace, name), None)
-    runtime.deps.metrics.forget_policy(namespace, name)
+    runtime.wakers.pop((namespace or "", name), None)
+    runtime.deps.metrics.forget_policy(namespace or "", name)
 
 
 def run_operator(

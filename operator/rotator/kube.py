@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from kubernetes import client as k8s
@@ -50,7 +51,9 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
     """Build one client per process: in-cluster when no kubeconfig is given and one is mounted."""
     configuration = k8s.Configuration()
     if kubeconfig:
-        k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+        k8s_config.load_kube_config(
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
     else:
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)
@@ -75,6 +78,10 @@ class Kube:
     def __init__(self, api_client: k8s.ApiClient, request_timeout: float = 10.0) -> None:
         self._api = api_client
         self._timeout = request_timeout
+
+    @property
+    def api_client(self) -> k8s.ApiClient:
+        return self._api
 
     def request(
         self,
@@ -157,3 +164,30 @@ def _map_error(exc: ApiException) -> KubeError:
     if status == 0 or status >= 500 or status == 429:
         return KubeUnavailable(status, reason, message)
     return KubeError(status, reason, message)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where and how the API client connects; handed to Kopf so both use one identity."""
+
+    server: str
+    token: str | None
+    ca_path: str | None
+    certificate_path: str | None
+    private_key_path: str | None
+    insecure: bool
+    default_namespace: str | None = None
+
+
+def connection_of(api_client: k8s.ApiClient) -> Connection:
+    config = api_client.configuration
+    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix("authorization")
+    token = header.split(" ", 1)[-1] if header else None
+    return Connection(
+        server=config.host,
+        token=token,
+        ca_path=config.ssl_ca_cert or None,
+        certificate_path=config.cert_file or None,
+        private_key_path=config.key_file or None,
+        insecure=not config.verify_ssl,
+    )

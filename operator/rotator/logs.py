@@ -71,7 +71,9 @@ def configure(level: int = logging.INFO, json_output: bool = True) -> None:
     root.setLevel(level)
     handler = logging.StreamHandler()
     handler.setFormatter(
-        JsonFormatter() if json_output else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+        JsonFormatter()
+        if json_output
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     )
     handler.addFilter(RedactingFilter())
     root.handlers[:] = [handler]

@@ -7,6 +7,7 @@ derived from a credential.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -70,7 +71,5 @@ class Metrics:
     def forget_policy(self, namespace: str, policy: str) -> None:
         """Drop per-policy series when a policy is deleted, so dashboards do not show ghosts."""
         for gauge in (self.in_progress, self.credential_age, self.next_rotation, self.last_success):
-            try:
+            with contextlib.suppress(KeyError):
                 gauge.remove(namespace, policy)
-            except KeyError:
-                pass

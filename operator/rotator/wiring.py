@@ -40,7 +40,8 @@ class StoreOpener:
         vault = spec.store.vault
         if vault is None:
             raise PermanentStepError(
-                STORE_UNSUPPORTED, "spec.store.awsSecretsManager: the AWS Secrets Manager store is not available yet"
+                STORE_UNSUPPORTED,
+                "spec.store.awsSecretsManager: the AWS Secrets Manager store is not available yet",
             )
         token = self._vault_token(policy, spec)
         key = (vault.address, token)

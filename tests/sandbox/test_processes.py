@@ -17,6 +17,7 @@ import hvac
 import psycopg
 import pytest
 import requests
+from mypy_boto3_secretsmanager import SecretsManagerClient
 
 from rotator.sandbox.moto_server import MotoServer
 from rotator.sandbox.openbao import OpenBaoServer
@@ -72,11 +73,10 @@ def test_openbao_pause_keeps_data_restart_same_port_loses_it(own_openbao: OpenBa
     client = hvac.Client(url=server.address, token=token, timeout=1)
     client.secrets.kv.v2.create_or_update_secret(path="kept", secret={"value": "v1"}, mount_point="secret")
 
-    with server.paused():
-        with pytest.raises(requests.exceptions.Timeout):
-            client.secrets.kv.v2.read_secret_version(
-                path="kept", mount_point="secret", raise_on_deleted_version=True
-            )
+    with server.paused(), pytest.raises(requests.exceptions.Timeout):
+        client.secrets.kv.v2.read_secret_version(
+            path="kept", mount_point="secret", raise_on_deleted_version=True
+        )
     read = client.secrets.kv.v2.read_secret_version(
         path="kept", mount_point="secret", raise_on_deleted_version=True
     )
@@ -107,15 +107,24 @@ def test_openbao_pause_keeps_data_restart_same_port_loses_it(own_openbao: OpenBa
 # -- moto ----------------------------------------------------------------------------------------
 
 
-def _stage_rotation(client: object, name: str) -> tuple[str, str]:
+def _secretsmanager(server: MotoServer) -> SecretsManagerClient:
+    return boto3.client(
+        "secretsmanager",
+        endpoint_url=server.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _stage_rotation(sm: SecretsManagerClient, name: str) -> tuple[str, str]:
     """Create a secret, add a pending version, move AWSCURRENT to it; return (old, new) ids."""
-    sm = client  # typed loosely: boto3 clients are dynamic
-    created = sm.create_secret(Name=name, SecretString="old-value")  # type: ignore[attr-defined]
+    created = sm.create_secret(Name=name, SecretString="old-value")
     token = str(uuid.uuid4())
-    sm.put_secret_value(  # type: ignore[attr-defined]
+    sm.put_secret_value(
         SecretId=name, ClientRequestToken=token, SecretString="new-value", VersionStages=["AWSPENDING"]
     )
-    sm.update_secret_version_stage(  # type: ignore[attr-defined]
+    sm.update_secret_version_stage(
         SecretId=name,
         VersionStage="AWSCURRENT",
         MoveToVersionId=token,
@@ -125,14 +134,14 @@ def _stage_rotation(client: object, name: str) -> tuple[str, str]:
 
 
 def test_moto_creates_and_reads_a_secret(moto_server: MotoServer) -> None:
-    sm = boto3.client("secretsmanager", **moto_server.client_kwargs())
+    sm = _secretsmanager(moto_server)
     name = f"test/{uuid.uuid4().hex}"
     sm.create_secret(Name=name, SecretString="hello")
     assert sm.get_secret_value(SecretId=name)["SecretString"] == "hello"
 
 
 def test_moto_default_read_follows_awscurrent_after_stage_move(moto_server: MotoServer) -> None:
-    sm = boto3.client("secretsmanager", **moto_server.client_kwargs())
+    sm = _secretsmanager(moto_server)
     name = f"test/{uuid.uuid4().hex}"
     old, new = _stage_rotation(sm, name)
 
@@ -150,11 +159,28 @@ def test_moto_default_read_follows_awscurrent_after_stage_move(moto_server: Moto
     assert sm.get_secret_value(SecretId=name)["SecretString"] == "third"
 
 
+def test_moto_pause_keeps_state(moto_server: MotoServer) -> None:
+    sm = _secretsmanager(moto_server)
+    name = f"test/{uuid.uuid4().hex}"
+    sm.create_secret(Name=name, SecretString="kept")
+    with moto_server.paused():
+        assert not _answers_within(moto_server.endpoint_url, 0.5)
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "kept"
+
+
+def _answers_within(url: str, timeout: float) -> bool:
+    try:
+        requests.get(f"{url}/moto-api/data.json", timeout=timeout)
+    except requests.exceptions.RequestException:
+        return False
+    return True
+
+
 def test_stock_moto_has_the_defect_we_correct() -> None:
     """If this fails, moto fixed it upstream and ``moto_main.apply_moto_fixes`` can go."""
     server = _own(MotoServer(fixes=False))
     with server:
-        sm = boto3.client("secretsmanager", **server.client_kwargs())
+        sm = _secretsmanager(server)
         _stage_rotation(sm, "defect")
         assert sm.get_secret_value(SecretId="defect")["SecretString"] == "old-value"
         assert (
@@ -176,7 +202,7 @@ def test_postgres_connects_and_creates_a_role(postgres_server: PostgresServer) -
         psycopg.connect(dsn.replace(f"pw-{role}", "wrong"), connect_timeout=5)
 
 
-def test_postgres_restart_keeps_data_and_stops_by_postmaster_pid() -> None:
+def test_postgres_pause_restart_keep_data_and_stop_by_postmaster_pid() -> None:
     server = _own(PostgresServer())
     with server:
         assert server.startup_seconds is not None
@@ -186,6 +212,10 @@ def test_postgres_restart_keeps_data_and_stops_by_postmaster_pid() -> None:
         assert postmaster in server.started_pids
         with psycopg.connect(server.dsn, autocommit=True, connect_timeout=5) as conn:
             conn.execute("CREATE ROLE kept LOGIN")
+        with server.paused(), pytest.raises(psycopg.OperationalError):
+            psycopg.connect(server.dsn, connect_timeout=1)
+        with psycopg.connect(server.dsn, connect_timeout=5) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
         server.stop()
         assert not pid_alive(postmaster)
         server.start()
@@ -198,8 +228,8 @@ def test_postgres_restart_keeps_data_and_stops_by_postmaster_pid() -> None:
 def test_missing_postgres_binaries_name_the_debian_package(monkeypatch: pytest.MonkeyPatch) -> None:
     import rotator.sandbox.postgres as pg
 
-    monkeypatch.setattr(pg.glob, "glob", lambda pattern: [])
-    monkeypatch.setattr(pg.shutil, "which", lambda name: None)
+    monkeypatch.setattr("rotator.sandbox.postgres.glob.glob", lambda pattern: [])
+    monkeypatch.setattr("rotator.sandbox.postgres.shutil.which", lambda name: None)
     with pytest.raises(pg.ServerError, match="Debian package 'postgresql'"):
         pg.PostgresServer()
 
@@ -244,8 +274,9 @@ def test_no_server_process_survives() -> None:
     """Every server built in this module is stopped: no PID we spawned lives, and no process
     refers to one of our temp dirs (command line, working directory or environment)."""
     # Also build and close one of each here, so the check covers all three kinds even when run alone.
-    for cls in (OpenBaoServer, MotoServer, PostgresServer):
-        server = _own(cls())
+    kinds: tuple[type[LocalServer], ...] = (OpenBaoServer, MotoServer, PostgresServer)
+    for kind in kinds:
+        server = _own(kind())
         with server:
             STARTUP_TIMES.setdefault(f"{server.name} (own)", server.startup_seconds or 0.0)
     assert OWN_SERVERS

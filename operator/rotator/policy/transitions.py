@@ -28,6 +28,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
+# Step and RotationResult are what status holds, so the models own them; re-exported here.
+from rotator.models.status import RotationResult, Step
+
 __all__ = [
     "RESULTS",
     "TRANSITIONS",
@@ -42,18 +45,6 @@ __all__ = [
 ]
 
 
-class Step(StrEnum):
-    """A rotation step; the value is what ``status.rotation.step`` holds."""
-
-    GENERATE = "generate"
-    DUAL = "dual"
-    SYNC = "sync"
-    RESTART = "restart"
-    VERIFY = "verify"
-    REVOKE = "revoke"
-    ROLLBACK = "rollback"
-
-
 class Outcome(StrEnum):
     """What running a step once produced."""
 
@@ -64,14 +55,6 @@ class Outcome(StrEnum):
     FAILED = "failed"
     #: Gave up waiting (e.g. ``verify.timeout`` passed).
     TIMED_OUT = "timed_out"
-
-
-class RotationResult(StrEnum):
-    """How a finished rotation ended; the value is what ``status.history[].result`` holds."""
-
-    SUCCEEDED = "Succeeded"
-    ROLLED_BACK = "RolledBack"
-    FAILED = "Failed"
 
 
 _FORWARD: tuple[Step, ...] = (Step.GENERATE, Step.DUAL, Step.SYNC, Step.RESTART, Step.VERIFY, Step.REVOKE)

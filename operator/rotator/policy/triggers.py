@@ -27,8 +27,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from datetime import datetime, timedelta
+
+# The reason enum and the time format are status vocabulary, owned by the models; re-exported
+# here so callers of the chain need one import.
+from rotator.models.status import TriggerReason, format_time
 
 __all__ = [
     "BLOCKED_ROTATING",
@@ -39,16 +42,6 @@ __all__ = [
     "decide",
     "format_time",
 ]
-
-
-class TriggerReason(StrEnum):
-    """Why a rotation started; recorded in ``status.rotation.reason``, history and metrics."""
-
-    INITIAL = "Initial"
-    FORCED = "Forced"
-    DUE = "Due"
-    MAX_AGE_EXCEEDED = "MaxAgeExceeded"
-    SPEC_CHANGED = "SpecChanged"
 
 
 #: ``Decision.blocked_by`` values: what held back a rotation that might otherwise happen.
@@ -114,11 +107,6 @@ class Decision:
     message: str
     force_value_to_record: str | None = None
     blocked_by: str | None = None
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC, second precision: the same shape as every time in ``.status``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _duration(delta: timedelta) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -26,7 +27,7 @@ from typing import Any
 import aiohttp.web
 import attrs
 import kmock
-from kmock._internal import apps, rendering
+from kmock._internal import apps, parsing, rendering
 
 from rotator.sandbox.kube_store import JSON, ApiError, KubeStore, ResourceType
 
@@ -98,7 +99,10 @@ def parse_resource_path(path: str) -> ParsedPath | None:
     if len(rest) > 3:
         return None
     return ParsedPath(
-        group, version, rest[0], namespace,
+        group,
+        version,
+        rest[0],
+        namespace,
         rest[1] if len(rest) > 1 else None,
         rest[2] if len(rest) > 2 else None,
     )
@@ -139,7 +143,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         """Serve one HTTP request: injected faults, then kmock reactions, then the emulation."""
         await raw_request.read()
         self.request_count += 1
-        request = await rendering.Request._parse(raw_request, id=self.request_count)
+        request = await self._parse(raw_request)
         self._requests.append(request)
         if len(self._requests) > 2 * self.history_limit:  # trim in batches: amortised O(1)
             del self._requests[: len(self._requests) - self.history_limit]
@@ -159,10 +163,56 @@ class KubeEmulator(kmock.KubernetesEmulator):
             error = ApiError(500, "InternalError", f"emulator error: {exc!r}")
             return aiohttp.web.json_response(error.status(), status=500)
 
+    async def _parse(self, raw: aiohttp.web.BaseRequest) -> rendering.Request:
+        """Build kmock's request model without its parser, which fails on some valid URLs
+        (``/api/v1/namespaces``) and on binary bodies (kubectl's protobuf)."""
+        body = await raw.read()
+        content_type = raw.headers.get("Content-Type", "")
+        data: Any = None
+        text = ""
+        if "protobuf" not in content_type and "cbor" not in content_type:
+            text = body.decode("utf-8", errors="replace")
+            with contextlib.suppress(ValueError):
+                data = json.loads(text) if text else None
+        parsed = parse_resource_path(raw.path)
+        method = kmock.method(raw.method)
+        resource = action = None
+        if parsed is not None:
+            resource = kmock.resource(group=parsed.group, version=parsed.version, plural=parsed.plural)
+            path = parsing.ParsedPath(
+                parsed.group, parsed.version, parsed.plural, parsed.namespace, parsed.name, parsed.subresource
+            )
+            action = parsing.guess_k8s(path, method, dict(raw.query))
+        return rendering.Request(
+            id=self.request_count,
+            raw_request=raw,
+            url=raw.url,
+            method=raw.method,
+            params=dict(raw.query),
+            headers=dict(raw.headers),
+            cookies=dict(raw.cookies),
+            body=body,
+            text=text,
+            data=data,
+            action=action,
+            resource=resource,
+            namespace=parsed.namespace if parsed else None,
+            name=parsed.name if parsed else None,
+            subresource=parsed.subresource if parsed else None,
+        )
+
     async def _dispatch(
         self, request: rendering.Request, raw: aiohttp.web.BaseRequest
     ) -> aiohttp.web.StreamResponse:
         method, path = raw.method.upper(), raw.path
+        if "protobuf" in raw.headers.get("Content-Type", "") or "cbor" in raw.headers.get("Content-Type", ""):
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"application/json, application/json-patch+json, application/merge-patch+json, "
+                f"application/strategic-merge-patch+json (got {raw.headers.get('Content-Type')})",
+            )
         if method == "GET":
             discovery = self._discovery(path, raw)
             if discovery is not None:
@@ -179,7 +229,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
             if method == "GET" and _truthy(params.get("watch")):
                 return await self._watch(rt, namespace, raw)
             if method == "GET":
-                items, rv = self.store.list(
+                items, rv = self.store.list_objects(
                     rt, namespace, params.get("labelSelector", ""), params.get("fieldSelector", "")
                 )
                 listing = {
@@ -219,7 +269,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
         return request.data
 
-    def _respond(self, payload: JSON, raw: aiohttp.web.BaseRequest, status: int = 200) -> aiohttp.web.Response:
+    def _respond(
+        self, payload: JSON, raw: aiohttp.web.BaseRequest, status: int = 200
+    ) -> aiohttp.web.Response:
         """Answer JSON, or a meta.k8s.io Table when kubectl asks for server-side printing."""
         if "as=Table" in raw.headers.get("Accept", ""):
             payload = _as_table(payload)
@@ -231,14 +283,22 @@ class KubeEmulator(kmock.KubernetesEmulator):
         types = self.store.types()
         if path == "/version":
             return {
-                "major": "1", "minor": "32", "gitVersion": "v1.32.0-rotator-sandbox",
-                "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
-                "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc",
+                "major": "1",
+                "minor": "32",
+                "gitVersion": "v1.32.0-rotator-sandbox",
+                "gitCommit": "0000000000000000000000000000000000000000",
+                "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z",
+                "goVersion": "go1.23",
+                "compiler": "gc",
                 "platform": "linux/amd64",
             }
+        if path == "/openapi/v3" or path.startswith("/openapi/v3/"):
+            return self._openapi_v3(path, types)
         if path == "/api":
             return {
-                "kind": "APIVersions", "versions": ["v1"],
+                "kind": "APIVersions",
+                "versions": ["v1"],
                 "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": raw.host}],
             }
         if path == "/apis":
@@ -258,6 +318,56 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if not served:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return _resource_list(f"{group}/{version}", served)
+
+    @staticmethod
+    def _openapi_v3(path: str, types: list[ResourceType]) -> JSON:
+        """Just enough OpenAPI v3 for kubectl: every PATCH path declares ``fieldValidation``.
+
+        kubectl (``--validate=strict``, its default) asks OpenAPI v3 whether the server
+        validates fields itself; if not, it downloads OpenAPI v2 schemas to validate client
+        side and fails without them. Declaring the parameter makes kubectl delegate validation
+        to the server, which for custom resources is what the emulator does. There are no
+        component schemas, so kubectl apply builds its patches from its compiled-in types.
+        """
+        by_gv: dict[str, list[ResourceType]] = {}
+        for t in types:
+            by_gv.setdefault(f"api/{t.version}" if not t.group else f"apis/{t.group}/{t.version}", []).append(
+                t
+            )
+        if path.rstrip("/") == "/openapi/v3":
+            return {
+                "paths": {
+                    gv: {"serverRelativeURL": f"/openapi/v3/{gv}?hash={_types_hash(ts)}"}
+                    for gv, ts in sorted(by_gv.items())
+                }
+            }
+        gv = path[len("/openapi/v3/") :].strip("/")
+        if gv not in by_gv:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        paths: JSON = {}
+        for t in by_gv[gv]:
+            scope = "/namespaces/{namespace}" if t.namespaced else ""
+            gvk = {"group": t.group, "version": t.version, "kind": t.kind}
+            param = {
+                "name": "fieldValidation",
+                "in": "query",
+                "schema": {"type": "string", "uniqueItems": True},
+            }
+            paths[f"/{gv}{scope}/{t.plural}/{{name}}"] = {
+                "patch": {
+                    "operationId": f"patch{t.kind}",
+                    "x-kubernetes-action": "patch",
+                    "x-kubernetes-group-version-kind": gvk,
+                    "parameters": [param],
+                    "responses": {"200": {"description": "OK"}},
+                },
+            }
+        return {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes (rotator sandbox)", "version": "v1.32.0"},
+            "paths": paths,
+            "components": {"schemas": {}},
+        }
 
     @staticmethod
     def _groups(types: list[ResourceType]) -> list[JSON]:
@@ -286,15 +396,20 @@ class KubeEmulator(kmock.KubernetesEmulator):
         status: JSON = {"authenticated": identity is not None}
         if identity is not None:
             status["user"] = {
-                "username": identity.username, "uid": identity.uid,
-                "groups": list(identity.groups), "extra": dict(identity.extra),
+                "username": identity.username,
+                "uid": identity.uid,
+                "groups": list(identity.groups),
+                "extra": dict(identity.extra),
             }
             status["audiences"] = list(spec.get("audiences") or [])
         else:
             status["error"] = "invalid bearer token"
         return {
-            "kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {"creationTimestamp": None}, "spec": spec, "status": status,
+            "kind": "TokenReview",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": status,
         }
 
     def _scale(
@@ -338,8 +453,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
         """Stream watch events as JSON lines until timeoutSeconds, client exit, or shutdown."""
         params = raw.query
         watcher = self.store.watch(
-            rt, namespace, params.get("resourceVersion"),
-            params.get("labelSelector", ""), params.get("fieldSelector", ""),
+            rt,
+            namespace,
+            params.get("resourceVersion"),
+            params.get("labelSelector", ""),
+            params.get("fieldSelector", ""),
         )
         timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
         table = "as=Table" in raw.headers.get("Accept", "")
@@ -372,27 +490,52 @@ class KubeEmulator(kmock.KubernetesEmulator):
 def _resource_list(group_version: str, types: list[ResourceType]) -> JSON:
     resources: list[JSON] = []
     for t in sorted(types, key=lambda t: t.plural):
-        resources.append({
-            "name": t.plural, "singularName": t.singular or t.kind.lower(), "namespaced": t.namespaced,
-            "kind": t.kind, "verbs": list(t.verbs), "shortNames": list(t.short_names),
-        })
+        resources.append(
+            {
+                "name": t.plural,
+                "singularName": t.singular or t.kind.lower(),
+                "namespaced": t.namespaced,
+                "kind": t.kind,
+                "verbs": list(t.verbs),
+                "shortNames": list(t.short_names),
+            }
+        )
         for sub in t.subresources:
             kind = "Scale" if sub == "scale" else t.kind
-            resources.append({
-                "name": f"{t.plural}/{sub}", "singularName": "", "namespaced": t.namespaced,
-                "kind": kind, "verbs": ["get", "patch", "update"],
-                **({"group": "autoscaling", "version": "v1"} if sub == "scale" else {}),
-            })
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
+            resources.append(
+                {
+                    "name": f"{t.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": t.namespaced,
+                    "kind": kind,
+                    "verbs": ["get", "patch", "update"],
+                    **({"group": "autoscaling", "version": "v1"} if sub == "scale" else {}),
+                }
+            )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }
+
+
+def _types_hash(types: list[ResourceType]) -> str:
+    keys = sorted(f"{t.group}/{t.version}/{t.plural}/{t.kind}" for t in types)
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16].upper()
 
 
 def _scale_of(obj: JSON) -> JSON:
     meta = obj["metadata"]
     selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     return {
-        "kind": "Scale", "apiVersion": "autoscaling/v1",
-        "metadata": {key: meta[key] for key in ("name", "namespace", "uid", "resourceVersion",
-                                                "creationTimestamp") if key in meta},
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            key: meta[key]
+            for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if key in meta
+        },
         "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
         "status": {
             "replicas": (obj.get("status") or {}).get("replicas", 0),
@@ -413,7 +556,13 @@ def _as_table(payload: JSON) -> JSON:
         "metadata": {"resourceVersion": (payload.get("metadata") or {}).get("resourceVersion", "")},
         "columnDefinitions": [
             {"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0},
-            {"name": "Created At", "type": "date", "format": "", "description": "Creation time", "priority": 0},
+            {
+                "name": "Created At",
+                "type": "date",
+                "format": "",
+                "description": "Creation time",
+                "priority": 0,
+            },
         ],
         "rows": [
             {

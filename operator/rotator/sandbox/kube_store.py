@@ -15,6 +15,7 @@ atomic with respect to every other request, which is the whole concurrency story
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import datetime
 import importlib
@@ -199,14 +200,12 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _load_validator() -> SchemaValidator | None:
-    """Import the CRD schema validator lazily: it is optional and written separately."""
+def _load_schema_module() -> Any:
+    """Import the CRD schema validator lazily: it pulls in CEL, which plain reads do not need."""
     try:
-        module = importlib.import_module("rotator.sandbox.schema_validation")
-    except ImportError:
+        return importlib.import_module("rotator.sandbox.schema_validation")
+    except ImportError:  # pragma: no cover - the sandbox extra is not installed
         return None
-    validate: SchemaValidator = module.validate
-    return validate
 
 
 def format_field_error(error: FieldErrorLike) -> tuple[str, str]:
@@ -344,7 +343,7 @@ class KubeStore:
         obj = self._objects[rt.key].get(self._key(rt, namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    def list(
+    def list_objects(
         self,
         rt: ResourceType,
         namespace: str | None,
@@ -409,7 +408,8 @@ class KubeStore:
                 raise ApiError(
                     422,
                     "Invalid",
-                    f'{rt.kind} "" is invalid: metadata.name: Required value: name or generateName is required',
+                    f'{rt.kind} "" is invalid: metadata.name: Required value: '
+                    "name or generateName is required",
                     {
                         "kind": rt.kind,
                         "group": rt.group,
@@ -443,7 +443,8 @@ class KubeStore:
             meta.pop("generation", None)
         if rt.status_subresource and rt.key != ("", "v1", "namespaces"):
             obj.pop("status", None)
-        self._validate(rt, obj)
+        obj = self._admit(rt, obj)
+        meta = obj["metadata"]
         self._on_create_hooks(rt, obj)
         meta["resourceVersion"] = self._next_rv()
         self._objects[rt.key][key] = obj
@@ -543,13 +544,14 @@ class KubeStore:
             else:
                 meta.pop(system_field, None)
         candidate["apiVersion"], candidate["kind"] = rt.api_version, rt.kind
+        if subresource is None:
+            self._on_update_hooks(rt, candidate)
+        candidate = self._admit(rt, candidate)
+        meta = candidate["metadata"]
         if candidate == old:
             return old  # a no-op write changes nothing, not even the resourceVersion
         if rt.tracks_generation and _spec_part(candidate) != _spec_part(old):
             meta["generation"] = int(old_meta.get("generation", 0)) + 1
-        if subresource is None:
-            self._validate(rt, candidate)
-            self._on_update_hooks(rt, candidate)
         meta["resourceVersion"] = self._next_rv()
         key = self._key(rt, meta.get("namespace"), name)
         self._objects[rt.key][key] = candidate
@@ -576,7 +578,8 @@ class KubeStore:
                     409,
                     "Conflict",
                     f'Operation cannot be fulfilled on {rt.qualified} "{name}": Precondition failed: '
-                    f"{field_name} in precondition: {expected}, {field_name} in object meta: {meta.get(field_name)}",
+                    f"{field_name} in precondition: {expected}, "
+                    f"{field_name} in object meta: {meta.get(field_name)}",
                     {"name": name, "group": rt.group, "kind": rt.plural},
                 )
         key = self._key(rt, namespace, name)
@@ -601,12 +604,25 @@ class KubeStore:
     # ------------------------------------------------------------------------ special cases
 
     def _on_create_hooks(self, rt: ResourceType, obj: JSON) -> None:
+        self._on_write_hooks(rt, obj)
         if rt.key == ("apiextensions.k8s.io", "v1", "customresourcedefinitions"):
             self._register_crd(obj)
         elif rt.key == ("", "v1", "namespaces"):
             obj["status"] = {"phase": "Active"}
 
+    def _on_write_hooks(self, rt: ResourceType, obj: JSON) -> None:
+        """Secrets: fold ``stringData`` into base64 ``data``, as kube-apiserver does on write."""
+        if rt.key == ("", "v1", "secrets") and "stringData" in obj:
+            data = obj.get("data") or {}
+            for key, value in (obj.pop("stringData") or {}).items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
+            obj["data"] = data
+            obj.setdefault("type", "Opaque")
+        elif rt.key == ("", "v1", "secrets"):
+            obj.setdefault("type", "Opaque")
+
     def _on_update_hooks(self, rt: ResourceType, obj: JSON) -> None:
+        self._on_write_hooks(rt, obj)
         if rt.key == ("apiextensions.k8s.io", "v1", "customresourcedefinitions"):
             self._register_crd(obj)
 
@@ -695,17 +711,31 @@ class KubeStore:
             ],
         }
 
-    def _validate(self, rt: ResourceType, obj: JSON) -> None:
-        """Validate custom resources against their CRD schema; 422 Invalid like kube-apiserver."""
+    def _admit(self, rt: ResourceType, obj: JSON) -> JSON:
+        """Admit a custom resource as apiextensions does: prune, default, validate (422 Invalid).
+
+        Uses ``rotator.sandbox.schema_validation`` (structural schema plus
+        ``x-kubernetes-validations`` CEL rules); a validator passed to the store replaces it
+        (tests use that to stub validation). Returns the object to store.
+        """
         if rt.schema is None:
-            return
-        validator = self._validator or _load_validator()
-        if validator is None:
-            return
-        errors = validator(rt.schema, obj)
+            return obj
+        module = _load_schema_module()
+        stored: JSON = obj
+        if self._validator is not None:
+            errors = list(self._validator(rt.schema, obj))
+        elif module is not None and hasattr(module, "admit"):
+            stored, errors = module.admit(rt.schema, obj)
+        elif module is not None:
+            errors = list(module.validate(rt.schema, obj))
+        else:
+            return obj
         if not errors:
-            return
+            return stored
         name = obj.get("metadata", {}).get("name", "")
+        if module is not None and hasattr(module, "status_body"):
+            body = module.status_body(rt.kind, rt.group, name, errors)
+            raise ApiError(422, "Invalid", body["message"], body["details"])
         rendered = [format_field_error(error) for error in errors]
         summary = (
             rendered[0][1] if len(rendered) == 1 else "[" + ", ".join(text for _, text in rendered) + "]"

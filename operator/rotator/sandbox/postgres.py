@@ -8,23 +8,30 @@ socket dir, password file) is handed to that user.
 The superuser password is generated per server and given to ``initdb --pwfile`` from a file on
 disk (mode 0600), with scram-sha-256 authentication for TCP and socket connections.
 
-The spawned process is ``runuser`` (when root) whose child is the postmaster; the postmaster's
-own PID is read from ``postmaster.pid``. ``stop()`` runs ``pg_ctl stop -m fast``, verifies the
-postmaster PID is gone, then stops the spawned process like every other server (SIGTERM, wait,
-SIGKILL the group).
+The one-shot tools (``initdb``, ``pg_ctl stop``) run through ``runuser``. The postmaster itself
+is spawned with a direct setuid to ``postgres`` in the child (``subprocess.Popen(user=...)``)
+instead: ``runuser`` stays as a watching parent that hides the postmaster's PID and, on
+SIGSTOP of its child, stops itself and keeps the child's zombie unreaped, which breaks
+``pause()``/``resume()`` and turned a stop into a 10 s SIGKILL wait. So the spawned PID *is*
+the postmaster PID (checked against ``postmaster.pid``). ``stop()`` runs
+``pg_ctl stop -m fast``, verifies that PID is gone, then falls back to SIGTERM/SIGKILL by PID.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 from rotator.sandbox.processes import LocalServer, ServerError, pid_alive, run_checked, wait_pid_gone
+
+__all__ = ["MISSING_MESSAGE", "POSTGRES_USER", "PostgresServer", "ServerError", "find_pg_bin"]
 
 POSTGRES_USER = "postgres"
 """Both the OS user that runs the server (as root) and the database superuser."""
@@ -68,6 +75,7 @@ class PostgresServer(LocalServer):
         self.pwfile = self.workdir / "pwfile"
         self.postmaster_pid: int | None = None
         self._as_root = os.geteuid() == 0
+        self.run_as = POSTGRES_USER if self._as_root else None
 
     @property
     def dsn(self) -> str:
@@ -112,26 +120,24 @@ class PostgresServer(LocalServer):
         )
 
     def _argv(self) -> list[str]:
-        return self._as_pg(
-            [
-                str(self.bindir / "postgres"),
-                "-D",
-                str(self.datadir),
-                "-h",
-                self.host,
-                "-p",
-                str(self.port),
-                "-k",
-                str(self.socketdir),
-                # Throwaway cluster: durability off for speed.
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ]
-        )
+        return [
+            str(self.bindir / "postgres"),
+            "-D",
+            str(self.datadir),
+            "-h",
+            self.host,
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.socketdir),
+            # Throwaway cluster: durability off for speed.
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ]
 
     def _healthy(self) -> bool:
         result = subprocess.run(
@@ -144,9 +150,10 @@ class PostgresServer(LocalServer):
         return result.returncode == 0
 
     def _after_start(self) -> None:
-        self.postmaster_pid = self._read_postmaster_pid()
-        if self.postmaster_pid is not None:
-            self.started_pids.append(self.postmaster_pid)
+        recorded = self._read_postmaster_pid()
+        if recorded != self.pid:
+            raise ServerError(f"postmaster.pid says {recorded}, we spawned {self.pid}: another server?")
+        self.postmaster_pid = recorded
 
     def _read_postmaster_pid(self) -> int | None:
         try:
@@ -159,7 +166,8 @@ class PostgresServer(LocalServer):
         pid = self.postmaster_pid or self._read_postmaster_pid()
         if pid is None or not pid_alive(pid):
             return
-        try:
+        # On failure, fall through to signals by PID below.
+        with contextlib.suppress(ServerError, subprocess.TimeoutExpired):
             run_checked(
                 self._as_pg(
                     [str(self.bindir / "pg_ctl"), "stop", "-D", str(self.datadir), "-m", "fast", "-w"]
@@ -168,10 +176,9 @@ class PostgresServer(LocalServer):
                 timeout=30,
                 cwd=self.workdir,
             )
-        except (ServerError, subprocess.TimeoutExpired):
-            pass  # fall through to signals by PID below
         if not wait_pid_gone(pid, timeout=10):
-            os.kill(pid, 9)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
             wait_pid_gone(pid, timeout=5)
 
     def stop(self, timeout: float = 10.0) -> None:

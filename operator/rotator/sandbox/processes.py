@@ -19,8 +19,10 @@ used as its working directory, so a leak check can find every process of ours by
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -29,10 +31,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 LOOPBACK = "127.0.0.1"
 SANDBOX_DIR_ENV = "ROTATOR_SANDBOX_DIR"
@@ -146,6 +149,18 @@ def sandbox_processes(workdirs: Sequence[str | Path]) -> Iterator[tuple[int, str
             yield pid, cmdline.strip()
 
 
+_LIVE: weakref.WeakSet[LocalServer] = weakref.WeakSet()
+"""Servers started and not yet stopped in this process, stopped at interpreter exit."""
+
+
+@atexit.register
+def _stop_live_servers() -> None:
+    """Last line of defence (e.g. an aborted test run): never leave a server behind."""
+    for server in list(_LIVE):
+        with contextlib.suppress(Exception):
+            server.stop(timeout=5)
+
+
 class LocalServer:
     """One server process on 127.0.0.1, owned and stopped by PID.
 
@@ -171,6 +186,8 @@ class LocalServer:
         self._log: IO[bytes] | None = None
         self._prepared = False
         self._closed = False
+        self.run_as: str | None = None
+        """OS user to run the server as (only when we are root), set by subclasses."""
 
     # -- to override ----------------------------------------------------------------------------
 
@@ -227,8 +244,10 @@ class LocalServer:
             cwd=self.workdir,
             env=env,
             start_new_session=True,  # own session and process group: signals reach only ours
+            **self._identity(),
         )
         self.started_pids.append(self._proc.pid)
+        _LIVE.add(self)
         try:
             self._wait_healthy(began + self.start_timeout)
             self._after_start()
@@ -237,6 +256,14 @@ class LocalServer:
             raise
         self.startup_seconds = time.monotonic() - began
         return self
+
+    def _identity(self) -> dict[str, Any]:
+        """Popen arguments to drop root for the server itself (a direct setuid in the child, so
+        the spawned PID IS the server's PID, with no wrapper such as runuser in between)."""
+        if self.run_as is None or os.geteuid() != 0:
+            return {}
+        account = pwd.getpwnam(self.run_as)
+        return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
 
     def _wait_healthy(self, deadline: float) -> None:
         assert self._proc is not None
@@ -279,6 +306,7 @@ class LocalServer:
             self._kill_group(proc.pid)
         finally:
             self._proc = None
+            _LIVE.discard(self)
             if self._log is not None:
                 self._log.close()
                 self._log = None

@@ -509,8 +509,10 @@ def _cel_duration(text: Any) -> Any:
     """CEL's duration() with Go's time.ParseDuration grammar (celpy's own rejects "µs")."""
     try:
         delta = durationpy.from_str(str(text))
-    except Exception as exc:  # durationpy raises bare Exception subclasses
-        return CELEvalError(f"invalid duration {text!r}", type(exc), (str(exc),))
+    except (durationpy.DurationError, ValueError) as exc:
+        return CELEvalError(
+            f"invalid duration {json.dumps(str(text), ensure_ascii=False)}", type(exc), (str(exc),)
+        )
     micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
     seconds, rest = divmod(micros, 1_000_000)
     return celtypes.DurationType(seconds=seconds, nanos=rest * 1000)
@@ -570,7 +572,8 @@ def _run_rule(
     activation = {"self": to_cel(schema, value)}
     result = _evaluate(text, activation)
     if isinstance(result, Exception):
-        errors.append(FieldError(path, ErrorType.INVALID, f"rule evaluation error: {result}", node_type))
+        detail = f"rule evaluation error: {_error_text(result)}"
+        errors.append(FieldError(path, ErrorType.INVALID, detail, node_type))
         return
     if result is True or (isinstance(result, celtypes.BoolType) and bool(result)):
         return
@@ -587,6 +590,13 @@ def _run_rule(
         errors.append(FieldError(target, kind, "", node_type))
     else:
         errors.append(FieldError(target, kind, message))
+
+
+def _error_text(exc: Exception) -> str:
+    """celpy packs (message, exception type, exception args) into its errors: keep the message."""
+    if isinstance(exc, CELEvalError) and exc.args:
+        return str(exc.args[0])
+    return str(exc)
 
 
 def _evaluate(text: str, activation: dict[str, Any]) -> Any:

@@ -13,5 +13,6 @@ def run(ctx: StepContext) -> StepResult:
     ctx.store.promote(ctx.new_version, ctx.old_version)
     ctx.checkpoint("dual:after-promote")
     return StepResult(
-        Outcome.DONE, f"store version {ctx.new_version} is current, {ctx.old_version or 'none'} kept as previous"
+        Outcome.DONE,
+        f"store version {ctx.new_version} is current, {ctx.old_version or 'none'} kept as previous",
     )

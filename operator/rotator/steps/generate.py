@@ -23,5 +23,10 @@ def run(ctx: StepContext) -> StepResult:
         Outcome.DONE,
         f"wrote store version {written.version} as pending",
         {"newVersion": written.version},
-        (Event(reasons.CREDENTIAL_GENERATED, f"new credential written to the store as version {written.version}"),),
+        (
+            Event(
+                reasons.CREDENTIAL_GENERATED,
+                f"new credential written to the store as version {written.version}",
+            ),
+        ),
     )

@@ -29,7 +29,9 @@ def run(ctx: StepContext) -> StepResult:
             break
         ctx.checkpoint("restart:before-patch")
         try:
-            patched = restart(ctx.kube, ctx.policy.namespace, target.kind, target.name, ctx.rotation_id, ctx.now)
+            patched = restart(
+                ctx.kube, ctx.policy.namespace, target.kind, target.name, ctx.rotation_id, ctx.now
+            )
         except LookupError as exc:
             raise PermanentStepError(reasons.TARGET_MISSING, str(exc)) from None
         ctx.checkpoint("restart:after-patch")

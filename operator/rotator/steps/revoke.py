@@ -20,7 +20,11 @@ def run(ctx: StepContext) -> StepResult:
     if not grace_period_over(ctx.verified_at, ctx.grace_period, ctx.now):
         remaining = (ctx.verified_at + ctx.grace_period - ctx.now).total_seconds()
         return StepResult(
-            Outcome.WAITING, f"grace period: revoking the old credential in {remaining:.0f}s", {}, (), remaining
+            Outcome.WAITING,
+            f"grace period: revoking the old credential in {remaining:.0f}s",
+            {},
+            (),
+            remaining,
         )
     secret = ctx.spec.secret
     values: dict[str, SecretStr] = {secret.key: ctx.store.read_value(ctx.new_version)}

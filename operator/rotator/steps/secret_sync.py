@@ -99,7 +99,13 @@ def write_secret(
             }
         ],
     }
-    body: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": metadata, "data": data}
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata,
+        "data": data,
+    }
     if existing is None:
         kube.create_secret(policy.namespace, body)
     else:

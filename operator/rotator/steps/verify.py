@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from rotator.models import format_time
 from rotator.policy.transitions import Outcome, verify_deadline_passed
-from rotator.policy.time import format_time
 from rotator.steps import reasons
 from rotator.steps.context import Event, StepContext, StepResult
 from rotator.steps.secret_sync import current_secret_version
@@ -29,7 +29,9 @@ def run(ctx: StepContext) -> StepResult:
         waiting.append(f"Secret {ctx.spec.secret.name} does not hold version {ctx.new_version} yet")
     if not waiting:
         return StepResult(
-            Outcome.DONE, "all rollouts complete; new credential in place", {"verifiedAt": format_time(ctx.now)}
+            Outcome.DONE,
+            "all rollouts complete; new credential in place",
+            {"verifiedAt": format_time(ctx.now)},
         )
     if verify_deadline_passed(ctx.step_started_at, ctx.verify_timeout, ctx.now):
         message = f"verification timed out after {ctx.verify_timeout}: {waiting[0]}"
@@ -40,4 +42,6 @@ def run(ctx: StepContext) -> StepResult:
 
 
 def _failed(message: str) -> StepResult:
-    return StepResult(Outcome.FAILED, message, {"lastError": message}, (Event(reasons.VERIFY_FAILED, message, True),))
+    return StepResult(
+        Outcome.FAILED, message, {"lastError": message}, (Event(reasons.VERIFY_FAILED, message, True),)
+    )

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from rotator.models.spec import WorkloadKind
 from rotator.workloads.kinds import kind_for
 
 __all__ = ["PROGRESS_DEADLINE_EXCEEDED", "RolloutHealth", "RolloutState", "rollout_health"]
@@ -206,9 +207,9 @@ def _daemonset(obj: Mapping[str, Any]) -> RolloutHealth:
 
 
 _RULES: Mapping[str, Callable[[Mapping[str, Any]], RolloutHealth]] = {
-    "Deployment": _deployment,
-    "StatefulSet": _statefulset,
-    "DaemonSet": _daemonset,
+    WorkloadKind.DEPLOYMENT: _deployment,
+    WorkloadKind.STATEFUL_SET: _statefulset,
+    WorkloadKind.DAEMON_SET: _daemonset,
 }
 
 

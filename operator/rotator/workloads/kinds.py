@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["KINDS", "WorkloadKind", "kind_for", "pod_spec_of", "pod_template_of", "workload_path"]
+from rotator.models.spec import WorkloadKind
+
+__all__ = ["KINDS", "KindInfo", "kind_for", "pod_spec_of", "pod_template_of", "workload_path"]
 
 
 @dataclass(frozen=True, slots=True)
-class WorkloadKind:
+class KindInfo:
     """How to address one workload kind through the API and find its pod template."""
 
     kind: str
@@ -39,17 +41,17 @@ class WorkloadKind:
         return f"{base}/{name}" if name else base
 
 
-KINDS: Mapping[str, WorkloadKind] = MappingProxyType(
+KINDS: Mapping[str, KindInfo] = MappingProxyType(
     {
-        "Deployment": WorkloadKind("Deployment", "apps", "v1", "deployments"),
-        "StatefulSet": WorkloadKind("StatefulSet", "apps", "v1", "statefulsets"),
-        "DaemonSet": WorkloadKind("DaemonSet", "apps", "v1", "daemonsets"),
+        WorkloadKind.DEPLOYMENT: KindInfo(WorkloadKind.DEPLOYMENT, "apps", "v1", "deployments"),
+        WorkloadKind.STATEFUL_SET: KindInfo(WorkloadKind.STATEFUL_SET, "apps", "v1", "statefulsets"),
+        WorkloadKind.DAEMON_SET: KindInfo(WorkloadKind.DAEMON_SET, "apps", "v1", "daemonsets"),
     }
 )
-"""Supported kinds by ``kind`` name, as the spec's ``restart.targets[].kind`` names them."""
+"""Supported kinds, keyed by the spec's ``WorkloadKind`` (a StrEnum, so plain strings look up too)."""
 
 
-def kind_for(kind: str) -> WorkloadKind:
+def kind_for(kind: str) -> KindInfo:
     """Look up a supported kind; ValueError (naming the supported ones) otherwise."""
     try:
         return KINDS[kind]

@@ -29,4 +29,6 @@ def already_restarted(workload: Mapping[str, Any], restart_id: str) -> bool:
 def restart_patch(restart_id: str, now: datetime) -> dict[str, Any]:
     """The merge patch that rolls the workload's pods, stamped with the restart id and time."""
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp, ROTATION_ID: restart_id}}}}}
+    return {
+        "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp, ROTATION_ID: restart_id}}}}
+    }

@@ -1,0 +1,476 @@
+"""Static checks of the install manifests, the examples and the Dockerfile (no cluster needed).
+
+The kind-based e2e (run.sh) proves these objects work on a real API server; this file keeps them
+honest in the normal test run: every YAML is a well-formed Kubernetes object, the ClusterRole
+stays least-privilege, the operator pod keeps its hardening and its ports agree with its probes,
+its args parse with the real CLI, the alerts only name metrics the operator exports, and the
+example RotationPolicies are accepted by both the pydantic models and the CRD schema.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+MANIFESTS = REPO / "manifests"
+CRD_PATH = REPO / "crds" / "rotationpolicies.rotator.dev.yaml"
+NAMESPACE = "rotator-system"
+
+# Files deliberately left out of every kustomization (applied by hand, see their comments).
+STANDALONE = {"examples/aws-rotationpolicy.yaml"}
+
+Obj = dict[str, Any]
+
+
+def yaml_files() -> list[Path]:
+    return sorted(p for p in MANIFESTS.rglob("*") if p.suffix in {".yaml", ".yml"} and p.is_file())
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(MANIFESTS).as_posix()
+
+
+def docs(path: Path) -> list[Obj]:
+    loaded = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    for doc in loaded:
+        assert isinstance(doc, dict), f"{rel(path)}: every document must be a mapping"
+    return loaded
+
+
+def all_objects() -> Iterator[tuple[Path, Obj]]:
+    for path in yaml_files():
+        for doc in docs(path):
+            if doc.get("kind") != "Kustomization":
+                yield path, doc
+
+
+def objects(kind: str, under: str = "") -> list[Obj]:
+    return [d for p, d in all_objects() if d["kind"] == kind and rel(p).startswith(under)]
+
+
+def one(kind: str, under: str = "") -> Obj:
+    found = objects(kind, under)
+    assert len(found) == 1, f"expected exactly one {kind} under manifests/{under}, found {len(found)}"
+    return found[0]
+
+
+def install_objects() -> list[Obj]:
+    """Objects of the base install (manifests/*.yaml, not monitoring/ or examples/)."""
+    return [d for p, d in all_objects() if p.parent == MANIFESTS]
+
+
+def install_one(kind: str) -> Obj:
+    found = [d for d in install_objects() if d["kind"] == kind]
+    assert len(found) == 1, f"expected exactly one {kind} in the base install, found {len(found)}"
+    return found[0]
+
+
+def operator_container() -> Obj:
+    containers = install_one("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    container: Obj = containers[0]
+    return container
+
+
+def flag(args: list[str], name: str) -> str | None:
+    """Value of ``--name V`` or ``--name=V`` in a container's args."""
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def resolve_port(container: Mapping[str, Any], port: int | str) -> int:
+    """A probe/Service port (number or name) as the container port number it reaches."""
+    ports = container.get("ports") or []
+    if isinstance(port, int):
+        assert port in {p["containerPort"] for p in ports}, f"port {port} is not declared by the container"
+        return port
+    by_name = {p.get("name"): p["containerPort"] for p in ports}
+    assert port in by_name, f"named port {port!r} is not declared by the container"
+    return int(by_name[port])
+
+
+# --- every file ------------------------------------------------------------------------------
+
+
+def test_there_are_manifests() -> None:
+    names = {rel(p) for p in yaml_files()}
+    assert {"kustomization.yaml", "deployment.yaml", "clusterrole.yaml"} <= names
+    assert "monitoring/prometheusrule.yaml" in names
+    assert CRD_PATH.is_file(), "the kustomization installs ../crds/rotationpolicies.rotator.dev.yaml"
+
+
+@pytest.mark.parametrize("path", yaml_files(), ids=rel)
+def test_every_document_is_a_kubernetes_object(path: Path) -> None:
+    loaded = docs(path)
+    assert loaded, f"{rel(path)} is empty"
+    for doc in loaded:
+        for field in ("apiVersion", "kind"):
+            assert isinstance(doc.get(field), str), f"{rel(path)}: {field} missing"
+            assert doc[field], f"{rel(path)}: {field} empty"
+        if doc["kind"] == "Kustomization":
+            continue  # a kustomize file, not an API object: it has no metadata.name
+        name = (doc.get("metadata") or {}).get("name")
+        assert isinstance(name, str), f"{rel(path)}: {doc['kind']} without metadata.name"
+        assert name, f"{rel(path)}: {doc['kind']} with an empty metadata.name"
+
+
+def test_kustomizations_reference_existing_files_and_every_file_is_installed() -> None:
+    referenced: set[Path] = set()
+    for path in yaml_files():
+        if path.name != "kustomization.yaml":
+            continue
+        for resource in docs(path)[0].get("resources", []):
+            target = (path.parent / resource).resolve()
+            assert target.exists(), f"{rel(path)} references missing {resource}"
+            referenced.add(target)
+    for path in yaml_files():
+        if path.name == "kustomization.yaml" or rel(path) in STANDALONE:
+            continue
+        assert path.resolve() in referenced, f"{rel(path)} is not listed in any kustomization.yaml"
+    assert CRD_PATH.resolve() in referenced, "the CRD must be installed by manifests/kustomization.yaml"
+
+
+def test_no_object_name_is_defined_twice() -> None:
+    seen: dict[tuple[str, str, str], str] = {}
+    for path, doc in all_objects():
+        key = (doc["kind"], doc["metadata"].get("namespace", ""), doc["metadata"]["name"])
+        assert key not in seen, f"{key} defined in {seen.get(key)} and {rel(path)}"
+        seen[key] = rel(path)
+
+
+def test_install_objects_live_in_the_operator_namespace() -> None:
+    namespaced = {"ServiceAccount", "Deployment", "Service", "PrometheusRule", "ServiceMonitor"}
+    assert one("Namespace", "namespace.yaml")["metadata"]["name"] == NAMESPACE
+    for path, doc in all_objects():
+        if doc["kind"] in namespaced and not rel(path).startswith("examples/"):
+            assert doc["metadata"].get("namespace") == NAMESPACE, f"{rel(path)}: {doc['kind']} namespace"
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with built-in kustomize) not installed")
+@pytest.mark.parametrize("directory", ["", "monitoring", "examples"])
+def test_kustomize_builds(directory: str) -> None:
+    # The CRD lives in ../crds, outside the kustomization root: kustomize needs LoadRestrictionsNone.
+    result = subprocess.run(
+        ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(MANIFESTS / directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    built = [d for d in yaml.safe_load_all(result.stdout) if d]
+    assert built
+    if directory == "":
+        kinds = {d["kind"] for d in built}
+        assert {"CustomResourceDefinition", "Namespace", "ClusterRole", "Deployment", "Service"} <= kinds
+
+
+# --- RBAC ------------------------------------------------------------------------------------
+
+
+def rules() -> list[Obj]:
+    role = install_one("ClusterRole")
+    found: list[Obj] = role["rules"]
+    return found
+
+
+def granted(group: str, resource: str) -> set[str]:
+    verbs: set[str] = set()
+    for rule in rules():
+        if group in rule.get("apiGroups", []) and resource in rule.get("resources", []):
+            verbs |= set(rule.get("verbs", []))
+    return verbs
+
+
+def test_clusterrole_has_no_wildcards() -> None:
+    for rule in rules():
+        for field in ("verbs", "resources", "apiGroups"):
+            assert "*" not in rule.get(field, []), f"wildcard in {field}: {rule}"
+        assert not any("*" in r for r in rule.get("resources", [])), rule
+        assert "nonResourceURLs" not in rule, rule
+        assert "resourceNames" not in rule or rule["resourceNames"], rule
+
+
+def test_secrets_are_never_listed_watched_or_deleted() -> None:
+    verbs = granted("", "secrets")
+    assert not verbs & {"list", "watch", "delete", "deletecollection"}, verbs
+    # What step 3 (sync) does: read by name, create, replace (PUT = update), merge-patch.
+    assert verbs == {"get", "create", "update", "patch"}
+
+
+@pytest.mark.parametrize(
+    ("group", "resource", "needed"),
+    [
+        ("rotator.dev", "rotationpolicies", {"get", "list", "watch", "patch", "update"}),
+        ("rotator.dev", "rotationpolicies/status", {"get", "patch", "update"}),
+        ("rotator.dev", "rotationpolicies/finalizers", {"update"}),
+        ("apps", "deployments", {"get", "list", "patch"}),
+        ("apps", "statefulsets", {"get", "list", "patch"}),
+        ("apps", "daemonsets", {"get", "list", "patch"}),
+        ("", "pods", {"list"}),
+        ("", "events", {"create", "patch"}),
+        ("events.k8s.io", "events", {"create", "patch"}),
+        ("apiextensions.k8s.io", "customresourcedefinitions", {"get", "list", "watch"}),
+        ("", "namespaces", {"list", "watch"}),
+    ],
+)
+def test_clusterrole_grants_what_the_operator_needs(group: str, resource: str, needed: set[str]) -> None:
+    assert needed <= granted(group, resource), f"{group or 'core'}/{resource}: {granted(group, resource)}"
+
+
+def test_clusterrole_grants_nothing_destructive_or_escalating() -> None:
+    for rule in rules():
+        dangerous = {"delete", "deletecollection", "escalate", "bind", "impersonate"}
+        assert not set(rule.get("verbs", [])) & dangerous, rule
+        assert not set(rule.get("resources", [])) & {
+            "clusterroles",
+            "clusterrolebindings",
+            "roles",
+            "rolebindings",
+            "serviceaccounts/token",
+            "pods/exec",
+            "nodes",
+        }
+
+
+def test_binding_ties_the_deployment_service_account_to_the_role() -> None:
+    binding = install_one("ClusterRoleBinding")
+    role = install_one("ClusterRole")
+    account = install_one("ServiceAccount")
+    pod_spec = install_one("Deployment")["spec"]["template"]["spec"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    assert {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE} in binding[
+        "subjects"
+    ]
+    assert pod_spec["serviceAccountName"] == account["metadata"]["name"]
+
+
+# --- the operator Deployment -----------------------------------------------------------------
+
+
+def test_deployment_is_a_single_non_overlapping_replica() -> None:
+    spec = install_one("Deployment")["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"]["type"] == "Recreate", "two operators must never run at once"
+
+
+def test_deployment_runs_hardened_and_non_root() -> None:
+    pod = install_one("Deployment")["spec"]["template"]["spec"]
+    container = operator_container()
+    pod_sc, sc = pod.get("securityContext", {}), container.get("securityContext", {})
+    assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True
+    assert sc.get("runAsUser", pod_sc.get("runAsUser")) == 65532  # the Dockerfile's USER
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert not sc["capabilities"].get("add")
+    seccomp = sc.get("seccompProfile") or pod_sc.get("seccompProfile")
+    assert seccomp == {"type": "RuntimeDefault"}
+    assert not sc.get("privileged")
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        assert not pod.get(key), key
+
+
+def test_deployment_sets_requests_and_limits() -> None:
+    resources = operator_container()["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"])
+    assert "memory" in resources["limits"]
+
+
+def test_liveness_probe_reaches_the_liveness_port() -> None:
+    container = operator_container()
+    args = container.get("args", [])
+    liveness_port = int(flag(args, "--liveness-port") or 8080)  # the CLI default
+    probe = container["livenessProbe"]["httpGet"]
+    assert probe["path"] == "/healthz"
+    assert resolve_port(container, probe["port"]) == liveness_port
+    startup = container.get("startupProbe")
+    if startup:
+        assert startup["httpGet"]["path"] == "/healthz"
+        assert resolve_port(container, startup["httpGet"]["port"]) == liveness_port
+
+
+def test_metrics_port_is_named_and_served() -> None:
+    container = operator_container()
+    metrics_port = int(flag(container.get("args", []), "--metrics-port") or 9090)
+    assert resolve_port(container, "metrics") == metrics_port
+    service = install_one("Service")
+    (port,) = [p for p in service["spec"]["ports"] if p["name"] == "metrics"]
+    assert resolve_port(container, port["targetPort"]) == metrics_port
+    pod_labels = install_one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_deployment_selector_matches_its_pods() -> None:
+    spec = install_one("Deployment")["spec"]
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+
+
+def test_read_only_root_has_a_writable_tmp() -> None:
+    tmp = "/tmp"  # noqa: S108 - the pod's own emptyDir, checked here, not used
+    pod = install_one("Deployment")["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m["name"] for m in operator_container().get("volumeMounts", [])}
+    assert tmp in mounts
+    assert any(v["name"] == mounts[tmp] and "emptyDir" in v for v in pod["volumes"])
+
+
+def test_deployment_args_parse_with_the_real_cli() -> None:
+    from rotator.cli import build_parser
+
+    args = build_parser().parse_args(["run", *operator_container().get("args", [])])
+    assert args.command == "run"
+    assert not args.namespace, "the install is cluster-wide (its RBAC is a ClusterRole)"
+
+
+def test_image_is_set_through_kustomize() -> None:
+    image = operator_container()["image"]
+    (kustomization,) = docs(MANIFESTS / "kustomization.yaml")
+    assert image in {entry["name"] for entry in kustomization["images"]}
+
+
+# --- monitoring ------------------------------------------------------------------------------
+
+ALERTS = {
+    "RotatorRotationFailed",
+    "RotatorCredentialTooOld",
+    "RotatorRotationStuck",
+    "RotatorRotationOverdue",
+    "RotatorDown",
+}
+
+
+def alert_rules() -> list[Obj]:
+    rule = one("PrometheusRule", "monitoring/")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    return [r for group in rule["spec"]["groups"] for r in group["rules"] if "alert" in r]
+
+
+def test_prometheus_rule_has_the_alerts() -> None:
+    found = alert_rules()
+    assert {r["alert"] for r in found} == ALERTS
+    for rule in found:
+        assert rule["expr"].strip()
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+        assert rule["annotations"]["summary"]
+        assert rule["annotations"]["description"]
+
+
+def test_alerts_name_only_exported_metrics() -> None:
+    from rotator.metrics import Metrics
+
+    exported: set[str] = set()
+    for family in Metrics().registry.collect():
+        suffixes = {
+            "counter": ["_total"],
+            "histogram": ["_bucket", "_sum", "_count"],
+        }.get(family.type, [""])
+        exported |= {family.name + s for s in suffixes}
+    for rule in alert_rules():
+        for name in re.findall(r"\brotator_[a-z_]+\b", rule["expr"]):
+            assert name in exported, f"{rule['alert']} uses {name}, which rotator.metrics does not export"
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Prometheus) not installed")
+def test_alert_rules_pass_promtool(tmp_path: Path) -> None:
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump(one("PrometheusRule", "monitoring/")["spec"]))
+    result = subprocess.run(
+        ["promtool", "check", "rules", str(rules_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_service_monitor_scrapes_the_metrics_port_as_job_rotator() -> None:
+    monitor = one("ServiceMonitor", "monitoring/")
+    service = install_one("Service")
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    # RotatorDown selects up{job="rotator"}: the job label comes from this Service label.
+    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "rotator"
+
+
+# --- examples --------------------------------------------------------------------------------
+
+
+def example_policies() -> list[Obj]:
+    return objects("RotationPolicy", "examples/")
+
+
+def test_examples_cover_both_stores() -> None:
+    stores = {next(iter(p["spec"]["store"])) for p in example_policies()}
+    assert stores == {"vault", "awsSecretsManager"}
+    vault = next(p for p in example_policies() if "vault" in p["spec"]["store"])
+    assert "tokenSecretRef" in vault["spec"]["store"]["vault"]["auth"]
+
+
+@pytest.mark.parametrize("policy", example_policies(), ids=lambda p: p["metadata"]["name"])
+def test_example_policy_parses_with_the_models(policy: Obj) -> None:
+    from rotator.models import parse_spec
+
+    parse_spec(policy["spec"])
+
+
+@pytest.mark.parametrize("policy", example_policies(), ids=lambda p: p["metadata"]["name"])
+def test_example_policy_is_admitted_by_the_crd(policy: Obj) -> None:
+    from rotator.sandbox.schema_validation import admit, unknown_fields
+
+    crd = yaml.safe_load(CRD_PATH.read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["storage"]]
+    assert policy["apiVersion"] == f"{crd['spec']['group']}/{version['name']}"
+    assert policy["kind"] == crd["spec"]["names"]["kind"]
+    schema = version["schema"]["openAPIV3Schema"]
+    assert unknown_fields(schema, policy) == [], "the API server would silently drop these fields"
+    _, errors = admit(schema, policy)
+    assert errors == []
+
+
+def test_demo_deployment_consumes_the_vault_example() -> None:
+    vault = next(p for p in example_policies() if "vault" in p["spec"]["store"])
+    secret = vault["spec"]["secret"]
+    namespace = vault["metadata"]["namespace"]
+    (demo,) = [d for d in objects("Deployment", "examples/") if d["metadata"]["namespace"] == namespace]
+    assert {"kind": "Deployment", "name": demo["metadata"]["name"]} in vault["spec"]["restart"]["targets"]
+    refs = [
+        env["valueFrom"]["secretKeyRef"]
+        for c in demo["spec"]["template"]["spec"]["containers"]
+        for env in c.get("env", [])
+        if "secretKeyRef" in env.get("valueFrom", {})
+    ]
+    assert {"name": secret["name"], "key": secret.get("key", "password")} in [
+        {"name": r["name"], "key": r["key"]} for r in refs
+    ]
+
+
+# --- Dockerfile ------------------------------------------------------------------------------
+
+
+def test_dockerfile_matches_the_deployment() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    instructions = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert instructions[0].startswith("FROM python:3.11-slim")
+    assert "USER 65532:65532" in instructions
+    assert 'ENTRYPOINT ["rotator", "run"]' in instructions
+    assert "pip install --no-cache-dir -c constraints.txt ." in text
+    exposed = {int(p) for line in instructions if line.startswith("EXPOSE") for p in line.split()[1:]}
+    declared = {p["containerPort"] for p in operator_container()["ports"]}
+    assert exposed == declared

@@ -1,0 +1,345 @@
+"""``RotationPolicy.spec`` as frozen pydantic models that mirror the CRD schema field by field.
+
+The CRD is what users hit first (kubectl gets a 422); these models are what the operator trusts.
+Both must agree, which tests/unit/test_crd_table.py checks over a table of good and bad specs:
+same constraints, same defaults, and an error naming the same ``spec.…`` field. Strings, ints and
+bools are strict because the API server never coerces ``"32"`` into 32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Final, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from rotator.models.durations import CronExpression, GoDuration, parse_duration
+from rotator.models.errors import InvalidSpecError
+
+DNS_SUBDOMAIN_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"
+URL_PATTERN: Final = r"^https?://[^\s/?#]+(/[^\s]*)?$"
+VAULT_PATH_PATTERN: Final = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
+AWS_REGION_PATTERN: Final = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
+MAX_RESTART_TARGETS: Final = 50
+MIN_INTERVAL: Final = timedelta(minutes=1)
+
+ResourceName = Annotated[str, StringConstraints(strict=True, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
+SecretKey = Annotated[str, StringConstraints(strict=True, max_length=253, pattern=SECRET_KEY_PATTERN)]
+Url = Annotated[str, StringConstraints(strict=True, max_length=2048, pattern=URL_PATTERN)]
+MountPath = Annotated[str, StringConstraints(strict=True, max_length=256, pattern=VAULT_PATH_PATTERN)]
+VaultPath = Annotated[str, StringConstraints(strict=True, max_length=512, pattern=VAULT_PATH_PATTERN)]
+
+
+class Alphabet(StrEnum):
+    """Characters a generated password is drawn from."""
+
+    ALPHANUMERIC = "alphanumeric"
+    ASCII_PRINTABLE = "ascii-printable"
+    HEX = "hex"
+
+
+class WorkloadKind(StrEnum):
+    """Workloads rotator can restart (pod-template annotation) and watch roll out."""
+
+    DEPLOYMENT = "Deployment"
+    STATEFUL_SET = "StatefulSet"
+    DAEMON_SET = "DaemonSet"
+
+
+class StoreKind(StrEnum):
+    """Which store a spec names; the value is ``status.storeKind`` (the Store printer column)."""
+
+    VAULT = "Vault"
+    AWS_SECRETS_MANAGER = "AWSSecretsManager"
+
+
+class _Model(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are a bug, values immutable."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+def _exactly_one(model: BaseModel, message: str) -> None:
+    """The CRD's "exactly one of" CEL rule: one member set, named on the parent field."""
+    if sum(getattr(model, name) is not None for name in type(model).model_fields) != 1:
+        raise PydanticCustomError("exactly_one", message)
+
+
+class SecretSpec(_Model):
+    """The Kubernetes Secret that carries the credential into the namespace."""
+
+    name: ResourceName
+    key: SecretKey = "password"
+    previous_key: SecretKey | None = None
+
+    @model_validator(mode="after")
+    def _keys_differ(self) -> Self:
+        if self.previous_key is not None and self.previous_key == self.key:
+            raise PydanticCustomError("keys_differ", "previousKey must differ from key")
+        return self
+
+
+class PasswordCredential(_Model):
+    """A random password made by the operator (the ``password`` target needs no remote call)."""
+
+    length: Annotated[StrictInt, Field(ge=16, le=256)] = 32
+    alphabet: Alphabet = Alphabet.ALPHANUMERIC
+
+
+class CredentialSpec(_Model):
+    """How a new credential is made; exactly one kind."""
+
+    password: PasswordCredential | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        _exactly_one(self, "exactly one of password must be set")
+        return self
+
+
+class KubernetesAuth(_Model):
+    """Vault Kubernetes auth with the operator's own service account token."""
+
+    role: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
+    mount_path: MountPath = "kubernetes"
+
+
+class TokenSecretRef(_Model):
+    """A Vault token in a Secret of the policy's namespace."""
+
+    name: ResourceName
+    key: SecretKey = "token"
+
+
+class VaultAuth(_Model):
+    """How rotator logs in to Vault; exactly one method."""
+
+    kubernetes: KubernetesAuth | None = None
+    token_secret_ref: TokenSecretRef | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        _exactly_one(self, "exactly one of kubernetes or tokenSecretRef must be set")
+        return self
+
+
+class VaultStore(_Model):
+    """A Vault/OpenBao KV v2 secret."""
+
+    address: Url
+    mount: MountPath = "secret"
+    path: VaultPath
+    adopt: StrictBool = False
+    auth: VaultAuth
+
+
+class IrsaAuth(_Model):
+    """IAM Roles for Service Accounts: the pod's web identity, nothing to configure."""
+
+
+class AccessKeySecretRef(_Model):
+    """Static AWS keys in a Secret of the policy's namespace."""
+
+    name: ResourceName
+    access_key_id_key: SecretKey = "AWS_ACCESS_KEY_ID"
+    secret_access_key_key: SecretKey = "AWS_SECRET_ACCESS_KEY"
+
+
+class AwsAuth(_Model):
+    """How rotator authenticates to AWS; exactly one method."""
+
+    irsa: IrsaAuth | None = None
+    access_key_secret_ref: AccessKeySecretRef | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        _exactly_one(self, "exactly one of irsa or accessKeySecretRef must be set")
+        return self
+
+
+class AwsSecretsManagerStore(_Model):
+    """An AWS Secrets Manager secret."""
+
+    region: Annotated[str, StringConstraints(strict=True, max_length=32, pattern=AWS_REGION_PATTERN)]
+    secret_id: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=2048)]
+    endpoint_url: Url | None = None
+    adopt: StrictBool = False
+    auth: AwsAuth
+
+
+class StoreSpec(_Model):
+    """Where the credential's source of truth lives; exactly one store."""
+
+    vault: VaultStore | None = None
+    aws_secrets_manager: AwsSecretsManagerStore | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        _exactly_one(self, "exactly one of vault or awsSecretsManager must be set")
+        return self
+
+    @property
+    def kind(self) -> StoreKind:
+        return StoreKind.VAULT if self.vault is not None else StoreKind.AWS_SECRETS_MANAGER
+
+    @property
+    def adopt(self) -> bool:
+        """Whether the named store may be taken over although rotator did not create it."""
+        chosen = self.vault if self.vault is not None else self.aws_secrets_manager
+        return bool(chosen and chosen.adopt)
+
+
+def _delta(text: str | None) -> timedelta | None:
+    return parse_duration(text) if text is not None else None
+
+
+class ScheduleSpec(_Model):
+    """When to rotate; without interval or cron only force and maxAge trigger a rotation."""
+
+    interval: GoDuration | None = None
+    cron: CronExpression | None = None
+    max_age: GoDuration | None = None
+    jitter: GoDuration | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        # Same order and wording as the CRD's x-kubernetes-validations on spec.schedule.
+        if self.interval is not None and self.cron is not None:
+            raise PydanticCustomError("exclusive", "interval and cron are mutually exclusive")
+        interval, max_age = self.interval_delta, self.max_age_delta
+        if interval is not None and interval < MIN_INTERVAL:
+            raise PydanticCustomError("interval_min", "interval must be at least 1m")
+        if interval is not None and max_age is not None and max_age < interval:
+            raise PydanticCustomError("max_age", "maxAge must not be shorter than interval")
+        return self
+
+    @property
+    def interval_delta(self) -> timedelta | None:
+        return _delta(self.interval)
+
+    @property
+    def max_age_delta(self) -> timedelta | None:
+        return _delta(self.max_age)
+
+    @property
+    def jitter_delta(self) -> timedelta | None:
+        return _delta(self.jitter)
+
+
+class RestartTarget(_Model):
+    """A workload in the policy's namespace that consumes the Secret."""
+
+    kind: WorkloadKind
+    name: ResourceName
+
+
+class RestartSpec(_Model):
+    """Workloads restarted after the Secret changes, at most ``max_concurrent`` at a time."""
+
+    targets: Annotated[tuple[RestartTarget, ...], Field(max_length=MAX_RESTART_TARGETS)] = ()
+    max_concurrent: Annotated[StrictInt, Field(ge=1, le=50)] = 5
+
+    @field_validator("targets")
+    @classmethod
+    def _unique(cls, targets: tuple[RestartTarget, ...]) -> tuple[RestartTarget, ...]:
+        # The CRD's x-kubernetes-list-type: map keyed by (kind, name); the index names the item.
+        seen: set[tuple[str, str]] = set()
+        for index, target in enumerate(targets):
+            key = (str(target.kind), target.name)
+            if key in seen:
+                raise PydanticCustomError(
+                    "duplicate",
+                    "duplicate value {kind}/{name}",
+                    {"index": index, "kind": key[0], "name": key[1]},
+                )
+            seen.add(key)
+        return targets
+
+
+class VerifySpec(_Model):
+    """How long the rollout and the new credential get to prove themselves."""
+
+    timeout: GoDuration = "10m"
+
+    @property
+    def timeout_delta(self) -> timedelta:
+        return parse_duration(self.timeout)
+
+
+class RevokeSpec(_Model):
+    """How long after verification the old credential stays valid for stragglers."""
+
+    grace_period: GoDuration = "5m"
+
+    @property
+    def grace_period_delta(self) -> timedelta:
+        return parse_duration(self.grace_period)
+
+
+class RotationPolicySpec(_Model):
+    """``RotationPolicy.spec``: see crds/rotationpolicies.rotator.dev.yaml for the documentation."""
+
+    secret: SecretSpec
+    credential: CredentialSpec
+    store: StoreSpec
+    schedule: ScheduleSpec = ScheduleSpec()
+    restart: RestartSpec = RestartSpec()
+    verify: VerifySpec = VerifySpec()
+    revoke: RevokeSpec = RevokeSpec()
+    suspend: StrictBool = False
+    dry_run: StrictBool = False
+
+    @property
+    def store_kind(self) -> StoreKind:
+        return self.store.kind
+
+    @property
+    def store_adopt(self) -> bool:
+        return self.store.adopt
+
+
+def _drop_nulls(value: Any) -> Any:
+    """kube-apiserver drops null in non-nullable fields (defaulting them if it can); no spec field
+    is nullable, so an explicit ``key: null`` means "default", as on a real cluster."""
+    if isinstance(value, Mapping):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def _field_path(loc: tuple[int | str, ...], ctx: Mapping[str, Any] | None) -> str:
+    path = "spec"
+    for part in loc:
+        path = f"{path}[{part}]" if isinstance(part, int) else f"{path}.{part}"
+    if ctx and isinstance(ctx.get("index"), int):
+        path = f"{path}[{ctx['index']}]"
+    return path
+
+
+def parse_spec(raw: Mapping[str, Any]) -> RotationPolicySpec:
+    """Validate a raw ``spec`` mapping; raise :class:`InvalidSpecError` naming the first bad field."""
+    try:
+        return RotationPolicySpec.model_validate(_drop_nulls(raw))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "field not declared in schema"
+        message = message[:1].lower() + message[1:]
+        raise InvalidSpecError(_field_path(tuple(first["loc"]), first.get("ctx")), message) from None

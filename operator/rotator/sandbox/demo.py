@@ -1,0 +1,145 @@
+"""The demo objects the sandbox applies: CRD, namespace, Vault token, a consumer, a policy.
+
+Also used by the integration tests, so the sandbox and the suite exercise the same shapes.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+import rotator
+from rotator.kube import API_VERSION, Kube, KubeConflict, policy_path
+
+NAMESPACE: Final = "demo"
+POLICY: Final = "demo-db"
+SECRET: Final = "demo-db-credentials"
+DEPLOYMENT: Final = "demo-app"
+TOKEN_SECRET: Final = "vault-token"
+CRD_FILE: Final = "rotationpolicies.rotator.dev.yaml"
+
+
+def crd_path() -> Path:
+    """The CRD in the source tree (editable install) or shipped beside the package (image)."""
+    package = Path(rotator.__file__).resolve().parent
+    for candidate in (package.parents[1] / "crds" / CRD_FILE, package / "crds" / CRD_FILE):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"{CRD_FILE} not found next to the rotator package")
+
+
+def load_crd() -> dict[str, Any]:
+    doc = yaml.safe_load(crd_path().read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+def apply_crd(kube: Kube) -> None:
+    with contextlib.suppress(KubeConflict):
+        kube.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", load_crd())
+    # Discovery of the new resource is immediate in the emulator, eventual on a real cluster.
+    deadline = time.monotonic() + 10
+    while kube.get(f"/apis/{API_VERSION}") is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def namespace(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def token_secret(ns: str, token: str, name: str = TOKEN_SECRET) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns},
+        "type": "Opaque",
+        "data": {"token": base64.b64encode(token.encode()).decode()},
+    }
+
+
+def consumer_deployment(
+    ns: str, name: str = DEPLOYMENT, secret: str = SECRET, replicas: int = 3, progress_deadline: int = 600
+) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": progress_deadline,
+            "selector": {"matchLabels": labels},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "registry.example/demo-app:1.0",
+                            "env": [
+                                {
+                                    "name": "DB_PASSWORD",
+                                    "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}},
+                                }
+                            ],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def rotation_policy(
+    ns: str,
+    vault_address: str,
+    name: str = POLICY,
+    secret: str = SECRET,
+    deployment: str | None = DEPLOYMENT,
+    vault_path: str | None = None,
+    extra_spec: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "secret": {"name": secret, "key": "password", "previousKey": "password.previous"},
+        "credential": {"password": {"length": 32, "alphabet": "alphanumeric"}},
+        "store": {
+            "vault": {
+                "address": vault_address,
+                "mount": "secret",
+                "path": vault_path or f"{ns}/{name}",
+                "auth": {"tokenSecretRef": {"name": TOKEN_SECRET, "key": "token"}},
+            }
+        },
+        "schedule": {"interval": "720h", "maxAge": "2160h"},
+        "restart": {"targets": [{"kind": "Deployment", "name": deployment}] if deployment else []},
+        "verify": {"timeout": "60s"},
+        "revoke": {"gracePeriod": "2s"},
+    }
+    spec.update(extra_spec or {})
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "RotationPolicy",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+
+
+def create(kube: Kube, path: str, body: Mapping[str, Any]) -> None:
+    with contextlib.suppress(KubeConflict):  # already there: seeding is re-runnable
+        kube.create(path, body)
+
+
+def seed(kube: Kube, vault_address: str, vault_token: str, ns: str = NAMESPACE) -> None:
+    """Everything `rotator sandbox` shows: a consumer first, then the policy that rotates its Secret."""
+    apply_crd(kube)
+    create(kube, "/api/v1/namespaces", namespace(ns))
+    create(kube, f"/api/v1/namespaces/{ns}/secrets", token_secret(ns, vault_token))
+    create(kube, f"/apis/apps/v1/namespaces/{ns}/deployments", consumer_deployment(ns))
+    create(kube, policy_path(ns), rotation_policy(ns, vault_address))

@@ -1,0 +1,222 @@
+"""`rotator sandbox`: start the stack, run a rotation scenario, show what happened.
+
+The printed timeline is what an on-call engineer wants to see the first time: which step ran
+when and for how long, which Secret version the pods hold before and after, and the metrics.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rotator.kube import Kube, policy_path
+from rotator.sandbox import demo
+from rotator.sandbox.operator_process import OperatorProcess
+from rotator.sandbox.stack import Stack
+
+SCENARIOS = ("rotation", "failed-rollout")
+
+
+@dataclass
+class StepSpan:
+    step: str
+    started: float
+    ended: float | None = None
+
+
+@dataclass
+class Timeline:
+    """Step changes as observed by polling status (what `kubectl get rp -w` would show)."""
+
+    spans: list[StepSpan] = field(default_factory=list)
+    origin: float = field(default_factory=time.monotonic)
+
+    def observe(self, step: str | None) -> None:
+        now = time.monotonic()
+        current = self.spans[-1] if self.spans else None
+        if current is not None and current.ended is None and current.step != step:
+            current.ended = now
+        if step and (current is None or current.step != step or current.ended is not None):
+            self.spans.append(StepSpan(step, now))
+
+    def render(self) -> str:
+        lines = []
+        for span in self.spans:
+            end = span.ended if span.ended is not None else time.monotonic()
+            lines.append(f"  +{span.started - self.origin:6.2f}s  {span.step:<9} {end - span.started:6.2f}s")
+        return "\n".join(lines)
+
+
+def get_policy(kube: Kube) -> Mapping[str, Any]:
+    return kube.get_policy(demo.NAMESPACE, demo.POLICY) or {}
+
+
+def wait_for(
+    kube: Kube, done: Callable[[Mapping[str, Any]], bool], timeout: float, timeline: Timeline | None = None
+) -> Mapping[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        obj = get_policy(kube)
+        if timeline is not None:
+            timeline.observe(((obj.get("status") or {}).get("rotation") or {}).get("step"))
+        if done(obj):
+            if timeline is not None:
+                timeline.observe(None)
+            return obj
+        time.sleep(0.05)
+    raise TimeoutError(f"scenario did not reach its state in {timeout:.0f}s")
+
+
+def history_len(obj: Mapping[str, Any]) -> int:
+    return len((obj.get("status") or {}).get("history") or [])
+
+
+def idle_with_history(count: int) -> Callable[[Mapping[str, Any]], bool]:
+    def check(obj: Mapping[str, Any]) -> bool:
+        status = obj.get("status") or {}
+        return history_len(obj) >= count and not status.get("rotation")
+
+    return check
+
+
+def secret_version(kube: Kube) -> str:
+    secret = kube.get_secret(demo.NAMESPACE, demo.SECRET) or {}
+    return str((secret.get("metadata", {}).get("annotations") or {}).get("rotator.dev/version", "-"))
+
+
+def pods_by_version(stack: Stack) -> str:
+    assert stack.kube_server is not None
+    pods = stack.kube_server.workload_pods("Deployment", demo.NAMESPACE, demo.DEPLOYMENT)
+    counts: dict[str, int] = {}
+    for pod in pods:
+        held = pod.secret_versions.get(demo.SECRET)
+        key = f"version {held.version if held and held.version else '-'}{'' if pod.ready else ' (not ready)'}"
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{n} pod(s) on {k}" for k, n in sorted(counts.items())) or "no pods"
+
+
+def scrape(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            text: str = response.read().decode()
+    except OSError as exc:
+        return f"  (metrics unavailable: {exc})"
+    wanted = [
+        line
+        for line in text.splitlines()
+        if line.startswith("rotator_") and "_bucket" not in line and "_created" not in line
+    ]
+    return "\n".join(f"  {line}" for line in wanted)
+
+
+def force(kube: Kube, value: str) -> None:
+    kube.merge_patch(
+        policy_path(demo.NAMESPACE, demo.POLICY),
+        {"metadata": {"annotations": {"rotator.dev/force-rotate": value}}},
+    )
+
+
+def run_scenario(stack: Stack, operator: OperatorProcess, scenario: str, out: Callable[[str], None]) -> bool:
+    kube = stack.kube()
+    out("waiting for the first rotation (the policy is new, the store path empty) ...")
+    wait_for(kube, idle_with_history(1), 90)
+    before = secret_version(kube)
+    out(
+        f"initial credential in place: Secret {demo.SECRET} at store version {before}; "
+        f"{pods_by_version(stack)}"
+    )
+    if scenario == "failed-rollout":
+        assert stack.kube_server is not None
+        stack.kube_server.set_fail_readiness("Deployment", demo.NAMESPACE, demo.DEPLOYMENT, True)
+        out("fault injected: new pods of Deployment demo-app never become ready")
+    out(
+        f"forcing a rotation: kubectl annotate rp -n {demo.NAMESPACE} {demo.POLICY} "
+        "rotator.dev/force-rotate=..."
+    )
+    timeline = Timeline()
+    force(kube, str(int(time.time())))
+    obj = wait_for(kube, idle_with_history(2), 120, timeline)
+    if scenario == "failed-rollout":
+        assert stack.kube_server is not None
+        stack.kube_server.set_fail_readiness("Deployment", demo.NAMESPACE, demo.DEPLOYMENT, False)
+        out("fault cleared: the rolled-back pods can become ready again")
+        time.sleep(2.0)
+    after = secret_version(kube)
+    status = obj.get("status") or {}
+    result = (status.get("history") or [{}])[0].get("result")
+    out("\ntimeline of the forced rotation (step, duration):\n" + timeline.render())
+    out(f"\nresult: {result}; phase {status.get('phase')}")
+    for condition in status.get("conditions") or []:
+        out(
+            f"  {condition['type']}={condition['status']} ({condition['reason']}): "
+            f"{condition.get('message', '')}"
+        )
+    out(f"Secret version: before {before}, after {after}")
+    out(f"pods: {pods_by_version(stack)}")
+    out(f"\nmetrics ({operator.metrics_url}):\n{scrape(operator.metrics_url)}")
+    if scenario == "failed-rollout":
+        return result == "RolledBack" and after == before
+    return result == "Succeeded" and after != before
+
+
+def run_sandbox(
+    workdir: Path, once: bool, scenario: str = "rotation", out: Callable[[str], None] = print
+) -> int:
+    workdir = workdir.resolve()
+    stack = Stack(workdir)
+    operator: OperatorProcess | None = None
+    stop_requested = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start()
+        assert stack.vault is not None
+        assert stack.kube_server is not None
+        kube = stack.kube()
+        demo.seed(kube, stack.vault.address, stack.vault.root_token)
+        operator = OperatorProcess(stack.kubeconfig, workdir / "operator.log", idle_resync=2.0, poll=0.2)
+        operator.start()
+        operator.wait_healthy()
+        timings = ", ".join(f"{k} {v:.2f}s" for k, v in stack.startup_seconds.items())
+        out(f"local stack up ({timings})")
+        out(f"  Kubernetes API   {stack.kube_server.url}   kubeconfig {stack.kubeconfig}")
+        out(f"  Vault (OpenBao)  {stack.vault.address}   token {stack.vault.root_token}")
+        if stack.moto:
+            out(f"  AWS (moto)       {stack.moto.endpoint_url}")
+        if stack.postgres:
+            out(f"  PostgreSQL       127.0.0.1:{stack.postgres.port}")
+        out(f"  operator         pid {operator.pid}, metrics {operator.metrics_url}, log {operator.log_path}")
+        out(f"look at it:  kubectl --kubeconfig {stack.kubeconfig} get rp -A")
+        ok = run_scenario(stack, operator, scenario, out)
+        out(f"\nscenario {scenario}: {'as expected' if ok else 'NOT as expected'}")
+        if once:
+            return 0 if ok else 1
+        out("\nthe stack keeps running; press Ctrl-C to stop everything")
+        while not stop_requested:
+            time.sleep(0.5)
+        return 0
+    except KeyboardInterrupt:
+        out("\nstopping ...")
+        return 0
+    except Exception as exc:
+        out(f"sandbox failed: {type(exc).__name__}: {exc}")
+        if operator is not None:
+            out(f"operator log: {operator.log_path}")
+        return 1
+    finally:
+        if operator is not None:
+            operator.stop()
+        stack.stop()
+        signal.signal(signal.SIGTERM, previous)
+        sys.stdout.flush()

@@ -1,0 +1,127 @@
+"""The Store protocol: where a credential's source of truth lives (DESIGN §1-2, STYLE 7).
+
+A store holds numbered versions of one secret value plus two pointers, *current* and
+*previous*. A rotation writes a *pending* version keyed by its rotation id (step 1), promotes it
+(step 2: new current, old previous), and finally revokes the old one (step 6) or, on rollback,
+marks the new one failed and points current back at the old one.
+
+Every verb is safe to repeat (STYLE 3): the engine may crash and run any step again.
+Implementations take an injected client and an ``on_request(operation, result)`` callback for
+the ``store_requests_total`` metric; they never build clients themselves (STYLE 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Final, Protocol, runtime_checkable
+
+from pydantic import SecretStr
+
+MANAGED_BY: Final = "managed-by"
+MANAGED_BY_VALUE: Final = "rotator"
+OWNER: Final = "rotator.dev/owner"
+CURRENT_VERSION: Final = "rotator.dev/current-version"
+PREVIOUS_VERSION: Final = "rotator.dev/previous-version"
+FAILED_VERSIONS: Final = "rotator.dev/failed-versions"
+ROTATION_ID: Final = "rotator.dev/rotation-id"
+VALUE_KEY: Final = "value"
+MAX_FAILED_VERSIONS: Final = 10
+"""How many failed versions the path's metadata remembers (bounded: metadata values are small)."""
+
+OnRequest = Callable[[str, str], None]
+"""``on_request(operation, result)`` with result ``"ok"`` or ``"error"``; for bounded metrics."""
+
+
+def no_metrics(operation: str, result: str) -> None:
+    """Default ``on_request``: count nothing."""
+
+
+class VersionState(StrEnum):
+    PENDING = "pending"
+    CURRENT = "current"
+    PREVIOUS = "previous"
+    FAILED = "failed"
+    DESTROYED = "destroyed"
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """A version of the secret, by reference only: never carries the value."""
+
+    version: str
+    rotation_id: str | None
+    created_at: datetime | None
+    state: VersionState
+
+
+@runtime_checkable
+class Store(Protocol):
+    kind: str
+    """``"vault"`` | ``"aws"`` | ``"fake"``: a bounded metric label."""
+
+    def ensure_owned(self, owner: str, adopt: bool) -> bool:
+        """Tag the path as rotator's for ``owner``; True if the path existed before.
+
+        Raises StoreOwnershipError if the path exists, is not tagged by rotator for this owner,
+        and ``adopt`` is False.
+        """
+        ...
+
+    def current(self) -> StoredVersion | None:
+        """The current version, or None when the store holds no usable value yet.
+
+        A pre-existing value written by someone else (no rotation id) counts as current.
+        """
+        ...
+
+    def find_by_rotation(self, rotation_id: str) -> StoredVersion | None:
+        """The version written for ``rotation_id``, if any (crash recovery for step 1)."""
+        ...
+
+    def write_pending(self, value: SecretStr, rotation_id: str) -> StoredVersion:
+        """Write ``value`` as a new pending version; idempotent by ``rotation_id``.
+
+        If a version for this rotation id exists it is returned and nothing is written. The
+        write is checked-and-set against the latest version; a foreign write in between raises
+        StoreConflict.
+        """
+        ...
+
+    def promote(self, new_version: str, old_version: str | None) -> None:
+        """Make ``new_version`` current and ``old_version`` previous; idempotent."""
+        ...
+
+    def read_value(self, version: str) -> SecretStr:
+        """The value of ``version``; StoreVersionNotFound if it is gone."""
+        ...
+
+    def revoke(self, version: str) -> None:
+        """Destroy ``version``. Already destroyed or not found is success; the current version
+        is refused (StoreRefused)."""
+        ...
+
+    def mark_failed(self, failed_version: str, restore_version: str | None) -> None:
+        """Rollback: destroy ``failed_version``, remember it as failed, point current back at
+        ``restore_version``; idempotent."""
+        ...
+
+
+__all__ = [
+    "CURRENT_VERSION",
+    "FAILED_VERSIONS",
+    "MANAGED_BY",
+    "MANAGED_BY_VALUE",
+    "MAX_FAILED_VERSIONS",
+    "OWNER",
+    "PREVIOUS_VERSION",
+    "ROTATION_ID",
+    "VALUE_KEY",
+    "OnRequest",
+    "Store",
+    "StoredVersion",
+    "VersionState",
+    "no_metrics",
+]

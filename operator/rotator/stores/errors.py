@@ -1,0 +1,60 @@
+"""Store errors, split by what the engine should do about them (STYLE 9: retry by raising).
+
+- ``StoreUnavailable``: temporary (connection refused, timeout, 5xx, 429). Retry the same step
+  with backoff; nothing was decided.
+- ``StoreConflict``: someone else changed the path between our read and our write (a
+  check-and-set failure not explained by our own earlier write). Re-observe and retry.
+- ``StoreOwnershipError``: permanent until a human acts: the path exists and is not rotator's
+  for this policy (and adoption was not asked for). Named in a condition.
+- ``StoreRefused``: a request that would break an invariant (revoke the current version, roll
+  back onto the failed version). Permanent: it means a logic error upstream, never retried.
+- ``StoreVersionNotFound``: the version asked for is gone (destroyed, deleted, never existed).
+
+Messages name paths, versions and owners, never a secret value.
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class of every store failure. Permanent unless a subclass says otherwise."""
+
+
+class StoreUnavailable(StoreError):
+    """Temporary: the store did not answer or answered 5xx/429; retry with backoff."""
+
+
+class StoreConflict(StoreError):
+    """A concurrent foreign write won the check-and-set; re-observe and retry."""
+
+
+class StoreOwnershipError(StoreError):
+    """The path exists and is not tagged as rotator's for this owner."""
+
+    def __init__(self, path: str, found_owner: str | None, owner: str) -> None:
+        self.path = path
+        self.found_owner = found_owner
+        self.owner = owner
+        found = f"owner tag {found_owner!r}" if found_owner else "no rotator owner tag"
+        super().__init__(
+            f"{path} exists with {found}, not owned by rotator policy {owner!r}; "
+            "set spec.store.*.adopt=true to take it over"
+        )
+
+
+class StoreRefused(StoreError):
+    """The operation would break a store invariant (e.g. revoking the current version)."""
+
+
+class StoreVersionNotFound(StoreError):
+    """The requested version does not exist or was destroyed."""
+
+
+__all__ = [
+    "StoreConflict",
+    "StoreError",
+    "StoreOwnershipError",
+    "StoreRefused",
+    "StoreUnavailable",
+    "StoreVersionNotFound",
+]

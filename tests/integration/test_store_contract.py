@@ -1,0 +1,425 @@
+"""One contract for every Store: the in-memory fake and Vault KV v2 on a real OpenBao (STYLE 7).
+
+Each test runs against both backends through a small harness that knows how to play the parts
+the Store protocol does not have: a foreign writer, a pre-existing value, an outage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import hvac
+import pytest
+import requests
+from pydantic import SecretStr
+
+from rotator.sandbox.openbao import OpenBaoServer
+from rotator.stores.base import OWNER, Store, StoredVersion, VersionState
+from rotator.stores.errors import (
+    StoreConflict,
+    StoreError,
+    StoreOwnershipError,
+    StoreRefused,
+    StoreUnavailable,
+    StoreVersionNotFound,
+)
+from rotator.stores.fake import FakeStore
+from rotator.stores.vault_kv2 import VaultKV2Store, vault_client
+
+OWNER_ID = "shop/orders-db"
+SECRET_MARK = "TOPSECRET"
+"""Every value written in this suite contains this, so a leak is easy to find."""
+
+Requests = list[tuple[str, str]]
+
+
+def value(label: str = "") -> SecretStr:
+    return SecretStr(f"{SECRET_MARK}-{label}-{uuid.uuid4().hex}")
+
+
+class Backend(Protocol):
+    requests: Requests
+
+    def make(self) -> Store: ...
+    def seed(self, store: Store, raw: str) -> str: ...
+    def race_next_write(self, store: Store, raw: str) -> None: ...
+    def lose_next_write_answer(self, store: Store) -> None: ...
+    def version_count(self, store: Store) -> int: ...
+    def tag(self, store: Store, tags: dict[str, str]) -> None: ...
+    def unavailable(self, store: Store) -> contextlib.AbstractContextManager[Store]: ...
+
+
+class FakeBackend:
+    def __init__(self) -> None:
+        self.requests: Requests = []
+
+    def make(self) -> Store:
+        return FakeStore(
+            f"test/{uuid.uuid4().hex}", on_request=lambda op, res: self.requests.append((op, res))
+        )
+
+    @staticmethod
+    def _fake(store: Store) -> FakeStore:
+        assert isinstance(store, FakeStore)
+        return store
+
+    def seed(self, store: Store, raw: str) -> str:
+        return self._fake(store).seed(raw)
+
+    def race_next_write(self, store: Store, raw: str) -> None:
+        fake = self._fake(store)
+
+        def race() -> None:
+            fake.foreign_write(raw)
+
+        fake.before_next_write(race)
+
+    def lose_next_write_answer(self, store: Store) -> None:
+        fake = self._fake(store)
+        original = fake.write_pending
+
+        def lossy(secret: SecretStr, rotation_id: str) -> StoredVersion:
+            del fake.write_pending  # back to the class's method
+            original(secret, rotation_id)
+            raise StoreUnavailable("answer lost (injected)")
+
+        setattr(fake, "write_pending", lossy)  # noqa: B010 (instance override, test only)
+
+    def version_count(self, store: Store) -> int:
+        return len(self._fake(store).versions)
+
+    def tag(self, store: Store, tags: dict[str, str]) -> None:
+        fake = self._fake(store)
+        fake.tags = {**(fake.tags or {}), **tags}
+
+    @contextlib.contextmanager
+    def unavailable(self, store: Store) -> Iterator[Store]:
+        fake = self._fake(store)
+        fake.available = False
+        try:
+            yield fake
+        finally:
+            fake.available = True
+
+
+class VaultBackend:
+    MOUNT = "secret"
+
+    def __init__(self, server: OpenBaoServer) -> None:
+        self.server = server
+        self.requests: Requests = []
+        self.admin = hvac.Client(url=server.address, token=server.root_token, timeout=5)
+
+    def make(self, timeout: float = 5.0) -> Store:
+        client = vault_client(self.server.address, self.server.root_token, timeout)
+        return VaultKV2Store(
+            client,
+            self.MOUNT,
+            f"test/{uuid.uuid4().hex}",
+            on_request=lambda op, res: self.requests.append((op, res)),
+        )
+
+    @staticmethod
+    def _vault(store: Store) -> VaultKV2Store:
+        assert isinstance(store, VaultKV2Store)
+        return store
+
+    def _foreign_write(self, path: str, raw: str) -> str:
+        kv = self.admin.secrets.kv.v2
+        response = kv.create_or_update_secret(path=path, secret={"value": raw}, mount_point=self.MOUNT)
+        return str(response["data"]["version"])
+
+    def seed(self, store: Store, raw: str) -> str:
+        return self._foreign_write(self._vault(store).path, raw)
+
+    def _wrap_write(self, store: Store, wrapper: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+        kv = self._vault(store)._client.secrets.kv.v2
+        original = kv.create_or_update_secret
+        kv.create_or_update_secret = wrapper(original)
+
+    def race_next_write(self, store: Store, raw: str) -> None:
+        path = self._vault(store).path
+        kv = self._vault(store)._client.secrets.kv.v2
+
+        def wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
+            def racing(**kwargs: Any) -> Any:
+                kv.create_or_update_secret = original
+                self._foreign_write(path, raw)
+                return original(**kwargs)
+
+            return racing
+
+        self._wrap_write(store, wrapper)
+
+    def lose_next_write_answer(self, store: Store) -> None:
+        kv = self._vault(store)._client.secrets.kv.v2
+
+        def wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
+            def lossy(**kwargs: Any) -> Any:
+                kv.create_or_update_secret = original
+                original(**kwargs)
+                raise requests.exceptions.ConnectionError("answer lost (injected)")
+
+            return lossy
+
+        self._wrap_write(store, wrapper)
+
+    def version_count(self, store: Store) -> int:
+        metadata = self.admin.secrets.kv.v2.read_secret_metadata(
+            path=self._vault(store).path, mount_point=self.MOUNT
+        )
+        return len(metadata["data"]["versions"])
+
+    def tag(self, store: Store, tags: dict[str, str]) -> None:
+        self.admin.secrets.kv.v2.update_metadata(
+            path=self._vault(store).path, custom_metadata=tags, mount_point=self.MOUNT
+        )
+
+    @contextlib.contextmanager
+    def unavailable(self, store: Store) -> Iterator[Store]:
+        # Same path, a client with a short timeout, and the server frozen (SIGSTOP): data is kept.
+        short = VaultKV2Store(
+            vault_client(self.server.address, self.server.root_token, 0.3),
+            self.MOUNT,
+            self._vault(store).path,
+            on_request=lambda op, res: self.requests.append((op, res)),
+        )
+        with self.server.paused():
+            yield short
+
+
+@pytest.fixture(params=["fake", "vault"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "fake":
+        return FakeBackend()
+    server: OpenBaoServer = request.getfixturevalue("openbao")
+    return VaultBackend(server)
+
+
+def rotate(store: Store, old: str | None, label: str) -> tuple[StoredVersion, SecretStr, str]:
+    """Write and promote one rotation; returns (new version, its value, rotation id)."""
+    rotation_id = str(uuid.uuid4())
+    secret = value(label)
+    written = store.write_pending(secret, rotation_id)
+    store.promote(written.version, old)
+    return written, secret, rotation_id
+
+
+def assert_no_secret(exc: BaseException) -> None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        assert SECRET_MARK not in str(seen)
+        assert SECRET_MARK not in repr(seen)
+        seen = seen.__cause__ or seen.__context__
+
+
+# -- the contract --------------------------------------------------------------------------------
+
+
+def test_fresh_path_write_promote_read(backend: Backend) -> None:
+    store = backend.make()
+    assert store.ensure_owned(OWNER_ID, adopt=False) is False
+    assert store.ensure_owned(OWNER_ID, adopt=False) is True, "tagged on first sight"
+    assert store.current() is None
+
+    secret, rotation_id = value("first"), str(uuid.uuid4())
+    pending = store.write_pending(secret, rotation_id)
+    assert (pending.rotation_id, pending.state) == (rotation_id, VersionState.PENDING)
+    assert pending.created_at is not None
+    assert store.find_by_rotation(rotation_id) == pending
+    assert store.current() is None, "pending is not current"
+
+    store.promote(pending.version, None)
+    store.promote(pending.version, None)  # idempotent
+    current = store.current()
+    assert current is not None
+    assert (current.version, current.rotation_id, current.state) == (
+        pending.version,
+        rotation_id,
+        VersionState.CURRENT,
+    )
+    assert store.read_value(current.version).get_secret_value() == secret.get_secret_value()
+
+    second, second_value, _ = rotate(store, current.version, "second")
+    now = store.current()
+    assert now is not None
+    assert now.version == second.version
+    assert store.read_value(second.version).get_secret_value() == second_value.get_secret_value()
+    previous = store.find_by_rotation(rotation_id)
+    assert previous is not None
+    assert previous.state == VersionState.PREVIOUS
+
+
+def test_write_pending_is_idempotent_by_rotation_id(backend: Backend) -> None:
+    store = backend.make()
+    store.ensure_owned(OWNER_ID, adopt=False)
+    rotation_id = str(uuid.uuid4())
+    first = store.write_pending(value("a"), rotation_id)
+    again = store.write_pending(value("b"), rotation_id)  # a retry never writes a second value
+    assert again.version == first.version
+    assert backend.version_count(store) == 1
+    assert store.read_value(first.version).get_secret_value().startswith(f"{SECRET_MARK}-a-")
+
+
+def test_write_pending_after_a_lost_answer_writes_once(backend: Backend) -> None:
+    """The write landed but its answer was lost; the retry finds it instead of writing again."""
+    store = backend.make()
+    store.ensure_owned(OWNER_ID, adopt=False)
+    rotation_id = str(uuid.uuid4())
+    backend.lose_next_write_answer(store)
+    written: StoredVersion | None = None
+    for _ in range(3):  # the engine's retry
+        with contextlib.suppress(StoreUnavailable):
+            written = store.write_pending(value("x"), rotation_id)
+            break
+    assert written is not None
+    assert written.rotation_id == rotation_id
+    assert backend.version_count(store) == 1
+
+
+def test_cas_conflict_with_a_foreign_writer(backend: Backend) -> None:
+    store = backend.make()
+    store.ensure_owned(OWNER_ID, adopt=False)
+    rotation_id = str(uuid.uuid4())
+    backend.race_next_write(store, f"{SECRET_MARK}-foreign")
+    with pytest.raises(StoreConflict) as caught:
+        store.write_pending(value("mine"), rotation_id)
+    assert_no_secret(caught.value)
+    assert backend.version_count(store) == 1, "only the foreign write landed"
+    assert store.find_by_rotation(rotation_id) is None
+
+    # Re-observed, the next attempt checks-and-sets against the new latest and lands.
+    written = store.write_pending(value("mine"), rotation_id)
+    assert written.version == "2"
+    assert backend.version_count(store) == 2
+
+
+def test_untagged_existing_path_is_refused_then_adopted(backend: Backend) -> None:
+    store = backend.make()
+    legacy = f"{SECRET_MARK}-legacy"
+    seeded = backend.seed(store, legacy)
+    with pytest.raises(StoreOwnershipError) as caught:
+        store.ensure_owned(OWNER_ID, adopt=False)
+    message = str(caught.value)
+    assert getattr(store, "path", "") in message
+    assert "no rotator owner tag" in message
+    assert_no_secret(caught.value)
+
+    assert store.ensure_owned(OWNER_ID, adopt=True) is True
+    assert store.ensure_owned(OWNER_ID, adopt=False) is True, "adopted = tagged for us"
+    current = store.current()
+    assert current is not None
+    assert (current.version, current.rotation_id, current.state) == (seeded, None, VersionState.CURRENT)
+    assert store.read_value(seeded).get_secret_value() == legacy
+
+    # A pending rotation on top does not change what is current until promoted.
+    pending = store.write_pending(value("new"), str(uuid.uuid4()))
+    now = store.current()
+    assert now is not None
+    assert now.version == seeded
+    store.promote(pending.version, seeded)
+    now = store.current()
+    assert now is not None
+    assert now.version == pending.version
+
+
+def test_path_of_another_owner_is_refused_naming_that_owner(backend: Backend) -> None:
+    store = backend.make()
+    assert store.ensure_owned("other/policy", adopt=False) is False
+    backend.tag(store, {"managed-by": "rotator", OWNER: "other/policy"})
+    with pytest.raises(StoreOwnershipError, match="other/policy"):
+        store.ensure_owned(OWNER_ID, adopt=False)
+
+
+def test_revoke_destroys_old_and_refuses_current(backend: Backend) -> None:
+    store = backend.make()
+    store.ensure_owned(OWNER_ID, adopt=False)
+    old, _, old_rotation = rotate(store, None, "old")
+    new, new_value, _ = rotate(store, old.version, "new")
+
+    with pytest.raises(StoreRefused):
+        store.revoke(new.version)
+    store.revoke(old.version)
+    store.revoke(old.version)  # already destroyed = success
+    store.revoke("999")  # never existed = success
+    with pytest.raises(StoreVersionNotFound):
+        store.read_value(old.version)
+    assert store.find_by_rotation(old_rotation) is None
+    current = store.current()
+    assert current is not None
+    assert current.version == new.version
+    assert store.read_value(new.version).get_secret_value() == new_value.get_secret_value()
+
+
+def test_mark_failed_rolls_the_pointer_back(backend: Backend) -> None:
+    store = backend.make()
+    store.ensure_owned(OWNER_ID, adopt=False)
+    old, old_value, _ = rotate(store, None, "old")
+    new, _, new_rotation = rotate(store, old.version, "new")
+
+    store.mark_failed(new.version, old.version)
+    store.mark_failed(new.version, old.version)  # idempotent
+    current = store.current()
+    assert current is not None
+    assert (current.version, current.state) == (old.version, VersionState.CURRENT)
+    assert store.read_value(old.version).get_secret_value() == old_value.get_secret_value()
+    with pytest.raises(StoreVersionNotFound):
+        store.read_value(new.version)
+    assert store.find_by_rotation(new_rotation) is None
+    with pytest.raises(StoreRefused):
+        store.mark_failed(old.version, old.version)
+
+    # The next rotation starts cleanly from the restored version.
+    third, _, _ = rotate(store, old.version, "third")
+    current = store.current()
+    assert current is not None
+    assert current.version == third.version
+
+
+def test_unreachable_store_raises_store_unavailable(backend: Backend) -> None:
+    store = backend.make()
+    store.ensure_owned(OWNER_ID, adopt=False)
+    written, secret, _ = rotate(store, None, "kept")
+    calls: list[Callable[[Store], object]] = [
+        lambda s: s.current(),
+        lambda s: s.write_pending(value("during-outage"), str(uuid.uuid4())),
+        lambda s: s.read_value(written.version),
+    ]
+    with backend.unavailable(store) as down:
+        for call in calls:
+            with pytest.raises(StoreUnavailable) as caught:
+                call(down)
+            assert_no_secret(caught.value)
+    # Back: nothing was lost (Vault was paused, not restarted).
+    assert store.read_value(written.version).get_secret_value() == secret.get_secret_value()
+    assert ("read_metadata", "error") in backend.requests or ("current", "error") in backend.requests
+
+
+def test_no_secret_value_in_errors_reprs_or_metric_labels(backend: Backend) -> None:
+    store = backend.make()
+    store.ensure_owned(OWNER_ID, adopt=False)
+    written, secret, _ = rotate(store, None, "repr")
+    failures: list[StoreError] = []
+    for attempt in (
+        lambda: store.revoke(written.version),
+        lambda: store.read_value("12345"),
+        lambda: store.promote("777", written.version),
+    ):
+        with pytest.raises(StoreError) as caught:
+            attempt()
+        failures.append(caught.value)
+    backend.race_next_write(store, f"{SECRET_MARK}-racer")
+    with pytest.raises(StoreConflict) as conflict:
+        store.write_pending(value("raced"), str(uuid.uuid4()))
+    failures.append(conflict.value)
+    for failure in failures:
+        assert_no_secret(failure)
+    for shown in (repr(store), repr(written), repr(store.current()), repr(store.read_value(written.version))):
+        assert SECRET_MARK not in shown
+    assert secret.get_secret_value() not in str(backend.requests)
+    operations = {operation for operation, _ in backend.requests}
+    assert len(operations) <= 10, "bounded metric label"
+    assert {result for _, result in backend.requests} <= {"ok", "error"}

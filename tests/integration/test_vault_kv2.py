@@ -1,0 +1,136 @@
+"""Vault KV v2 store specifics beyond the shared contract: on-disk layout, error mapping, retries.
+
+And the fake's fault injection, which the contract suite only uses as a switch.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import hvac
+import pytest
+from pydantic import SecretStr
+
+from rotator.sandbox.openbao import OpenBaoServer
+from rotator.sandbox.processes import free_port
+from rotator.stores.base import (
+    CURRENT_VERSION,
+    FAILED_VERSIONS,
+    MANAGED_BY,
+    MAX_FAILED_VERSIONS,
+    OWNER,
+    PREVIOUS_VERSION,
+    ROTATION_ID,
+    Store,
+)
+from rotator.stores.errors import StoreError, StoreUnavailable
+from rotator.stores.fake import FakeStore
+from rotator.stores.vault_kv2 import VaultKV2Store, vault_client
+
+MOUNT = "secret"
+
+
+def make_store(
+    server: OpenBaoServer, *, token: str | None = None, address: str | None = None
+) -> tuple[VaultKV2Store, list[tuple[str, str]], list[float]]:
+    requests: list[tuple[str, str]] = []
+    sleeps: list[float] = []
+    client = vault_client(address or server.address, token or server.root_token, 2.0)
+    store = VaultKV2Store(
+        client,
+        MOUNT,
+        f"test/{uuid.uuid4().hex}",
+        on_request=lambda op, res: requests.append((op, res)),
+        sleep=sleeps.append,
+    )
+    return store, requests, sleeps
+
+
+def test_layout_value_in_data_pointers_and_tags_in_custom_metadata(openbao: OpenBaoServer) -> None:
+    store, _, _ = make_store(openbao)
+    store.ensure_owned("shop/orders-db", adopt=False)
+    first = store.write_pending(SecretStr("v1"), "rot-1")
+    store.promote(first.version, None)
+    second = store.write_pending(SecretStr("v2"), "rot-2")
+    store.promote(second.version, first.version)
+
+    admin = hvac.Client(url=openbao.address, token=openbao.root_token, timeout=5)
+    data = admin.secrets.kv.v2.read_secret_version(
+        path=store.path, mount_point=MOUNT, raise_on_deleted_version=True
+    )["data"]["data"]
+    assert data == {"value": "v2", ROTATION_ID: "rot-2"}
+    custom = admin.secrets.kv.v2.read_secret_metadata(path=store.path, mount_point=MOUNT)["data"][
+        "custom_metadata"
+    ]
+    assert custom == {
+        MANAGED_BY: "rotator",
+        OWNER: "shop/orders-db",
+        CURRENT_VERSION: second.version,
+        PREVIOUS_VERSION: first.version,
+    }
+
+
+def test_failed_versions_list_is_bounded(openbao: OpenBaoServer) -> None:
+    store, _, _ = make_store(openbao)
+    store.ensure_owned("o/p", adopt=False)
+    base = store.write_pending(SecretStr("base"), "base")
+    store.promote(base.version, None)
+    for n in range(MAX_FAILED_VERSIONS + 2):
+        bad = store.write_pending(SecretStr(f"bad-{n}"), f"bad-{n}")
+        store.promote(bad.version, base.version)
+        store.mark_failed(bad.version, base.version)
+    admin = hvac.Client(url=openbao.address, token=openbao.root_token, timeout=5)
+    custom = admin.secrets.kv.v2.read_secret_metadata(path=store.path, mount_point=MOUNT)["data"][
+        "custom_metadata"
+    ]
+    failed = custom[FAILED_VERSIONS].split(",")
+    assert len(failed) == MAX_FAILED_VERSIONS
+    assert failed[-1] == str(MAX_FAILED_VERSIONS + 3)
+    assert custom[CURRENT_VERSION] == base.version
+
+
+def test_foreign_value_with_several_keys_is_not_adopted(openbao: OpenBaoServer) -> None:
+    store, _, _ = make_store(openbao)
+    admin = hvac.Client(url=openbao.address, token=openbao.root_token, timeout=5)
+    admin.secrets.kv.v2.create_or_update_secret(
+        path=store.path, secret={"username": "u", "password": "p"}, mount_point=MOUNT
+    )
+    store.ensure_owned("o/p", adopt=True)
+    assert store.current() is None
+    with pytest.raises(StoreError, match="no 'value' key"):
+        store.read_value("1")
+
+
+def test_connection_refused_is_retried_briefly_then_unavailable(openbao: OpenBaoServer) -> None:
+    store, requests, sleeps = make_store(openbao, address=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(StoreUnavailable, match="ConnectionError"):
+        store.current()
+    assert len(sleeps) == 2, "3 attempts"
+    assert all(0.2 <= s <= 1.0 for s in sleeps)
+    assert requests == [("read_metadata", "error")], "one logical request, counted once"
+
+
+def test_permission_denied_is_permanent_and_not_retried(openbao: OpenBaoServer) -> None:
+    store, requests, sleeps = make_store(openbao, token="not-a-token")
+    with pytest.raises(StoreError, match="denied") as caught:
+        store.ensure_owned("o/p", adopt=False)
+    assert not isinstance(caught.value, StoreUnavailable)
+    assert sleeps == []
+    assert requests == [("read_metadata", "error")]
+
+
+def test_vault_store_satisfies_the_protocol(openbao: OpenBaoServer) -> None:
+    store, _, _ = make_store(openbao)
+    assert isinstance(store, Store)
+    assert isinstance(FakeStore(), Store)
+
+
+def test_fake_fail_next_injects_n_unavailable_calls() -> None:
+    requests: list[tuple[str, str]] = []
+    store = FakeStore(on_request=lambda op, res: requests.append((op, res)))
+    store.fail_next(2)
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable):
+            store.current()
+    assert store.current() is None
+    assert requests == [("current", "error"), ("current", "error"), ("current", "ok")]
