@@ -10,7 +10,6 @@ example RotationPolicies are accepted by both the pydantic models and the CRD sc
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -158,12 +157,10 @@ def test_install_objects_live_in_the_operator_namespace() -> None:
             assert doc["metadata"].get("namespace") == NAMESPACE, f"{rel(path)}: {doc['kind']} namespace"
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with built-in kustomize) not installed")
 @pytest.mark.parametrize("directory", ["", "monitoring", "examples"])
 def test_kustomize_builds(directory: str) -> None:
-    # The CRD lives in ../crds, outside the kustomization root: kustomize needs LoadRestrictionsNone.
     result = subprocess.run(
-        ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(MANIFESTS / directory)],
+        ["kubectl", "kustomize", str(MANIFESTS / directory)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -384,20 +381,6 @@ def test_alerts_name_only_exported_metrics() -> None:
     for rule in alert_rules():
         for name in re.findall(r"\brotator_[a-z_]+\b", rule["expr"]):
             assert name in exported, f"{rule['alert']} uses {name}, which rotator.metrics does not export"
-
-
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Prometheus) not installed")
-def test_alert_rules_pass_promtool(tmp_path: Path) -> None:
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(yaml.safe_dump(one("PrometheusRule", "monitoring/")["spec"]))
-    result = subprocess.run(
-        ["promtool", "check", "rules", str(rules_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_service_monitor_scrapes_the_metrics_port_as_job_rotator() -> None:

@@ -365,7 +365,9 @@ class _Run:
         )
         self.deps.metrics.in_progress.labels(**self.labels).set(1)
         # Persisted before any side effect: the id is what makes every later write idempotent.
-        return self.persist(0.0)
+        reconciled = self.persist(0.0)
+        self.deps.checkpoint("start:after-persist")
+        return reconciled
 
     # --- rotating: one step ------------------------------------------------------------------
     def advance(self, spec: RotationPolicySpec) -> Reconciled:
@@ -402,6 +404,8 @@ class _Run:
         started = time.monotonic()
         try:
             result = STEPS[step](ctx)
+            # The step's side effects are done and status is not saved yet: the riskiest moment.
+            self.deps.checkpoint(f"{step}:before-persist")
         except PermanentStepError as exc:
             if step in (Step.REVOKE, Step.ROLLBACK):
                 raise

@@ -379,6 +379,21 @@ def test_mark_failed_rolls_the_pointer_back(backend: Backend) -> None:
     assert current.version == third.version
 
 
+def test_current_survives_more_failed_rotations_than_versions_kept(backend: Backend) -> None:
+    """KV v2 purges the oldest versions beyond max_versions (10): a run of failed rotations must
+    not purge the version that is still current."""
+    store = backend.make()
+    store.ensure_owned(OWNER_ID, adopt=False)
+    base, base_value, _ = rotate(store, None, "base")
+    for n in range(12):
+        failed, _, _ = rotate(store, base.version, f"failed-{n}")
+        store.mark_failed(failed.version, base.version)
+    current = store.current()
+    assert current is not None
+    assert current.version == base.version
+    assert store.read_value(base.version).get_secret_value() == base_value.get_secret_value()
+
+
 def test_unreachable_store_raises_store_unavailable(backend: Backend) -> None:
     store = backend.make()
     store.ensure_owned(OWNER_ID, adopt=False)

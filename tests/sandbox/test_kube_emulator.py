@@ -6,6 +6,7 @@ Each test names one semantic (DESIGN §5) and checks it over HTTP, as a client s
 from __future__ import annotations
 
 import base64
+import http.client
 import re
 import time
 import tracemalloc
@@ -531,16 +532,22 @@ def test_kubernetes_client_round_trip(kube_api: kubernetes.client.ApiClient) -> 
 
 def test_request_history_is_bounded(kube_server: KubeServer, kube_http: KubeHTTP) -> None:
     limit = kube_server.call(lambda emulator: emulator.history_limit)
+    conn = http.client.HTTPConnection(kube_http.host, kube_http.port, timeout=10)  # keep-alive: fast
+
+    def get_many(count: int) -> None:
+        for _ in range(count):
+            conn.request("GET", SECRETS)
+            assert conn.getresponse().read()
+
     tracemalloc.start()
     try:
-        for _ in range(500):
-            kube_http.request("GET", "/api/v1/namespaces/shop/secrets")
+        get_many(500)
         baseline, _ = tracemalloc.get_traced_memory()
-        for _ in range(1500):
-            kube_http.request("GET", "/api/v1/namespaces/shop/secrets")
+        get_many(1500)
         current, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+        conn.close()
     history = kube_server.call(lambda emulator: len(emulator.history))
     assert kube_server.call(lambda emulator: emulator.request_count) == 2000
     assert history <= 2 * limit

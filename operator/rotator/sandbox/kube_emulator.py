@@ -471,7 +471,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 if remaining is not None and remaining <= 0:
                     break
                 try:
-                    event = await asyncio.wait_for(watcher.queue.get(), remaining)
+                    async with asyncio.timeout(remaining):
+                        event = await watcher.queue.get()
                 except TimeoutError:
                     break
                 if event is None:  # the server is shutting down

@@ -100,8 +100,10 @@ class KubeServer:
             return
         if self._loop is not None and self._stopping is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stopping.set)
-        self._thread.join(timeout=30)
-        self._thread = None
+        thread, self._thread = self._thread, None
+        thread.join(timeout=30)
+        if thread.is_alive():
+            raise RuntimeError("the Kubernetes emulator thread did not stop within 30 s")
 
     def __enter__(self) -> Self:
         return self.start()
@@ -131,7 +133,7 @@ class KubeServer:
             emulator.store, pod_delay=self._pod_delay, daemonset_nodes=self._daemonset_nodes
         )
         async with emulator:
-            server = aiohttp.web.Server(emulator, handler_cancellation=True)
+            server = aiohttp.web.Server(emulator, handler_cancellation=True, access_log=None)
             runner = aiohttp.web.ServerRunner(server, shutdown_timeout=1.0)
             await runner.setup()
             site = aiohttp.web.TCPSite(runner, self.host, self._requested_port, reuse_address=True)

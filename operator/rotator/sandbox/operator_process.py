@@ -27,6 +27,7 @@ class OperatorProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     metrics_port: int = 0
     liveness_port: int = 0
+    namespaces: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -59,6 +60,7 @@ class OperatorProcess:
                 str(self.idle_resync),
                 "--poll",
                 str(self.poll),
+                *[arg for ns in self.namespaces for arg in ("--namespace", ns)],
                 "--log-format",
                 "text",
                 *(["--verbose"] if os.environ.get("ROTATOR_VERBOSE") else []),

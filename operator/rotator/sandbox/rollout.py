@@ -236,7 +236,9 @@ class RolloutSimulator:
     async def _loop(self, key: WorkloadKey, state: _State) -> None:
         kind, namespace, name = key
         rt = self._workload_type(kind)
-        while True:
+        # Checking the flag (not only relying on cancellation) matters: on Python 3.11 a
+        # cancellation racing with a timeout can be swallowed, and stop() would wait forever.
+        while self._running:
             state.wake.clear()
             obj = self.store.find(rt, namespace, name)
             if obj is None:
@@ -252,7 +254,8 @@ class RolloutSimulator:
                 await asyncio.sleep(0)
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state.wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await state.wake.wait()
 
     # ------------------------------------------------------------------------ shared pieces
 

@@ -73,6 +73,8 @@ class FakeStore:
         self.available = True
         self._failures = 0
         self._before_write: Callable[[], None] | None = None
+        self.max_versions = 0
+        """Like KV v2: versions kept (0 = the default of 10); the oldest beyond it are purged."""
 
     def __repr__(self) -> str:
         return f"FakeStore({self.path!r})"
@@ -96,11 +98,16 @@ class FakeStore:
 
     def foreign_write(self, value: str) -> str:
         """Write a new version as a foreign writer would (no rotation id)."""
-        number = len(self.versions) + 1
-        self.versions[number] = _Version(value, None, self._clock())
+        number = self.latest + 1
+        self._add(number, _Version(value, None, self._clock()))
+        return str(number)
+
+    def _add(self, number: int, version: _Version) -> None:
+        self.versions[number] = version
         if self.tags is None:
             self.tags = {}
-        return str(number)
+        while len(self.versions) > (self.max_versions or 10):
+            del self.versions[min(self.versions)]
 
     @property
     def latest(self) -> int:
@@ -189,6 +196,10 @@ class FakeStore:
         existing = self._find(rotation_id)
         if existing is not None:
             return existing
+        protected = [v for v in (self._current_number(), self.previous_pointer) if v is not None]
+        if protected:
+            needed = self.latest + 1 - min(int(v) for v in protected) + 1
+            self.max_versions = max(self.max_versions or 10, needed)
         cas = self.latest
         if self._before_write is not None:
             hook, self._before_write = self._before_write, None
@@ -199,9 +210,7 @@ class FakeStore:
                 f"{self.latest} written by someone else (rotation {rotation_id})"
             )
         number = cas + 1
-        self.versions[number] = _Version(value.get_secret_value(), rotation_id, self._clock())
-        if self.tags is None:
-            self.tags = {}
+        self._add(number, _Version(value.get_secret_value(), rotation_id, self._clock()))
         return self._stored(number)
 
     def promote(self, new_version: str, old_version: str | None) -> None:

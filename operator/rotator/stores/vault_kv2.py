@@ -11,6 +11,9 @@ Layout of one rotated path ``<mount>/<path>``:
   Consumers that read "latest" see the pending version early; consumers of rotator read the
   current pointer (and the Kubernetes Secret, which is only synced from current).
 
+KV v2 purges versions beyond ``max_versions`` (10 by default); before writing, the store raises
+the path's ``max_versions`` when the write would otherwise purge the current or previous version.
+
 Writes are check-and-set against the latest version (``cas=0`` for a new path); a CAS failure
 is re-read: if the latest version carries our rotation id (our own earlier write whose answer
 was lost) it is adopted, otherwise StoreConflict. Transient failures (connection refused,
@@ -61,6 +64,9 @@ T = TypeVar("T")
 SCAN_LIMIT: Final = 20
 """Newest versions read when looking for a rotation id or an adopted value: bounded work per call,
 and far more than one rotation ever leaves behind (pending + current + previous + a few failed)."""
+
+KV_DEFAULT_MAX_VERSIONS: Final = 10
+"""Versions KV v2 keeps per path when neither the path nor the mount sets max_versions."""
 
 _TRANSIENT: Final = (
     requests.exceptions.ConnectionError,
@@ -118,6 +124,7 @@ class _Metadata:
     versions: dict[int, Mapping[str, Any]]
     custom: dict[str, str]
     delete_version_after: str
+    max_versions: int
     reads: dict[int, Mapping[str, Any] | None] = field(default_factory=dict)
     """Per-call cache of version data already read (None = deleted/destroyed)."""
 
@@ -159,6 +166,7 @@ class VaultKV2Store:
         self.mount = mount.strip("/")
         self.path = path.strip("/")
         self._on_request = on_request
+        self._mount_limit: int | None = None
         retry_args: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         self._retrying = Retrying(
             stop=stop_after_attempt(attempts),
@@ -234,6 +242,7 @@ class VaultKV2Store:
             versions={int(k): v for k, v in (data.get("versions") or {}).items()},
             custom={str(k): str(v) for k, v in (data.get("custom_metadata") or {}).items()},
             delete_version_after=str(data.get("delete_version_after") or "0s"),
+            max_versions=int(data.get("max_versions") or 0),
         )
 
     def _read(self, meta: _Metadata, version: int) -> Mapping[str, Any] | None:
@@ -252,6 +261,47 @@ class VaultKV2Store:
             data = ((response or {}).get("data") or {}).get("data")
         meta.reads[version] = data
         return data
+
+    def _mount_max_versions(self) -> int:
+        """The mount's max_versions (0 means the KV v2 default); cached per store."""
+        if self._mount_limit is None:
+            try:
+                response = self._call(
+                    "read_config", lambda: self._kv.read_configuration(mount_point=self.mount)
+                )
+                self._mount_limit = int(((response or {}).get("data") or {}).get("max_versions") or 0)
+            except StoreUnavailable:
+                raise
+            except StoreError:
+                self._mount_limit = 0  # no read on <mount>/config: assume the default
+        return self._mount_limit or KV_DEFAULT_MAX_VERSIONS
+
+    def _keep_protected_versions(self, meta: _Metadata) -> None:
+        """Raise the path's max_versions if the next write would purge current or previous.
+
+        KV v2 permanently deletes the oldest version beyond max_versions (10 by default), so a
+        run of failed rotations (each writes a version, rollback keeps pointing at an old one)
+        would otherwise silently delete the live credential. The path is ours (ensure_owned).
+        """
+        previous = meta.custom.get(PREVIOUS_VERSION, "")
+        protected = [
+            v for v in (self._current_number(meta), int(previous) if previous.isdigit() else None) if v
+        ]
+        if not protected:
+            return
+        needed = meta.latest + 1 - min(protected) + 1
+        if needed <= (meta.max_versions or self._mount_max_versions()):
+            return
+        self._call(
+            "update_metadata",
+            lambda: self._kv.update_metadata(
+                path=self.path,
+                max_versions=needed,
+                custom_metadata=meta.custom,
+                delete_version_after=meta.delete_version_after,
+                mount_point=self.mount,
+            ),
+        )
 
     def _write_custom(self, meta: _Metadata | None, custom: dict[str, str]) -> None:
         delete_after = meta.delete_version_after if meta is not None else "0s"
@@ -340,6 +390,8 @@ class VaultKV2Store:
         meta = self._metadata()
         if meta is not None and (existing := self._find(meta, rotation_id)) is not None:
             return existing
+        if meta is not None:
+            self._keep_protected_versions(meta)
         cas = meta.latest if meta is not None else 0
         payload = {VALUE_KEY: value.get_secret_value(), ROTATION_ID: rotation_id}
 
@@ -450,4 +502,4 @@ class VaultKV2Store:
         )
 
 
-__all__ = ["SCAN_LIMIT", "VaultKV2Store", "vault_client"]
+__all__ = ["KV_DEFAULT_MAX_VERSIONS", "SCAN_LIMIT", "VaultKV2Store", "vault_client"]
