@@ -6,8 +6,12 @@ Each test names one semantic (DESIGN §5) and checks it over HTTP, as a client s
 from __future__ import annotations
 
 import base64
+import collections
 import http.client
 import re
+import signal
+import subprocess
+import sys
 import time
 import tracemalloc
 from dataclasses import dataclass
@@ -15,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import kmock
 import kubernetes
 import pytest
 import yaml
@@ -22,6 +27,7 @@ import yaml
 from rotator.sandbox import kube_store
 from rotator.sandbox.kube_emulator import Fault
 from rotator.sandbox.kube_server import KubeServer
+from rotator.sandbox.processes import free_port
 from tests.fixtures.kube import KubeHTTP
 
 SECRETS = "/api/v1/namespaces/shop/secrets"
@@ -91,10 +97,14 @@ def test_resource_version_is_global_and_monotonic(kube_http: KubeHTTP) -> None:
     first = create(kube_http, SECRETS, {"metadata": {"name": "a"}})
     second = create(kube_http, CONFIGMAPS, {"metadata": {"name": "b"}})
     _, updated = kube_http.request(
-        "PATCH", f"{SECRETS}/a", {"metadata": {"labels": {"x": "1"}}}, content_type="application/merge-patch+json"
+        "PATCH",
+        f"{SECRETS}/a",
+        {"metadata": {"labels": {"x": "1"}}},
+        content_type="application/merge-patch+json",
     )
     versions = [int(o["metadata"]["resourceVersion"]) for o in (first, second, updated)]
-    assert versions == sorted(versions) and len(set(versions)) == 3
+    assert versions == sorted(versions)
+    assert len(set(versions)) == 3
 
 
 def test_put_with_stale_resource_version_conflicts(kube_http: KubeHTTP) -> None:
@@ -109,9 +119,13 @@ def test_put_with_stale_resource_version_conflicts(kube_http: KubeHTTP) -> None:
 
 def test_patch_with_stale_resource_version_conflicts(kube_http: KubeHTTP) -> None:
     stale = create(kube_http, SECRETS, {"metadata": {"name": "a"}})
-    kube_http.request("PATCH", f"{SECRETS}/a", {"data": {"k": "dg=="}}, content_type="application/merge-patch+json")
+    kube_http.request(
+        "PATCH", f"{SECRETS}/a", {"data": {"k": "dg=="}}, content_type="application/merge-patch+json"
+    )
     patch = {"metadata": {"resourceVersion": stale["metadata"]["resourceVersion"]}, "data": {"k": "eA=="}}
-    status, body = kube_http.request("PATCH", f"{SECRETS}/a", patch, content_type="application/merge-patch+json")
+    status, body = kube_http.request(
+        "PATCH", f"{SECRETS}/a", patch, content_type="application/merge-patch+json"
+    )
     assert (status, body["reason"]) == (409, "Conflict")
 
 
@@ -140,7 +154,10 @@ def test_namespace_is_taken_from_the_url(kube_http: KubeHTTP) -> None:
 
 
 def test_generate_name_makes_a_unique_name(kube_http: KubeHTTP) -> None:
-    names = {create(kube_http, SECRETS, {"metadata": {"generateName": "tok-"}})["metadata"]["name"] for _ in range(3)}
+    names = {
+        create(kube_http, SECRETS, {"metadata": {"generateName": "tok-"}})["metadata"]["name"]
+        for _ in range(3)
+    }
     assert len(names) == 3
     assert all(re.fullmatch(r"tok-[a-z0-9]{5}", name) for name in names)
 
@@ -167,7 +184,9 @@ def test_secret_string_data_is_stored_as_base64_data(kube_http: KubeHTTP) -> Non
 
 
 def test_json_patch_applies_operations(kube_http: KubeHTTP) -> None:
-    create(kube_http, SECRETS, {"metadata": {"name": "a", "annotations": {"old": "1"}}, "data": {"k": "dg=="}})
+    create(
+        kube_http, SECRETS, {"metadata": {"name": "a", "annotations": {"old": "1"}}, "data": {"k": "dg=="}}
+    )
     ops = [
         {"op": "add", "path": "/metadata/annotations/rotator.dev~1version", "value": "2"},
         {"op": "remove", "path": "/metadata/annotations/old"},
@@ -182,14 +201,19 @@ def test_json_patch_applies_operations(kube_http: KubeHTTP) -> None:
 
 def test_json_patch_failed_test_answers_422(kube_http: KubeHTTP) -> None:
     before = create(kube_http, SECRETS, {"metadata": {"name": "a"}, "data": {"k": "dg=="}})
-    ops = [{"op": "test", "path": "/data/k", "value": "nope"}, {"op": "replace", "path": "/data/k", "value": "eA=="}]
+    ops = [
+        {"op": "test", "path": "/data/k", "value": "nope"},
+        {"op": "replace", "path": "/data/k", "value": "eA=="},
+    ]
     status, body = kube_http.request("PATCH", f"{SECRETS}/a", ops, content_type="application/json-patch+json")
     assert (status, body["reason"]) == (422, "Invalid")
     assert kube_http.request("GET", f"{SECRETS}/a")[1] == before
 
 
 def test_merge_patch_merges_and_deletes_with_null(kube_http: KubeHTTP) -> None:
-    create(kube_http, SECRETS, {"metadata": {"name": "a", "labels": {"a": "1", "b": "2"}}, "data": {"x": "eA=="}})
+    create(
+        kube_http, SECRETS, {"metadata": {"name": "a", "labels": {"a": "1", "b": "2"}}, "data": {"x": "eA=="}}
+    )
     patch = {"metadata": {"labels": {"a": None, "c": "3"}}, "data": {"y": "eQ=="}}
     _, obj = kube_http.request("PATCH", f"{SECRETS}/a", patch, content_type="application/merge-patch+json")
     assert obj["metadata"]["labels"] == {"b": "2", "c": "3"}
@@ -217,7 +241,10 @@ def test_strategic_merge_patch_merges_maps_and_named_lists(kube_http: KubeHTTP) 
     )
     assert status == 200, obj
     template = obj["spec"]["template"]
-    assert template["metadata"] == {"labels": {"app": "web"}, "annotations": {"rotator.dev/restarted-at": "now"}}
+    assert template["metadata"] == {
+        "labels": {"app": "web"},
+        "annotations": {"rotator.dev/restarted-at": "now"},
+    }
     assert template["spec"]["containers"] == [
         {"name": "main", "image": "nginx:2"},
         {"name": "sidecar", "image": "envoy"},
@@ -227,10 +254,14 @@ def test_strategic_merge_patch_merges_maps_and_named_lists(kube_http: KubeHTTP) 
 
 def test_put_replaces_the_whole_object(kube_http: KubeHTTP) -> None:
     obj = create(kube_http, SECRETS, {"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "dg=="}})
-    replacement = {"metadata": {"name": "a", "resourceVersion": obj["metadata"]["resourceVersion"]}, "data": {}}
+    replacement = {
+        "metadata": {"name": "a", "resourceVersion": obj["metadata"]["resourceVersion"]},
+        "data": {},
+    }
     status, new = kube_http.request("PUT", f"{SECRETS}/a", replacement)
     assert status == 200
-    assert "labels" not in new["metadata"] and new["data"] == {}
+    assert "labels" not in new["metadata"]
+    assert new["data"] == {}
     assert new["metadata"]["uid"] == obj["metadata"]["uid"]
 
 
@@ -241,18 +272,21 @@ def test_status_subresource_writes_change_only_status(kube_http: KubeHTTP) -> No
     install_widgets(kube_http)
     create(kube_http, WIDGETS, {"apiVersion": "example.dev/v1", "kind": "Widget", "metadata": {"name": "w"}})
     patch = {"spec": {"size": 9}, "status": {"phase": "Ready"}}
-    _, obj = kube_http.request("PATCH", f"{WIDGETS}/w/status", patch, content_type="application/merge-patch+json")
+    _, obj = kube_http.request(
+        "PATCH", f"{WIDGETS}/w/status", patch, content_type="application/merge-patch+json"
+    )
     assert obj["status"] == {"phase": "Ready"}
     assert "spec" not in obj
 
 
-@pytest.mark.parametrize("kind", ["Widget", "Deployment"])
+@pytest.mark.parametrize("kind", ["Widget", "Deployment", "StatefulSet", "DaemonSet"])
 def test_main_resource_writes_ignore_status(kube_http: KubeHTTP, kind: str) -> None:
     if kind == "Widget":
         install_widgets(kube_http)
         path, body = WIDGETS, {"apiVersion": "example.dev/v1", "kind": "Widget", "metadata": {"name": "w"}}
     else:
-        path, body = DEPLOYMENTS, deployment("w")
+        path = f"/apis/apps/v1/namespaces/shop/{kind.lower()}s"
+        body = dict(deployment("w"), kind=kind)
     created = create(kube_http, path, {**body, "status": {"forged": True}})
     assert "forged" not in (created.get("status") or {})
     patch = {"metadata": {"labels": {"x": "1"}}, "status": {"forged": True}}
@@ -265,7 +299,12 @@ def test_scale_subresource_reads_and_writes_replicas(kube_http: KubeHTTP) -> Non
     create(kube_http, DEPLOYMENTS, deployment())
     status, scale = kube_http.request("GET", f"{DEPLOYMENTS}/web/scale")
     assert (status, scale["kind"], scale["spec"]["replicas"]) == (200, "Scale", 1)
-    kube_http.request("PATCH", f"{DEPLOYMENTS}/web/scale", {"spec": {"replicas": 4}}, content_type="application/merge-patch+json")
+    kube_http.request(
+        "PATCH",
+        f"{DEPLOYMENTS}/web/scale",
+        {"spec": {"replicas": 4}},
+        content_type="application/merge-patch+json",
+    )
     assert kube_http.request("GET", f"{DEPLOYMENTS}/web")[1]["spec"]["replicas"] == 4
 
 
@@ -320,7 +359,10 @@ def test_watch_from_resource_version_sends_only_later_events(kube_http: KubeHTTP
     create(kube_http, SECRETS, {"metadata": {"name": "after"}})
     kube_http.request("DELETE", f"{SECRETS}/before")
     events = kube_http.watch(SECRETS, resourceVersion=list_rv, timeoutSeconds="1")
-    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "after"), ("DELETED", "before")]
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "after"),
+        ("DELETED", "before"),
+    ]
 
 
 def test_watch_without_resource_version_starts_with_current_objects(kube_http: KubeHTTP) -> None:
@@ -335,8 +377,10 @@ def test_watch_honours_timeout_seconds(kube_http: KubeHTTP) -> None:
     assert 0.9 <= time.monotonic() - started < 3
 
 
-def test_watch_from_a_compacted_resource_version_answers_410(kube_server: KubeServer, kube_http: KubeHTTP) -> None:
-    kube_server.call(lambda emulator: setattr(emulator.store, "_log", kube_store.deque(maxlen=2)))
+def test_watch_from_a_compacted_resource_version_answers_410(
+    kube_server: KubeServer, kube_http: KubeHTTP
+) -> None:
+    kube_server.call(lambda emulator: setattr(emulator.store, "_log", collections.deque(maxlen=2)))
     for i in range(4):
         create(kube_http, SECRETS, {"metadata": {"name": f"s{i}"}})
     status, body = kube_http.request("GET", SECRETS, params={"watch": "true", "resourceVersion": "1"})
@@ -349,9 +393,24 @@ def test_watch_from_a_compacted_resource_version_answers_410(kube_server: KubeSe
 @pytest.mark.parametrize(
     ("path", "group_version", "expected"),
     [
-        ("/api/v1", "v1", {"namespaces", "secrets", "configmaps", "events", "pods", "serviceaccounts", "services"}),
-        ("/apis/apps/v1", "apps/v1", {"deployments", "statefulsets", "daemonsets", "deployments/status",
-                                      "deployments/scale", "statefulsets/status", "statefulsets/scale"}),
+        (
+            "/api/v1",
+            "v1",
+            {"namespaces", "secrets", "configmaps", "events", "pods", "serviceaccounts", "services"},
+        ),
+        (
+            "/apis/apps/v1",
+            "apps/v1",
+            {
+                "deployments",
+                "statefulsets",
+                "daemonsets",
+                "deployments/status",
+                "deployments/scale",
+                "statefulsets/status",
+                "statefulsets/scale",
+            },
+        ),
         ("/apis/apiextensions.k8s.io/v1", "apiextensions.k8s.io/v1", {"customresourcedefinitions"}),
         ("/apis/events.k8s.io/v1", "events.k8s.io/v1", {"events"}),
         ("/apis/coordination.k8s.io/v1", "coordination.k8s.io/v1", {"leases"}),
@@ -368,7 +427,13 @@ def test_discovery(kube_http: KubeHTTP, path: str, group_version: str, expected:
 def test_group_discovery_lists_the_groups(kube_http: KubeHTTP) -> None:
     assert kube_http.request("GET", "/api")[1]["versions"] == ["v1"]
     groups = {g["name"] for g in kube_http.request("GET", "/apis")[1]["groups"]}
-    assert {"apps", "apiextensions.k8s.io", "events.k8s.io", "coordination.k8s.io", "authentication.k8s.io"} <= groups
+    assert {
+        "apps",
+        "apiextensions.k8s.io",
+        "events.k8s.io",
+        "coordination.k8s.io",
+        "authentication.k8s.io",
+    } <= groups
     status, group = kube_http.request("GET", "/apis/apps")
     assert (status, group["kind"], group["preferredVersion"]["version"]) == (200, "APIGroup", "v1")
 
@@ -380,7 +445,10 @@ def test_creating_a_crd_serves_its_resource_and_establishes_it(kube_http: KubeHT
     resources = kube_http.request("GET", "/apis/example.dev/v1")[1]["resources"]
     widgets = next(r for r in resources if r["name"] == "widgets")
     assert (widgets["kind"], widgets["singularName"], widgets["shortNames"], widgets["namespaced"]) == (
-        "Widget", "widget", ["wd"], True,
+        "Widget",
+        "widget",
+        ["wd"],
+        True,
     )
     assert "widgets/status" in {r["name"] for r in resources}
     assert "example.dev" in {g["name"] for g in kube_http.request("GET", "/apis")[1]["groups"]}
@@ -397,7 +465,9 @@ def test_deleting_a_crd_removes_its_resource(kube_http: KubeHTTP) -> None:
 # ------------------------------------------------------------------------------ token review
 
 
-def test_token_review_authenticates_only_registered_tokens(kube_server: KubeServer, kube_http: KubeHTTP) -> None:
+def test_token_review_authenticates_only_registered_tokens(
+    kube_server: KubeServer, kube_http: KubeHTTP
+) -> None:
     kube_server.register_token("good-token", "system:serviceaccount:shop:orders")
     path = "/apis/authentication.k8s.io/v1/tokenreviews"
 
@@ -427,7 +497,8 @@ def test_delete_returns_the_object(kube_http: KubeHTTP) -> None:
 def test_finalizers_hold_deletion_until_removed(kube_http: KubeHTTP) -> None:
     create(kube_http, SECRETS, {"metadata": {"name": "a", "finalizers": ["rotator.dev/cleanup"]}})
     status, marked = kube_http.request("DELETE", f"{SECRETS}/a")
-    assert status == 200 and marked["metadata"]["deletionTimestamp"]
+    assert status == 200
+    assert marked["metadata"]["deletionTimestamp"]
     assert kube_http.request("GET", f"{SECRETS}/a")[0] == 200
     patch = {"metadata": {"finalizers": None}}
     kube_http.request("PATCH", f"{SECRETS}/a", patch, content_type="application/merge-patch+json")
@@ -460,7 +531,9 @@ class StubError:
     detail: str
 
 
-def test_custom_resources_are_validated_with_a_stub(kube_http: KubeHTTP, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_custom_resources_are_validated_with_a_stub(
+    kube_http: KubeHTTP, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def validate(schema: Any, obj: Any) -> list[StubError]:
         if "size" not in (obj.get("spec") or {}):
             return [StubError("spec.size", "FieldValueRequired", "")]
@@ -482,13 +555,22 @@ def rotation_policy(**spec_overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "secret": {"name": "orders-db-credentials", "key": "password"},
         "credential": {"password": {"length": 32}},
-        "store": {"vault": {"address": "http://vault:8200", "path": "shop/orders-db",
-                            "auth": {"kubernetes": {"role": "rotator"}}}},
+        "store": {
+            "vault": {
+                "address": "http://vault:8200",
+                "path": "shop/orders-db",
+                "auth": {"kubernetes": {"role": "rotator"}},
+            }
+        },
         "schedule": {"interval": "720h"},
     }
     spec.update(spec_overrides)
-    return {"apiVersion": "rotator.dev/v1alpha1", "kind": "RotationPolicy",
-            "metadata": {"name": "orders-db"}, "spec": spec}
+    return {
+        "apiVersion": "rotator.dev/v1alpha1",
+        "kind": "RotationPolicy",
+        "metadata": {"name": "orders-db"},
+        "spec": spec,
+    }
 
 
 def test_rotation_policy_crd_validation_answers_422(kube_http: KubeHTTP) -> None:
@@ -513,7 +595,9 @@ def test_rotation_policy_crd_validation_answers_422(kube_http: KubeHTTP) -> None
 # --------------------------------------------------------------------- faults & bookkeeping
 
 
-def test_injected_fault_fails_matching_requests_then_heals(kube_server: KubeServer, kube_http: KubeHTTP) -> None:
+def test_injected_fault_fails_matching_requests_then_heals(
+    kube_server: KubeServer, kube_http: KubeHTTP
+) -> None:
     kube_server.add_fault(Fault(path=re.compile(r"/secrets$"), method="POST", code=500, times=1))
     status, body = kube_http.request("POST", SECRETS, {"metadata": {"name": "a"}})
     assert (status, body["reason"]) == (500, "InternalError")
@@ -552,3 +636,83 @@ def test_request_history_is_bounded(kube_server: KubeServer, kube_http: KubeHTTP
     assert kube_server.call(lambda emulator: emulator.request_count) == 2000
     assert history <= 2 * limit
     assert current - baseline < 2_000_000, f"memory grew by {current - baseline} bytes over 1500 requests"
+
+
+def test_standalone_runner_serves_until_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    kubeconfig = tmp_path / "kubeconfig"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rotator.sandbox.kube_server",
+            "--port",
+            str(port),
+            "--kubeconfig",
+            str(kubeconfig),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not kubeconfig.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        config = yaml.safe_load(kubeconfig.read_text())
+        assert config["clusters"][0]["cluster"]["server"] == f"http://127.0.0.1:{port}"
+        assert KubeHTTP(f"http://127.0.0.1:{port}").request("GET", "/version")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert f"listening on http://127.0.0.1:{port}" in out
+
+
+def test_dry_run_validates_without_storing(kube_http: KubeHTTP) -> None:
+    status, obj = kube_http.request("POST", SECRETS, {"metadata": {"name": "a"}}, params={"dryRun": "All"})
+    assert (status, obj["metadata"]["name"]) == (201, "a")
+    assert kube_http.request("GET", f"{SECRETS}/a")[0] == 404
+    create(kube_http, SECRETS, {"metadata": {"name": "a"}})
+    patch = {"metadata": {"labels": {"x": "1"}}}
+    status, obj = kube_http.request(
+        "PATCH", f"{SECRETS}/a", patch, content_type="application/merge-patch+json", params={"dryRun": "All"}
+    )
+    assert (status, obj["metadata"]["labels"]) == (200, {"x": "1"})
+    assert "labels" not in kube_http.request("GET", f"{SECRETS}/a")[1]["metadata"]
+    assert kube_http.request("DELETE", f"{SECRETS}/a", params={"dryRun": "All"})[0] == 200
+    assert kube_http.request("GET", f"{SECRETS}/a")[0] == 200
+
+
+def test_kubernetes_client_watch_resumes_from_a_list(kube_api: kubernetes.client.ApiClient) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    core.create_namespaced_secret("shop", {"metadata": {"name": "old"}})
+    listing = core.list_namespaced_secret("shop")
+    core.create_namespaced_secret("shop", {"metadata": {"name": "new"}})
+    stream = kubernetes.watch.Watch().stream(
+        core.list_namespaced_secret,
+        "shop",
+        resource_version=listing.metadata.resource_version,
+        timeout_seconds=1,
+    )
+    seen = [(event["type"], event["object"].metadata.name) for event in stream]
+    assert seen == [("ADDED", "new")]
+
+
+def test_kmock_reactions_take_priority_over_the_emulation(
+    kube_server: KubeServer, kube_http: KubeHTTP
+) -> None:
+    def add_reaction(emulator: Any) -> None:
+        (
+            emulator[kmock.resource("", "v1", "secrets"), kmock.method.POST]
+            << 503
+            << {"kind": "Status", "code": 503}
+        )
+
+    kube_server.call(add_reaction)
+    assert kube_http.request("POST", SECRETS, {"metadata": {"name": "a"}}) == (
+        503,
+        {"kind": "Status", "code": 503},
+    )
+    assert kube_http.request("GET", f"{SECRETS}/a")[0] == 404  # the intercepted create stored nothing
+    assert kube_http.request("GET", SECRETS)[0] == 200

@@ -70,7 +70,10 @@ def test_kopf_handlers_fire_and_events_land(
     kube_http: KubeHTTP, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    assert kube_http.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGET_CRD)[0] == 201
+    assert (
+        kube_http.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGET_CRD)[0]
+        == 201
+    )
     calls: list[tuple[str, Any]] = []
     lock = threading.Lock()
 
@@ -80,7 +83,12 @@ def test_kopf_handlers_fire_and_events_land(
 
     registry = build_registry(calls, lock)
     with KopfRunner(["run", "--standalone", "--all-namespaces"], registry=registry, timeout=30) as runner:
-        body = {"apiVersion": "example.dev/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}}
+        body = {
+            "apiVersion": "example.dev/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w"},
+            "spec": {"size": 1},
+        }
         assert kube_http.request("POST", WIDGETS, body)[0] == 201
         wait_until(lambda: "create" in kinds(), what="the create handler")
 

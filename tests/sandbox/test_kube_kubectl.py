@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from rotator.sandbox.kube_server import KubeServer
+from tests.fixtures.kube import wait_until
 from tests.sandbox.test_kube_emulator import REPO
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
@@ -57,7 +58,9 @@ class Kubectl:
     def argv(self, *args: str) -> list[str]:
         return [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args]
 
-    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(self.argv(*args), input=stdin, capture_output=True, text=True, timeout=30)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
@@ -76,7 +79,8 @@ def kubectl(kubeconfig: Path) -> Kubectl:
 
 def test_get_lists_namespaces(kubectl: Kubectl) -> None:
     out = kubectl.run("get", "namespaces").stdout
-    assert "default" in out and "kube-system" in out
+    assert "default" in out
+    assert "kube-system" in out
 
 
 def test_create_from_file_and_get(kubectl: Kubectl) -> None:
@@ -110,9 +114,12 @@ def test_annotate(kubectl: Kubectl) -> None:
     assert metadata["annotations"]["team"] == "shop"
 
 
-def test_get_watch_sees_a_new_object(kubectl: Kubectl) -> None:
+def test_get_watch_sees_a_new_object(kubectl: Kubectl, kube_server: KubeServer) -> None:
     watcher = subprocess.Popen(
-        kubectl.argv("get", "secrets", "-w", "-o", "name"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        kubectl.argv("get", "secrets", "-w", "-o", "name"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         time.sleep(0.5)  # let the watch start
@@ -123,6 +130,9 @@ def test_get_watch_sees_a_new_object(kubectl: Kubectl) -> None:
     finally:
         watcher.terminate()
         watcher.communicate(timeout=10)
+    wait_until(
+        lambda: kube_server.call(lambda emulator: emulator.store.open_watches) == 0, what="the watch to close"
+    )
 
 
 def test_rollout_restart_patches_the_pod_template(kubectl: Kubectl, kube_server: KubeServer) -> None:
@@ -134,7 +144,8 @@ def test_rollout_restart_patches_the_pod_template(kubectl: Kubectl, kube_server:
     assert "kubectl.kubernetes.io/restartedAt" in spec["template"]["metadata"]["annotations"]
     kubectl.run("rollout", "status", "deployment/web", "--timeout=20s")
     after = {p.name for p in kube_server.workload_pods("Deployment", "default", "web")}
-    assert len(after) == 2 and not (after & before)
+    assert len(after) == 2
+    assert not (after & before)
 
 
 def test_delete(kubectl: Kubectl) -> None:
@@ -145,10 +156,14 @@ def test_delete(kubectl: Kubectl) -> None:
 
 def test_apply_of_an_invalid_custom_resource_fails_with_422(kubectl: Kubectl) -> None:
     kubectl.run("apply", "-f", str(REPO / "crds" / "rotationpolicies.rotator.dev.yaml"))
-    vault = "{vault: {address: 'http://vault:8200', path: shop/orders-db, auth: {kubernetes: {role: rotator}}}}"
+    vault = (
+        "{vault: {address: 'http://vault:8200', path: shop/orders-db, auth: {kubernetes: {role: rotator}}}}"
+    )
     assert "created" in kubectl.run("apply", "-f", "-", stdin=POLICY % vault).stdout
     assert "orders-db" in kubectl.run("get", "rp").stdout
-    result = kubectl.run("apply", "-f", "-", stdin=(POLICY % "{}").replace("orders-db}", "broken}"), check=False)
+    result = kubectl.run(
+        "apply", "-f", "-", stdin=(POLICY % "{}").replace("orders-db}", "broken}"), check=False
+    )
     assert result.returncode != 0
     # kubectl rebuilds the text from the Status' details, exactly as for a real 422.
     assert result.stderr.startswith('The RotationPolicy "broken" is invalid: spec.store: '), result.stderr

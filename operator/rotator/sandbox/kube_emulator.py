@@ -225,6 +225,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         rt = self.store.type_for(parsed.group, parsed.version, parsed.plural)
         namespace = parsed.namespace if rt.namespaced else None
         params = raw.query
+        dry_run = params.get("dryRun") == "All"
         if parsed.name is None:
             if method == "GET" and _truthy(params.get("watch")):
                 return await self._watch(rt, namespace, raw)
@@ -243,7 +244,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 body = self._body(request)
                 if rt.key == ("authentication.k8s.io", "v1", "tokenreviews"):
                     return aiohttp.web.json_response(self._token_review(body), status=201)
-                return self._respond(self.store.create(rt, namespace, body), raw, status=201)
+                return self._respond(self.store.create(rt, namespace, body, dry_run=dry_run), raw, status=201)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
         name, sub = parsed.name, parsed.subresource
         if sub == "scale":
@@ -253,14 +254,16 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if method == "GET":
             return self._respond(self.store.get(rt, namespace, name), raw)
         if method == "PUT":
-            return self._respond(self.store.replace(rt, namespace, name, self._body(request), sub), raw)
+            replaced = self.store.replace(rt, namespace, name, self._body(request), sub, dry_run=dry_run)
+            return self._respond(replaced, raw)
         if method == "PATCH":
             content_type = raw.headers.get("Content-Type", "application/merge-patch+json")
-            patched = self.store.patch(rt, namespace, name, content_type, request.data, sub)
+            patched = self.store.patch(rt, namespace, name, content_type, request.data, sub, dry_run=dry_run)
             return self._respond(patched, raw)
         if method == "DELETE":
             body = request.data if isinstance(request.data, dict) else {}
-            return self._respond(self.store.delete(rt, namespace, name, body.get("preconditions")), raw)
+            deleted = self.store.delete(rt, namespace, name, body.get("preconditions"), dry_run=dry_run)
+            return self._respond(deleted, raw)
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
 
     @staticmethod
@@ -481,8 +484,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
                     event = {"type": event["type"], "object": _as_table(event["object"])}
                 await response.write(json.dumps(event).encode() + b"\n")
             await response.write_eof()
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionResetError:
+            pass  # the client went away; a cancelled handler (client gone too) propagates
         finally:
             self.store.unwatch(watcher)
         return response

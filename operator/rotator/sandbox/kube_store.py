@@ -390,8 +390,14 @@ class KubeStore:
         for listener in list(self._listeners):
             listener(event_type, rt, copy.deepcopy(snapshot))
 
-    def create(self, rt: ResourceType, namespace: str | None, body: Mapping[str, Any]) -> JSON:
-        """Create an object: namespace from the URL, generateName, uid, rv, 409 on duplicates."""
+    def create(
+        self, rt: ResourceType, namespace: str | None, body: Mapping[str, Any], *, dry_run: bool = False
+    ) -> JSON:
+        """Create an object: namespace from the URL, generateName, uid, rv, 409 on duplicates.
+
+        ``dry_run`` (``?dryRun=All``, used by ``kubectl diff``/``--dry-run=server``) validates and
+        answers the object without storing it or running side effects.
+        """
         if "create" not in rt.verbs:
             raise ApiError(405, "MethodNotAllowed", f"create is not supported on {rt.qualified}")
         obj: JSON = copy.deepcopy(dict(body))
@@ -445,6 +451,9 @@ class KubeStore:
             obj.pop("status", None)
         obj = self._admit(rt, obj)
         meta = obj["metadata"]
+        self._on_write_hooks(rt, obj)
+        if dry_run:
+            return copy.deepcopy(obj)
         self._on_create_hooks(rt, obj)
         meta["resourceVersion"] = self._next_rv()
         self._objects[rt.key][key] = obj
@@ -458,10 +467,12 @@ class KubeStore:
         name: str,
         body: Mapping[str, Any],
         subresource: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> JSON:
         """PUT: the body is the whole new object (its resourceVersion, if any, is a precondition)."""
         old = self.get(rt, namespace, name)
-        return self._commit(rt, old, copy.deepcopy(dict(body)), subresource)
+        return self._commit(rt, old, copy.deepcopy(dict(body)), subresource, dry_run=dry_run)
 
     def patch(
         self,
@@ -471,6 +482,8 @@ class KubeStore:
         content_type: str,
         patch: Any,
         subresource: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> JSON:
         """PATCH with json-patch, merge-patch or strategic-merge-patch, by content type."""
         old = self.get(rt, namespace, name)
@@ -493,9 +506,11 @@ class KubeStore:
         except kube_patch.PatchError as exc:
             reason = "Invalid" if exc.status == 422 else "BadRequest"
             raise ApiError(exc.status, reason, exc.message) from None
-        return self._commit(rt, old, new, subresource)
+        return self._commit(rt, old, new, subresource, dry_run=dry_run)
 
-    def _commit(self, rt: ResourceType, old: JSON, new: JSON, subresource: str | None) -> JSON:
+    def _commit(
+        self, rt: ResourceType, old: JSON, new: JSON, subresource: str | None, *, dry_run: bool = False
+    ) -> JSON:
         """Apply the write rules shared by PUT and PATCH and store the result."""
         if "update" not in rt.verbs:
             raise ApiError(405, "MethodNotAllowed", f"update is not supported on {rt.qualified}")
@@ -545,13 +560,17 @@ class KubeStore:
                 meta.pop(system_field, None)
         candidate["apiVersion"], candidate["kind"] = rt.api_version, rt.kind
         if subresource is None:
-            self._on_update_hooks(rt, candidate)
+            self._on_write_hooks(rt, candidate)
+            if not dry_run:
+                self._on_update_hooks(rt, candidate)
         candidate = self._admit(rt, candidate)
         meta = candidate["metadata"]
         if candidate == old:
             return old  # a no-op write changes nothing, not even the resourceVersion
         if rt.tracks_generation and _spec_part(candidate) != _spec_part(old):
             meta["generation"] = int(old_meta.get("generation", 0)) + 1
+        if dry_run:
+            return copy.deepcopy(candidate)
         meta["resourceVersion"] = self._next_rv()
         key = self._key(rt, meta.get("namespace"), name)
         self._objects[rt.key][key] = candidate
@@ -566,6 +585,8 @@ class KubeStore:
         namespace: str | None,
         name: str,
         preconditions: Mapping[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
     ) -> JSON:
         """DELETE: mark for deletion while finalizers remain, otherwise remove (and collect)."""
         obj = self.get(rt, namespace, name)
@@ -583,7 +604,7 @@ class KubeStore:
                     {"name": name, "group": rt.group, "kind": rt.plural},
                 )
         key = self._key(rt, namespace, name)
-        if meta.get("deletionTimestamp"):
+        if meta.get("deletionTimestamp") or dry_run:
             return obj
         if meta.get("finalizers"):
             meta["deletionTimestamp"] = now_rfc3339(self._clock)
@@ -604,7 +625,6 @@ class KubeStore:
     # ------------------------------------------------------------------------ special cases
 
     def _on_create_hooks(self, rt: ResourceType, obj: JSON) -> None:
-        self._on_write_hooks(rt, obj)
         if rt.key == ("apiextensions.k8s.io", "v1", "customresourcedefinitions"):
             self._register_crd(obj)
         elif rt.key == ("", "v1", "namespaces"):
@@ -622,7 +642,6 @@ class KubeStore:
             obj.setdefault("type", "Opaque")
 
     def _on_update_hooks(self, rt: ResourceType, obj: JSON) -> None:
-        self._on_write_hooks(rt, obj)
         if rt.key == ("apiextensions.k8s.io", "v1", "customresourcedefinitions"):
             self._register_crd(obj)
 

@@ -1,0 +1,95 @@
+"""Kill the operator at every step boundary (a real process exit with nothing flushed), restart
+it, and check the crash rules of DESIGN §1: the rotation completes, exactly one new store
+version exists for it, consumers restarted once, and the old credential was never revoked
+before verification passed."""
+
+from __future__ import annotations
+
+import pytest
+
+from rotator.cli import CRASH_EXIT_CODE
+from tests.fixtures.rotation import NAMESPACE, Bench
+
+FORWARD_POINTS = [
+    "start:after-persist",
+    "generate:before-write",
+    "generate:after-write",
+    "generate:before-persist",
+    "dual:before-promote",
+    "dual:after-promote",
+    "dual:before-persist",
+    "sync:before-write",
+    "sync:after-write",
+    "sync:before-persist",
+    "restart:before-patch",
+    "restart:after-patch",
+    "restart:before-persist",
+    "verify:before-persist",
+    "revoke:before-secret",
+    "revoke:before-store",
+    "revoke:after-store",
+]
+
+ROLLBACK_POINTS = [
+    "rollback:before-secret",
+    "rollback:before-restart",
+    "rollback:before-store",
+    "rollback:after-store",
+    "rollback:before-persist",
+]
+
+
+def deployment_generation(bench: Bench) -> int:
+    obj = bench.kube.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/demo-app") or {}
+    return int(obj["metadata"]["generation"])
+
+
+def crash_during_forced_rotation(bench: Bench, point: str) -> None:
+    bench.operator.start(crash_at=point)
+    bench.force()
+    assert bench.operator.wait_exit(timeout=60) == CRASH_EXIT_CODE, f"never reached {point}"
+    # The invariant at the moment of the crash: the old credential is alive unless verified.
+    rotation = bench.status().get("rotation") or {}
+    if bench.kv_value(1) is None:
+        assert rotation.get("verifiedAt"), f"old credential revoked before verification (crash at {point})"
+
+
+@pytest.mark.parametrize("point", FORWARD_POINTS)
+def test_crash_at_step_boundary_then_resume_completes_the_rotation(bench: Bench, point: str) -> None:
+    bench.seed()
+    bench.operator.start()
+    bench.wait_rotations(1)
+    bench.operator.stop()
+    generation = deployment_generation(bench)
+
+    crash_during_forced_rotation(bench, point)
+
+    bench.operator.start()
+    status = bench.wait_rotations(2).get("status") or {}
+    assert status["history"][0]["result"] == "Succeeded"
+    assert sorted(bench.kv_versions()) == [1, 2], "a crash produced a second new credential"
+    assert bench.kv_value(1) is None
+    assert bench.secret_value() == bench.kv_value(2)
+    assert deployment_generation(bench) == generation + 1, "consumers were restarted more than once"
+    assert all(p.ready and p.secret_versions["demo-db-credentials"].version == "2" for p in bench.pods())
+
+
+@pytest.mark.parametrize("point", ROLLBACK_POINTS)
+def test_crash_during_rollback_still_restores_the_old_credential(bench: Bench, point: str) -> None:
+    bench.seed(progress_deadline=2)
+    bench.operator.start()
+    bench.wait_rotations(1)
+    old = bench.secret_value()
+    bench.operator.stop()
+    bench.kube_server.set_fail_readiness("Deployment", NAMESPACE, "demo-app", True)
+
+    crash_during_forced_rotation(bench, point)
+    assert bench.kv_value(1) == old
+
+    bench.operator.start()
+    status = bench.wait_rotations(2).get("status") or {}
+    assert status["history"][0]["result"] == "RolledBack"
+    assert sorted(bench.kv_versions()) == [1, 2]
+    assert bench.kv_value(1) == old, "the old credential was revoked during a rollback"
+    assert bench.kv_value(2) is None
+    assert bench.secret_value() == old
