@@ -36,7 +36,7 @@ from rotator.policy.transitions import Outcome, RotationResult, Step, next_step,
 from rotator.policy.triggers import Decision, TriggerInputs, decide
 from rotator.steps import dual, generate, reasons, restart, revoke, rollback, sync, verify
 from rotator.steps.context import Event, PermanentStepError, PolicyRef, StepContext, StepResult
-from rotator.steps.secret_sync import write_secret
+from rotator.steps.secret_sync import ensure_secret_is_ours, write_secret
 from rotator.stores.base import Store, StoredVersion
 from rotator.stores.errors import StoreConflict, StoreError, StoreOwnershipError, StoreUnavailable
 from rotator.targets.password import generate_password
@@ -197,6 +197,9 @@ class _Run:
         store = self.deps.open_store(self.ref, spec)
         if spec.dry_run:
             return self.dry_run(spec, store)
+        # Refuse a foreign Secret before touching the store: a rotation must not start that
+        # could never hand its credential over.
+        ensure_secret_is_ours(self.deps.kube, self.ref, spec.secret.name)
         existed = store.ensure_owned(self.ref.owner, spec.store_adopt)
         current = store.current()
         if current is not None and existed and not self.status.get("currentVersion"):
@@ -344,7 +347,7 @@ class _Run:
             "reason": str(decision.reason),
             "step": str(Step.GENERATE),
             "startedAt": now,
-            "stepStartedAt": now,
+            "stepStartedAt": precise_time(self.now),
             "attempt": 0,
             "oldVersion": current.version if current else None,
             "newVersion": None,
@@ -421,13 +424,16 @@ class _Run:
             self.condition("Rotating", True, reasons.ROTATING, f"{step}: {result.message}")
             requeue = result.requeue_after if result.requeue_after is not None else self.deps.poll
             return self.persist(min(requeue, self.deps.idle_resync))
+        started_step = _maybe_time(rotation.get("stepStartedAt")) or self.now
+        seconds = round(max(0.0, (self.now - started_step).total_seconds()), 3)
+        rotation["steps"] = [*(rotation.get("steps") or []), {"step": str(step), "seconds": seconds}]
         following = next_step(step, result.outcome)
         if following is None:
             return self.finish(spec, step, result)
         rotation.update(
             {
                 "step": str(following),
-                "stepStartedAt": format_time(self.now),
+                "stepStartedAt": precise_time(self.now),
                 "attempt": 0,
                 "lastError": rotation.get("lastError") if following is Step.ROLLBACK else None,
             }
@@ -453,6 +459,7 @@ class _Run:
             "finishedAt": format_time(self.now),
             "result": str(outcome),
             "version": version,
+            "steps": rotation.get("steps"),
         }
         entry = {k: v for k, v in entry.items() if v is not None}  # lists are not merge-patched: no nulls
         self.status["history"] = [entry, *(self.status.get("history") or [])][:HISTORY_LIMIT]
@@ -510,6 +517,11 @@ def _metric_result(result: RotationResult) -> str:
     return {RotationResult.SUCCEEDED: "succeeded", RotationResult.ROLLED_BACK: "rolled_back"}.get(
         result, "failed"
     )
+
+
+def precise_time(moment: datetime) -> str:
+    """RFC 3339 with milliseconds: step timings need more than metav1.Time's whole seconds."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _maybe_time(value: object) -> datetime | None:

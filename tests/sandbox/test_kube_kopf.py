@@ -98,8 +98,16 @@ def test_kopf_handlers_fire_and_events_land(
         wait_until(lambda: "example.dev/kopf-finalizer" in finalizers(), what="Kopf's finalizer")
         wait_until(lambda: "timer" in kinds(), what="the timer")
 
-        kube_http.request("PATCH", f"{WIDGETS}/w", {"spec": {"size": 2}}, content_type=MERGE)
-        wait_until(lambda: "update" in kinds() and "field" in kinds(), what="update and field handlers")
+        status, patched = kube_http.request("PATCH", f"{WIDGETS}/w", {"spec": {"size": 2}}, content_type=MERGE)
+        assert status == 200, patched
+        try:
+            wait_until(lambda: "update" in kinds() and "field" in kinds(), what="update and field handlers")
+        except AssertionError:
+            import json
+            print("PATCHED", json.dumps(patched))
+            print("NOW", json.dumps(kube_http.request("GET", f"{WIDGETS}/w")[1]))
+            print("CALLS", calls)
+            raise
 
         events = kube_http.request("GET", "/api/v1/namespaces/shop/events")[1]["items"]
         seen = [e for e in events if e.get("reason") == "WidgetSeen"]

@@ -106,6 +106,13 @@ class Condition(_Status):
     observed_generation: int | None = None
 
 
+class StepTiming(_Status):
+    """One finished step and how long it took, wall clock (waits included): the timeline."""
+
+    step: Step
+    seconds: float
+
+
 class RotationState(_Status):
     """The rotation in progress: enough to resume at the right step after a crash."""
 
@@ -120,6 +127,7 @@ class RotationState(_Status):
     verified_at: Time | None = None
     restarted_targets: tuple[str, ...] = ()
     last_error: str | None = None
+    steps: tuple[StepTiming, ...] = ()
 
 
 class HistoryEntry(_Status):
@@ -129,6 +137,7 @@ class HistoryEntry(_Status):
     started_at: Time | None = None
     finished_at: Time | None = None
     version: str | None = None
+    steps: tuple[StepTiming, ...] = ()
 
 
 class DryRunReport(_Status):

@@ -11,7 +11,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,51 +22,37 @@ from rotator.sandbox.stack import Stack
 SCENARIOS = ("rotation", "failed-rollout")
 
 
-@dataclass
-class StepSpan:
-    step: str
-    started: float
-    ended: float | None = None
+STEP_MEANING = {
+    "generate": "new credential written to Vault as pending",
+    "dual": "new promoted to current, old kept valid as previous",
+    "sync": "Secret updated (new value + previousKey)",
+    "restart": "consumers' pod templates annotated, rollout started",
+    "verify": "waited for every rollout to complete",
+    "revoke": "grace period, then the old credential destroyed",
+    "rollback": "old value restored, consumers restarted, new version failed",
+}
 
 
-@dataclass
-class Timeline:
-    """Step changes as observed by polling status (what `kubectl get rp -w` would show)."""
-
-    spans: list[StepSpan] = field(default_factory=list)
-    origin: float = field(default_factory=time.monotonic)
-
-    def observe(self, step: str | None) -> None:
-        now = time.monotonic()
-        current = self.spans[-1] if self.spans else None
-        if current is not None and current.ended is None and current.step != step:
-            current.ended = now
-        if step and (current is None or current.step != step or current.ended is not None):
-            self.spans.append(StepSpan(step, now))
-
-    def render(self) -> str:
-        lines = []
-        for span in self.spans:
-            end = span.ended if span.ended is not None else time.monotonic()
-            lines.append(f"  +{span.started - self.origin:6.2f}s  {span.step:<9} {end - span.started:6.2f}s")
-        return "\n".join(lines)
+def render_timeline(entry: Mapping[str, Any]) -> str:
+    """One line per step from the history entry the operator wrote: offset, duration, meaning."""
+    lines = []
+    offset = 0.0
+    for timing in entry.get("steps") or []:
+        step, seconds = str(timing["step"]), float(timing["seconds"])
+        lines.append(f"  +{offset:6.2f}s  {step:<9} {seconds:6.2f}s  {STEP_MEANING.get(step, '')}")
+        offset += seconds
+    return "\n".join(lines) or "  (no step timings recorded)"
 
 
 def get_policy(kube: Kube) -> Mapping[str, Any]:
     return kube.get_policy(demo.NAMESPACE, demo.POLICY) or {}
 
 
-def wait_for(
-    kube: Kube, done: Callable[[Mapping[str, Any]], bool], timeout: float, timeline: Timeline | None = None
-) -> Mapping[str, Any]:
+def wait_for(kube: Kube, done: Callable[[Mapping[str, Any]], bool], timeout: float) -> Mapping[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         obj = get_policy(kube)
-        if timeline is not None:
-            timeline.observe(((obj.get("status") or {}).get("rotation") or {}).get("step"))
         if done(obj):
-            if timeline is not None:
-                timeline.observe(None)
             return obj
         time.sleep(0.05)
     raise TimeoutError(f"scenario did not reach its state in {timeout:.0f}s")
@@ -139,9 +124,8 @@ def run_scenario(stack: Stack, operator: OperatorProcess, scenario: str, out: Ca
         f"forcing a rotation: kubectl annotate rp -n {demo.NAMESPACE} {demo.POLICY} "
         "rotator.dev/force-rotate=..."
     )
-    timeline = Timeline()
     force(kube, str(int(time.time())))
-    obj = wait_for(kube, idle_with_history(2), 120, timeline)
+    obj = wait_for(kube, idle_with_history(2), 120)
     if scenario == "failed-rollout":
         assert stack.kube_server is not None
         stack.kube_server.set_fail_readiness("Deployment", demo.NAMESPACE, demo.DEPLOYMENT, False)
@@ -149,8 +133,9 @@ def run_scenario(stack: Stack, operator: OperatorProcess, scenario: str, out: Ca
         time.sleep(2.0)
     after = secret_version(kube)
     status = obj.get("status") or {}
-    result = (status.get("history") or [{}])[0].get("result")
-    out("\ntimeline of the forced rotation (step, duration):\n" + timeline.render())
+    entry = (status.get("history") or [{}])[0]
+    result = entry.get("result")
+    out("\ntimeline of the forced rotation (offset, step, duration):\n" + render_timeline(entry))
     out(f"\nresult: {result}; phase {status.get('phase')}")
     for condition in status.get("conditions") or []:
         out(

@@ -59,6 +59,19 @@ def current_secret_version(secret: Mapping[str, Any] | None) -> str | None:
     return str(version) if version is not None else None
 
 
+def ensure_secret_is_ours(kube: Kube, policy: PolicyRef, name: str) -> dict[str, Any] | None:
+    """The Secret if rotator owns it, None if absent; a foreign one is a permanent refusal."""
+    existing = kube.get_secret(policy.namespace, name)
+    if existing is not None and not is_ours(existing, policy):
+        raise PermanentStepError(
+            reasons.SECRET_NOT_OWNED,
+            f"Secret {policy.namespace}/{name} exists and is not managed by rotator for this policy "
+            f"(label {MANAGED_BY_LABEL}={MANAGED_BY}, {POLICY_LABEL}={policy.name}); "
+            "delete it or label it to let rotator take it over",
+        )
+    return existing
+
+
 def write_secret(
     kube: Kube,
     policy: PolicyRef,
@@ -73,14 +86,7 @@ def write_secret(
     KubeConflict (the PUT carries the resourceVersion read), and the engine retries the step.
     """
     data = encode(values)
-    existing = kube.get_secret(policy.namespace, name)
-    if existing is not None and not is_ours(existing, policy):
-        raise PermanentStepError(
-            reasons.SECRET_NOT_OWNED,
-            f"Secret {policy.namespace}/{name} exists and is not managed by rotator for this policy "
-            f"(label {MANAGED_BY_LABEL}={MANAGED_BY}, {POLICY_LABEL}={policy.name}); "
-            "delete it or label it to let rotator take it over",
-        )
+    existing = ensure_secret_is_ours(kube, policy, name)
     if in_sync(existing, data, version):
         return False
     metadata: dict[str, Any] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rotator.models import format_time
+from rotator.models import format_duration, format_time
 from rotator.policy.transitions import Outcome, verify_deadline_passed
 from rotator.steps import reasons
 from rotator.steps.context import Event, StepContext, StepResult
@@ -34,7 +34,7 @@ def run(ctx: StepContext) -> StepResult:
             {"verifiedAt": format_time(ctx.now)},
         )
     if verify_deadline_passed(ctx.step_started_at, ctx.verify_timeout, ctx.now):
-        message = f"verification timed out after {ctx.verify_timeout}: {waiting[0]}"
+        message = f"verification timed out after {format_duration(ctx.verify_timeout)}: {waiting[0]}"
         return StepResult(
             Outcome.TIMED_OUT, message, {"lastError": message}, (Event(reasons.VERIFY_FAILED, message, True),)
         )
