@@ -138,7 +138,9 @@ def test_kustomizations_reference_existing_files_and_every_file_is_installed() -
         if path.name == "kustomization.yaml" or rel(path) in STANDALONE:
             continue
         assert path.resolve() in referenced, f"{rel(path)} is not listed in any kustomization.yaml"
-    assert CRD_PATH.parent.resolve() in referenced, "the CRD must be installed by manifests/kustomization.yaml"
+    assert CRD_PATH.parent.resolve() in referenced, (
+        "the CRD must be installed by manifests/kustomization.yaml"
+    )
     crd_kustomization = docs(CRD_PATH.parent / "kustomization.yaml")[0]
     assert CRD_PATH.name in crd_kustomization["resources"]
 

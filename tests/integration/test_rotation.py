@@ -143,7 +143,9 @@ def test_failed_rollout_rolls_back_and_never_revokes_the_old_credential(bench: B
     # Once the fault clears, the rolled-back pods come up on the old version.
     bench.kube_server.set_fail_readiness("Deployment", "shop", "demo-app", False)
     deadline_ok = bench.wait(
-        lambda o: all(p.ready and p.secret_versions["demo-db-credentials"].version == "1" for p in bench.pods()),
+        lambda o: all(
+            p.ready and p.secret_versions["demo-db-credentials"].version == "1" for p in bench.pods()
+        ),
         30,
         "pods back on version 1",
     )

@@ -20,6 +20,7 @@ from tests.fixtures.kube import KubeHTTP, wait_until
 from tests.sandbox.test_kube_emulator import WIDGET_CRD, WIDGETS
 
 MERGE = "application/merge-patch+json"
+KS: list[Any] = [None]
 
 
 def build_registry(calls: list[tuple[str, Any]], lock: threading.Lock) -> kopf.OperatorRegistry:
@@ -67,9 +68,10 @@ def build_registry(calls: list[tuple[str, Any]], lock: threading.Lock) -> kopf.O
 
 @pytest.mark.slow
 def test_kopf_handlers_fire_and_events_land(
-    kube_http: KubeHTTP, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
+    kube_http: KubeHTTP, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch, kube_server: Any
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    KS[0] = kube_server
     assert (
         kube_http.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGET_CRD)[0]
         == 201
@@ -95,7 +97,15 @@ def test_kopf_handlers_fire_and_events_land(
         def finalizers() -> list[str]:
             return list(kube_http.request("GET", f"{WIDGETS}/w")[1]["metadata"].get("finalizers", []))
 
-        wait_until(lambda: "example.dev/kopf-finalizer" in finalizers(), what="Kopf's finalizer")
+        try:
+            wait_until(lambda: "example.dev/kopf-finalizer" in finalizers(), what="Kopf's finalizer")
+        except AssertionError:
+            import json
+            from rotator.sandbox.kube_server import KubeServer
+            for r in KS[0].call(lambda e: list(e.history)):
+                print("REQ", r.method, r.url.path_qs, r.headers.get("Content-Type"), r.text[:600])
+            print("NOW", json.dumps(kube_http.request("GET", f"{WIDGETS}/w")[1]))
+            raise
         wait_until(lambda: "timer" in kinds(), what="the timer")
 
         status, patched = kube_http.request("PATCH", f"{WIDGETS}/w", {"spec": {"size": 2}}, content_type=MERGE)

@@ -453,6 +453,7 @@ def test_status_written_by_the_models_is_valid_and_survives_pruning() -> None:
             "newVersion": "8",
             "restartedTargets": ["Deployment/orders-api"],
             "lastError": "timeout",
+            "steps": [{"step": "generate", "seconds": 0.02}, {"step": "dual", "seconds": 0.5}],
         },
         "conditions": set_condition([], "Ready", True, "Ready", "ok", now, 3),
         "history": [
@@ -462,6 +463,7 @@ def test_status_written_by_the_models_is_valid_and_survives_pruning() -> None:
                 "startedAt": "2026-10-28T20:00:00Z",
                 "result": "Succeeded",
                 "version": "7",
+                "steps": [{"step": "revoke", "seconds": 300.0}],
             }
         ],
         "lastDryRun": {"at": "2026-11-27T20:00:00Z", "wouldRotate": True, "reason": "Due", "message": "due"},

@@ -127,7 +127,7 @@ class RotationState(_Status):
     verified_at: Time | None = None
     restarted_targets: tuple[str, ...] = ()
     last_error: str | None = None
-    steps: tuple[StepTiming, ...] = ()
+    steps: tuple[StepTiming, ...] | None = None
 
 
 class HistoryEntry(_Status):
@@ -137,7 +137,7 @@ class HistoryEntry(_Status):
     started_at: Time | None = None
     finished_at: Time | None = None
     version: str | None = None
-    steps: tuple[StepTiming, ...] = ()
+    steps: tuple[StepTiming, ...] | None = None
 
 
 class DryRunReport(_Status):
