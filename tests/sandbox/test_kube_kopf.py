@@ -114,9 +114,12 @@ def test_kopf_handlers_fire_and_events_land(
             wait_until(lambda: "update" in kinds() and "field" in kinds(), what="update and field handlers")
         except AssertionError:
             import json
-            print("PATCHED", json.dumps(patched))
-            print("NOW", json.dumps(kube_http.request("GET", f"{WIDGETS}/w")[1]))
-            print("CALLS", calls)
+            with open("/tmp/kopfdebug.txt", "w") as f:
+                f.write("PATCHED " + json.dumps(patched) + "\n")
+                f.write("NOW " + json.dumps(kube_http.request("GET", f"{WIDGETS}/w")[1]) + "\n")
+                f.write("CALLS " + repr(calls) + "\n")
+                for r in KS[0].call(lambda e: list(e.history)):
+                    f.write(f"REQ {r.method} {r.url.path_qs} {r.headers.get('Content-Type')} {r.text[:600]}\n")
             raise
 
         events = kube_http.request("GET", "/api/v1/namespaces/shop/events")[1]["items"]

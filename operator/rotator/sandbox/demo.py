@@ -64,7 +64,7 @@ def token_secret(ns: str, token: str, name: str = TOKEN_SECRET) -> dict[str, Any
 
 
 def consumer_deployment(
-    ns: str, name: str = DEPLOYMENT, secret: str = SECRET, replicas: int = 3, progress_deadline: int = 20
+    ns: str, name: str = DEPLOYMENT, secret: str = SECRET, replicas: int = 3, progress_deadline: int = 10
 ) -> dict[str, Any]:
     labels = {"app": name}
     return {

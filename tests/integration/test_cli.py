@@ -1,0 +1,85 @@
+"""The command line as a user meets it: `rotator sandbox --once` for both scenarios, `rotator
+validate`, and the package layout rule (`import operator` is still the standard library)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+STACK_PROCESS_MARKERS = ("bao server", "rotator.sandbox.moto_main", "postgres -D", "rotator run")
+
+
+def stack_processes() -> set[int]:
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(marker in cmdline for marker in STACK_PROCESS_MARKERS):
+            found.add(int(entry.name))
+    return found
+
+
+def rotator(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rotator", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [("rotation", "result: Succeeded"), ("failed-rollout", "result: RolledBack")],
+)
+def test_sandbox_once_runs_the_scenario_and_stops_everything(tmp_path: Path, scenario: str, expected: str) -> None:
+    before = stack_processes()
+    result = rotator("sandbox", "--once", "--scenario", scenario, "--dir", str(tmp_path / "sandbox"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert expected in out
+    assert f"scenario {scenario}: as expected" in out
+    for step in ("generate", "dual", "sync", "restart", "verify"):
+        assert f" {step} " in out, f"timeline lacks {step}"
+    assert ("revoke" if scenario == "rotation" else "rollback") in out
+    assert "rotator_rotations_total" in out
+    assert "kubectl --kubeconfig" in out
+    assert (tmp_path / "sandbox" / "kubeconfig").exists()
+    assert stack_processes() - before == set(), "the sandbox left processes behind"
+
+
+def test_validate_names_the_offending_field(tmp_path: Path) -> None:
+    good = Path(__file__).parents[2] / "manifests" / "examples" / "vault-rotationpolicy.yaml"
+    assert rotator("validate", str(good)).returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: rotator.dev/v1alpha1\nkind: RotationPolicy\nmetadata: {name: x}\n"
+        "spec:\n  secret: {name: s}\n  credential: {password: {length: 8}}\n"
+        "  store: {vault: {address: http://v:8200, path: p, auth: {tokenSecretRef: {name: t}}}}\n"
+    )
+    result = rotator("validate", str(bad))
+    assert result.returncode == 1
+    assert "spec.credential.password.length" in result.stdout
+
+
+def test_import_operator_is_still_the_standard_library() -> None:
+    import operator
+
+    import rotator
+
+    assert operator.__file__ is not None
+    assert "site-packages" not in operator.__file__
+    assert Path(operator.__file__).name == "operator.py"
+    assert hasattr(operator, "itemgetter")
+    assert Path(rotator.__file__).parent.parent.name == "operator"
+    assert not (Path(rotator.__file__).parent.parent / "__init__.py").exists()
