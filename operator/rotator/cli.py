@@ -8,10 +8,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from rotator.kube import Kube
 
 CRASH_ENV: Final = "ROTATOR_CRASH_AT"
 CRASH_EXIT_CODE: Final = 86
+FORCE_ANNOTATION: Final = "rotator.dev/force-rotate"
 
 
 def crash_hook(point_spec: str | None) -> Callable[[str], None]:
@@ -79,6 +83,59 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _kube(args: argparse.Namespace) -> Kube:
+    from rotator.kube import Kube, load_api_client
+
+    return Kube(load_api_client(args.kubeconfig))
+
+
+def _status(args: argparse.Namespace) -> int:
+    from rotator.kube import GROUP, PLURAL, VERSION, policy_path
+
+    kube = _kube(args)
+    path = policy_path(args.namespace) if args.namespace else f"/apis/{GROUP}/{VERSION}/{PLURAL}"
+    rows = [("NAMESPACE", "NAME", "STORE", "PHASE", "CURRENT", "LAST ROTATION", "NEXT", "READY", "REASON")]
+    for item in kube.list(path):
+        meta, status = item.get("metadata", {}), item.get("status") or {}
+        ready: dict[str, str] = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+        )
+        rows.append(
+            (
+                meta.get("namespace", ""),
+                meta.get("name", ""),
+                status.get("storeKind", "-"),
+                status.get("phase", "-"),
+                status.get("currentVersion", "-"),
+                status.get("lastRotationTime") or "-",
+                status.get("nextRotationTime") or "-",
+                ready.get("status", "Unknown"),
+                ready.get("reason", "-"),
+            )
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _force(args: argparse.Namespace) -> int:
+    import time
+
+    from rotator.kube import KubeError, policy_path
+
+    value = args.value or str(int(time.time()))
+    try:
+        _kube(args).merge_patch(
+            policy_path(args.namespace, args.name), {"metadata": {"annotations": {FORCE_ANNOTATION: value}}}
+        )
+    except KubeError as exc:
+        print(f"rotator force: {args.namespace}/{args.name}: {exc}")
+        return 1
+    print(f"RotationPolicy {args.namespace}/{args.name}: {FORCE_ANNOTATION}={value} (one rotation per value)")
+    return 0
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from rotator.sandbox.scenario import run_sandbox
 
@@ -110,6 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--scenario", choices=["rotation", "failed-rollout"], default="rotation")
     sandbox.add_argument("--dir", default=".sandbox", help="working directory (kubeconfig, logs)")
     sandbox.set_defaults(func=_sandbox)
+
+    status = sub.add_parser("status", help="list RotationPolicies with phase, versions and readiness")
+    status.add_argument("--kubeconfig")
+    status.add_argument("--namespace", "-n", help="only this namespace (default: all)")
+    status.set_defaults(func=_status)
+
+    force = sub.add_parser("force", help="force one rotation now (sets rotator.dev/force-rotate)")
+    force.add_argument("name")
+    force.add_argument("--namespace", "-n", default="default")
+    force.add_argument("--kubeconfig")
+    force.add_argument("--value", help="annotation value (default: the current Unix time)")
+    force.set_defaults(func=_force)
 
     validate = sub.add_parser("validate", help="check RotationPolicy YAML files against the schema")
     validate.add_argument("files", nargs="+")

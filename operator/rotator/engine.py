@@ -312,6 +312,8 @@ class _Run:
             m.next_rotation.labels(**self.labels).set(next_due.timestamp())
         if created is not None:
             m.credential_age.labels(**self.labels).set(max(0.0, (self.now - created).total_seconds()))
+        if last is not None:  # restored from status, so an operator restart keeps the series
+            m.last_success.labels(**self.labels).set(last.timestamp())
         m.in_progress.labels(**self.labels).set(0)
         return next_due
 
@@ -419,6 +421,8 @@ class _Run:
             self.deps.metrics.step_duration.labels(step=str(step)).observe(time.monotonic() - started)
         rotation.update(result.updates)
         self.events.extend(result.events)
+        for kind in result.restarted_kinds:
+            self.deps.metrics.restarts_total.labels(kind=kind).inc()
         if result.outcome is Outcome.WAITING:
             rotation["lastError"] = None
             self.condition("Rotating", True, reasons.ROTATING, f"{step}: {result.message}")

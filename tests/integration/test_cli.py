@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.rotation import Bench
+
 STACK_PROCESS_MARKERS = ("bao server", "rotator.sandbox.moto_main", "postgres -D", "rotator run")
 
 
@@ -42,7 +44,9 @@ def rotator(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str
     ("scenario", "expected"),
     [("rotation", "result: Succeeded"), ("failed-rollout", "result: RolledBack")],
 )
-def test_sandbox_once_runs_the_scenario_and_stops_everything(tmp_path: Path, scenario: str, expected: str) -> None:
+def test_sandbox_once_runs_the_scenario_and_stops_everything(
+    tmp_path: Path, scenario: str, expected: str
+) -> None:
     before = stack_processes()
     result = rotator("sandbox", "--once", "--scenario", scenario, "--dir", str(tmp_path / "sandbox"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -83,3 +87,21 @@ def test_import_operator_is_still_the_standard_library() -> None:
     assert hasattr(operator, "itemgetter")
     assert Path(rotator.__file__).parent.parent.name == "operator"
     assert not (Path(rotator.__file__).parent.parent / "__init__.py").exists()
+
+
+def test_force_and_status_commands_drive_a_live_operator(bench: Bench) -> None:
+    bench.seed()
+    bench.operator.start()
+    bench.wait_rotations(1)
+    kubeconfig = str(bench.operator.kubeconfig)
+    forced = rotator("force", "demo-db", "-n", "shop", "--kubeconfig", kubeconfig, "--value", "cli-1")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "rotator.dev/force-rotate=cli-1" in forced.stdout
+    bench.wait_rotations(2)
+    listing = rotator("status", "--kubeconfig", kubeconfig).stdout.splitlines()
+    assert listing[0].split()[:4] == ["NAMESPACE", "NAME", "STORE", "PHASE"]
+    row = next(line.split() for line in listing if " demo-db " in f" {line} ")
+    assert row[:5] == ["shop", "demo-db", "Vault", "Idle", "2"]
+    missing = rotator("force", "nope", "-n", "shop", "--kubeconfig", kubeconfig)
+    assert missing.returncode == 1
+    assert "shop/nope" in missing.stdout

@@ -332,6 +332,9 @@ def test_path_of_another_owner_is_refused_naming_that_owner(backend: Backend) ->
     backend.tag(store, {"managed-by": "rotator", OWNER: "other/policy"})
     with pytest.raises(StoreOwnershipError, match="other/policy"):
         store.ensure_owned(OWNER_ID, adopt=False)
+    # Not even adopt takes a path another policy rotates: two policies would fight over it.
+    with pytest.raises(StoreOwnershipError, match="another RotationPolicy owns it"):
+        store.ensure_owned(OWNER_ID, adopt=True)
 
 
 def test_revoke_destroys_old_and_refuses_current(backend: Backend) -> None:

@@ -69,6 +69,8 @@ class StepResult:
     events: tuple[Event, ...] = ()
     # How soon to look again when waiting; None lets the engine pick its default poll.
     requeue_after: float | None = None
+    # Kinds of the workloads this run actually patched (for rotator_restarts_total).
+    restarted_kinds: tuple[str, ...] = ()
 
 
 class PermanentStepError(Exception):

@@ -21,6 +21,7 @@ def run(ctx: StepContext) -> StepResult:
             if workload is not None and rollout_health(target.kind, workload).state == "progressing":
                 in_flight += 1
     events: list[Event] = []
+    kinds: list[str] = []
     for target in ctx.spec.restart.targets:
         key = target_key(target.kind, target.name)
         if key in done:
@@ -38,6 +39,7 @@ def run(ctx: StepContext) -> StepResult:
         done.append(key)
         in_flight += 1
         if patched:
+            kinds.append(target.kind)
             events.append(Event(reasons.WORKLOAD_RESTARTED, f"restarted {key} for the new credential"))
     remaining = len(ctx.spec.restart.targets) - len(done)
     updates = {"restartedTargets": done}
@@ -48,5 +50,8 @@ def run(ctx: StepContext) -> StepResult:
             updates,
             tuple(events),
             POLL_SECONDS,
+            tuple(kinds),
         )
-    return StepResult(Outcome.DONE, f"{len(done)} targets restarted", updates, tuple(events))
+    return StepResult(
+        Outcome.DONE, f"{len(done)} targets restarted", updates, tuple(events), None, tuple(kinds)
+    )

@@ -23,9 +23,11 @@ def run(ctx: StepContext) -> StepResult:
     write_secret(ctx.kube, ctx.policy, secret.name, {secret.key: old_value}, ctx.old_version, ctx.rotation_id)
     ctx.checkpoint("rollback:before-restart")
     restart_id = f"{ctx.rotation_id}-rollback"
+    kinds: list[str] = []
     for target in ctx.spec.restart.targets:
         try:
-            restart(ctx.kube, ctx.policy.namespace, target.kind, target.name, restart_id, ctx.now)
+            if restart(ctx.kube, ctx.policy.namespace, target.kind, target.name, restart_id, ctx.now):
+                kinds.append(target.kind)
         except LookupError:
             continue  # a vanished target has nothing to roll back
     ctx.checkpoint("rollback:before-store")
@@ -33,4 +35,6 @@ def run(ctx: StepContext) -> StepResult:
         ctx.store.mark_failed(ctx.new_version, ctx.old_version)
     ctx.checkpoint("rollback:after-store")
     message = f"rolled back to store version {ctx.old_version}; version {ctx.new_version} marked failed"
-    return StepResult(Outcome.DONE, message, {}, (Event(reasons.ROTATION_ROLLED_BACK, message, True),))
+    return StepResult(
+        Outcome.DONE, message, {}, (Event(reasons.ROTATION_ROLLED_BACK, message, True),), None, tuple(kinds)
+    )

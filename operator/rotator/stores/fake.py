@@ -171,7 +171,8 @@ class FakeStore:
             return False
         if self.tags.get(MANAGED_BY) == MANAGED_BY_VALUE and self.tags.get(OWNER) == owner:
             return True
-        if not adopt:
+        tagged_for_another = self.tags.get(MANAGED_BY) == MANAGED_BY_VALUE and bool(self.tags.get(OWNER))
+        if not adopt or tagged_for_another:
             raise StoreOwnershipError(self.location, self.tags.get(OWNER), owner)
         self.tags = {**self.tags, MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner}
         return True

@@ -353,7 +353,7 @@ class VaultKV2Store:
         found_owner = meta.custom.get(OWNER)
         if tagged and found_owner == owner:
             return True
-        if not adopt:
+        if not adopt or (tagged and found_owner):
             raise StoreOwnershipError(self.location, found_owner, owner)
         self._write_custom(meta, {**meta.custom, MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner})
         return True
