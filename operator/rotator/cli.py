@@ -50,9 +50,11 @@ def _run(args: argparse.Namespace) -> int:
     metrics = Metrics()
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
+    opener = StoreOpener(kube, metrics, service_account_token=Path(args.service_account_token))
     deps = engine.Deps(
         kube=kube,
-        open_store=StoreOpener(kube, metrics),
+        open_store=opener,
+        store_auth_failed=opener.auth_failed,
         metrics=metrics,
         checkpoint=crash_hook(os.environ.get(CRASH_ENV)),
         idle_resync=args.idle_resync,
@@ -157,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--poll", type=float, default=1.0, help="seconds between polls while waiting on rollouts"
+    )
+    run.add_argument(
+        "--service-account-token",
+        default="/var/run/secrets/kubernetes.io/serviceaccount/token",
+        help="token file for Vault's Kubernetes auth (spec.store.vault.auth.kubernetes)",
     )
     run.add_argument("--log-format", choices=["json", "text"], default="json")
     run.add_argument("--verbose", "-v", action="store_true")

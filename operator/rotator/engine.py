@@ -38,7 +38,13 @@ from rotator.steps import dual, generate, reasons, restart, revoke, rollback, sy
 from rotator.steps.context import Event, PermanentStepError, PolicyRef, StepContext, StepResult
 from rotator.steps.secret_sync import ensure_secret_is_ours, write_secret
 from rotator.stores.base import Store, StoredVersion
-from rotator.stores.errors import StoreConflict, StoreError, StoreOwnershipError, StoreUnavailable
+from rotator.stores.errors import (
+    StoreAuthError,
+    StoreConflict,
+    StoreError,
+    StoreOwnershipError,
+    StoreUnavailable,
+)
 from rotator.targets.password import generate_password
 
 FORCE_ANNOTATION: Final = "rotator.dev/force-rotate"
@@ -64,6 +70,10 @@ def _no_checkpoint(point: str) -> None:
     """Production has no fault injection; tests pass a hook that crashes at a named point."""
 
 
+def _ignore_auth_failure(spec: RotationPolicySpec) -> None:
+    """Without cached sessions there is nothing to drop."""
+
+
 def _new_rotation_id() -> str:
     return str(uuid.uuid4())
 
@@ -77,6 +87,8 @@ class Deps:
     metrics: metrics_module.Metrics
     new_rotation_id: Callable[[], str] = _new_rotation_id
     checkpoint: Callable[[str], None] = _no_checkpoint
+    #: Called when the store refused our identity, so the next open logs in afresh.
+    store_auth_failed: Callable[[RotationPolicySpec], None] = _ignore_auth_failure
     #: Seconds between idle checks (drift repair, schedule): the Secret is re-verified this often.
     idle_resync: float = 30.0
     #: Seconds between polls while a step waits (rollouts).
@@ -157,6 +169,10 @@ class _Run:
                 return self.advance(spec)
             return self.idle(spec)
         except (StoreUnavailable, KubeUnavailable, KubeConflict, StoreConflict) as exc:
+            return self.temporary_failure(exc)
+        except StoreAuthError as exc:
+            # An expired or revoked Vault token: drop the session, log in again after a backoff.
+            self.deps.store_auth_failed(spec)
             return self.temporary_failure(exc)
         except StoreOwnershipError as exc:
             self.condition("Ready", False, reasons.STORE_NOT_OWNED, str(exc), event_on_change=True)

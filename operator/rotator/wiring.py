@@ -1,13 +1,15 @@
 """Builds the operator's clients once per process and opens stores for policies.
 
-Clients are cached (one hvac client per Vault address and token) because building them per
-reconcile would mean a TLS handshake and a login on every tick.
+Clients are cached because building them per reconcile would mean a TLS handshake and, with
+Kubernetes auth, a Vault login on every tick. A Kubernetes-auth session is renewed by logging
+in again shortly before its Vault token expires, or at once after Vault refused it.
 """
 
 from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,14 +18,23 @@ from typing import Any, Final
 from rotator.kube import Kube
 from rotator.metrics import Metrics
 from rotator.models import RotationPolicySpec
-from rotator.steps import reasons
 from rotator.steps.context import PermanentStepError, PolicyRef
 from rotator.stores.base import Store
-from rotator.stores.vault_kv2 import VaultKV2Store, vault_client
+from rotator.stores.errors import StoreAuthError
+from rotator.stores.vault_kv2 import VaultKV2Store, vault_client, vault_kubernetes_login
 
 SERVICE_ACCOUNT_TOKEN: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 STORE_AUTH_MISSING: Final = "StoreAuthMissing"
+STORE_AUTH_FAILED: Final = "StoreAuthFailed"
 STORE_UNSUPPORTED: Final = "StoreUnsupported"
+# Log in again when less than this share of the Vault token's lifetime is left.
+RENEW_FRACTION: Final = 0.2
+
+
+@dataclass
+class _Session:
+    client: Any
+    expires_at: float  # monotonic seconds; inf for tokens that do not expire
 
 
 @dataclass
@@ -33,7 +44,9 @@ class StoreOpener:
     kube: Kube
     metrics: Metrics
     vault_timeout: float = 5.0
-    _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    service_account_token: Path = SERVICE_ACCOUNT_TOKEN
+    clock: Callable[[], float] = time.monotonic
+    _sessions: dict[tuple[str, ...], _Session] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, policy: PolicyRef, spec: RotationPolicySpec) -> Store:
@@ -43,14 +56,23 @@ class StoreOpener:
                 STORE_UNSUPPORTED,
                 "spec.store.awsSecretsManager: the AWS Secrets Manager store is not available yet",
             )
-        token = self._vault_token(policy, spec)
-        key = (vault.address, token)
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                client = vault_client(vault.address, token, self.vault_timeout)
-                self._clients[key] = client
+        if vault.auth.kubernetes is not None:
+            client = self._kubernetes_session(
+                vault.address, vault.auth.kubernetes.role, vault.auth.kubernetes.mount_path
+            )
+        else:
+            client = self._token_session(policy, spec)
         return VaultKV2Store(client, vault.mount, vault.path, on_request=self._count("vault"))
+
+    def auth_failed(self, spec: RotationPolicySpec) -> None:
+        if spec.store.vault is not None:
+            self.forget(spec.store.vault.address)
+
+    def forget(self, address: str) -> None:
+        """Drop cached sessions for an address, e.g. after Vault refused the token."""
+        with self._lock:
+            for key in [k for k in self._sessions if k[0] == address]:
+                del self._sessions[key]
 
     def _count(self, store: str) -> Callable[[str, str], None]:
         def count(operation: str, result: str) -> None:
@@ -58,15 +80,11 @@ class StoreOpener:
 
         return count
 
-    def _vault_token(self, policy: PolicyRef, spec: RotationPolicySpec) -> str:
+    def _token_session(self, policy: PolicyRef, spec: RotationPolicySpec) -> Any:
         vault = spec.store.vault
         assert vault is not None
         ref = vault.auth.token_secret_ref
-        if ref is None:
-            raise PermanentStepError(
-                STORE_UNSUPPORTED,
-                "spec.store.vault.auth.kubernetes: Kubernetes auth is not available yet; use tokenSecretRef",
-            )
+        assert ref is not None, "the models guarantee exactly one auth method"
         secret = self.kube.get_secret(policy.namespace, ref.name)
         encoded = ((secret or {}).get("data") or {}).get(ref.key)
         if not encoded:
@@ -75,7 +93,36 @@ class StoreOpener:
                 f"spec.store.vault.auth.tokenSecretRef: Secret {policy.namespace}/{ref.name} "
                 f"has no key {ref.key!r}",
             )
-        return base64.b64decode(encoded).decode().strip()
+        token = base64.b64decode(encoded).decode().strip()
+        key = (vault.address, "token", token)
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None:
+                session = _Session(vault_client(vault.address, token, self.vault_timeout), float("inf"))
+                self._sessions[key] = session
+        return session.client
 
-
-__all__ = ["StoreOpener", "reasons"]
+    def _kubernetes_session(self, address: str, role: str, mount_path: str) -> Any:
+        key = (address, "kubernetes", role, mount_path)
+        now = self.clock()
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is not None and now < session.expires_at:
+                return session.client
+        try:
+            jwt = self.service_account_token.read_text().strip()
+        except OSError as exc:
+            raise PermanentStepError(
+                STORE_AUTH_MISSING,
+                f"spec.store.vault.auth.kubernetes: no service account token at {self.service_account_token} "
+                f"({type(exc).__name__})",
+            ) from None
+        client = vault_client(address, "", self.vault_timeout)
+        try:
+            lifetime = vault_kubernetes_login(client, role, jwt, mount_path)
+        except StoreAuthError as exc:
+            raise PermanentStepError(STORE_AUTH_FAILED, f"spec.store.vault.auth.kubernetes: {exc}") from None
+        expires = now + lifetime * (1 - RENEW_FRACTION) if lifetime > 0 else float("inf")
+        with self._lock:
+            self._sessions[key] = _Session(client, expires)
+        return client

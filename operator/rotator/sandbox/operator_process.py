@@ -28,6 +28,7 @@ class OperatorProcess:
     metrics_port: int = 0
     liveness_port: int = 0
     namespaces: tuple[str, ...] = ()
+    extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -61,6 +62,7 @@ class OperatorProcess:
                 "--poll",
                 str(self.poll),
                 *[arg for ns in self.namespaces for arg in ("--namespace", ns)],
+                *self.extra_args,
                 "--log-format",
                 "text",
                 *(["--verbose"] if os.environ.get("ROTATOR_VERBOSE") else []),

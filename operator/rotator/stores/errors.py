@@ -44,6 +44,10 @@ class StoreOwnershipError(StoreError):
         super().__init__(f"{path} exists with {found}, not owned by rotator policy {owner!r}; {advice}")
 
 
+class StoreAuthError(StoreError):
+    """Vault refused our identity (login refused, token expired or lacking a policy)."""
+
+
 class StoreRefused(StoreError):
     """The operation would break a store invariant (e.g. revoking the current version)."""
 
@@ -53,6 +57,7 @@ class StoreVersionNotFound(StoreError):
 
 
 __all__ = [
+    "StoreAuthError",
     "StoreConflict",
     "StoreError",
     "StoreOwnershipError",

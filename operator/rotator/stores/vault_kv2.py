@@ -51,6 +51,7 @@ from rotator.stores.base import (
     no_metrics,
 )
 from rotator.stores.errors import (
+    StoreAuthError,
     StoreConflict,
     StoreError,
     StoreOwnershipError,
@@ -89,6 +90,24 @@ def vault_client(address: str, token: str, timeout: float) -> hvac.Client:
     StoreUnavailable instead of a stuck reconcile.
     """
     return hvac.Client(url=address, token=token, timeout=timeout)
+
+
+def vault_kubernetes_login(client: hvac.Client, role: str, jwt: str, mount_point: str) -> float:
+    """Log the client in with a service-account token; returns the token's lifetime in seconds.
+
+    Vault checks the token with the cluster's TokenReview API and the role's bindings, so a
+    refusal names the role (never the token). The client keeps the issued Vault token.
+    """
+    try:
+        response = client.auth.kubernetes.login(role=role, jwt=jwt, mount_point=mount_point)
+    except _TRANSIENT as exc:
+        raise StoreUnavailable(f"Vault kubernetes login: {type(exc).__name__}") from None
+    except hvac.exceptions.VaultError as exc:
+        detail = ", ".join(str(e) for e in exc.errors) if exc.errors else type(exc).__name__
+        raise StoreAuthError(
+            f"Vault kubernetes login with role {role!r} at auth/{mount_point} refused: {detail}"
+        ) from None
+    return float((response.get("auth") or {}).get("lease_duration") or 0)
 
 
 def _parse_time(text: object) -> datetime | None:
@@ -211,7 +230,7 @@ class VaultKV2Store:
             raise StoreUnavailable(f"{self.location}: {operation} failed: {self._describe(exc)}") from None
         except (hvac.exceptions.Unauthorized, hvac.exceptions.Forbidden) as exc:
             self._on_request(operation, "error")
-            raise StoreError(f"{self.location}: {operation} denied: {self._describe(exc)}") from None
+            raise StoreAuthError(f"{self.location}: {operation} denied: {self._describe(exc)}") from None
         except hvac.exceptions.VaultError as exc:
             self._on_request(operation, "error")
             raise StoreError(f"{self.location}: {operation} failed: {self._describe(exc)}") from None
