@@ -716,3 +716,9 @@ def test_kmock_reactions_take_priority_over_the_emulation(
     )
     assert kube_http.request("GET", f"{SECRETS}/a")[0] == 404  # the intercepted create stored nothing
     assert kube_http.request("GET", SECRETS)[0] == 200
+
+
+def test_start_on_a_busy_port_raises_in_the_caller(kube_server: KubeServer) -> None:
+    with pytest.raises(RuntimeError, match="failed to start") as raised:
+        KubeServer(port=kube_server.port).start()
+    assert isinstance(raised.value.__cause__, OSError)

@@ -29,6 +29,7 @@ import attrs
 import kmock
 from kmock._internal import apps, parsing, rendering
 
+from rotator.sandbox import kube_patch
 from rotator.sandbox.kube_store import JSON, ApiError, KubeStore, ResourceType
 
 logger = logging.getLogger(__name__)
@@ -433,8 +434,6 @@ class KubeEmulator(kmock.KubernetesEmulator):
             if method == "PUT":
                 scale = self._body(request)
             else:
-                from rotator.sandbox import kube_patch
-
                 content_type = raw.headers.get("Content-Type", "application/merge-patch+json")
                 if "json-patch" in content_type:
                     scale = kube_patch.apply_json_patch(scale, request.data)
@@ -502,6 +501,7 @@ def _resource_list(group_version: str, types: list[ResourceType]) -> JSON:
                 "kind": t.kind,
                 "verbs": list(t.verbs),
                 "shortNames": list(t.short_names),
+                "categories": list(t.categories),
             }
         )
         for sub in t.subresources:

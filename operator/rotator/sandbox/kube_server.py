@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import logging
 import signal
 import threading
 import time
@@ -30,6 +31,7 @@ from rotator.sandbox.kube_store import JSON, KubeStore
 from rotator.sandbox.rollout import DEFAULT_POD_DELAY, PodInfo, RolloutSimulator
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 ADMIN_TOKEN = "rotator-sandbox-admin"
 """The bearer token written into kubeconfigs; the emulator does not enforce authentication, but
@@ -119,10 +121,11 @@ class KubeServer:
     def _thread_main(self) -> None:
         try:
             asyncio.run(self._serve())
-        except BaseException as exc:  # reported to start() or logged by the thread machinery
+        except BaseException as exc:  # kept for start() to raise in the caller's thread
             self._error = exc
+            if self._ready.is_set():
+                logger.exception("the Kubernetes emulator crashed")
             self._ready.set()
-            raise
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()

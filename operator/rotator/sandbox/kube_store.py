@@ -94,6 +94,7 @@ class ResourceType:
     subresources: tuple[str, ...] = ()
     verbs: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update", "watch")
     tracks_generation: bool = False
+    categories: tuple[str, ...] = ()  # e.g. "all": what ``kubectl get all`` expands to
     schema: Mapping[str, Any] | None = None
     crd_name: str | None = None  # set for custom resources: which CRD registered them
 
@@ -123,49 +124,28 @@ def _core(plural: str, kind: str, namespaced: bool = True, **kwargs: Any) -> Res
 
 
 def builtin_types() -> list[ResourceType]:
-    """The built-in resources that Kopf, kubectl and the rotator touch."""
-    workload_subs = ("status", "scale")
+    """The built-in resources that Kopf, kubectl and the rotator touch (as kube-apiserver 1.32
+    serves them: DaemonSets have no ``scale`` subresource there either)."""
+    status, workload = ("status",), ("status", "scale")
+    all_ = ("all",)
+
+    def apps(plural: str, kind: str, short: str, subresources: tuple[str, ...]) -> ResourceType:
+        return ResourceType(
+            "apps", "v1", plural, kind, True, kind.lower(), (short,), subresources,
+            tracks_generation=True, categories=all_,
+        )  # fmt: skip
+
     return [
-        _core("namespaces", "Namespace", namespaced=False, short_names=("ns",), subresources=("status",)),
+        _core("namespaces", "Namespace", namespaced=False, short_names=("ns",), subresources=status),
         _core("secrets", "Secret"),
         _core("configmaps", "ConfigMap", short_names=("cm",)),
         _core("events", "Event", short_names=("ev",)),
-        _core("pods", "Pod", short_names=("po",), subresources=("status",)),
+        _core("pods", "Pod", short_names=("po",), subresources=status, categories=all_),
         _core("serviceaccounts", "ServiceAccount", short_names=("sa",)),
-        _core("services", "Service", short_names=("svc",), subresources=("status",)),
-        ResourceType(
-            "apps",
-            "v1",
-            "deployments",
-            "Deployment",
-            True,
-            "deployment",
-            ("deploy",),
-            workload_subs,
-            tracks_generation=True,
-        ),
-        ResourceType(
-            "apps",
-            "v1",
-            "statefulsets",
-            "StatefulSet",
-            True,
-            "statefulset",
-            ("sts",),
-            workload_subs,
-            tracks_generation=True,
-        ),
-        ResourceType(
-            "apps",
-            "v1",
-            "daemonsets",
-            "DaemonSet",
-            True,
-            "daemonset",
-            ("ds",),
-            ("status",),
-            tracks_generation=True,
-        ),
+        _core("services", "Service", short_names=("svc",), subresources=status, categories=all_),
+        apps("deployments", "Deployment", "deploy", workload),
+        apps("statefulsets", "StatefulSet", "sts", workload),
+        apps("daemonsets", "DaemonSet", "ds", status),
         ResourceType(
             "apiextensions.k8s.io",
             "v1",
@@ -174,7 +154,7 @@ def builtin_types() -> list[ResourceType]:
             False,
             "customresourcedefinition",
             ("crd", "crds"),
-            ("status",),
+            status,
             tracks_generation=True,
         ),
         ResourceType("events.k8s.io", "v1", "events", "Event", True, "event", ("ev",)),
@@ -447,7 +427,7 @@ class KubeStore:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
-        if rt.status_subresource and rt.key != ("", "v1", "namespaces"):
+        if rt.status_subresource:  # status is the controllers' to write, not the creator's
             obj.pop("status", None)
         obj = self._admit(rt, obj)
         meta = obj["metadata"]
@@ -697,13 +677,19 @@ class KubeStore:
                     namespaced=spec.get("scope", "Namespaced") == "Namespaced",
                     singular=names.get("singular") or kind.lower(),
                     short_names=tuple(names.get("shortNames") or ()),
+                    categories=tuple(names.get("categories") or ()),
                     subresources=subresources,
                     tracks_generation=True,
                     schema=(version.get("schema") or {}).get("openAPIV3Schema"),
                     crd_name=crd_name,
                 )
             )
+        previous = {c.get("type"): c for c in (crd.get("status") or {}).get("conditions") or []}
         now = now_rfc3339(self._clock)
+
+        def since(condition_type: str) -> str:  # keep transition times: the conditions stay True
+            return str(previous.get(condition_type, {}).get("lastTransitionTime") or now)
+
         accepted = {"plural": plural, "kind": kind, "singular": names.get("singular") or kind.lower()}
         for optional in ("shortNames", "listKind", "categories"):
             if optional in names:
@@ -718,14 +704,14 @@ class KubeStore:
                     "status": "True",
                     "reason": "NoConflicts",
                     "message": "no conflicts found",
-                    "lastTransitionTime": now,
+                    "lastTransitionTime": since("NamesAccepted"),
                 },
                 {
                     "type": "Established",
                     "status": "True",
                     "reason": "InitialNamesAccepted",
                     "message": "the initial names have been accepted",
-                    "lastTransitionTime": now,
+                    "lastTransitionTime": since("Established"),
                 },
             ],
         }

@@ -31,6 +31,7 @@ import contextlib
 import datetime
 import hashlib
 import json
+import logging
 import math
 import secrets
 import time
@@ -60,6 +61,8 @@ _SECRETS = ("", "v1", "secrets")
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 WorkloadKey = tuple[str, str, str]  # (kind, namespace, name)
+logger = logging.getLogger(__name__)
+_ERROR_RETRY = 1.0  # seconds before retrying a workload whose step raised
 
 
 @dataclass(frozen=True)
@@ -244,12 +247,16 @@ class RolloutSimulator:
             if obj is None:
                 self._states.pop(key, None)
                 return
-            if kind == "Deployment":
-                delay = self._step_deployment(key, obj, state)
-            elif kind == "StatefulSet":
-                delay = self._step_statefulset(key, obj, state)
-            else:
-                delay = self._step_daemonset(key, obj, state)
+            try:
+                if kind == "Deployment":
+                    delay = self._step_deployment(key, obj, state)
+                elif kind == "StatefulSet":
+                    delay = self._step_statefulset(key, obj, state)
+                else:
+                    delay = self._step_daemonset(key, obj, state)
+            except Exception:  # a malformed workload must not kill the controller: log, retry later
+                logger.exception("rollout simulator failed on %s %s/%s", kind, namespace, name)
+                delay = _ERROR_RETRY
             if delay is not None and delay <= 0:
                 await asyncio.sleep(0)
                 continue
