@@ -182,3 +182,13 @@ def test_foreign_secret_with_the_same_name_is_never_overwritten(bench: Bench) ->
         pass
     else:
         raise AssertionError("a rotation wrote to the store although its Secret is foreign")
+
+
+def test_restart_target_that_does_not_consume_the_secret_is_reported(bench: Bench) -> None:
+    bench.seed(consumer_secret="some-other-secret")
+    bench.operator.start()
+    bench.wait_rotations(1)
+    warnings = [e for e in bench.events() if e.get("reason") == "RestartTargetNotConsumingSecret"]
+    assert warnings
+    assert warnings[0]["type"] == "Warning"
+    assert "spec.restart.targets" in warnings[0]["message"]

@@ -78,6 +78,7 @@ def test_first_rotation_then_forced_rotation_end_to_end(bench: Bench) -> None:
     reasons = set(bench.event_reasons())
     assert {"RotationStarted", "CredentialGenerated", "SecretSynced", "WorkloadRestarted"} <= reasons
     assert {"CredentialRevoked", "RotationSucceeded"} <= reasons
+    assert "RestartTargetNotConsumingSecret" not in reasons
 
 
 def test_dual_window_keeps_old_and_new_valid_until_grace_period_ends(bench: Bench) -> None:

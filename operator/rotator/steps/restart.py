@@ -6,6 +6,7 @@ from rotator.policy.transitions import Outcome
 from rotator.steps import reasons
 from rotator.steps.context import Event, PermanentStepError, StepContext, StepResult
 from rotator.steps.workload_io import read_workload, restart, target_key
+from rotator.workloads.discovery import workload_secret_names
 from rotator.workloads.health import rollout_health
 
 POLL_SECONDS = 1.0
@@ -41,6 +42,16 @@ def run(ctx: StepContext) -> StepResult:
         if patched:
             kinds.append(target.kind)
             events.append(Event(reasons.WORKLOAD_RESTARTED, f"restarted {key} for the new credential"))
+            workload = read_workload(ctx.kube, ctx.policy.namespace, target.kind, target.name) or {}
+            if ctx.spec.secret.name not in workload_secret_names(target.kind, workload):
+                events.append(
+                    Event(
+                        reasons.TARGET_NOT_CONSUMING,
+                        f"{key} does not reference Secret {ctx.spec.secret.name} in its pod template; "
+                        "restarted anyway, check spec.restart.targets",
+                        warning=True,
+                    )
+                )
     remaining = len(ctx.spec.restart.targets) - len(done)
     updates = {"restartedTargets": done}
     if remaining:
