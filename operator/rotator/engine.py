@@ -22,9 +22,11 @@ from pydantic import SecretStr
 
 from rotator import metrics as metrics_module
 from rotator.kube import Kube, KubeConflict, KubeError, KubeUnavailable
+from rotator.logs import SENSITIVE
 from rotator.models import (
     InvalidSpecError,
     RotationPolicySpec,
+    TriggerReason,
     format_time,
     parse_spec,
     parse_time,
@@ -37,7 +39,7 @@ from rotator.policy.triggers import Decision, TriggerInputs, decide
 from rotator.steps import dual, generate, reasons, restart, revoke, rollback, sync, verify
 from rotator.steps.context import Event, PermanentStepError, PolicyRef, StepContext, StepResult
 from rotator.steps.secret_sync import ensure_secret_is_ours, write_secret
-from rotator.stores.base import Store, StoredVersion
+from rotator.stores.base import Store, StoredVersion, VersionState
 from rotator.stores.errors import (
     StoreAuthError,
     StoreConflict,
@@ -52,6 +54,8 @@ HISTORY_LIMIT: Final = 10
 # After a rollback the same trigger would fire again at once; wait before the next attempt.
 RETRY_AFTER_ROLLBACK: Final = timedelta(hours=1)
 PERMANENT_ERROR_RECHECK: Final = 60.0
+INVALID_STATUS: Final = "InvalidStatus"
+CURRENT_UNREADABLE: Final = "CurrentCredentialUnreadable"
 
 STEPS: Final[dict[Step, Callable[[StepContext], StepResult]]] = {
     Step.GENERATE: generate.run,
@@ -105,11 +109,17 @@ class Reconciled:
     requeue_after: float | None
     events: list[Event] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
+    #: The reconcile ended on a temporary failure (store or API unreachable): back off.
+    temporary: bool = False
 
 
 def credential_spec_hash(spec: RotationPolicySpec) -> str:
-    """Changing what the credential is (length, alphabet) calls for a new one; schedule edits do not."""
-    raw = spec.credential.model_dump(mode="json", by_alias=True, exclude_none=True)
+    """Changing what the credential is (length, alphabet) or where it lives calls for a new one;
+    schedule edits do not. A moved store path gets its first credential this way."""
+    raw = {
+        "credential": spec.credential.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "store": store_location(spec),
+    }
     return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -200,13 +210,19 @@ class _Run:
             rotation["attempt"] = attempt
             rotation["lastError"] = f"{type(exc).__name__}: {exc}"
         reason = reasons.STORE_UNAVAILABLE if isinstance(exc, StoreError) else reasons.KUBE_ERROR
-        self.events.append(Event(reasons.STEP_RETRYING, f"temporary failure, will retry: {exc}", True))
+        previous = {c.get("type"): c for c in self.status.get("conditions") or []}.get("Ready") or {}
+        # One Event per outage, not one per retry: the condition and lastError carry the rest.
+        first_of_outage = attempt == 1 if rotation else previous.get("message") != str(exc)
+        if first_of_outage:
+            self.events.append(Event(reasons.STEP_RETRYING, f"temporary failure, will retry: {exc}", True))
         if not rotation:
             self.condition("Ready", False, reason, str(exc))
         delay = retry_delay(
             attempt, base=self.deps.backoff_base, cap=self.deps.backoff_cap, seed=self.ref.owner
         )
-        return self.persist(delay)
+        reconciled = self.persist(delay)
+        reconciled.temporary = True
+        return reconciled
 
     # --- idle: drift repair and the trigger chain -------------------------------------------
     def idle(self, spec: RotationPolicySpec) -> Reconciled:
@@ -215,24 +231,40 @@ class _Run:
             return self.dry_run(spec, store)
         # Refuse a foreign Secret before touching the store: a rotation must not start that
         # could never hand its credential over.
+        if spec.suspend:
+            # Suspended means hands off: no ownership tags, no drift repair over an emergency edit.
+            decision = decide(self.trigger_inputs(spec, store.current()), self.now)
+            if decision.force_value_to_record:
+                self.status["lastHandledForceRotate"] = decision.force_value_to_record
+            self.condition("Ready", True, reasons.SUSPENDED, decision.message)
+            self.schedule(spec)
+            return self.persist(self.deps.idle_resync)
         ensure_secret_is_ours(self.deps.kube, self.ref, spec.secret.name)
         existed = store.ensure_owned(self.ref.owner, spec.store_adopt)
         current = store.current()
         if current is not None and existed and not self.status.get("currentVersion"):
-            self.adopt(current)
+            self.adopt(spec, current)
         if current is not None:
             self.repair_drift(spec, store, current)
         decision = decide(self.trigger_inputs(spec, current), self.now)
         if decision.force_value_to_record:
             self.status["lastHandledForceRotate"] = decision.force_value_to_record
-        if spec.suspend:
-            self.condition("Ready", True, reasons.SUSPENDED, decision.message)
-            self.status["phase"] = "Idle"
-            self.schedule(spec)
-            return self.persist(self.deps.idle_resync)
+        paused_until = _maybe_time(self.status.get("retryNotBefore"))
+        if (
+            decision.rotate
+            and decision.reason != TriggerReason.FORCED
+            and paused_until
+            and self.now < paused_until
+        ):
+            # After a rollback the trigger that fired (maxAge, schedule) still holds; retrying at
+            # once would restart every consumer twice per attempt. Only a force skips the pause.
+            decision = Decision(
+                False, None, f"paused after a failed rotation until {format_time(paused_until)}"
+            )
         if decision.rotate:
             return self.start(spec, decision, current)
-        self.status["phase"] = "Idle"
+        if self.status.get("lastResult") != RotationResult.FAILED:
+            self.status["phase"] = "Idle"
         self.condition("Ready", True, reasons.READY, decision.message)
         self.condition("Rotating", False, reasons.ROTATION_IDLE, "no rotation in progress")
         next_due = self.schedule(spec)
@@ -241,8 +273,9 @@ class _Run:
             requeue = max(0.0, min(requeue, (next_due - self.now).total_seconds()))
         return self.persist(requeue)
 
-    def adopt(self, current: StoredVersion) -> None:
+    def adopt(self, spec: RotationPolicySpec, current: StoredVersion) -> None:
         self.status["currentVersion"] = current.version
+        self.status["credentialSpecHash"] = credential_spec_hash(spec)
         if current.created_at is not None:
             self.status["credentialCreatedAt"] = format_time(current.created_at)
         self.events.append(
@@ -255,11 +288,28 @@ class _Run:
             if self.status.get("history")
             else "adopted"
         )
+        if current.state == VersionState.DESTROYED:
+            self.condition(
+                "Degraded",
+                True,
+                CURRENT_UNREADABLE,
+                f"store version {current.version} is destroyed; force a rotation to issue a new credential",
+                event_on_change=True,
+            )
+            return
+        try:
+            value = store.read_value(current.version)
+        except (StoreUnavailable, StoreAuthError):
+            raise
+        except StoreError as exc:
+            # The current credential cannot be read: repair is impossible, but a rotation is not.
+            self.condition("Degraded", True, CURRENT_UNREADABLE, str(exc), event_on_change=True)
+            return
         changed = write_secret(
             self.deps.kube,
             self.ref,
             spec.secret.name,
-            {spec.secret.key: store.read_value(current.version)},
+            {spec.secret.key: value},
             current.version,
             rotation_id,
         )
@@ -313,15 +363,10 @@ class _Run:
     def schedule(self, spec: RotationPolicySpec) -> datetime | None:
         created = _maybe_time(self.status.get("credentialCreatedAt"))
         last = _maybe_time(self.status.get("lastRotationTime"))
-        stored = _maybe_time(self.status.get("nextRotationTime"))
         next_due = self.compute_next_due(spec, last, created)
-        if (
-            stored is not None
-            and next_due is not None
-            and stored > next_due
-            and self.status.get("lastResult") == (RotationResult.ROLLED_BACK)
-        ):
-            next_due = stored  # keep the post-rollback pause
+        paused_until = _maybe_time(self.status.get("retryNotBefore"))
+        if next_due is not None and paused_until is not None and paused_until > next_due:
+            next_due = paused_until  # after a failed rotation nothing but a force comes sooner
         self.status["nextRotationTime"] = format_time(next_due) if next_due else None
         m = self.deps.metrics
         if next_due is not None:
@@ -336,6 +381,9 @@ class _Run:
     def dry_run(self, spec: RotationPolicySpec, store: Store) -> Reconciled:
         current = store.current()
         decision = decide(self.trigger_inputs(spec, current), self.now)
+        if decision.force_value_to_record:
+            # Consumed here: turning dryRun off later must not act on an old request.
+            self.status["lastHandledForceRotate"] = decision.force_value_to_record
         would = decision.rotate
         message = (
             f"dry run: would rotate ({decision.reason}): {decision.message}"
@@ -367,13 +415,17 @@ class _Run:
             "startedAt": now,
             "stepStartedAt": precise_time(self.now),
             "attempt": 0,
-            "oldVersion": current.version if current else None,
+            # A destroyed current version is nothing to fall back to (and nothing to revoke).
+            "oldVersion": current.version if current and current.state != VersionState.DESTROYED else None,
             "newVersion": None,
             "verifiedAt": None,
             "restartedTargets": [],
             "lastError": None,
+            # Pinned for the whole rotation: versions in this object belong to this path/Secret.
+            "storeLocation": store_location(spec),
+            "secretName": spec.secret.name,
+            "credentialSpecHash": credential_spec_hash(spec),
         }
-        self.status["credentialSpecHash"] = credential_spec_hash(spec)
         self.status["phase"] = "Rotating"
         self.condition(
             "Rotating", True, reasons.ROTATING, f"rotation {rotation_id} started: {decision.message}"
@@ -393,7 +445,20 @@ class _Run:
     # --- rotating: one step ------------------------------------------------------------------
     def advance(self, spec: RotationPolicySpec) -> Reconciled:
         rotation: dict[str, Any] = self.status["rotation"]
-        step = Step(rotation["step"])
+        try:
+            step = Step(rotation["step"])
+            step_started_at = parse_time(str(rotation["stepStartedAt"]))
+            rotation_id = str(rotation["id"])
+        except (KeyError, ValueError) as exc:
+            # A hand-edited status: acting on a guess could revoke the wrong thing, so hold.
+            message = f"status.rotation is not usable ({type(exc).__name__}: {exc}); fix or remove it"
+            self.condition("Ready", False, INVALID_STATUS, message, event_on_change=True)
+            return self.persist(PERMANENT_ERROR_RECHECK)
+        if spec.dry_run:
+            message = f"dryRun set during rotation {rotation_id}: holding at step {step} until it is unset"
+            self.condition("Rotating", True, reasons.DRY_RUN, message, event_on_change=True)
+            return self.persist(self.deps.idle_resync)
+        spec = pin_to_rotation(spec, rotation)
         force = self.annotations.get(FORCE_ANNOTATION)
         if force and force != self.status.get("lastHandledForceRotate"):
             self.status["lastHandledForceRotate"] = force
@@ -408,10 +473,10 @@ class _Run:
         ctx = StepContext(
             policy=self.ref,
             spec=spec,
-            rotation_id=rotation["id"],
+            rotation_id=rotation_id,
             old_version=rotation.get("oldVersion"),
             new_version=rotation.get("newVersion"),
-            step_started_at=parse_time(rotation["stepStartedAt"]),
+            step_started_at=step_started_at,
             verified_at=_maybe_time(rotation.get("verifiedAt")),
             restarted_targets=tuple(rotation.get("restartedTargets") or ()),
             store=store,
@@ -432,6 +497,16 @@ class _Run:
                 raise
             result = StepResult(
                 Outcome.FAILED, str(exc), {"lastError": str(exc)}, (Event(exc.reason, str(exc), True),)
+            )
+        except (StoreUnavailable, StoreConflict, StoreAuthError):
+            raise
+        except StoreError as exc:
+            # A store refusal no retry fixes (a version gone, an invariant): before revoke the
+            # safe way out is rollback to the old credential, which was never touched.
+            if step in (Step.REVOKE, Step.ROLLBACK):
+                raise
+            result = StepResult(
+                Outcome.FAILED, str(exc), {"lastError": str(exc)}, (Event("StoreError", str(exc), True),)
             )
         finally:
             self.deps.metrics.step_duration.labels(step=str(step)).observe(time.monotonic() - started)
@@ -493,6 +568,10 @@ class _Run:
         self.condition("Rotating", False, reasons.ROTATION_IDLE, "no rotation in progress")
         if succeeded:
             self.status["currentVersion"] = version
+            self.status["retryNotBefore"] = None
+            if rotation.get("credentialSpecHash"):
+                # Only a credential that made it counts as "the spec was handled".
+                self.status["credentialSpecHash"] = rotation["credentialSpecHash"]
             self.status["credentialCreatedAt"] = format_time(self.now)
             self.status["lastRotationTime"] = format_time(self.now)
             self.status["nextRotationTime"] = None
@@ -518,8 +597,35 @@ class _Run:
             )
             self.condition("Degraded", True, reason, message)
             self.events.append(Event(reason, message, True))
-            self.status["nextRotationTime"] = format_time(self.now + RETRY_AFTER_ROLLBACK)
+            self.status["retryNotBefore"] = format_time(self.now + RETRY_AFTER_ROLLBACK)
         return self.persist(0.0 if succeeded else self.deps.idle_resync)
+
+
+def store_location(spec: RotationPolicySpec) -> dict[str, str]:
+    vault = spec.store.vault
+    assert vault is not None, "only the Vault store exists so far"
+    return {"kind": "vault", "address": vault.address, "mount": vault.mount, "path": vault.path}
+
+
+def pin_to_rotation(spec: RotationPolicySpec, rotation: Mapping[str, Any]) -> RotationPolicySpec:
+    """The spec with the store location and Secret name the rotation started with.
+
+    Versions in status.rotation belong to that path; an edit of spec.store or spec.secret.name
+    mid-rotation must not make revoke destroy a version of another path. The edit takes effect
+    at the next rotation.
+    """
+    location = rotation.get("storeLocation") or {}
+    secret_name = rotation.get("secretName")
+    vault = spec.store.vault
+    if vault is None or not location:
+        return spec
+    pinned_vault = vault.model_copy(
+        update={k: location[k] for k in ("address", "mount", "path") if location.get(k)}
+    )
+    pinned = spec.model_copy(update={"store": spec.store.model_copy(update={"vault": pinned_vault})})
+    if secret_name:
+        pinned = pinned.model_copy(update={"secret": spec.secret.model_copy(update={"name": secret_name})})
+    return pinned
 
 
 def reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime) -> Reconciled:
@@ -530,7 +636,9 @@ def reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime) -> Reconciled:
 def _generate(spec: RotationPolicySpec) -> SecretStr:
     password = spec.credential.password
     assert password is not None, "password is the only credential kind so far"
-    return generate_password(password.length, password.alphabet)
+    value = generate_password(password.length, password.alphabet)
+    SENSITIVE.add(value.get_secret_value())  # the logs' second belt: mask it wherever it shows up
+    return value
 
 
 def _metric_result(result: RotationResult) -> str:

@@ -23,6 +23,7 @@ from rotator.kube import GROUP, PLURAL, VERSION, Kube, connection_of
 
 log = logging.getLogger("rotator.handlers")
 KOPF_PREFIX = "kopf.rotator.dev"
+MAX_BACKOFF = 60.0
 
 
 def _utcnow() -> datetime:
@@ -109,18 +110,26 @@ async def rotate(
                     message=event.message,
                 )
             requeue = result.requeue_after
-            attempt = 0
+            # Consecutive temporary failures back off here too: the engine's own counter lives
+            # in status.rotation, which an idle policy does not have.
+            attempt = attempt + 1 if result.temporary else 0
+            if attempt and requeue is not None:
+                requeue = max(requeue, min(MAX_BACKOFF, 2.0**attempt))
         except Exception as exc:
             attempt += 1
-            requeue = min(60.0, 2.0**attempt)
+            requeue = min(MAX_BACKOFF, 2.0**attempt)
             log.warning(
                 "reconcile of %s/%s failed (%s); retrying in %.0fs",
                 namespace,
                 name,
                 type(exc).__name__,
                 requeue,
+                exc_info=True,
             )
-            kopf.event(body, type="Warning", reason="ReconcileError", message=f"{type(exc).__name__}: {exc}")
+            # Only the type in the Event: an unexpected exception's text may quote what it handled.
+            kopf.event(
+                body, type="Warning", reason="ReconcileError", message=f"{type(exc).__name__}; see the logs"
+            )
         if requeue is not None and requeue <= 0:
             continue
         await _sleep_until_woken(wake, stopped, requeue)

@@ -103,12 +103,13 @@ class Kube:
                 _return_http_data_only=True,
                 _request_timeout=self._timeout,
             )
+            data = response.data
+            return json.loads(data) if data else {}
         except ApiException as exc:
             raise _map_error(exc) from None
-        except HTTPError as exc:
+        except (HTTPError, ValueError) as exc:
+            # Unreachable, or a body cut short: both are worth a retry, neither is our bug.
             raise KubeUnavailable(0, "Unreachable", type(exc).__name__) from None
-        data = response.data
-        return json.loads(data) if data else {}
 
     def get(self, path: str) -> JsonObject | None:
         try:

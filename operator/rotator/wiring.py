@@ -93,7 +93,14 @@ class StoreOpener:
                 f"spec.store.vault.auth.tokenSecretRef: Secret {policy.namespace}/{ref.name} "
                 f"has no key {ref.key!r}",
             )
-        token = base64.b64decode(encoded).decode().strip()
+        token = base64.b64decode(encoded).decode(errors="replace").strip()
+        if not token or not token.isprintable() or any(c.isspace() for c in token):
+            # Never echo it: a malformed token would end up in an HTTP header and its errors.
+            raise PermanentStepError(
+                STORE_AUTH_MISSING,
+                f"spec.store.vault.auth.tokenSecretRef: Secret {policy.namespace}/{ref.name} key {ref.key!r} "
+                "does not hold a single-line Vault token",
+            )
         key = (vault.address, "token", token)
         with self._lock:
             session = self._sessions.get(key)

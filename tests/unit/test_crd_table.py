@@ -442,6 +442,7 @@ def test_status_written_by_the_models_is_valid_and_survives_pruning() -> None:
         "lastHandledForceRotate": "1764273600",
         "credentialSpecHash": "abc123",
         "lastResult": "Succeeded",
+        "retryNotBefore": "2026-11-27T21:00:00Z",
         "rotation": {
             "id": "4f1c",
             "reason": "Due",
@@ -454,6 +455,9 @@ def test_status_written_by_the_models_is_valid_and_survives_pruning() -> None:
             "restartedTargets": ["Deployment/orders-api"],
             "lastError": "timeout",
             "steps": [{"step": "generate", "seconds": 0.02}, {"step": "dual", "seconds": 0.5}],
+            "storeLocation": {"kind": "vault", "address": "http://v:8200", "mount": "secret", "path": "a/b"},
+            "secretName": "orders-db-credentials",
+            "credentialSpecHash": "abc123",
         },
         "conditions": set_condition([], "Ready", True, "Ready", "ok", now, 3),
         "history": [

@@ -128,6 +128,9 @@ class RotationState(_Status):
     restarted_targets: tuple[str, ...] = ()
     last_error: str | None = None
     steps: tuple[StepTiming, ...] | None = None
+    store_location: dict[str, str] | None = None
+    secret_name: str | None = None
+    credential_spec_hash: str | None = None
 
 
 class HistoryEntry(_Status):
@@ -160,6 +163,7 @@ class RotationPolicyStatus(_Status):
     last_handled_force_rotate: str | None = None
     credential_spec_hash: str | None = None
     last_result: RotationResult | None = None
+    retry_not_before: Time | None = None
     rotation: RotationState | None = None
     conditions: tuple[Condition, ...] = ()
     history: Annotated[tuple[HistoryEntry, ...], Field(max_length=HISTORY_LIMIT)] = ()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rotator.policy.transitions import Outcome
+from rotator.models import format_duration
+from rotator.policy.transitions import Outcome, verify_deadline_passed
 from rotator.steps import reasons
 from rotator.steps.context import Event, PermanentStepError, StepContext, StepResult
 from rotator.steps.workload_io import read_workload, restart, target_key
@@ -19,8 +20,25 @@ def run(ctx: StepContext) -> StepResult:
         key = target_key(target.kind, target.name)
         if key in done:
             workload = read_workload(ctx.kube, ctx.policy.namespace, target.kind, target.name)
-            if workload is not None and rollout_health(target.kind, workload).state == "progressing":
+            health = rollout_health(target.kind, workload) if workload is not None else None
+            if health is not None and health.state == "failed":
+                # Stop spreading a credential that breaks a consumer: roll back now.
+                message = f"{key} failed its rollout: {health.message}"
+                return StepResult(
+                    Outcome.FAILED,
+                    message,
+                    {"lastError": message},
+                    (Event(reasons.VERIFY_FAILED, message, True),),
+                )
+            if health is not None and health.state == "progressing":
                 in_flight += 1
+    if in_flight and verify_deadline_passed(ctx.step_started_at, ctx.verify_timeout, ctx.now):
+        # Throttled rollouts that never finish (no progress deadline on StatefulSets/DaemonSets)
+        # would hold the rotation here for ever; verify.timeout bounds this step as well.
+        message = f"restarts did not finish within {format_duration(ctx.verify_timeout)}"
+        return StepResult(
+            Outcome.TIMED_OUT, message, {"lastError": message}, (Event(reasons.VERIFY_FAILED, message, True),)
+        )
     events: list[Event] = []
     kinds: list[str] = []
     for target in ctx.spec.restart.targets:

@@ -9,7 +9,8 @@ from rotator.policy.transitions import Outcome
 from rotator.steps import reasons
 from rotator.steps.context import Event, StepContext, StepResult
 from rotator.steps.secret_sync import write_secret
-from rotator.steps.workload_io import restart
+from rotator.steps.workload_io import read_workload, restart
+from rotator.workloads.restarter import ROTATION_ID, template_annotations
 
 
 def run(ctx: StepContext) -> StepResult:
@@ -25,11 +26,16 @@ def run(ctx: StepContext) -> StepResult:
     restart_id = f"{ctx.rotation_id}-rollback"
     kinds: list[str] = []
     for target in ctx.spec.restart.targets:
+        workload = read_workload(ctx.kube, ctx.policy.namespace, target.kind, target.name)
+        if workload is None:
+            continue  # a vanished target has nothing to roll back
+        if template_annotations(workload).get(ROTATION_ID) not in (ctx.rotation_id, restart_id):
+            continue  # never rolled for this rotation (failure came earlier): still on the old value
         try:
             if restart(ctx.kube, ctx.policy.namespace, target.kind, target.name, restart_id, ctx.now):
                 kinds.append(target.kind)
         except LookupError:
-            continue  # a vanished target has nothing to roll back
+            continue
     ctx.checkpoint("rollback:before-store")
     if ctx.new_version is not None:
         ctx.store.mark_failed(ctx.new_version, ctx.old_version)

@@ -35,6 +35,7 @@ import requests
 from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from rotator.logs import SENSITIVE
 from rotator.stores.base import (
     CURRENT_VERSION,
     FAILED_VERSIONS,
@@ -101,6 +102,8 @@ def vault_kubernetes_login(client: hvac.Client, role: str, jwt: str, mount_point
     try:
         response = client.auth.kubernetes.login(role=role, jwt=jwt, mount_point=mount_point)
     except _TRANSIENT as exc:
+        raise StoreUnavailable(f"Vault kubernetes login: {type(exc).__name__}") from None
+    except requests.exceptions.RequestException as exc:
         raise StoreUnavailable(f"Vault kubernetes login: {type(exc).__name__}") from None
     except hvac.exceptions.VaultError as exc:
         detail = ", ".join(str(e) for e in exc.errors) if exc.errors else type(exc).__name__
@@ -234,6 +237,10 @@ class VaultKV2Store:
         except hvac.exceptions.VaultError as exc:
             self._on_request(operation, "error")
             raise StoreError(f"{self.location}: {operation} failed: {self._describe(exc)}") from None
+        except requests.exceptions.RequestException as exc:
+            # Only the type: some requests errors quote the request headers, X-Vault-Token included.
+            self._on_request(operation, "error")
+            raise StoreUnavailable(f"{self.location}: {operation} failed: {type(exc).__name__}") from None
         self._on_request(operation, "ok")
         return result
 
@@ -469,6 +476,7 @@ class VaultKV2Store:
         value = _adoptable_value(data)
         if value is None:
             raise StoreError(f"{self.location}: version {version} has no '{VALUE_KEY}' key")
+        SENSITIVE.add(value)  # whatever this process holds, its logs mask
         return SecretStr(value)
 
     def revoke(self, version: str) -> None:

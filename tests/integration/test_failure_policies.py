@@ -1,0 +1,126 @@
+"""What happens after things went wrong: no retry storm after a rollback, a destroyed current
+credential, a mid-rotation dryRun, a malformed Vault token that must not leak, and spec edits
+during a rotation that must not redirect it."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+from rotator.kube import policy_path
+from rotator.sandbox import demo
+from tests.fixtures.rotation import NAMESPACE, Bench
+
+
+def rotation_step(obj: dict) -> str | None:  # type: ignore[type-arg]
+    return ((obj.get("status") or {}).get("rotation") or {}).get("step")
+
+
+def test_rollback_pauses_automatic_retries_but_not_a_force(bench: Bench) -> None:
+    bench.seed(progress_deadline=2)
+    bench.operator.start()
+    bench.wait_rotations(1)
+    bench.kube_server.set_fail_readiness("Deployment", NAMESPACE, "demo-app", True)
+    # maxAge of 2s: the credential is immediately too old, so the trigger keeps firing.
+    bench.patch_spec({"schedule": {"interval": None, "maxAge": "2s"}})
+    status = bench.wait_rotations(2).get("status") or {}
+    assert status["history"][0]["result"] == "RolledBack"
+    assert status["history"][0]["reason"] == "MaxAgeExceeded"
+    assert status["retryNotBefore"]
+    time.sleep(4)  # several idle ticks with the maxAge trigger still true
+    assert len(bench.status()["history"]) == 2, "a rolled-back rotation was retried at once"
+    assert sorted(bench.kv_versions()) == [1, 2]
+    bench.kube_server.set_fail_readiness("Deployment", NAMESPACE, "demo-app", False)
+    bench.force()
+    status = bench.wait_rotations(3).get("status") or {}
+    assert status["history"][0]["result"] == "Succeeded"
+    assert status["history"][0]["reason"] == "Forced"
+    assert not status.get("retryNotBefore")
+
+
+def test_destroyed_current_credential_is_reported_and_a_rotation_recovers(bench: Bench) -> None:
+    bench.seed()
+    bench.operator.start()
+    bench.wait_rotations(1)
+    bench.vault_client().secrets.kv.v2.destroy_secret_versions(
+        path=bench.vault_path, versions=[1], mount_point="secret"
+    )
+    bench.wait(
+        lambda o: any(
+            c.get("reason") == "CurrentCredentialUnreadable"
+            for c in (o.get("status") or {}).get("conditions") or []
+        ),
+        30,
+        "CurrentCredentialUnreadable",
+    )
+    bench.force()
+    status = bench.wait_rotations(2).get("status") or {}
+    assert status["history"][0]["result"] == "Succeeded"
+    assert bench.secret_value() == bench.kv_value(2)
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "False"
+
+
+def test_dry_run_set_mid_rotation_holds_before_revoking(bench: Bench) -> None:
+    bench.seed(extra_spec={"revoke": {"gracePeriod": "2s"}})
+    bench.operator.start()
+    bench.wait_rotations(1)
+    old = bench.kv_value(1)
+    bench.force()
+    bench.wait(lambda o: rotation_step(o) == "revoke", 30, "revoke step")
+    bench.patch_spec({"dryRun": True})
+    time.sleep(4)  # past the grace period
+    assert rotation_step(bench.policy()) == "revoke"
+    assert bench.kv_value(1) == old, "revoked although dryRun was set"
+    bench.patch_spec({"dryRun": False})
+    bench.wait_rotations(2)
+    assert bench.kv_value(1) is None
+
+
+def test_malformed_vault_token_is_refused_without_echoing_it(bench: Bench) -> None:
+    bench.seed(create_policy=False)
+    leaked = "s.tokenpartafterthebreak"
+    bench.seen_values.add(leaked)
+    secret = dict(bench.kube.get_secret(NAMESPACE, demo.TOKEN_SECRET) or {})
+    secret["data"] = {"token": base64.b64encode(f"root\n{leaked}".encode()).decode()}
+    bench.kube.replace_secret(NAMESPACE, demo.TOKEN_SECRET, secret)
+    bench.create_policy()
+    bench.operator.start()
+    status = bench.wait(
+        lambda o: any(
+            c.get("reason") == "StoreAuthMissing" for c in (o.get("status") or {}).get("conditions") or []
+        ),
+        30,
+        "StoreAuthMissing",
+    )["status"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert "tokenSecretRef" in ready["message"]
+    assert leaked not in repr(bench.events())
+
+
+def test_store_path_edited_mid_rotation_does_not_redirect_it(bench: Bench) -> None:
+    bench.seed(extra_spec={"revoke": {"gracePeriod": "3s"}})
+    bench.operator.start()
+    bench.wait_rotations(1)
+    bench.force()
+    bench.wait(lambda o: rotation_step(o) == "revoke", 30, "revoke step")
+    vault = bench.policy_body()["spec"]["store"]["vault"]
+    bench.kube.merge_patch(
+        policy_path(NAMESPACE, demo.POLICY),
+        {"spec": {"store": {"vault": {**vault, "path": bench.vault_path + "-moved"}}}},
+    )
+    status = bench.wait_rotations(2).get("status") or {}
+    assert status["history"][0]["result"] == "Succeeded"
+    # The rotation finished where it started: version 1 revoked, version 2 current on the old path.
+    assert bench.kv_value(1) is None
+    old_path_current = bench.kv_value(2)
+    assert old_path_current is not None
+    # Then the move itself is a spec change: the new path gets its own first credential.
+    status = bench.wait_rotations(3).get("status") or {}
+    assert status["history"][0]["reason"] == "SpecChanged"
+    assert status["history"][0]["result"] == "Succeeded"
+    assert bench.kv_value(2) == old_path_current, "the old path's credential is kept, never lost"
+    moved = bench.vault_client().secrets.kv.v2.read_secret_version(
+        path=bench.vault_path + "-moved", mount_point="secret", raise_on_deleted_version=False
+    )
+    assert moved["data"]["data"]["value"] == bench.secret_value()
