@@ -2,7 +2,9 @@
 
 Clients are cached because building them per reconcile would mean a TLS handshake and, with
 Kubernetes auth, a Vault login on every tick. A Kubernetes-auth session is renewed by logging
-in again shortly before its Vault token expires, or at once after Vault refused it.
+in again shortly before its Vault token expires, or at once after Vault refused it. AWS clients
+are cached per region, endpoint and credentials (IRSA: boto3's default chain refreshes the web
+identity credentials itself); a refused AWS identity drops the cached client.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -18,7 +20,9 @@ from typing import Any, Final
 from rotator.kube import Kube
 from rotator.metrics import Metrics
 from rotator.models import RotationPolicySpec
+from rotator.models.spec import AwsSecretsManagerStore as AwsSpec
 from rotator.steps.context import PermanentStepError, PolicyRef
+from rotator.stores.aws_secrets_manager import AwsSecretsManagerStore, aws_client
 from rotator.stores.base import Store
 from rotator.stores.errors import StoreAuthError
 from rotator.stores.vault_kv2 import VaultKV2Store, vault_client, vault_kubernetes_login
@@ -44,18 +48,21 @@ class StoreOpener:
     kube: Kube
     metrics: Metrics
     vault_timeout: float = 5.0
+    aws_timeout: float = 5.0
     service_account_token: Path = SERVICE_ACCOUNT_TOKEN
     clock: Callable[[], float] = time.monotonic
     _sessions: dict[tuple[str, ...], _Session] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, policy: PolicyRef, spec: RotationPolicySpec) -> Store:
+        aws = spec.store.aws_secrets_manager
+        if aws is not None:
+            return AwsSecretsManagerStore(
+                self._aws_session(policy, aws), aws.secret_id, on_request=self._count("aws")
+            )
         vault = spec.store.vault
         if vault is None:
-            raise PermanentStepError(
-                STORE_UNSUPPORTED,
-                "spec.store.awsSecretsManager: the AWS Secrets Manager store is not available yet",
-            )
+            raise PermanentStepError(STORE_UNSUPPORTED, "spec.store: no supported store is set")
         if vault.auth.kubernetes is not None:
             client = self._kubernetes_session(
                 vault.address, vault.auth.kubernetes.role, vault.auth.kubernetes.mount_path
@@ -67,6 +74,8 @@ class StoreOpener:
     def auth_failed(self, spec: RotationPolicySpec) -> None:
         if spec.store.vault is not None:
             self.forget(spec.store.vault.address)
+        if spec.store.aws_secrets_manager is not None:
+            self.forget(_aws_address(spec.store.aws_secrets_manager))
 
     def forget(self, address: str) -> None:
         """Drop cached sessions for an address, e.g. after Vault refused the token."""
@@ -109,6 +118,42 @@ class StoreOpener:
                 self._sessions[key] = session
         return session.client
 
+    def _aws_session(self, policy: PolicyRef, aws: AwsSpec) -> Any:
+        address = _aws_address(aws)
+        endpoint = str(aws.endpoint_url) if aws.endpoint_url is not None else None
+        ref = aws.auth.access_key_secret_ref
+        if ref is None:  # irsa: boto3's default credential chain (env, web identity, profile)
+            key: tuple[str, ...] = (address, "irsa")
+            access_key_id = secret_access_key = None
+        else:
+            secret = self.kube.get_secret(policy.namespace, ref.name)
+            access_key_id = self._aws_key(policy, ref.name, ref.access_key_id_key, secret)
+            secret_access_key = self._aws_key(policy, ref.name, ref.secret_access_key_key, secret)
+            key = (address, "keys", access_key_id, secret_access_key)
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None:
+                client = aws_client(aws.region, endpoint, access_key_id, secret_access_key, self.aws_timeout)
+                session = _Session(client, float("inf"))
+                self._sessions[key] = session
+        return session.client
+
+    @staticmethod
+    def _aws_key(policy: PolicyRef, name: str, key: str, secret: Mapping[str, Any] | None) -> str:
+        where = f"spec.store.awsSecretsManager.auth.accessKeySecretRef: Secret {policy.namespace}/{name}"
+        if secret is None:
+            raise PermanentStepError(STORE_AUTH_MISSING, f"{where} not found")
+        encoded = (secret.get("data") or {}).get(key)
+        if not encoded:
+            raise PermanentStepError(STORE_AUTH_MISSING, f"{where} has no key {key!r}")
+        text = base64.b64decode(encoded).decode(errors="replace").strip()
+        if not text or not text.isprintable() or any(c.isspace() for c in text):
+            # Never echo it: it would end up in a signed request and its errors.
+            raise PermanentStepError(
+                STORE_AUTH_MISSING, f"{where} key {key!r} does not hold a single-line AWS key"
+            )
+        return text
+
     def _kubernetes_session(self, address: str, role: str, mount_path: str) -> Any:
         key = (address, "kubernetes", role, mount_path)
         now = self.clock()
@@ -133,3 +178,8 @@ class StoreOpener:
         with self._lock:
             self._sessions[key] = _Session(client, expires)
         return client
+
+
+def _aws_address(aws: AwsSpec) -> str:
+    """The cache key's first part for an AWS location (``forget`` drops by it)."""
+    return f"aws:{aws.region}:{aws.endpoint_url or ''}"

@@ -1,22 +1,29 @@
-"""One contract for every Store: the in-memory fake and Vault KV v2 on a real OpenBao (STYLE 7).
+"""One contract for every Store: the in-memory fake, Vault KV v2 on a real OpenBao and AWS Secrets
+Manager on the real moto server (STYLE 7).
 
-Each test runs against both backends through a small harness that knows how to play the parts
-the Store protocol does not have: a foreign writer, a pre-existing value, an outage.
+Each test runs against every backend through a small harness that knows how to play the parts
+the Store protocol does not have: a foreign writer, a pre-existing value, an outage. Where a
+backend's versioning genuinely differs, the harness says so (``numbered_versions``,
+``exact_created_at``, ``observe_operations``) instead of skipping the case.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+import botocore.exceptions
 import hvac
 import pytest
 import requests
 from pydantic import SecretStr
 
+from rotator.sandbox.moto_server import MotoServer
 from rotator.sandbox.openbao import OpenBaoServer
+from rotator.stores.aws_secrets_manager import AwsSecretsManagerStore, aws_client
 from rotator.stores.base import OWNER, Store, StoredVersion, VersionState
 from rotator.stores.errors import (
     StoreConflict,
@@ -42,6 +49,14 @@ def value(label: str = "") -> SecretStr:
 
 class Backend(Protocol):
     requests: Requests
+    numbered_versions: bool
+    """Versions are "1", "2", ... in write order (Vault KV v2, fake); AWS uses the rotation id."""
+    exact_created_at: bool
+    """The store reports a version's creation time. moto 5.2.5's ListSecretVersionIds answers
+    the listing time as CreatedDate (real AWS answers the creation time), so a version's
+    created_at differs between two reads there."""
+    observe_operations: tuple[str, ...]
+    """Metric operation names of the reads ``current()`` starts with."""
 
     def make(self) -> Store: ...
     def seed(self, store: Store, raw: str) -> str: ...
@@ -53,6 +68,10 @@ class Backend(Protocol):
 
 
 class FakeBackend:
+    numbered_versions = True
+    exact_created_at = True
+    observe_operations = ("current",)
+
     def __init__(self) -> None:
         self.requests: Requests = []
 
@@ -107,6 +126,9 @@ class FakeBackend:
 
 class VaultBackend:
     MOUNT = "secret"
+    numbered_versions = True
+    exact_created_at = True
+    observe_operations = ("read_metadata",)
 
     def __init__(self, server: OpenBaoServer) -> None:
         self.server = server
@@ -191,12 +213,112 @@ class VaultBackend:
             yield short
 
 
-@pytest.fixture(params=["fake", "vault"])
+class AwsBackend:
+    """AWS Secrets Manager on moto: a fresh secret id per store.
+
+    A foreign writer is ``PutSecretValue`` without stages (the SDK default: it becomes
+    AWSCURRENT). ``version_count`` counts the versions that still carry a staging label: Secrets
+    Manager cannot delete one version, a version without labels is deprecated (revoked, failed
+    or abandoned after a lost race) and garbage-collected by AWS.
+    """
+
+    numbered_versions = False
+    exact_created_at = False
+    observe_operations = ("list_versions", "describe")
+
+    def __init__(self, server: MotoServer) -> None:
+        self.server = server
+        self.requests: Requests = []
+        self.admin = aws_client("us-east-1", server.endpoint_url, "testing", "testing", timeout=5.0)
+
+    def _make(self, secret_id: str, timeout: float) -> AwsSecretsManagerStore:
+        client = aws_client("us-east-1", self.server.endpoint_url, "testing", "testing", timeout=timeout)
+        return AwsSecretsManagerStore(
+            client, secret_id, on_request=lambda op, res: self.requests.append((op, res))
+        )
+
+    def make(self, timeout: float = 5.0) -> Store:
+        return self._make(f"test/{uuid.uuid4().hex}", timeout)
+
+    @staticmethod
+    def _aws(store: Store) -> AwsSecretsManagerStore:
+        assert isinstance(store, AwsSecretsManagerStore)
+        return store
+
+    def _foreign_write(self, secret_id: str, raw: str) -> str:
+        response = self.admin.put_secret_value(SecretId=secret_id, SecretString=raw)
+        return str(response["VersionId"])
+
+    def seed(self, store: Store, raw: str) -> str:
+        response = self.admin.create_secret(Name=self._aws(store).secret_id, SecretString=raw)
+        return str(response["VersionId"])
+
+    def _wrap_put(self, store: Store, wrapper: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+        client = self._aws(store)._client
+        setattr(client, "put_secret_value", wrapper(client.put_secret_value))  # noqa: B010 (test only)
+
+    def race_next_write(self, store: Store, raw: str) -> None:
+        aws = self._aws(store)
+        client = aws._client
+
+        def wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
+            def racing(**kwargs: Any) -> Any:
+                setattr(client, "put_secret_value", original)  # noqa: B010
+                self._foreign_write(aws.secret_id, raw)
+                return original(**kwargs)
+
+            return racing
+
+        self._wrap_put(store, wrapper)
+
+    def lose_next_write_answer(self, store: Store) -> None:
+        client = self._aws(store)._client
+
+        def wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
+            def lossy(**kwargs: Any) -> Any:
+                setattr(client, "put_secret_value", original)  # noqa: B010
+                original(**kwargs)
+                raise botocore.exceptions.EndpointConnectionError(endpoint_url="answer lost (injected)")
+
+            return lossy
+
+        self._wrap_put(store, wrapper)
+
+    def version_count(self, store: Store) -> int:
+        response = self.admin.list_secret_version_ids(
+            SecretId=self._aws(store).secret_id, IncludeDeprecated=True
+        )
+        return sum(1 for v in response["Versions"] if v.get("VersionStages"))
+
+    def tag(self, store: Store, tags: dict[str, str]) -> None:
+        self.admin.tag_resource(
+            SecretId=self._aws(store).secret_id, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+        )
+
+    @contextlib.contextmanager
+    def unavailable(self, store: Store) -> Iterator[Store]:
+        # Same secret, a client with a short timeout, and moto frozen (SIGSTOP): data is kept.
+        short = self._make(self._aws(store).secret_id, 0.3)
+        with self.server.paused():
+            yield short
+
+
+@pytest.fixture(params=["fake", "vault", "aws"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "fake":
         return FakeBackend()
+    if request.param == "aws":
+        moto: MotoServer = request.getfixturevalue("moto_server")
+        return AwsBackend(moto)
     server: OpenBaoServer = request.getfixturevalue("openbao")
     return VaultBackend(server)
+
+
+def comparable(version: StoredVersion | None, backend: Backend) -> StoredVersion | None:
+    """``version`` as far as the backend reports it exactly (see ``Backend.exact_created_at``)."""
+    if version is None or backend.exact_created_at:
+        return version
+    return dataclasses.replace(version, created_at=None)
 
 
 def rotate(store: Store, old: str | None, label: str) -> tuple[StoredVersion, SecretStr, str]:
@@ -229,7 +351,7 @@ def test_fresh_path_write_promote_read(backend: Backend) -> None:
     pending = store.write_pending(secret, rotation_id)
     assert (pending.rotation_id, pending.state) == (rotation_id, VersionState.PENDING)
     assert pending.created_at is not None
-    assert store.find_by_rotation(rotation_id) == pending
+    assert comparable(store.find_by_rotation(rotation_id), backend) == comparable(pending, backend)
     assert store.current() is None, "pending is not current"
 
     store.promote(pending.version, None)
@@ -293,7 +415,12 @@ def test_cas_conflict_with_a_foreign_writer(backend: Backend) -> None:
 
     # Re-observed, the next attempt checks-and-sets against the new latest and lands.
     written = store.write_pending(value("mine"), rotation_id)
-    assert written.version == "2"
+    assert written.rotation_id == rotation_id
+    assert written.state == VersionState.PENDING
+    if backend.numbered_versions:
+        assert written.version == "2"
+    else:  # AWS: the rotation id is the ClientRequestToken, hence the VersionId
+        assert written.version == rotation_id
     assert backend.version_count(store) == 2
 
 
@@ -413,7 +540,7 @@ def test_unreachable_store_raises_store_unavailable(backend: Backend) -> None:
             assert_no_secret(caught.value)
     # Back: nothing was lost (Vault was paused, not restarted).
     assert store.read_value(written.version).get_secret_value() == secret.get_secret_value()
-    assert ("read_metadata", "error") in backend.requests or ("current", "error") in backend.requests
+    assert any((operation, "error") in backend.requests for operation in backend.observe_operations)
 
 
 def test_no_secret_value_in_errors_reprs_or_metric_labels(backend: Backend) -> None:

@@ -478,3 +478,24 @@ def test_status_written_by_the_models_is_valid_and_survives_pruning() -> None:
     stored, errors = crd_admit(obj)
     assert errors == []
     assert stored["status"] == patch
+
+
+def test_status_keeps_an_aws_store_location() -> None:
+    """status.rotation.storeLocation of an AWS rotation survives pruning (region/secretId/endpointUrl)."""
+    from rotator.models import RotationPolicyStatus
+
+    location = {
+        "kind": "aws",
+        "region": "us-east-1",
+        "secretId": "shop/orders-db",
+        "endpointUrl": "http://127.0.0.1:5000",
+    }
+    raw = {
+        "storeKind": "AWSSecretsManager",
+        "rotation": {"id": "4f1c", "step": "dual", "attempt": 0, "storeLocation": location},
+    }
+    patch = RotationPolicyStatus.from_raw(raw).to_patch()
+    assert patch["rotation"]["storeLocation"] == location
+    stored, errors = crd_admit(design_sample() | {"status": patch})
+    assert errors == []
+    assert stored["status"]["rotation"]["storeLocation"] == location

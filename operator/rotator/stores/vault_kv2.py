@@ -509,7 +509,7 @@ class VaultKV2Store:
             custom[CURRENT_VERSION] = restore_version
         elif custom.get(CURRENT_VERSION) == failed_version:
             del custom[CURRENT_VERSION]
-        if custom.get(PREVIOUS_VERSION) in (failed_version, restore_version):
+        if PREVIOUS_VERSION in custom and custom[PREVIOUS_VERSION] in (failed_version, restore_version):
             del custom[PREVIOUS_VERSION]
         failed = [v for v in meta.failed() if v != failed_version] + [failed_version]
         custom[FAILED_VERSIONS] = ",".join(failed[-MAX_FAILED_VERSIONS:])
