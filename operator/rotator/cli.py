@@ -60,7 +60,12 @@ def _run(args: argparse.Namespace) -> int:
         idle_resync=args.idle_resync,
         poll=args.poll,
     )
-    handlers.run_operator(handlers.Runtime(deps), list(args.namespace or []), args.liveness_port)
+    handlers.run_operator(
+        handlers.Runtime(deps),
+        list(args.namespace or []),
+        args.liveness_port,
+        liveness_address=args.liveness_address,
+    )
     return 0
 
 
@@ -154,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, default=9090, help="Prometheus port; 0 disables")
     run.add_argument("--metrics-address", default="0.0.0.0", help="Prometheus bind address")  # noqa: S104
     run.add_argument("--liveness-port", type=int, default=8080, help="/healthz port; 0 disables")
+    run.add_argument("--liveness-address", default="0.0.0.0", help="/healthz bind address")  # noqa: S104
     run.add_argument(
         "--idle-resync", type=float, default=30.0, help="seconds between idle checks (drift repair)"
     )

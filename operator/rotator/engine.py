@@ -75,7 +75,7 @@ def _no_checkpoint(point: str) -> None:
     """Production has no fault injection; tests pass a hook that crashes at a named point."""
 
 
-def _ignore_auth_failure(spec: RotationPolicySpec) -> None:
+def _ignore_auth_failure(policy: PolicyRef, spec: RotationPolicySpec) -> None:
     """Without cached sessions there is nothing to drop."""
 
 
@@ -93,7 +93,7 @@ class Deps:
     new_rotation_id: Callable[[], str] = _new_rotation_id
     checkpoint: Callable[[str], None] = _no_checkpoint
     #: Called when the store refused our identity, so the next open logs in afresh.
-    store_auth_failed: Callable[[RotationPolicySpec], None] = _ignore_auth_failure
+    store_auth_failed: Callable[[PolicyRef, RotationPolicySpec], None] = _ignore_auth_failure
     #: Seconds between idle checks (drift repair, schedule): the Secret is re-verified this often.
     idle_resync: float = 30.0
     #: Seconds between polls while a step waits (rollouts).
@@ -183,7 +183,7 @@ class _Run:
             return self.temporary_failure(exc)
         except StoreAuthError as exc:
             # An expired or revoked Vault token: drop the session, log in again after a backoff.
-            self.deps.store_auth_failed(spec)
+            self.deps.store_auth_failed(self.ref, spec)
             return self.temporary_failure(exc)
         except StoreOwnershipError as exc:
             self.condition("Ready", False, reasons.STORE_NOT_OWNED, str(exc), event_on_change=True)

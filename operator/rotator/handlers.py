@@ -114,10 +114,10 @@ async def rotate(
             # in status.rotation, which an idle policy does not have.
             attempt = attempt + 1 if result.temporary else 0
             if attempt and requeue is not None:
-                requeue = max(requeue, min(MAX_BACKOFF, 2.0**attempt))
+                requeue = max(requeue, _backoff(attempt))
         except Exception as exc:
             attempt += 1
-            requeue = min(MAX_BACKOFF, 2.0**attempt)
+            requeue = _backoff(attempt)
             log.warning(
                 "reconcile of %s/%s failed (%s); retrying in %.0fs",
                 namespace,
@@ -126,13 +126,21 @@ async def rotate(
                 requeue,
                 exc_info=True,
             )
-            # Only the type in the Event: an unexpected exception's text may quote what it handled.
-            kopf.event(
-                body, type="Warning", reason="ReconcileError", message=f"{type(exc).__name__}; see the logs"
-            )
+            if attempt == 1:  # one Event per streak of failures; the logs have every retry
+                # Only the type in the Event: an unexpected exception's text may quote what it handled.
+                kopf.event(
+                    body,
+                    type="Warning",
+                    reason="ReconcileError",
+                    message=f"{type(exc).__name__}; see the logs",
+                )
         if requeue is not None and requeue <= 0:
             continue
         await _sleep_until_woken(wake, stopped, requeue)
+
+
+def _backoff(attempt: int) -> float:
+    return min(MAX_BACKOFF, 2.0 ** min(attempt, 16))
 
 
 async def _sleep_until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float | None) -> None:
@@ -164,9 +172,10 @@ def run_operator(
     namespaces: list[str],
     liveness_port: int | None,
     stop_flag: Any | None = None,
+    liveness_address: str = "0.0.0.0",  # noqa: S104 - a probe must reach it from the kubelet
 ) -> None:
     """Run Kopf until stopped; blocks. Standalone: one replica, no peering objects needed."""
-    liveness = f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None
+    liveness = f"http://{liveness_address}:{liveness_port}/healthz" if liveness_port else None
     kopf.run(
         standalone=True,
         clusterwide=not namespaces,

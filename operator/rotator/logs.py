@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 MASK: Final = "[REDACTED]"
+QUIET_LOGGERS: Final = ("botocore", "boto3", "s3transfer", "urllib3", "kubernetes", "hvac")
 _MIN_SENSITIVE_LENGTH: Final = 8  # shorter strings would mask ordinary words
 
 
@@ -26,8 +27,10 @@ class _SensitiveValues:
 
     def add(self, value: str) -> None:
         if len(value) >= _MIN_SENSITIVE_LENGTH:
+            # Also the escaped spellings a value takes inside JSON bodies and %r-formatted logs.
+            forms = {value, json.dumps(value)[1:-1], repr(value)[1:-1]}
             with self._lock:
-                self._values.add(value)
+                self._values.update(forms)
 
     def redact(self, text: str) -> str:
         with self._lock:
@@ -77,3 +80,6 @@ def configure(level: int = logging.INFO, json_output: bool = True) -> None:
     )
     handler.addFilter(RedactingFilter())
     root.handlers[:] = [handler]
+    for noisy in QUIET_LOGGERS:
+        # At DEBUG these print request and response bodies (secret values included): never.
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

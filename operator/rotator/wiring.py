@@ -10,6 +10,7 @@ identity credentials itself); a refused AWS identity drops the cached client.
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -51,8 +52,10 @@ class StoreOpener:
     aws_timeout: float = 5.0
     service_account_token: Path = SERVICE_ACCOUNT_TOKEN
     clock: Callable[[], float] = time.monotonic
-    _sessions: dict[tuple[str, ...], _Session] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Keys hold digests, never raw tokens or keys; repr=False keeps clients out of any repr.
+    _sessions: dict[tuple[str, ...], _Session] = field(default_factory=dict, repr=False)
+    _policy_keys: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __call__(self, policy: PolicyRef, spec: RotationPolicySpec) -> Store:
         aws = spec.store.aws_secrets_manager
@@ -65,23 +68,25 @@ class StoreOpener:
             raise PermanentStepError(STORE_UNSUPPORTED, "spec.store: no supported store is set")
         if vault.auth.kubernetes is not None:
             client = self._kubernetes_session(
-                vault.address, vault.auth.kubernetes.role, vault.auth.kubernetes.mount_path
+                policy, vault.address, vault.auth.kubernetes.role, vault.auth.kubernetes.mount_path
             )
         else:
             client = self._token_session(policy, spec)
         return VaultKV2Store(client, vault.mount, vault.path, on_request=self._count("vault"))
 
-    def auth_failed(self, spec: RotationPolicySpec) -> None:
-        if spec.store.vault is not None:
-            self.forget(spec.store.vault.address)
-        if spec.store.aws_secrets_manager is not None:
-            self.forget(_aws_address(spec.store.aws_secrets_manager))
-
-    def forget(self, address: str) -> None:
-        """Drop cached sessions for an address, e.g. after Vault refused the token."""
+    def auth_failed(self, policy: PolicyRef, spec: RotationPolicySpec) -> None:
+        """Drop the session this policy used (only that one: others' sessions are fine)."""
         with self._lock:
-            for key in [k for k in self._sessions if k[0] == address]:
-                del self._sessions[key]
+            key = self._policy_keys.pop(policy.owner, None)
+            if key is not None and key not in self._policy_keys.values():
+                self._sessions.pop(key, None)
+
+    def _use(self, policy: PolicyRef, key: tuple[str, ...]) -> None:
+        """Record the policy's session; a session no policy uses any more (rotated token) goes."""
+        previous = self._policy_keys.get(policy.owner)
+        self._policy_keys[policy.owner] = key
+        if previous is not None and previous != key and previous not in self._policy_keys.values():
+            self._sessions.pop(previous, None)
 
     def _count(self, store: str) -> Callable[[str, str], None]:
         def count(operation: str, result: str) -> None:
@@ -110,12 +115,13 @@ class StoreOpener:
                 f"spec.store.vault.auth.tokenSecretRef: Secret {policy.namespace}/{ref.name} key {ref.key!r} "
                 "does not hold a single-line Vault token",
             )
-        key = (vault.address, "token", token)
+        key = (vault.address, "token", _digest(token))
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
                 session = _Session(vault_client(vault.address, token, self.vault_timeout), float("inf"))
                 self._sessions[key] = session
+            self._use(policy, key)
         return session.client
 
     def _aws_session(self, policy: PolicyRef, aws: AwsSpec) -> Any:
@@ -129,13 +135,14 @@ class StoreOpener:
             secret = self.kube.get_secret(policy.namespace, ref.name)
             access_key_id = self._aws_key(policy, ref.name, ref.access_key_id_key, secret)
             secret_access_key = self._aws_key(policy, ref.name, ref.secret_access_key_key, secret)
-            key = (address, "keys", access_key_id, secret_access_key)
+            key = (address, "keys", _digest(access_key_id, secret_access_key))
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
                 client = aws_client(aws.region, endpoint, access_key_id, secret_access_key, self.aws_timeout)
                 session = _Session(client, float("inf"))
                 self._sessions[key] = session
+            self._use(policy, key)
         return session.client
 
     @staticmethod
@@ -154,12 +161,13 @@ class StoreOpener:
             )
         return text
 
-    def _kubernetes_session(self, address: str, role: str, mount_path: str) -> Any:
+    def _kubernetes_session(self, policy: PolicyRef, address: str, role: str, mount_path: str) -> Any:
         key = (address, "kubernetes", role, mount_path)
         now = self.clock()
         with self._lock:
             session = self._sessions.get(key)
             if session is not None and now < session.expires_at:
+                self._use(policy, key)
                 return session.client
         try:
             jwt = self.service_account_token.read_text().strip()
@@ -177,7 +185,12 @@ class StoreOpener:
         expires = now + lifetime * (1 - RENEW_FRACTION) if lifetime > 0 else float("inf")
         with self._lock:
             self._sessions[key] = _Session(client, expires)
+            self._use(policy, key)
         return client
+
+
+def _digest(*secrets: str) -> str:
+    return hashlib.sha256("\0".join(secrets).encode()).hexdigest()
 
 
 def _aws_address(aws: AwsSpec) -> str:

@@ -4,6 +4,7 @@ validate`, and the package layout rule (`import operator` is still the standard 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,31 @@ def test_force_and_status_commands_drive_a_live_operator(bench: Bench) -> None:
     missing = rotator("force", "nope", "-n", "shop", "--kubeconfig", kubeconfig)
     assert missing.returncode == 1
     assert "shop/nope" in missing.stdout
+
+
+def test_sandbox_keeps_running_until_ctrl_c_then_stops_everything(tmp_path: Path) -> None:
+    before = stack_processes()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rotator", "sandbox", "--dir", str(tmp_path / "sandbox")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if "press Ctrl-C" in line:
+                break
+        assert any("scenario rotation: as expected" in line for line in seen), "".join(seen)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    assert stack_processes() - before == set(), "Ctrl-C left processes behind"

@@ -48,3 +48,27 @@ def test_short_strings_are_not_registered_so_ordinary_words_survive(captured: lo
     logs.SENSITIVE.add("abc")
     captured.info("abc is fine")
     assert lines(captured)[0]["message"] == "abc is fine"
+
+
+def test_escaped_spellings_of_a_value_are_masked_too(captured: logging.Logger) -> None:
+    value = "p\"q\\r's-tail-xyz"
+    logs.SENSITIVE.add(value)
+    captured.info("body=%s", json.dumps({"SecretString": value}))
+    captured.info("params=%r", {"SecretString": value})
+    text = json.dumps(lines(captured))
+    assert "tail-xyz" not in text
+
+
+def test_debug_logging_never_enables_http_body_loggers() -> None:
+    root = logging.getLogger()
+    saved_level, saved_handlers = root.level, list(root.handlers)
+    saved_levels = {name: logging.getLogger(name).level for name in logs.QUIET_LOGGERS}
+    logs.configure(logging.DEBUG, json_output=False)
+    try:
+        for name in logs.QUIET_LOGGERS:
+            assert not logging.getLogger(name).isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(saved_level)
+        root.handlers[:] = saved_handlers
+        for name, level in saved_levels.items():
+            logging.getLogger(name).setLevel(level)

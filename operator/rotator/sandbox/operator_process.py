@@ -42,6 +42,7 @@ class OperatorProcess:
         env.pop("ROTATOR_CRASH_AT", None)
         if crash_at:
             env["ROTATOR_CRASH_AT"] = crash_at
+        self._close_log()
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -57,6 +58,8 @@ class OperatorProcess:
                 "127.0.0.1",
                 "--liveness-port",
                 str(self.liveness_port),
+                "--liveness-address",
+                "127.0.0.1",
                 "--idle-resync",
                 str(self.idle_resync),
                 "--poll",

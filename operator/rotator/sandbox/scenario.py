@@ -163,7 +163,8 @@ def run_sandbox(
         stop_requested = True
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, on_signal) for sig in stop_signals}
     try:
         stack.start()
         assert stack.vault is not None
@@ -200,8 +201,14 @@ def run_sandbox(
             out(f"operator log: {operator.log_path}")
         return 1
     finally:
-        if operator is not None:
-            operator.stop()
-        stack.stop()
-        signal.signal(signal.SIGTERM, previous)
-        sys.stdout.flush()
+        # A second Ctrl-C (or a closed terminal) during cleanup must not abandon half the stack.
+        for sig in stop_signals:
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            if operator is not None:
+                operator.stop()
+        finally:
+            stack.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            sys.stdout.flush()

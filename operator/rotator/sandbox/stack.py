@@ -56,7 +56,11 @@ class Stack:
         return self
 
     def _start(self, label: str, server: S) -> S:
-        server.start()
+        try:
+            server.start()
+        except BaseException:
+            server.close()  # not yet ours to stop later: clean up its process and temp dir now
+            raise
         self.startup_seconds[label] = server.startup_seconds or 0.0
         return server
 
@@ -68,11 +72,21 @@ class Stack:
         return [pid for s in servers if s is not None for pid in s.started_pids]
 
     def stop(self) -> None:
+        """Stop everything, each independently: one stubborn server must not keep others alive."""
+        errors: list[BaseException] = []
         for server in (self.postgres, self.moto, self.vault):
             if server is not None:
-                server.close()
+                try:
+                    server.close()
+                except Exception as exc:
+                    errors.append(exc)
         if self.kube_server is not None:
-            self.kube_server.stop()
+            try:
+                self.kube_server.stop()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> Stack:
         return self.start()

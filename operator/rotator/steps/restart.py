@@ -70,7 +70,9 @@ def run(ctx: StepContext) -> StepResult:
                         warning=True,
                     )
                 )
-    remaining = len(ctx.spec.restart.targets) - len(done)
+    # Counted against the spec, not against `done`: a target removed from the spec mid-rotation
+    # must not make another one look restarted.
+    remaining = [t for t in ctx.spec.restart.targets if target_key(t.kind, t.name) not in done]
     updates = {"restartedTargets": done}
     if remaining:
         return StepResult(

@@ -9,8 +9,20 @@ from rotator.policy.transitions import Outcome
 from rotator.steps import reasons
 from rotator.steps.context import Event, StepContext, StepResult
 from rotator.steps.secret_sync import write_secret
-from rotator.steps.workload_io import read_workload, restart
+from rotator.steps.workload_io import read_workload, restart, target_key
+from rotator.workloads.kinds import KINDS
 from rotator.workloads.restarter import ROTATION_ID, template_annotations
+
+
+def rollback_targets(ctx: StepContext) -> list[tuple[str, str]]:
+    """Everything that may hold the new value: the spec's targets plus any recorded as restarted
+    for this rotation, even if removed from the spec since."""
+    targets: list[tuple[str, str]] = [(str(t.kind), t.name) for t in ctx.spec.restart.targets]
+    for key in ctx.restarted_targets:
+        kind, _, name = key.partition("/")
+        if name and kind in KINDS and (kind, name) not in targets:
+            targets.append((kind, name))
+    return targets
 
 
 def run(ctx: StepContext) -> StepResult:
@@ -25,15 +37,19 @@ def run(ctx: StepContext) -> StepResult:
     ctx.checkpoint("rollback:before-restart")
     restart_id = f"{ctx.rotation_id}-rollback"
     kinds: list[str] = []
-    for target in ctx.spec.restart.targets:
-        workload = read_workload(ctx.kube, ctx.policy.namespace, target.kind, target.name)
+    for kind, name in rollback_targets(ctx):
+        workload = read_workload(ctx.kube, ctx.policy.namespace, kind, name)
         if workload is None:
             continue  # a vanished target has nothing to roll back
-        if template_annotations(workload).get(ROTATION_ID) not in (ctx.rotation_id, restart_id):
+        recorded = target_key(kind, name) in ctx.restarted_targets
+        if not recorded and template_annotations(workload).get(ROTATION_ID) not in (
+            ctx.rotation_id,
+            restart_id,
+        ):
             continue  # never rolled for this rotation (failure came earlier): still on the old value
         try:
-            if restart(ctx.kube, ctx.policy.namespace, target.kind, target.name, restart_id, ctx.now):
-                kinds.append(target.kind)
+            if restart(ctx.kube, ctx.policy.namespace, kind, name, restart_id, ctx.now):
+                kinds.append(kind)
         except LookupError:
             continue
     ctx.checkpoint("rollback:before-store")

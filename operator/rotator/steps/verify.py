@@ -9,6 +9,7 @@ from rotator.steps.context import Event, StepContext, StepResult
 from rotator.steps.secret_sync import current_secret_version
 from rotator.steps.workload_io import read_workload
 from rotator.workloads.health import rollout_health
+from rotator.workloads.restarter import ROTATION_ID, template_annotations
 
 POLL_SECONDS = 1.0
 
@@ -19,6 +20,11 @@ def run(ctx: StepContext) -> StepResult:
         workload = read_workload(ctx.kube, ctx.policy.namespace, target.kind, target.name)
         if workload is None:
             return _failed(f"{target.kind} {target.name} disappeared during verification")
+        if template_annotations(workload).get(ROTATION_ID) != ctx.rotation_id:
+            # Never rolled for this rotation (added to the spec mid-way): its pods still hold the
+            # old value, so revoking it would break them. Wait, and roll back at the timeout.
+            waiting.append(f"{target.kind} {target.name} was not restarted for this rotation")
+            continue
         health = rollout_health(target.kind, workload)
         if health.state == "failed":
             return _failed(health.message)
