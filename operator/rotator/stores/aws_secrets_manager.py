@@ -353,7 +353,20 @@ class AwsSecretsManagerStore:
             kwargs["MoveToVersionId"] = to
         if remove_from is not None:
             kwargs["RemoveFromVersionId"] = remove_from
-        self._call("update_stage", lambda: self._client.update_secret_version_stage(**kwargs))
+        try:
+            self._call("update_stage", lambda: self._client.update_secret_version_stage(**kwargs))
+        except (StoreUnavailable, StoreAuthError):
+            raise
+        except StoreError:
+            # A retried move whose first attempt landed (the answer was lost) is refused as
+            # invalid the second time: if the labels are where we wanted them, that is success.
+            versions = self._versions()
+            reached = versions is not None and (
+                (to is None or stage in versions.stages(to))
+                and (remove_from is None or remove_from == to or stage not in versions.stages(remove_from))
+            )
+            if not reached:
+                raise
 
     def _strip(self, versions: _Versions, version_id: str, *, keep: tuple[str, ...] = ()) -> None:
         """Remove every staging label of ``version_id`` except ``keep``: it becomes deprecated."""
@@ -491,6 +504,9 @@ class AwsSecretsManagerStore:
         versions = self._require_versions()
         if not versions.labelled(new_version):
             raise StoreVersionNotFound(f"{self.location}: cannot promote version {new_version}: gone")
+        # Judged before the move: a foreign writer's AWSCURRENT makes AWS hand AWSPREVIOUS to the
+        # foreign version, stripping the old one, which must stay valid until revoke.
+        old_alive = old_version is not None and versions.labelled(old_version)
         holder = versions.holder(AWSCURRENT)
         if holder != new_version:
             # AWS moves AWSPREVIOUS onto the version AWSCURRENT leaves.
@@ -504,8 +520,8 @@ class AwsSecretsManagerStore:
             previous = None
         if (
             old_version is not None
+            and old_alive
             and old_version != previous
-            and versions.labelled(old_version)
             and AWSCURRENT not in versions.stages(old_version)
         ):
             self._move(AWSPREVIOUS, old_version, previous)
