@@ -54,9 +54,6 @@ HISTORY_LIMIT: Final = 10
 # After a rollback the same trigger would fire again at once; wait before the next attempt.
 RETRY_AFTER_ROLLBACK: Final = timedelta(hours=1)
 PERMANENT_ERROR_RECHECK: Final = 60.0
-INVALID_STATUS: Final = "InvalidStatus"
-STORE_KIND_CHANGED: Final = "StoreKindChangedDuringRotation"
-CURRENT_UNREADABLE: Final = "CurrentCredentialUnreadable"
 
 STEPS: Final[dict[Step, Callable[[StepContext], StepResult]]] = {
     Step.GENERATE: generate.run,
@@ -197,7 +194,7 @@ class _Run:
             self.condition(
                 "Ready",
                 False,
-                reasons.KUBE_ERROR if isinstance(exc, KubeError) else "StoreError",
+                reasons.KUBE_ERROR if isinstance(exc, KubeError) else reasons.STORE_ERROR,
                 str(exc),
                 event_on_change=True,
             )
@@ -293,7 +290,7 @@ class _Run:
             self.condition(
                 "Degraded",
                 True,
-                CURRENT_UNREADABLE,
+                reasons.CURRENT_UNREADABLE,
                 f"store version {current.version} is destroyed; force a rotation to issue a new credential",
                 event_on_change=True,
             )
@@ -304,7 +301,7 @@ class _Run:
             raise
         except StoreError as exc:
             # The current credential cannot be read: repair is impossible, but a rotation is not.
-            self.condition("Degraded", True, CURRENT_UNREADABLE, str(exc), event_on_change=True)
+            self.condition("Degraded", True, reasons.CURRENT_UNREADABLE, str(exc), event_on_change=True)
             return
         changed = write_secret(
             self.deps.kube,
@@ -453,7 +450,7 @@ class _Run:
         except (KeyError, ValueError) as exc:
             # A hand-edited status: acting on a guess could revoke the wrong thing, so hold.
             message = f"status.rotation is not usable ({type(exc).__name__}: {exc}); fix or remove it"
-            self.condition("Ready", False, INVALID_STATUS, message, event_on_change=True)
+            self.condition("Ready", False, reasons.INVALID_STATUS, message, event_on_change=True)
             return self.persist(PERMANENT_ERROR_RECHECK)
         if spec.dry_run:
             message = f"dryRun set during rotation {rotation_id}: holding at step {step} until it is unset"
@@ -507,7 +504,10 @@ class _Run:
             if step in (Step.REVOKE, Step.ROLLBACK):
                 raise
             result = StepResult(
-                Outcome.FAILED, str(exc), {"lastError": str(exc)}, (Event("StoreError", str(exc), True),)
+                Outcome.FAILED,
+                str(exc),
+                {"lastError": str(exc)},
+                (Event(reasons.STORE_ERROR, str(exc), True),),
             )
         finally:
             self.deps.metrics.step_duration.labels(step=str(step)).observe(time.monotonic() - started)
@@ -594,7 +594,9 @@ class _Run:
                 self.status["currentVersion"] = rotation.get("oldVersion")
             message = f"rotation {rotation['id']} {outcome}: {rotation.get('lastError') or result.message}"
             reason = (
-                reasons.ROTATION_ROLLED_BACK if outcome is RotationResult.ROLLED_BACK else "RotationFailed"
+                reasons.ROTATION_ROLLED_BACK
+                if outcome is RotationResult.ROLLED_BACK
+                else reasons.ROTATION_FAILED
             )
             self.condition("Degraded", True, reason, message)
             self.events.append(Event(reason, message, True))
@@ -647,7 +649,7 @@ def pin_to_rotation(spec: RotationPolicySpec, rotation: Mapping[str, Any]) -> Ro
     else:
         # The store kind changed mid-rotation: the versions in status belong to the other store.
         raise PermanentStepError(
-            STORE_KIND_CHANGED,
+            reasons.STORE_KIND_CHANGED,
             f"spec.store: changed from {location.get('kind')} during rotation {rotation.get('id')}; "
             "revert it to let that rotation finish (the change applies to the next one)",
         )

@@ -22,6 +22,7 @@ from rotator.kube import Kube
 from rotator.metrics import Metrics
 from rotator.models import RotationPolicySpec
 from rotator.models.spec import AwsSecretsManagerStore as AwsSpec
+from rotator.steps import reasons
 from rotator.steps.context import PermanentStepError, PolicyRef
 from rotator.stores.aws_secrets_manager import AwsSecretsManagerStore, aws_client
 from rotator.stores.base import Store
@@ -29,9 +30,6 @@ from rotator.stores.errors import StoreAuthError
 from rotator.stores.vault_kv2 import VaultKV2Store, vault_client, vault_kubernetes_login
 
 SERVICE_ACCOUNT_TOKEN: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-STORE_AUTH_MISSING: Final = "StoreAuthMissing"
-STORE_AUTH_FAILED: Final = "StoreAuthFailed"
-STORE_UNSUPPORTED: Final = "StoreUnsupported"
 # Log in again when less than this share of the Vault token's lifetime is left.
 RENEW_FRACTION: Final = 0.2
 
@@ -65,7 +63,7 @@ class StoreOpener:
             )
         vault = spec.store.vault
         if vault is None:
-            raise PermanentStepError(STORE_UNSUPPORTED, "spec.store: no supported store is set")
+            raise PermanentStepError(reasons.STORE_UNSUPPORTED, "spec.store: no supported store is set")
         if vault.auth.kubernetes is not None:
             client = self._kubernetes_session(
                 policy, vault.address, vault.auth.kubernetes.role, vault.auth.kubernetes.mount_path
@@ -103,7 +101,7 @@ class StoreOpener:
         encoded = ((secret or {}).get("data") or {}).get(ref.key)
         if not encoded:
             raise PermanentStepError(
-                STORE_AUTH_MISSING,
+                reasons.STORE_AUTH_MISSING,
                 f"spec.store.vault.auth.tokenSecretRef: Secret {policy.namespace}/{ref.name} "
                 f"has no key {ref.key!r}",
             )
@@ -111,7 +109,7 @@ class StoreOpener:
         if not token or not token.isprintable() or any(c.isspace() for c in token):
             # Never echo it: a malformed token would end up in an HTTP header and its errors.
             raise PermanentStepError(
-                STORE_AUTH_MISSING,
+                reasons.STORE_AUTH_MISSING,
                 f"spec.store.vault.auth.tokenSecretRef: Secret {policy.namespace}/{ref.name} key {ref.key!r} "
                 "does not hold a single-line Vault token",
             )
@@ -149,15 +147,15 @@ class StoreOpener:
     def _aws_key(policy: PolicyRef, name: str, key: str, secret: Mapping[str, Any] | None) -> str:
         where = f"spec.store.awsSecretsManager.auth.accessKeySecretRef: Secret {policy.namespace}/{name}"
         if secret is None:
-            raise PermanentStepError(STORE_AUTH_MISSING, f"{where} not found")
+            raise PermanentStepError(reasons.STORE_AUTH_MISSING, f"{where} not found")
         encoded = (secret.get("data") or {}).get(key)
         if not encoded:
-            raise PermanentStepError(STORE_AUTH_MISSING, f"{where} has no key {key!r}")
+            raise PermanentStepError(reasons.STORE_AUTH_MISSING, f"{where} has no key {key!r}")
         text = base64.b64decode(encoded).decode(errors="replace").strip()
         if not text or not text.isprintable() or any(c.isspace() for c in text):
             # Never echo it: it would end up in a signed request and its errors.
             raise PermanentStepError(
-                STORE_AUTH_MISSING, f"{where} key {key!r} does not hold a single-line AWS key"
+                reasons.STORE_AUTH_MISSING, f"{where} key {key!r} does not hold a single-line AWS key"
             )
         return text
 
@@ -173,7 +171,7 @@ class StoreOpener:
             jwt = self.service_account_token.read_text().strip()
         except OSError as exc:
             raise PermanentStepError(
-                STORE_AUTH_MISSING,
+                reasons.STORE_AUTH_MISSING,
                 f"spec.store.vault.auth.kubernetes: no service account token at {self.service_account_token} "
                 f"({type(exc).__name__})",
             ) from None
@@ -181,7 +179,9 @@ class StoreOpener:
         try:
             lifetime = vault_kubernetes_login(client, role, jwt, mount_path)
         except StoreAuthError as exc:
-            raise PermanentStepError(STORE_AUTH_FAILED, f"spec.store.vault.auth.kubernetes: {exc}") from None
+            raise PermanentStepError(
+                reasons.STORE_AUTH_FAILED, f"spec.store.vault.auth.kubernetes: {exc}"
+            ) from None
         expires = now + lifetime * (1 - RENEW_FRACTION) if lifetime > 0 else float("inf")
         with self._lock:
             self._sessions[key] = _Session(client, expires)
