@@ -5,6 +5,7 @@ bench's teardown (no generated value in logs, Events, status or metrics)."""
 from __future__ import annotations
 
 import re
+import time
 
 from tests.fixtures.rotation import Bench
 
@@ -108,8 +109,6 @@ def test_each_force_value_triggers_exactly_one_rotation(bench: Bench) -> None:
     bench.force("a")  # the same value again is not a new request
     # Several idle ticks (idle_resync is 1 s): nothing starts.
     bench.wait(lambda o: True, 0.1)
-    import time
-
     time.sleep(3)
     assert len(history(bench.status())) == 2
     bench.force("b")
@@ -152,3 +151,22 @@ def test_failed_rollout_rolls_back_and_never_revokes_the_old_credential(bench: B
         "pods back on version 1",
     )
     assert deadline_ok is not None
+
+
+def test_force_during_a_rotation_is_reported_not_queued(bench: Bench) -> None:
+    bench.seed(extra_spec={"revoke": {"gracePeriod": "3s"}})
+    bench.operator.start()
+    bench.wait_rotations(1)
+    bench.force("first")
+    bench.wait(
+        lambda o: ((o.get("status") or {}).get("rotation") or {}).get("step") == "revoke", 30, "revoke"
+    )
+    bench.force("during")
+    bench.wait(
+        lambda o: (o.get("status") or {}).get("lastHandledForceRotate") == "during", 30, "force recorded"
+    )
+    status = bench.wait_rotations(2).get("status") or {}
+    assert status["history"][0]["reason"] == "Forced"
+    time.sleep(3)  # idle ticks: the absorbed force must not start another rotation
+    assert len(bench.status()["history"]) == 2
+    assert "ForceRotateIgnored" in bench.event_reasons()
