@@ -26,7 +26,6 @@ from rotator.logs import SENSITIVE
 from rotator.models import (
     InvalidSpecError,
     RotationPolicySpec,
-    TriggerReason,
     format_time,
     parse_spec,
     parse_time,
@@ -247,18 +246,6 @@ class _Run:
         decision = decide(self.trigger_inputs(spec, current), self.now)
         if decision.force_value_to_record:
             self.status["lastHandledForceRotate"] = decision.force_value_to_record
-        paused_until = _maybe_time(self.status.get("retryNotBefore"))
-        if (
-            decision.rotate
-            and decision.reason != TriggerReason.FORCED
-            and paused_until
-            and self.now < paused_until
-        ):
-            # After a rollback the trigger that fired (maxAge, schedule) still holds; retrying at
-            # once would restart every consumer twice per attempt. Only a force skips the pause.
-            decision = Decision(
-                False, None, f"paused after a failed rotation until {format_time(paused_until)}"
-            )
         if decision.rotate:
             return self.start(spec, decision, current)
         if self.status.get("lastResult") != RotationResult.FAILED:
@@ -339,6 +326,7 @@ class _Run:
             max_age=spec.schedule.max_age_delta if spec.schedule else None,
             credential_spec_hash=credential_spec_hash(spec),
             handled_credential_spec_hash=self.status.get("credentialSpecHash") or credential_spec_hash(spec),
+            retry_not_before=_maybe_time(self.status.get("retryNotBefore")),
         )
 
     def compute_next_due(

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rotator.policy.triggers import (
+    BLOCKED_PAUSED,
     BLOCKED_ROTATING,
     BLOCKED_SUSPENDED,
     Decision,
@@ -265,6 +266,33 @@ CASES = [
         None,
         "no rotation scheduled; rotates only when forced or when the credential spec changes",
         id="nothing-scheduled",
+    ),
+    pytest.param(
+        row(retry_not_before=NOW + DAY, credential_created_at=NOW - 100 * DAY, next_due=NOW - DAY),
+        False,
+        None,
+        None,
+        BLOCKED_PAUSED,
+        "paused after a failed rotation until 2026-11-28T20:00:00Z",
+        id="paused-after-failure-beats-max-age-and-due",
+    ),
+    pytest.param(
+        row(retry_not_before=NOW + DAY, force_value="300"),
+        True,
+        TriggerReason.FORCED,
+        "300",
+        None,
+        "rotation forced by annotation (force-rotate='300')",
+        id="force-ignores-the-pause",
+    ),
+    pytest.param(
+        row(retry_not_before=NOW, next_due=NOW - DAY),
+        True,
+        TriggerReason.DUE,
+        None,
+        None,
+        "scheduled rotation was due at 2026-11-26T20:00:00Z",
+        id="pause-over-due-fires",
     ),
 ]
 

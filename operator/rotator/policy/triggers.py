@@ -47,6 +47,7 @@ __all__ = [
 #: ``Decision.blocked_by`` values: what held back a rotation that might otherwise happen.
 BLOCKED_SUSPENDED = "Suspended"
 BLOCKED_ROTATING = "RotationInProgress"
+BLOCKED_PAUSED = "PausedAfterFailure"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +76,8 @@ class TriggerInputs:
     #: Hash of the credential spec as it is now, and as it was when the current value was made.
     credential_spec_hash: str = ""
     handled_credential_spec_hash: str | None = None
+    #: ``status.retryNotBefore``: after a failed rotation, nothing but a force starts one sooner.
+    retry_not_before: datetime | None = None
 
     @property
     def pending_force(self) -> str | None:
@@ -181,6 +184,22 @@ def _forced(inputs: TriggerInputs, now: datetime) -> Decision | None:
     )
 
 
+def _paused_after_failure(inputs: TriggerInputs, now: datetime) -> Decision | None:
+    """After a rollback the trigger that fired (maxAge, schedule, spec change) still holds.
+
+    Retrying at once would restart every consumer twice per attempt, for ever; so every trigger
+    below waits until ``retry_not_before``. A force, above, does not: a human decided.
+    """
+    if inputs.retry_not_before is None or now >= inputs.retry_not_before:
+        return None
+    return Decision(
+        rotate=False,
+        reason=None,
+        message=f"paused after a failed rotation until {format_time(inputs.retry_not_before)}",
+        blocked_by=BLOCKED_PAUSED,
+    )
+
+
 def _initial(inputs: TriggerInputs, now: datetime) -> Decision | None:
     """Make the first credential, unless the store already held one that we adopted."""
     if not inputs.never_rotated or inputs.store_has_adoptable_value:
@@ -234,6 +253,7 @@ CHECKS: Sequence[Check] = (
     _suspended,
     _rotating,
     _forced,
+    _paused_after_failure,
     _initial,
     _spec_changed,
     _max_age_exceeded,
