@@ -9,7 +9,6 @@ turns into a no-op (DESIGN §1 crash rules).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
@@ -33,6 +32,7 @@ from rotator.models import (
 )
 from rotator.policy.backoff import retry_delay
 from rotator.policy.schedule import next_rotation_time
+from rotator.policy.scope import StoreKindChanged, credential_spec_hash, pin_to_rotation, store_location
 from rotator.policy.transitions import Outcome, RotationResult, Step, next_step, result_of
 from rotator.policy.triggers import Decision, TriggerInputs, decide
 from rotator.steps import dual, generate, reasons, restart, revoke, rollback, sync, verify
@@ -108,16 +108,6 @@ class Reconciled:
     status: dict[str, Any] = field(default_factory=dict)
     #: The reconcile ended on a temporary failure (store or API unreachable): back off.
     temporary: bool = False
-
-
-def credential_spec_hash(spec: RotationPolicySpec) -> str:
-    """Changing what the credential is (length, alphabet) or where it lives calls for a new one;
-    schedule edits do not. A moved store path gets its first credential this way."""
-    raw = {
-        "credential": spec.credential.model_dump(mode="json", by_alias=True, exclude_none=True),
-        "store": store_location(spec),
-    }
-    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class _Run:
@@ -444,7 +434,10 @@ class _Run:
             message = f"dryRun set during rotation {rotation_id}: holding at step {step} until it is unset"
             self.condition("Rotating", True, reasons.DRY_RUN, message, event_on_change=True)
             return self.persist(self.deps.idle_resync)
-        spec = pin_to_rotation(spec, rotation)
+        try:
+            spec = pin_to_rotation(spec, rotation)
+        except StoreKindChanged as exc:
+            raise PermanentStepError(reasons.STORE_KIND_CHANGED, str(exc)) from None
         force = self.annotations.get(FORCE_ANNOTATION)
         if force and force != self.status.get("lastHandledForceRotate"):
             self.status["lastHandledForceRotate"] = force
@@ -590,60 +583,6 @@ class _Run:
             self.events.append(Event(reason, message, True))
             self.status["retryNotBefore"] = format_time(self.now + RETRY_AFTER_ROLLBACK)
         return self.persist(0.0 if succeeded else self.deps.idle_resync)
-
-
-def store_location(spec: RotationPolicySpec) -> dict[str, str]:
-    """Where the spec's store keeps the credential (status.rotation.storeLocation)."""
-    aws = spec.store.aws_secrets_manager
-    if aws is not None:
-        location = {"kind": "aws", "region": aws.region, "secretId": aws.secret_id}
-        if aws.endpoint_url is not None:
-            location["endpointUrl"] = aws.endpoint_url
-        return location
-    vault = spec.store.vault
-    assert vault is not None, "the models guarantee exactly one store"
-    return {"kind": "vault", "address": vault.address, "mount": vault.mount, "path": vault.path}
-
-
-def pin_to_rotation(spec: RotationPolicySpec, rotation: Mapping[str, Any]) -> RotationPolicySpec:
-    """The spec with the store location and Secret name the rotation started with.
-
-    Versions in status.rotation belong to that path (Vault) or secret (AWS); an edit of
-    spec.store or spec.secret.name mid-rotation must not make revoke destroy a version of
-    another path. The edit takes effect at the next rotation. Credentials (auth) are not pinned.
-    """
-    location = rotation.get("storeLocation") or {}
-    secret_name = rotation.get("secretName")
-    if not location:
-        return spec
-    vault = spec.store.vault
-    aws = spec.store.aws_secrets_manager
-    pinned = spec
-    if vault is not None and location.get("kind", "vault") == "vault":
-        pinned_vault = vault.model_copy(
-            update={k: location[k] for k in ("address", "mount", "path") if location.get(k)}
-        )
-        pinned = spec.model_copy(update={"store": spec.store.model_copy(update={"vault": pinned_vault})})
-    elif aws is not None and location.get("kind") == "aws":
-        update: dict[str, Any] = {"endpoint_url": location.get("endpointUrl") or None}
-        if location.get("region"):
-            update["region"] = location["region"]
-        if location.get("secretId"):
-            update["secret_id"] = location["secretId"]
-        pinned_aws = aws.model_copy(update=update)
-        pinned = spec.model_copy(
-            update={"store": spec.store.model_copy(update={"aws_secrets_manager": pinned_aws})}
-        )
-    else:
-        # The store kind changed mid-rotation: the versions in status belong to the other store.
-        raise PermanentStepError(
-            reasons.STORE_KIND_CHANGED,
-            f"spec.store: changed from {location.get('kind')} during rotation {rotation.get('id')}; "
-            "revert it to let that rotation finish (the change applies to the next one)",
-        )
-    if secret_name:
-        pinned = pinned.model_copy(update={"secret": spec.secret.model_copy(update={"name": secret_name})})
-    return pinned
 
 
 def reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime) -> Reconciled:

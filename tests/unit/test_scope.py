@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from rotator.engine import credential_spec_hash, pin_to_rotation, store_location
 from rotator.models import parse_spec
-from rotator.steps.context import PermanentStepError
+from rotator.policy.scope import StoreKindChanged, credential_spec_hash, pin_to_rotation, store_location
 
 
 def vault_spec(path: str = "shop/orders", secret: str = "orders") -> Any:
@@ -59,7 +58,7 @@ def test_aws_secret_id_is_pinned_to_the_rotation() -> None:
 
 def test_store_kind_changed_mid_rotation_is_refused_naming_the_field() -> None:
     rotation = {"id": "r1", "storeLocation": store_location(vault_spec())}
-    with pytest.raises(PermanentStepError, match=r"spec\.store: changed from vault during rotation r1"):
+    with pytest.raises(StoreKindChanged, match=r"spec\.store: changed from vault during rotation r1"):
         pin_to_rotation(aws_spec(), rotation)
 
 
