@@ -18,7 +18,7 @@ import datetime as dt
 import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
@@ -488,15 +488,24 @@ def _check_object(
     if "minProperties" in schema and len(value) < schema["minProperties"]:
         detail = f"{path} in body should have at least {schema['minProperties']} properties"
         errors.append(FieldError(path, ErrorType.INVALID, detail, value))
+    for child_schema, item, child_path in _properties(schema, value, path, root):
+        _check(child_schema, item, child_path, errors)
+
+
+def _properties(
+    schema: Schema, value: Mapping[str, Any], path: str, root: bool
+) -> Iterator[tuple[Schema, Any, str]]:
+    """Each property with the schema that governs it (declared, or additionalProperties) and
+    its field path; unknown fields and, at the root, apiVersion/kind/metadata are skipped."""
     props = _props(schema)
     extra = _additional(schema)
     for key, item in value.items():
         if root and key in _ROOT_KEEP:
             continue
         if key in props:
-            _check(props[key], item, _child(path, key), errors)
+            yield props[key], item, _child(path, key)
         elif extra is not None:
-            _check(extra, item, _key(path, key), errors)
+            yield extra, item, _key(path, key)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -539,15 +548,8 @@ def _check_rules(schema: Schema, value: Any, path: str, errors: list[FieldError]
     for rule in schema.get("x-kubernetes-validations") or []:
         _run_rule(schema, rule, value, path, errors)
     if isinstance(value, Mapping):
-        props = _props(schema)
-        extra = _additional(schema)
-        for key, item in value.items():
-            if root and key in _ROOT_KEEP:
-                continue
-            if key in props:
-                _check_rules(props[key], item, _child(path, key), errors)
-            elif extra is not None:
-                _check_rules(extra, item, _key(path, key), errors)
+        for child_schema, item, child_path in _properties(schema, value, path, root):
+            _check_rules(child_schema, item, child_path, errors)
     elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
         items = cast(Schema, schema["items"])
         for i, item in enumerate(value):
