@@ -45,14 +45,7 @@ def test_destroyed_current_credential_is_reported_and_a_rotation_recovers(bench:
     bench.vault_client().secrets.kv.v2.destroy_secret_versions(
         path=bench.vault_path, versions=[1], mount_point="secret"
     )
-    bench.wait(
-        lambda o: any(
-            c.get("reason") == "CurrentCredentialUnreadable"
-            for c in (o.get("status") or {}).get("conditions") or []
-        ),
-        30,
-        "CurrentCredentialUnreadable",
-    )
+    bench.wait_condition_reason("CurrentCredentialUnreadable")
     bench.force()
     status = bench.wait_rotations(2).get("status") or {}
     assert status["history"][0]["result"] == "Succeeded"
@@ -86,13 +79,7 @@ def test_malformed_vault_token_is_refused_without_echoing_it(bench: Bench) -> No
     bench.kube.replace_secret(NAMESPACE, demo.TOKEN_SECRET, secret)
     bench.create_policy()
     bench.operator.start()
-    status = bench.wait(
-        lambda o: any(
-            c.get("reason") == "StoreAuthMissing" for c in (o.get("status") or {}).get("conditions") or []
-        ),
-        30,
-        "StoreAuthMissing",
-    )["status"]
+    status = bench.wait_condition_reason("StoreAuthMissing")
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert "tokenSecretRef" in ready["message"]
     assert leaked not in repr(bench.events())

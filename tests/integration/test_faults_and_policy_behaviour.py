@@ -165,13 +165,7 @@ def test_foreign_secret_with_the_same_name_is_never_overwritten(bench: Bench) ->
     bench.kube.create_secret(NAMESPACE, foreign)
     bench.create_policy()
     bench.operator.start()
-    bench.wait(
-        lambda o: any(
-            c.get("reason") == "SecretNotOwned" for c in (o.get("status") or {}).get("conditions") or []
-        ),
-        30,
-        "SecretNotOwned",
-    )
+    bench.wait_condition_reason("SecretNotOwned")
     assert bench.secret_value() == "foreign-value"
     assert not (bench.secret() or {})["metadata"].get("labels")
     # Refused before any side effect: no rotation started, nothing written to the store.

@@ -120,13 +120,7 @@ def test_role_bound_to_another_service_account_is_refused_with_a_condition(
     bench: Bench, tmp_path: Path
 ) -> None:
     start_with_kubernetes_auth(bench, tmp_path, bound_name="someone-else")
-    status = bench.wait(
-        lambda o: any(
-            c.get("reason") == "StoreAuthFailed" for c in (o.get("status") or {}).get("conditions") or []
-        ),
-        30,
-        "StoreAuthFailed",
-    )["status"]
+    status = bench.wait_condition_reason("StoreAuthFailed")
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False"
     assert "spec.store.vault.auth.kubernetes" in ready["message"]
