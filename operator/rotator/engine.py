@@ -216,8 +216,6 @@ class _Run:
         store = self.deps.open_store(self.ref, spec)
         if spec.dry_run:
             return self.dry_run(spec, store)
-        # Refuse a foreign Secret before touching the store: a rotation must not start that
-        # could never hand its credential over.
         if spec.suspend:
             # Suspended means hands off: no ownership tags, no drift repair over an emergency edit.
             decision = decide(self.trigger_inputs(spec, store.current()), self.now)
@@ -226,6 +224,8 @@ class _Run:
             self.condition("Ready", True, reasons.SUSPENDED, decision.message)
             self.schedule(spec)
             return self.persist(self.deps.idle_resync)
+        # Refuse a foreign Secret before touching the store: a rotation must not start that
+        # could never hand its credential over.
         ensure_secret_is_ours(self.deps.kube, self.ref, spec.secret.name)
         existed = store.ensure_owned(self.ref.owner, spec.store_adopt)
         current = store.current()
@@ -258,11 +258,6 @@ class _Run:
         )
 
     def repair_drift(self, spec: RotationPolicySpec, store: Store, current: StoredVersion) -> None:
-        rotation_id = (
-            str(self.status.get("history", [{}])[0].get("id", "adopted"))
-            if self.status.get("history")
-            else "adopted"
-        )
         if current.state == VersionState.DESTROYED:
             self.condition(
                 "Degraded",
@@ -280,6 +275,8 @@ class _Run:
             # The current credential cannot be read: repair is impossible, but a rotation is not.
             self.condition("Degraded", True, reasons.CURRENT_UNREADABLE, str(exc), event_on_change=True)
             return
+        history = self.status.get("history") or []
+        rotation_id = str(history[0].get("id", "adopted")) if history else "adopted"
         changed = write_secret(
             self.deps.kube,
             self.ref,
