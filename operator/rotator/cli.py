@@ -70,16 +70,22 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    import yaml
-
     from rotator.models import InvalidSpecError, parse_spec
+    from rotator.models.manifests import ManifestError, load_manifests
 
     failures = 0
     for path in args.files:
-        for doc in yaml.safe_load_all(Path(path).read_text()):
+        try:
+            documents = load_manifests(path)
+        except ManifestError as exc:
+            failures += 1
+            print(f"{path}: invalid: {exc.problem}")
+            continue
+        for doc in documents:
             if not isinstance(doc, dict) or doc.get("kind") != "RotationPolicy":
                 continue
-            name = f"{path}: {doc.get('metadata', {}).get('name', '?')}"
+            meta = doc.get("metadata")
+            name = f"{path}: {meta.get('name', '?') if isinstance(meta, dict) else '?'}"
             try:
                 parse_spec(doc.get("spec") or {})
             except InvalidSpecError as exc:
