@@ -152,6 +152,42 @@ GOOD: list[Any] = [
         edit(V, lambda s: s.update(verify={"timeout": "1h"}, revoke={"gracePeriod": "0s"})),
         id="verify-revoke",
     ),
+    pytest.param(
+        edit(
+            V, lambda s: s.update(schedule={"interval": "87600h", "maxAge": "87600h", "jitter": "5256000m"})
+        ),
+        id="schedule-at-maxima",
+    ),
+    pytest.param(
+        edit(V, lambda s: s.update(verify={"timeout": "86400s"}, revoke={"gracePeriod": "720h"})),
+        id="verify-revoke-at-maxima",
+    ),
+    pytest.param(
+        edit(V, lambda s: s.update(schedule={"maxAge": "315360000s", "jitter": "315360000000000000ns"})),
+        id="ten-years-in-small-units",
+    ),
+]
+
+# Durations that used to pass the CRD and then overflow the operator's datetime arithmetic, or
+# overflow CEL's duration() itself (int64 nanoseconds): each is refused naming its own field.
+OVERFLOWS = ["100000000h", "9999999999h", "99999999999999999999ns", "1000000000000000000000s"]
+DURATION_FIELDS = [
+    ("schedule", "interval", "87601h"),
+    ("schedule", "maxAge", "87600h1ms"),
+    ("schedule", "jitter", "99999h"),
+    ("verify", "timeout", "24h0.001s"),
+    ("revoke", "gracePeriod", "721h"),
+]
+
+
+def _set(section: str, name: str, value: str) -> Callable[[Obj], object]:
+    return lambda s: s.update({section: {name: value}})
+
+
+DURATION_BAD: list[Any] = [
+    pytest.param(edit(V, _set(section, name, value)), f"spec.{section}.{name}", id=f"{name}-{value}")
+    for section, name, over_max in DURATION_FIELDS
+    for value in [*OVERFLOWS, over_max]
 ]
 
 BAD: list[Any] = [
@@ -246,7 +282,19 @@ BAD: list[Any] = [
         edit(V, lambda s: s.update(schedule={"interval": "3d"})), "spec.schedule.interval", id="days-unit"
     ),
     pytest.param(
-        edit(V, lambda s: s.update(schedule={"interval": "30s"})), "spec.schedule", id="interval-too-short"
+        edit(V, lambda s: s.update(schedule={"interval": "30s"})),
+        "spec.schedule.interval",
+        id="interval-too-short",
+    ),
+    pytest.param(
+        edit(V, lambda s: s.update(schedule={"interval": "9999999999h", "maxAge": "720h"})),
+        "spec.schedule.interval",
+        id="interval-overflow-beside-max-age",
+    ),
+    pytest.param(
+        edit(V, lambda s: s.update(schedule={"interval": "720h", "maxAge": "99999h" * 10})),
+        "spec.schedule.maxAge",
+        id="max-age-sum-of-parts",
     ),
     pytest.param(
         edit(V, lambda s: s.update(schedule={"interval": "720h", "maxAge": "24h"})),
@@ -294,6 +342,7 @@ BAD: list[Any] = [
     ),
     pytest.param(edit(V, lambda s: s.update(suspend="yes")), "spec.suspend", id="suspend-string"),
     pytest.param(edit(V, lambda s: s.update(dryRun=1)), "spec.dryRun", id="dry-run-int"),
+    *DURATION_BAD,
 ]
 
 
@@ -332,6 +381,72 @@ def test_both_reject_naming_the_field(build: Callable[[], Obj], field: str) -> N
     _, crd_errors = crd_admit(obj)
     assert field in crd_errors, crd_errors
     assert model_field(prune(SCHEMA, obj)["spec"]) == field
+
+
+@pytest.mark.parametrize(("build", "field"), BAD)
+def test_no_rule_fails_to_evaluate(build: Callable[[], Obj], field: str) -> None:
+    """A CEL rule that errors (duration() overflowing int64) is reported on the object holding
+    the rule with an evaluation message instead of the rule's: every rule guards against that."""
+    stored, _ = crd_admit(build())
+    assert [str(e) for e in validate(SCHEMA, stored) if "rule evaluation error" in e.detail] == []
+
+
+@pytest.mark.parametrize(
+    ("section", "name", "value", "message"),
+    [
+        ("schedule", "interval", "30s", "must be at least 1m"),
+        ("schedule", "interval", "87601h", "must be at most 87600h"),
+        ("schedule", "maxAge", "87600h1ms", "must be at most 87600h"),
+        ("verify", "timeout", "25h", "must be at most 24h"),
+        ("revoke", "gracePeriod", "721h", "must be at most 720h"),
+        ("revoke", "gracePeriod", "9999999999h", "invalid duration '9999999999h': too many digits"),
+    ],
+)
+def test_duration_bounds_say_the_same_in_both(section: str, name: str, value: str, message: str) -> None:
+    obj = edit(V, _set(section, name, value))()
+    stored, _ = crd_admit(obj)
+    crd = [e for e in validate(SCHEMA, stored) if e.field == f"spec.{section}.{name}"]
+    with pytest.raises(InvalidSpecError) as refused:
+        parse_spec(obj["spec"])
+    assert refused.value.field == f"spec.{section}.{name}"
+    assert refused.value.message.startswith(message)
+    if "digits" in message:
+        assert "should match" in crd[0].detail
+    else:
+        assert [e.detail for e in crd] == [message]
+
+
+def test_no_string_the_duration_pattern_admits_overflows() -> None:
+    """The largest value of a string of at most maxLength characters matching the pattern, by
+    dynamic programming over its parts: far below Go's int64 nanoseconds, so CEL's duration() and
+    Python's datetime arithmetic never overflow on an admitted value."""
+    units = {"h": 3600 * 10**9, "m": 60 * 10**9, "s": 10**9, "ms": 10**6, "us": 10**3, "µs": 10**3, "ns": 1}
+    digits = {"h": 5, "m": 7, "s": 9, "ms": 12, "us": 15, "µs": 15, "ns": 18}
+    parts = []  # (length, largest value in ns), fraction ".999999999" counted as one more unit
+    for unit, size in units.items():
+        for n in range(1, digits[unit] + 1):
+            parts.append((n + len(unit), (10**n - 1) * size))
+            parts.append((n + 10 + len(unit), 10**n * size))
+    longest = durations_mod.DURATION_MAX_LENGTH
+    best = [0] * (longest + 1)
+    for length in range(1, longest + 1):
+        best[length] = max([best[length - 1]] + [v + best[length - n] for n, v in parts if n <= length])
+    assert best[longest] < 2**63 - 1
+    assert best[longest] < 0.8 * (2**63 - 1)  # a margin: about 1.8 million hours
+    assert durations_mod.GO_MAX_DURATION > 20 * spec_mod.MAX_SCHEDULE
+    for section, name, _ in DURATION_FIELDS:
+        assert _schema_at(f"{section}.{name}")["maxLength"] == longest
+
+
+@pytest.mark.parametrize(("section", "name"), [(s, n) for s, n, _ in DURATION_FIELDS])
+def test_every_duration_rule_is_guarded_by_the_pattern(section: str, name: str) -> None:
+    guard = f"self.matches('{durations_mod.GO_DURATION_PATTERN}')"
+    rules = [r["rule"] for r in _schema_at(f"{section}.{name}")["x-kubernetes-validations"]]
+    assert rules
+    assert all(rule.startswith(f"!{guard} || ") for rule in rules)
+    for rule in [r["rule"] for r in _schema_at(section).get("x-kubernetes-validations", [])]:
+        for field in re.findall(r"duration\(self\.(\w+)\)", rule):
+            assert f"!self.{field}.{guard.removeprefix('self.')}" in rule
 
 
 def test_table_is_large_enough() -> None:
@@ -448,7 +563,7 @@ def test_status_written_by_the_models_is_valid_and_survives_pruning() -> None:
             "reason": "Due",
             "step": "restart",
             "startedAt": "2026-11-27T20:00:00Z",
-            "stepStartedAt": "2026-11-27T20:00:00Z",
+            "stepStartedAt": "2026-11-27T20:00:00.250Z",
             "attempt": 1,
             "oldVersion": "7",
             "newVersion": "8",
@@ -459,7 +574,7 @@ def test_status_written_by_the_models_is_valid_and_survives_pruning() -> None:
             "secretName": "orders-db-credentials",
             "credentialSpecHash": "abc123",
         },
-        "conditions": set_condition([], "Ready", True, "Ready", "ok", now, 3),
+        "conditions": [c.to_patch() for c in set_condition((), "Ready", True, "Ready", "ok", now, 3)],
         "history": [
             {
                 "id": "1",

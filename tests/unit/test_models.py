@@ -77,6 +77,51 @@ def test_parse_duration_refuses(text: str) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize(
+    "text", ["100000h", "9999999999h", "100000000m", "1000000000000000000ns", "1.0000000001s"]
+)
+def test_parse_duration_refuses_more_digits_than_ten_years_need(text: str) -> None:
+    with pytest.raises(ValueError, match="too many digits"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"schedule": {"maxAge": "100000000h"}},
+            "spec.schedule.maxAge: invalid duration '100000000h': too many",
+        ),
+        ({"schedule": {"interval": "87601h"}}, "spec.schedule.interval: must be at most 87600h"),
+        ({"schedule": {"interval": "59s"}}, "spec.schedule.interval: must be at least 1m"),
+        ({"schedule": {"jitter": "87600h1s"}}, "spec.schedule.jitter: must be at most 87600h"),
+        ({"verify": {"timeout": "24h1s"}}, "spec.verify.timeout: must be at most 24h"),
+        ({"revoke": {"gracePeriod": "30d"}}, "spec.revoke.gracePeriod: invalid duration '30d': expected"),
+        ({"revoke": {"gracePeriod": "720h1s"}}, "spec.revoke.gracePeriod: must be at most 720h"),
+    ],
+)
+def test_durations_are_bounded_naming_the_field(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidSpecError) as refused:
+        parse_spec(spec(**changes))
+    assert str(refused.value).startswith(message)
+
+
+def test_the_largest_admitted_durations_fit_datetime_arithmetic() -> None:
+    parsed = parse_spec(
+        spec(
+            schedule={"interval": "87600h", "maxAge": "87600h", "jitter": "87600h"},
+            verify={"timeout": "24h"},
+            revoke={"gracePeriod": "720h"},
+        )
+    )
+    deltas = [parsed.schedule.interval_delta, parsed.schedule.max_age_delta, parsed.schedule.jitter_delta]
+    latest = NOW + sum((d for d in deltas if d is not None), timedelta())
+    assert latest - NOW == timedelta(hours=3 * 87600)
+    latest += parsed.verify.timeout_delta + parsed.revoke.grace_period_delta
+    assert latest.year == 2056
+    assert format_time(latest).startswith("2056-")
+
+
 @pytest.mark.parametrize("delta", [timedelta(hours=720), timedelta(minutes=90), timedelta(seconds=1.5)])
 def test_format_duration_round_trips(delta: timedelta) -> None:
     assert parse_duration(format_duration(delta)) == delta

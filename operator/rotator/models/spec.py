@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Final, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,7 +28,13 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from rotator.models.durations import CronExpression, GoDuration, parse_duration
+from rotator.models.durations import (
+    TEN_YEARS,
+    CronExpression,
+    GoDuration,
+    duration_within,
+    parse_duration,
+)
 from rotator.models.errors import InvalidSpecError
 
 DNS_SUBDOMAIN_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -37,12 +44,22 @@ VAULT_PATH_PATTERN: Final = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
 AWS_REGION_PATTERN: Final = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
 MAX_RESTART_TARGETS: Final = 50
 MIN_INTERVAL: Final = timedelta(minutes=1)
+# Duration maxima (see models/durations.py for why every duration is bounded at all). Each is far
+# beyond any sensible value and far below what datetime arithmetic or Go's int64 can hold:
+MAX_SCHEDULE: Final = TEN_YEARS  # interval, maxAge, jitter: 87600h; "never" is leaving them unset
+MAX_VERIFY_TIMEOUT: Final = timedelta(hours=24)  # a rollout that needs a day is a stuck rollout
+MAX_GRACE_PERIOD: Final = timedelta(hours=720)  # 30 days of stragglers; the old credential stays
+# valid all that time, which is the opposite of what rotating it is for
 
 ResourceName = Annotated[str, StringConstraints(strict=True, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
 SecretKey = Annotated[str, StringConstraints(strict=True, max_length=253, pattern=SECRET_KEY_PATTERN)]
 Url = Annotated[str, StringConstraints(strict=True, max_length=2048, pattern=URL_PATTERN)]
 MountPath = Annotated[str, StringConstraints(strict=True, max_length=256, pattern=VAULT_PATH_PATTERN)]
 VaultPath = Annotated[str, StringConstraints(strict=True, max_length=512, pattern=VAULT_PATH_PATTERN)]
+Interval = Annotated[GoDuration, AfterValidator(duration_within(MAX_SCHEDULE, minimum=MIN_INTERVAL))]
+ScheduleDuration = Annotated[GoDuration, AfterValidator(duration_within(MAX_SCHEDULE))]
+VerifyTimeout = Annotated[GoDuration, AfterValidator(duration_within(MAX_VERIFY_TIMEOUT))]
+GracePeriod = Annotated[GoDuration, AfterValidator(duration_within(MAX_GRACE_PERIOD))]
 
 
 class Alphabet(StrEnum):
@@ -209,12 +226,15 @@ def _delta(text: str | None) -> timedelta | None:
 
 
 class ScheduleSpec(_Model):
-    """When to rotate; without interval or cron only force and maxAge trigger a rotation."""
+    """When to rotate; without interval or cron only force and maxAge trigger a rotation.
 
-    interval: GoDuration | None = None
+    ``interval`` is 1m to 87600h, ``maxAge`` and ``jitter`` at most 87600h (ten years).
+    """
+
+    interval: Interval | None = None
     cron: CronExpression | None = None
-    max_age: GoDuration | None = None
-    jitter: GoDuration | None = None
+    max_age: ScheduleDuration | None = None
+    jitter: ScheduleDuration | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:
@@ -222,8 +242,6 @@ class ScheduleSpec(_Model):
         if self.interval is not None and self.cron is not None:
             raise PydanticCustomError("exclusive", "interval and cron are mutually exclusive")
         interval, max_age = self.interval_delta, self.max_age_delta
-        if interval is not None and interval < MIN_INTERVAL:
-            raise PydanticCustomError("interval_min", "interval must be at least 1m")
         if interval is not None and max_age is not None and max_age < interval:
             raise PydanticCustomError("max_age", "maxAge must not be shorter than interval")
         return self
@@ -272,9 +290,9 @@ class RestartSpec(_Model):
 
 
 class VerifySpec(_Model):
-    """How long the rollout and the new credential get to prove themselves."""
+    """How long the rollout and the new credential get to prove themselves: at most 24h."""
 
-    timeout: GoDuration = "10m"
+    timeout: VerifyTimeout = "10m"
 
     @property
     def timeout_delta(self) -> timedelta:
@@ -282,9 +300,9 @@ class VerifySpec(_Model):
 
 
 class RevokeSpec(_Model):
-    """How long after verification the old credential stays valid for stragglers."""
+    """How long after verification the old credential stays valid for stragglers: at most 720h."""
 
-    grace_period: GoDuration = "5m"
+    grace_period: GracePeriod = "5m"
 
     @property
     def grace_period_delta(self) -> timedelta:

@@ -511,17 +511,19 @@ def _properties(
 # ---------------------------------------------------------------------------------------------
 # CEL rules (x-kubernetes-validations)
 
+_GO_MAX_DURATION = dt.timedelta(microseconds=(2**63 - 1) // 1000)
 _ENV = celpy.Environment()  # building the lark parser costs ~0.1 s: one per process
 
 
 def _cel_duration(text: Any) -> Any:
     """CEL's duration() with Go's time.ParseDuration grammar (celpy's own rejects "µs")."""
+    quoted = json.dumps(str(text), ensure_ascii=False)
     try:
         delta = durationpy.from_str(str(text))
-    except (durationpy.DurationError, ValueError) as exc:
-        return CELEvalError(
-            f"invalid duration {json.dumps(str(text), ensure_ascii=False)}", type(exc), (str(exc),)
-        )
+    except (durationpy.DurationError, ValueError, OverflowError) as exc:
+        return CELEvalError(f"invalid duration {quoted}", type(exc), (str(exc),))
+    if delta > _GO_MAX_DURATION:  # time.ParseDuration: int64 nanoseconds, "invalid duration" beyond
+        return CELEvalError(f"invalid duration {quoted}", OverflowError, ("beyond int64 nanoseconds",))
     micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
     seconds, rest = divmod(micros, 1_000_000)
     return celtypes.DurationType(seconds=seconds, nanos=rest * 1000)
