@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from rotator.kube import Kube, policy_path
+from rotator.models.keys import FORCE_ROTATE
 from rotator.sandbox import demo
 from rotator.sandbox.operator_process import OperatorProcess
 from rotator.sandbox.stack import Stack
@@ -48,9 +49,7 @@ def wait_all(kube: Kube, names: list[str], count: int, timeout: float) -> float:
 
 
 def force(kube: Kube, name: str, value: str) -> None:
-    kube.merge_patch(
-        policy_path(BENCH_NAMESPACE, name), {"metadata": {"annotations": {"rotator.dev/force-rotate": value}}}
-    )
+    kube.merge_patch(policy_path(BENCH_NAMESPACE, name), {"metadata": {"annotations": {FORCE_ROTATE: value}}})
 
 
 def run(policies: int, rounds: int) -> None:

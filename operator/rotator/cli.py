@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
 
 CRASH_ENV: Final = "ROTATOR_CRASH_AT"
 CRASH_EXIT_CODE: Final = 86
-FORCE_ANNOTATION: Final = "rotator.dev/force-rotate"
 
 
 def crash_hook(point_spec: str | None) -> Callable[[str], None]:
@@ -41,7 +41,8 @@ def _run(args: argparse.Namespace) -> int:
     from rotator import engine, handlers, logs
     from rotator.kube import Kube, load_api_client
     from rotator.metrics import Metrics
-    from rotator.wiring import StoreOpener
+    from rotator.models import Settings
+    from rotator.stores.opener import StoreOpener
 
     logs.configure(logging.DEBUG if args.verbose else logging.INFO, json_output=args.log_format == "json")
     if args.kubeconfig:
@@ -57,8 +58,7 @@ def _run(args: argparse.Namespace) -> int:
         store_auth_failed=opener.auth_failed,
         metrics=metrics,
         checkpoint=crash_hook(os.environ.get(CRASH_ENV)),
-        idle_resync=args.idle_resync,
-        poll=args.poll,
+        settings=Settings(idle_resync=args.idle_resync, poll=args.poll),
     )
     handlers.run_operator(
         handlers.Runtime(deps),
@@ -104,15 +104,17 @@ def _kube(args: argparse.Namespace) -> Kube:
 
 def _status(args: argparse.Namespace) -> int:
     from rotator.kube import GROUP, PLURAL, VERSION, policy_path
+    from rotator.models import ConditionType, RotationPolicyStatus
 
     kube = _kube(args)
     path = policy_path(args.namespace) if args.namespace else f"/apis/{GROUP}/{VERSION}/{PLURAL}"
     rows = [("NAMESPACE", "NAME", "STORE", "PHASE", "CURRENT", "LAST ROTATION", "NEXT", "READY", "REASON")]
     for item in kube.list(path):
         meta, status = item.get("metadata", {}), item.get("status") or {}
-        ready: dict[str, str] = next(
-            (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
-        )
+        ready: dict[str, str] = {}
+        with contextlib.suppress(ValueError):  # a hand-edited status still lists, without Ready
+            condition = RotationPolicyStatus.from_raw(status).condition(ConditionType.READY)
+            ready = condition.to_patch() if condition is not None else {}
         rows.append(
             (
                 meta.get("namespace", ""),
@@ -136,16 +138,17 @@ def _force(args: argparse.Namespace) -> int:
     import time
 
     from rotator.kube import KubeError, policy_path
+    from rotator.models.keys import FORCE_ROTATE
 
     value = args.value or str(int(time.time()))
     try:
         _kube(args).merge_patch(
-            policy_path(args.namespace, args.name), {"metadata": {"annotations": {FORCE_ANNOTATION: value}}}
+            policy_path(args.namespace, args.name), {"metadata": {"annotations": {FORCE_ROTATE: value}}}
         )
     except KubeError as exc:
         print(f"rotator force: {args.namespace}/{args.name}: {exc}")
         return 1
-    print(f"RotationPolicy {args.namespace}/{args.name}: {FORCE_ANNOTATION}={value} (one rotation per value)")
+    print(f"RotationPolicy {args.namespace}/{args.name}: {FORCE_ROTATE}={value} (one rotation per value)")
     return 0
 
 

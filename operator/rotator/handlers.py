@@ -13,21 +13,17 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import kopf
 
 from rotator import engine
 from rotator.kube import GROUP, PLURAL, VERSION, Kube, connection_of
+from rotator.models import PolicyRef, reasons, utcnow
 
 log = logging.getLogger("rotator.handlers")
 KOPF_PREFIX = "kopf.rotator.dev"
-MAX_BACKOFF = 60.0
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -35,7 +31,7 @@ class Runtime:
     """Process-wide state shared by the handlers through Kopf's memo."""
 
     deps: engine.Deps
-    clock: Callable[[], datetime] = _utcnow
+    clock: Callable[[], datetime] = utcnow
     wakers: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
 
     @property
@@ -93,7 +89,10 @@ async def rotate(
     assert namespace is not None, "RotationPolicy is namespaced"
     runtime = _runtime(memo)
     wake = runtime.waker(namespace, name)
-    attempt = 0
+    # Temporary results in a row: the engine's backoff for an idle policy grows with it (a
+    # rotating policy counts in status.rotation.attempt). The engine owns the delays.
+    failures = 0
+    crashes = 0
     while not stopped:
         wake.clear()
         requeue: float | None
@@ -101,7 +100,9 @@ async def rotate(
             obj = await asyncio.to_thread(runtime.kube.get_policy, namespace, name)
             if obj is None or obj.get("metadata", {}).get("deletionTimestamp"):
                 return
-            result = await asyncio.to_thread(engine.reconcile, obj, runtime.deps, runtime.clock())
+            result = await asyncio.to_thread(
+                engine.reconcile, obj, runtime.deps, runtime.clock(), failures=failures
+            )
             for event in result.events:
                 kopf.event(
                     body,
@@ -110,14 +111,12 @@ async def rotate(
                     message=event.message,
                 )
             requeue = result.requeue_after
-            # Consecutive temporary failures back off here too: the engine's own counter lives
-            # in status.rotation, which an idle policy does not have.
-            attempt = attempt + 1 if result.temporary else 0
-            if attempt and requeue is not None:
-                requeue = max(requeue, _backoff(attempt))
+            failures = failures + 1 if result.temporary else 0
+            crashes = 0
         except Exception as exc:
-            attempt += 1
-            requeue = _backoff(attempt)
+            # Only when even the status write failed (the API server unreachable, say).
+            requeue = engine.backoff(PolicyRef(namespace, name, ""), crashes, runtime.deps.settings)
+            crashes += 1
             log.warning(
                 "reconcile of %s/%s failed (%s); retrying in %.0fs",
                 namespace,
@@ -126,21 +125,17 @@ async def rotate(
                 requeue,
                 exc_info=True,
             )
-            if attempt == 1:  # one Event per streak of failures; the logs have every retry
+            if crashes == 1:  # one Event per streak of failures; the logs have every retry
                 # Only the type in the Event: an unexpected exception's text may quote what it handled.
                 kopf.event(
                     body,
                     type="Warning",
-                    reason="ReconcileError",
+                    reason=reasons.RECONCILE_ERROR,
                     message=f"{type(exc).__name__}; see the logs",
                 )
         if requeue is not None and requeue <= 0:
             continue
         await _sleep_until_woken(wake, stopped, requeue)
-
-
-def _backoff(attempt: int) -> float:
-    return min(MAX_BACKOFF, 2.0 ** min(attempt, 16))
 
 
 async def _sleep_until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float | None) -> None:

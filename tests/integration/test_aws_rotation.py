@@ -15,7 +15,7 @@ from mypy_boto3_secretsmanager import SecretsManagerClient
 from rotator.kube import policy_path
 from rotator.sandbox import demo
 from rotator.sandbox.moto_server import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, MotoServer
-from rotator.stores.aws_secrets_manager import aws_client
+from rotator.stores.aws.auth import aws_client
 from tests.fixtures.rotation import NAMESPACE, Bench
 
 KEYS_SECRET = "aws-keys"

@@ -23,7 +23,8 @@ from pydantic import SecretStr
 
 from rotator.sandbox.moto_server import MotoServer
 from rotator.sandbox.openbao import OpenBaoServer
-from rotator.stores.aws_secrets_manager import AwsSecretsManagerStore, aws_client
+from rotator.stores.aws.auth import aws_client
+from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore
 from rotator.stores.base import OWNER, Store, StoredVersion, VersionState
 from rotator.stores.errors import (
     StoreConflict,
@@ -34,7 +35,8 @@ from rotator.stores.errors import (
     StoreVersionNotFound,
 )
 from rotator.stores.fake import FakeStore
-from rotator.stores.vault_kv2 import VaultKV2Store, vault_client
+from rotator.stores.vault.client import vault_client
+from rotator.stores.vault.kv2 import VaultKV2Store
 
 OWNER_ID = "shop/orders-db"
 SECRET_MARK = "TOPSECRET"

@@ -25,7 +25,8 @@ from rotator.stores.base import (
 )
 from rotator.stores.errors import StoreError, StoreUnavailable
 from rotator.stores.fake import FakeStore
-from rotator.stores.vault_kv2 import VaultKV2Store, vault_client
+from rotator.stores.vault.client import vault_client
+from rotator.stores.vault.kv2 import VaultKV2Store
 
 MOUNT = "secret"
 

@@ -64,13 +64,23 @@ CASES = [
         id="suspended-force-ignored-and-recorded",
     ),
     pytest.param(
-        row(suspended=True, never_rotated=True, rotating=True),
+        row(suspended=True, never_rotated=True),
         False,
         None,
         None,
         BLOCKED_SUSPENDED,
         "policy is suspended",
-        id="suspended-beats-everything",
+        id="suspended-beats-every-trigger",
+    ),
+    pytest.param(
+        row(suspended=True, rotating=True, force_value="200"),
+        False,
+        None,
+        "200",
+        BLOCKED_ROTATING,
+        "rotation in progress; force-rotate='200' is covered by the running rotation "
+        "and will not start another one",
+        id="a-running-rotation-finishes-even-when-suspended-and-absorbs-the-force",
     ),
     pytest.param(
         row(rotating=True), False, None, None, BLOCKED_ROTATING, "rotation in progress", id="rotating"

@@ -1,11 +1,15 @@
-"""The RotationPolicy resource as Python types: spec (validated like the CRD), status, conditions.
+"""The RotationPolicy resource as Python types and the vocabulary every layer shares.
 
-Bottom layer: imports nothing else from rotator, so every other layer may use it.
+Bottom layer: imports nothing else from rotator, so every other layer may use it. One home each:
+spec and status types, condition and Event reasons (``reasons``), annotation/label/tag keys
+(``keys``), settings (``settings``), time formats (``status``) and the shared errors.
 """
 
 from rotator.models.conditions import get_condition, set_condition
 from rotator.models.durations import format_duration, next_cron_time, parse_duration
-from rotator.models.errors import InvalidSpecError
+from rotator.models.errors import InvalidSpecError, PermanentError
+from rotator.models.refs import Event, PolicyRef
+from rotator.models.settings import Settings
 from rotator.models.spec import (
     Alphabet,
     RotationPolicySpec,
@@ -14,6 +18,7 @@ from rotator.models.spec import (
     parse_spec,
 )
 from rotator.models.status import (
+    HISTORY_LIMIT,
     Condition,
     ConditionStatus,
     ConditionType,
@@ -24,29 +29,39 @@ from rotator.models.status import (
     RotationResult,
     RotationState,
     Step,
+    StepTiming,
     TriggerReason,
+    format_precise_time,
     format_time,
     parse_time,
+    utcnow,
 )
 
 __all__ = [
+    "HISTORY_LIMIT",
     "Alphabet",
     "Condition",
     "ConditionStatus",
     "ConditionType",
     "DryRunReport",
+    "Event",
     "HistoryEntry",
     "InvalidSpecError",
+    "PermanentError",
     "Phase",
+    "PolicyRef",
     "RotationPolicySpec",
     "RotationPolicyStatus",
     "RotationResult",
     "RotationState",
+    "Settings",
     "Step",
+    "StepTiming",
     "StoreKind",
     "TriggerReason",
     "WorkloadKind",
     "format_duration",
+    "format_precise_time",
     "format_time",
     "get_condition",
     "next_cron_time",
@@ -54,4 +69,5 @@ __all__ = [
     "parse_spec",
     "parse_time",
     "set_condition",
+    "utcnow",
 ]

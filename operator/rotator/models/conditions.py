@@ -1,78 +1,72 @@
-"""The one helper that sets a status condition, and the reasons conditions carry.
+"""The one helper that sets a status condition.
 
 cert-manager/ESO rule: a condition's ``lastTransitionTime`` moves only when its ``status``
 flips, so "Ready since" stays meaningful across the many reconciles that only refresh the
 message; ``observedGeneration`` says which spec the condition judged. Callers emit an Event with
-the same reason constant, so ``kubectl describe`` and the condition tell the same story.
+the same reason constant (:mod:`rotator.models.reasons`), so ``kubectl describe`` and the
+condition tell the same story.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Final
 
-from rotator.models.status import ConditionStatus, format_time
-
-# Reasons (CamelCase, as metav1.Condition requires); same values as the Events that go with them.
-READY: Final = "Ready"
-INVALID_SPEC: Final = "InvalidSpec"
-SUSPENDED: Final = "Suspended"
-DRY_RUN: Final = "DryRun"
-IDLE: Final = "Idle"
-ROTATING: Final = "Rotating"
-ROTATION_SUCCEEDED: Final = "RotationSucceeded"
-ROTATION_ROLLED_BACK: Final = "RotationRolledBack"
-ROTATION_FAILED: Final = "RotationFailed"
-STORE_UNAVAILABLE: Final = "StoreUnavailable"
+from rotator.models.status import Condition, ConditionStatus, ConditionType
 
 
-def _status_text(status: bool | str) -> str:
+def _status_of(status: bool | str) -> ConditionStatus:
     if isinstance(status, bool):
         return ConditionStatus.TRUE if status else ConditionStatus.FALSE
-    return str(ConditionStatus(status))  # refuses anything but True/False/Unknown
+    return ConditionStatus(status)  # refuses anything but True/False/Unknown
 
 
 def set_condition(
-    conditions: Iterable[Mapping[str, Any]],
-    type_: str,
+    conditions: Iterable[Condition],
+    type_: ConditionType | str,
     status: bool | str,
     reason: str,
     message: str,
     now: datetime,
     generation: int,
-) -> list[dict[str, Any]]:
-    """Return ``conditions`` (raw camelCase dicts, as in ``.status``) with ``type_`` set.
+) -> tuple[Condition, ...]:
+    """Return ``conditions`` with ``type_`` set; the others untouched, in order.
 
     ``lastTransitionTime`` is kept when the status is unchanged and set to ``now`` otherwise;
-    ``observedGeneration`` is always stamped. Other conditions are returned untouched, in order,
-    and the input is not modified.
+    ``observedGeneration`` is always stamped.
     """
-    text = _status_text(status)
-    result: list[dict[str, Any]] = []
+    kind = ConditionType(type_)
+    value = _status_of(status)
+    result: list[Condition] = []
     found = False
     for existing in conditions:
-        condition = dict(existing)
-        if condition.get("type") == type_:
+        if existing.type == kind:
             found = True
-            if condition.get("status") != text or not condition.get("lastTransitionTime"):
-                condition["lastTransitionTime"] = format_time(now)
-            condition.update(status=text, reason=reason, message=message, observedGeneration=generation)
-        result.append(condition)
+            moved = existing.status != value
+            existing = Condition(
+                type=kind,
+                status=value,
+                reason=reason,
+                message=message,
+                last_transition_time=now if moved else existing.last_transition_time,
+                observed_generation=generation,
+            )
+        result.append(existing)
     if not found:
         result.append(
-            {
-                "type": type_,
-                "status": text,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": format_time(now),
-                "observedGeneration": generation,
-            }
+            Condition(
+                type=kind,
+                status=value,
+                reason=reason,
+                message=message,
+                last_transition_time=now,
+                observed_generation=generation,
+            )
         )
-    return result
+    return tuple(result)
 
 
-def get_condition(conditions: Iterable[Mapping[str, Any]], type_: str) -> Mapping[str, Any] | None:
-    """The raw condition of that type, if present."""
-    return next((c for c in conditions if c.get("type") == type_), None)
+def get_condition(conditions: Iterable[Condition], type_: ConditionType | str) -> Condition | None:
+    """The condition of that type, if present."""
+    kind = ConditionType(type_)
+    return next((c for c in conditions if c.type == kind), None)

@@ -1,4 +1,4 @@
-"""The one exception the models raise: an invalid spec is permanent, so it must say where."""
+"""The errors every layer may raise: an invalid spec, and a permanent refusal with its reason."""
 
 from __future__ import annotations
 
@@ -14,3 +14,15 @@ class InvalidSpecError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class PermanentError(Exception):
+    """A problem no retry fixes (a foreign Secret, a missing token key): a human must act.
+
+    ``reason`` is a constant from :mod:`rotator.models.reasons`; the engine puts it and the
+    message in ``Ready=False`` (and ``Degraded`` mid-rotation) and re-checks only slowly.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

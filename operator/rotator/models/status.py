@@ -2,7 +2,8 @@
 
 The operator persists a rotation's progress in status before any side effect (DESIGN §1), so what
 it writes must read back identically: ``to_patch()`` emits exactly the CRD's fields (times as
-RFC 3339 UTC, seconds precision like metav1.Time) and ``from_raw()`` accepts what it wrote.
+RFC 3339 UTC: ``Time`` with whole seconds like metav1.Time, ``PreciseTime`` with milliseconds like
+metav1.MicroTime where step timings need them) and ``from_raw()`` accepts what it wrote.
 Unknown status fields are ignored on read rather than rejected: an older operator must not fail
 on a status written by a newer one.
 """
@@ -27,6 +28,18 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def format_precise_time(moment: datetime) -> str:
+    """``2026-11-27T20:00:00.123Z``: UTC with milliseconds, for the step timeline."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: pass an aware time (the clock is injected, in UTC)")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def utcnow() -> datetime:
+    """The real clock; only the edges (handlers, CLI, fakes' defaults) call it, logic gets ``now``."""
+    return datetime.now(UTC)
+
+
 def parse_time(text: str) -> datetime:
     """Parse RFC 3339 (``Z`` or an offset) into an aware UTC datetime."""
     moment = datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
@@ -36,6 +49,7 @@ def parse_time(text: str) -> datetime:
 
 
 Time = Annotated[datetime, PlainSerializer(format_time, return_type=str)]
+PreciseTime = Annotated[datetime, PlainSerializer(format_precise_time, return_type=str)]
 
 
 class Phase(StrEnum):
@@ -120,7 +134,7 @@ class RotationState(_Status):
     step: Step
     reason: TriggerReason | None = None
     started_at: Time | None = None
-    step_started_at: Time | None = None
+    step_started_at: PreciseTime | None = None
     attempt: int = 0
     old_version: str | None = None
     new_version: str | None = None
@@ -170,4 +184,5 @@ class RotationPolicyStatus(_Status):
     last_dry_run: DryRunReport | None = None
 
     def condition(self, kind: ConditionType) -> Condition | None:
+        """The condition of that type, if present (the one lookup everyone uses)."""
         return next((c for c in self.conditions if c.type == kind), None)

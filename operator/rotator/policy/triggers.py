@@ -4,10 +4,12 @@ The answer is a short, ordered chain of small checks over facts the engine has a
 (cert-manager's "should renew" policy chain). Each check either answers or passes; the first
 answer wins, so the order *is* the policy:
 
-1. ``suspended``          - a suspended policy never rotates; a pending force is reported as
-                            ignored (and recorded, so resuming does not fire a stale request).
-2. ``rotation in progress`` - one rotation at a time; a force that arrives meanwhile is
-                            absorbed by the running rotation (reported once, never queued).
+1. ``rotation in progress`` - one rotation at a time, and it always finishes (stopping half way
+                            would strand the dual credentials); a force that arrives meanwhile
+                            is absorbed by it (reported once, never queued). This link is the
+                            engine's one "already rotating" gate.
+2. ``suspended``          - a suspended policy starts no rotation; a pending force is reported
+                            as ignored (and recorded, so resuming does not fire a stale request).
 3. ``Forced``             - the ``rotator.dev/force-rotate`` annotation holds a value not yet
                             handled.
 4. ``Initial``            - never rotated, and the store held nothing we adopted.
@@ -128,7 +130,7 @@ Check = Callable[[TriggerInputs, datetime], Decision | None]
 
 
 def _suspended(inputs: TriggerInputs, now: datetime) -> Decision | None:
-    """A suspended policy never rotates, not even when forced.
+    """A suspended policy starts no rotation, not even when forced.
 
     The pending force is recorded as handled: "ignored" means ignored, so resuming the policy
     hours later does not fire a request the user may have forgotten about.
@@ -250,8 +252,8 @@ def _due(inputs: TriggerInputs, now: datetime) -> Decision | None:
 
 
 CHECKS: Sequence[Check] = (
-    _suspended,
     _rotating,
+    _suspended,
     _forced,
     _paused_after_failure,
     _initial,

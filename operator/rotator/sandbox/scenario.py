@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rotator.kube import Kube, policy_path
+from rotator.models.keys import FORCE_ROTATE
 from rotator.sandbox import demo
 from rotator.sandbox.operator_process import OperatorProcess
 from rotator.sandbox.stack import Stack
@@ -103,7 +104,7 @@ def scrape(url: str) -> str:
 def force(kube: Kube, value: str) -> None:
     kube.merge_patch(
         policy_path(demo.NAMESPACE, demo.POLICY),
-        {"metadata": {"annotations": {"rotator.dev/force-rotate": value}}},
+        {"metadata": {"annotations": {FORCE_ROTATE: value}}},
     )
 
 

@@ -16,29 +16,11 @@ from typing import Any
 from pydantic import SecretStr
 
 from rotator.kube import Kube
+from rotator.models import Event, PolicyRef
 from rotator.models.spec import RotationPolicySpec
 from rotator.policy.transitions import Outcome
+from rotator.steps.checkpoints import CheckpointHook
 from rotator.stores.base import Store
-
-
-@dataclass(frozen=True)
-class PolicyRef:
-    namespace: str
-    name: str
-    uid: str
-
-    @property
-    def owner(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to post on the policy; reasons are the constants in rotator.steps.reasons."""
-
-    reason: str
-    message: str
-    warning: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,27 +37,27 @@ class StepContext:
     kube: Kube
     now: datetime
     generate: Callable[[], SecretStr]
-    checkpoint: Callable[[str], None]
+    checkpoint: CheckpointHook
     verify_timeout: timedelta
     grace_period: timedelta
+    #: Seconds until a waiting step wants to look again (Settings.poll).
+    poll: float
 
 
 @dataclass(frozen=True)
 class StepResult:
     outcome: Outcome
     message: str
-    # Rotation-state fields to set, in status (camelCase) form: newVersion, verifiedAt, ...
+    #: RotationState fields to set, by their Python names (new_version, verified_at, ...).
     updates: Mapping[str, Any] = field(default_factory=dict)
     events: tuple[Event, ...] = ()
-    # How soon to look again when waiting; None lets the engine pick its default poll.
+    #: How soon to look again when waiting; None lets the engine use Settings.poll.
     requeue_after: float | None = None
-    # Kinds of the workloads this run actually patched (for rotator_restarts_total).
+    #: Kinds of the workloads this run actually patched (for rotator_restarts_total).
     restarted_kinds: tuple[str, ...] = ()
 
 
-class PermanentStepError(Exception):
-    """A problem no retry can fix (a foreign Secret, an unowned store path): named in a condition."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+def gave_up(message: str, reason: str, outcome: Outcome = Outcome.FAILED) -> StepResult:
+    """The step cannot succeed (or timed out): recorded as the rotation's last error, with a
+    Warning Event; the transition table sends the rotation to rollback."""
+    return StepResult(outcome, message, {"last_error": message}, (Event(reason, message, True),))

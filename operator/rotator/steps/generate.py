@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from rotator.models import Event, reasons
 from rotator.policy.transitions import Outcome
-from rotator.steps import reasons
-from rotator.steps.context import Event, StepContext, StepResult
+from rotator.steps.checkpoints import Checkpoint
+from rotator.steps.context import StepContext, StepResult
 
 
 def run(ctx: StepContext) -> StepResult:
@@ -14,15 +15,15 @@ def run(ctx: StepContext) -> StepResult:
         return StepResult(
             Outcome.DONE,
             f"adopted store version {existing.version} already written for this rotation",
-            {"newVersion": existing.version},
+            {"new_version": existing.version},
         )
-    ctx.checkpoint("generate:before-write")
+    ctx.checkpoint(Checkpoint.GENERATE_BEFORE_WRITE)
     written = ctx.store.write_pending(ctx.generate(), ctx.rotation_id)
-    ctx.checkpoint("generate:after-write")
+    ctx.checkpoint(Checkpoint.GENERATE_AFTER_WRITE)
     return StepResult(
         Outcome.DONE,
         f"wrote store version {written.version} as pending",
-        {"newVersion": written.version},
+        {"new_version": written.version},
         (
             Event(
                 reasons.CREDENTIAL_GENERATED,

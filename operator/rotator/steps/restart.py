@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from rotator.models import format_duration
+from rotator.models import Event, PermanentError, format_duration, reasons
 from rotator.policy.transitions import Outcome, verify_deadline_passed
-from rotator.steps import reasons
-from rotator.steps.context import Event, PermanentStepError, StepContext, StepResult
-from rotator.steps.workload_io import read_workload, restart, target_key
+from rotator.steps.checkpoints import Checkpoint
+from rotator.steps.context import StepContext, StepResult, gave_up
 from rotator.workloads.discovery import workload_secret_names
 from rotator.workloads.health import rollout_health
-
-POLL_SECONDS = 1.0
+from rotator.workloads.io import read_workload, restart, target_key
 
 
 def run(ctx: StepContext) -> StepResult:
@@ -24,21 +22,14 @@ def run(ctx: StepContext) -> StepResult:
             if health is not None and health.state == "failed":
                 # Stop spreading a credential that breaks a consumer: roll back now.
                 message = f"{key} failed its rollout: {health.message}"
-                return StepResult(
-                    Outcome.FAILED,
-                    message,
-                    {"lastError": message},
-                    (Event(reasons.VERIFY_FAILED, message, True),),
-                )
+                return gave_up(message, reasons.VERIFY_FAILED)
             if health is not None and health.state == "progressing":
                 in_flight += 1
     if in_flight and verify_deadline_passed(ctx.step_started_at, ctx.verify_timeout, ctx.now):
         # Throttled rollouts that never finish (no progress deadline on StatefulSets/DaemonSets)
         # would hold the rotation here for ever; verify.timeout bounds this step as well.
         message = f"restarts did not finish within {format_duration(ctx.verify_timeout)}"
-        return StepResult(
-            Outcome.TIMED_OUT, message, {"lastError": message}, (Event(reasons.VERIFY_FAILED, message, True),)
-        )
+        return gave_up(message, reasons.VERIFY_FAILED, Outcome.TIMED_OUT)
     events: list[Event] = []
     kinds: list[str] = []
     for target in ctx.spec.restart.targets:
@@ -47,14 +38,14 @@ def run(ctx: StepContext) -> StepResult:
             continue
         if in_flight >= ctx.spec.restart.max_concurrent:
             break
-        ctx.checkpoint("restart:before-patch")
+        ctx.checkpoint(Checkpoint.RESTART_BEFORE_PATCH)
         try:
             patched = restart(
                 ctx.kube, ctx.policy.namespace, target.kind, target.name, ctx.rotation_id, ctx.now
             )
         except LookupError as exc:
-            raise PermanentStepError(reasons.TARGET_MISSING, str(exc)) from None
-        ctx.checkpoint("restart:after-patch")
+            raise PermanentError(reasons.TARGET_MISSING, str(exc)) from None
+        ctx.checkpoint(Checkpoint.RESTART_AFTER_PATCH)
         done.append(key)
         in_flight += 1
         if patched:
@@ -73,14 +64,14 @@ def run(ctx: StepContext) -> StepResult:
     # Counted against the spec, not against `done`: a target removed from the spec mid-rotation
     # must not make another one look restarted.
     remaining = [t for t in ctx.spec.restart.targets if target_key(t.kind, t.name) not in done]
-    updates = {"restartedTargets": done}
+    updates = {"restarted_targets": tuple(done)}
     if remaining:
         return StepResult(
             Outcome.WAITING,
             f"{len(done)} of {len(ctx.spec.restart.targets)} targets restarted; throttled",
             updates,
             tuple(events),
-            POLL_SECONDS,
+            ctx.poll,
             tuple(kinds),
         )
     return StepResult(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
+from rotator.managed_secret import write_secret
+from rotator.models import Event, reasons
 from rotator.policy.transitions import Outcome, grace_period_over, may_revoke
-from rotator.steps import reasons
-from rotator.steps.context import Event, StepContext, StepResult
-from rotator.steps.secret_sync import write_secret
+from rotator.steps.checkpoints import Checkpoint
+from rotator.steps.context import StepContext, StepResult
 
 
 def run(ctx: StepContext) -> StepResult:
@@ -28,11 +29,11 @@ def run(ctx: StepContext) -> StepResult:
         )
     secret = ctx.spec.secret
     values: dict[str, SecretStr] = {secret.key: ctx.store.read_value(ctx.new_version)}
-    ctx.checkpoint("revoke:before-secret")
+    ctx.checkpoint(Checkpoint.REVOKE_BEFORE_SECRET)
     write_secret(ctx.kube, ctx.policy, secret.name, values, ctx.new_version, ctx.rotation_id)
-    ctx.checkpoint("revoke:before-store")
+    ctx.checkpoint(Checkpoint.REVOKE_BEFORE_STORE)
     if ctx.old_version is not None:
         ctx.store.revoke(ctx.old_version)
-    ctx.checkpoint("revoke:after-store")
+    ctx.checkpoint(Checkpoint.REVOKE_AFTER_STORE)
     message = f"old credential (store version {ctx.old_version or 'none'}) revoked"
     return StepResult(Outcome.DONE, message, {}, (Event(reasons.CREDENTIAL_REVOKED, message),))

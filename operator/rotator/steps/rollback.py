@@ -5,13 +5,15 @@ The old credential is never revoked here; it is what the workloads return to.
 
 from __future__ import annotations
 
+from rotator.managed_secret import write_secret
+from rotator.models import Event, reasons
+from rotator.models.keys import ROTATION_ID
 from rotator.policy.transitions import Outcome
-from rotator.steps import reasons
-from rotator.steps.context import Event, StepContext, StepResult
-from rotator.steps.secret_sync import write_secret
-from rotator.steps.workload_io import read_workload, restart, target_key
+from rotator.steps.checkpoints import Checkpoint
+from rotator.steps.context import StepContext, StepResult
+from rotator.workloads.io import read_workload, restart, target_key
 from rotator.workloads.kinds import KINDS
-from rotator.workloads.restarter import ROTATION_ID, template_annotations
+from rotator.workloads.restarter import template_annotations
 
 
 def rollback_targets(ctx: StepContext) -> list[tuple[str, str]]:
@@ -31,10 +33,10 @@ def run(ctx: StepContext) -> StepResult:
         message = "verification failed and there is no previous credential to restore; kept the new one"
         return StepResult(Outcome.DONE, message, {}, (Event(reasons.ROTATION_ROLLED_BACK, message, True),))
     secret = ctx.spec.secret
-    ctx.checkpoint("rollback:before-secret")
+    ctx.checkpoint(Checkpoint.ROLLBACK_BEFORE_SECRET)
     old_value = ctx.store.read_value(ctx.old_version)
     write_secret(ctx.kube, ctx.policy, secret.name, {secret.key: old_value}, ctx.old_version, ctx.rotation_id)
-    ctx.checkpoint("rollback:before-restart")
+    ctx.checkpoint(Checkpoint.ROLLBACK_BEFORE_RESTART)
     restart_id = f"{ctx.rotation_id}-rollback"
     kinds: list[str] = []
     for kind, name in rollback_targets(ctx):
@@ -52,10 +54,10 @@ def run(ctx: StepContext) -> StepResult:
                 kinds.append(kind)
         except LookupError:
             continue
-    ctx.checkpoint("rollback:before-store")
+    ctx.checkpoint(Checkpoint.ROLLBACK_BEFORE_STORE)
     if ctx.new_version is not None:
         ctx.store.mark_failed(ctx.new_version, ctx.old_version)
-    ctx.checkpoint("rollback:after-store")
+    ctx.checkpoint(Checkpoint.ROLLBACK_AFTER_STORE)
     message = f"rolled back to store version {ctx.old_version}; version {ctx.new_version} marked failed"
     return StepResult(
         Outcome.DONE, message, {}, (Event(reasons.ROTATION_ROLLED_BACK, message, True),), None, tuple(kinds)

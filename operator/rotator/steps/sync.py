@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
+from rotator.managed_secret import write_secret
+from rotator.models import Event, reasons
 from rotator.policy.transitions import Outcome
-from rotator.steps import reasons
-from rotator.steps.context import Event, StepContext, StepResult
-from rotator.steps.secret_sync import write_secret
+from rotator.steps.checkpoints import Checkpoint
+from rotator.steps.context import StepContext, StepResult
 
 
 def run(ctx: StepContext) -> StepResult:
@@ -16,9 +17,9 @@ def run(ctx: StepContext) -> StepResult:
     values: dict[str, SecretStr] = {secret.key: ctx.store.read_value(ctx.new_version)}
     if secret.previous_key and ctx.old_version is not None:
         values[secret.previous_key] = ctx.store.read_value(ctx.old_version)
-    ctx.checkpoint("sync:before-write")
+    ctx.checkpoint(Checkpoint.SYNC_BEFORE_WRITE)
     changed = write_secret(ctx.kube, ctx.policy, secret.name, values, ctx.new_version, ctx.rotation_id)
-    ctx.checkpoint("sync:after-write")
+    ctx.checkpoint(Checkpoint.SYNC_AFTER_WRITE)
     message = f"Secret {secret.name} holds version {ctx.new_version}"
     events = (Event(reasons.SECRET_SYNCED, message),) if changed else ()
     return StepResult(Outcome.DONE, message, {}, events)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from rotator.models import format_duration, format_time
+from rotator.managed_secret import current_secret_version
+from rotator.models import format_duration, reasons
+from rotator.models.keys import ROTATION_ID
 from rotator.policy.transitions import Outcome, verify_deadline_passed
-from rotator.steps import reasons
-from rotator.steps.context import Event, StepContext, StepResult
-from rotator.steps.secret_sync import current_secret_version
-from rotator.steps.workload_io import read_workload
+from rotator.steps.context import StepContext, StepResult, gave_up
 from rotator.workloads.health import rollout_health
-from rotator.workloads.restarter import ROTATION_ID, template_annotations
-
-POLL_SECONDS = 1.0
+from rotator.workloads.io import read_workload
+from rotator.workloads.restarter import template_annotations
 
 
 def run(ctx: StepContext) -> StepResult:
@@ -19,7 +17,9 @@ def run(ctx: StepContext) -> StepResult:
     for target in ctx.spec.restart.targets:
         workload = read_workload(ctx.kube, ctx.policy.namespace, target.kind, target.name)
         if workload is None:
-            return _failed(f"{target.kind} {target.name} disappeared during verification")
+            return gave_up(
+                f"{target.kind} {target.name} disappeared during verification", reasons.VERIFY_FAILED
+            )
         if template_annotations(workload).get(ROTATION_ID) != ctx.rotation_id:
             # Never rolled for this rotation (added to the spec mid-way): its pods still hold the
             # old value, so revoking it would break them. Wait, and roll back at the timeout.
@@ -27,7 +27,7 @@ def run(ctx: StepContext) -> StepResult:
             continue
         health = rollout_health(target.kind, workload)
         if health.state == "failed":
-            return _failed(health.message)
+            return gave_up(health.message, reasons.VERIFY_FAILED)
         if health.state != "complete":
             waiting.append(health.message)
     secret = ctx.kube.get_secret(ctx.policy.namespace, ctx.spec.secret.name)
@@ -37,17 +37,9 @@ def run(ctx: StepContext) -> StepResult:
         return StepResult(
             Outcome.DONE,
             "all rollouts complete; new credential in place",
-            {"verifiedAt": format_time(ctx.now)},
+            {"verified_at": ctx.now},
         )
     if verify_deadline_passed(ctx.step_started_at, ctx.verify_timeout, ctx.now):
         message = f"verification timed out after {format_duration(ctx.verify_timeout)}: {waiting[0]}"
-        return StepResult(
-            Outcome.TIMED_OUT, message, {"lastError": message}, (Event(reasons.VERIFY_FAILED, message, True),)
-        )
-    return StepResult(Outcome.WAITING, waiting[0], {}, (), POLL_SECONDS)
-
-
-def _failed(message: str) -> StepResult:
-    return StepResult(
-        Outcome.FAILED, message, {"lastError": message}, (Event(reasons.VERIFY_FAILED, message, True),)
-    )
+        return gave_up(message, reasons.VERIFY_FAILED, Outcome.TIMED_OUT)
+    return StepResult(Outcome.WAITING, waiting[0], {}, (), ctx.poll)

@@ -20,14 +20,17 @@ from typing import Final, Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
-MANAGED_BY: Final = "managed-by"
-MANAGED_BY_VALUE: Final = "rotator"
-OWNER: Final = "rotator.dev/owner"
-CURRENT_VERSION: Final = "rotator.dev/current-version"
-PREVIOUS_VERSION: Final = "rotator.dev/previous-version"
-FAILED_VERSIONS: Final = "rotator.dev/failed-versions"
-ROTATION_ID: Final = "rotator.dev/rotation-id"
-VALUE_KEY: Final = "value"
+# The tag keys are shared vocabulary (rotator.models.keys); re-exported under the names the
+# store implementations use.
+from rotator.models.keys import MANAGED_BY as MANAGED_BY_VALUE
+from rotator.models.keys import ROTATION_ID
+from rotator.models.keys import STORE_CURRENT_VERSION as CURRENT_VERSION
+from rotator.models.keys import STORE_FAILED_VERSIONS as FAILED_VERSIONS
+from rotator.models.keys import STORE_MANAGED_BY as MANAGED_BY
+from rotator.models.keys import STORE_OWNER as OWNER
+from rotator.models.keys import STORE_PREVIOUS_VERSION as PREVIOUS_VERSION
+from rotator.models.keys import STORE_VALUE_KEY as VALUE_KEY
+
 MAX_FAILED_VERSIONS: Final = 10
 """How many failed versions the path's metadata remembers (bounded: metadata values are small)."""
 

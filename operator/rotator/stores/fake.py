@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import SecretStr
 
+from rotator.models import utcnow
 from rotator.stores.base import (
     MANAGED_BY,
     MANAGED_BY_VALUE,
@@ -41,10 +42,6 @@ from rotator.stores.errors import (
 )
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class _Version:
     value: str | None  # None once destroyed
@@ -60,7 +57,7 @@ class FakeStore:
         path: str = "fake/secret",
         on_request: OnRequest = no_metrics,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.path = path
         self._on_request = on_request

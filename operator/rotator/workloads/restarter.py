@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
-RESTARTED_AT: Final = "rotator.dev/restarted-at"
-ROTATION_ID: Final = "rotator.dev/rotation-id"
+from rotator.models import format_time
+from rotator.models.keys import RESTARTED_AT, ROTATION_ID
 
 
 def template_annotations(workload: Mapping[str, Any]) -> Mapping[str, str]:
@@ -28,7 +28,7 @@ def already_restarted(workload: Mapping[str, Any], restart_id: str) -> bool:
 
 def restart_patch(restart_id: str, now: datetime) -> dict[str, Any]:
     """The merge patch that rolls the workload's pods, stamped with the restart id and time."""
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = format_time(now)
     return {
         "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp, ROTATION_ID: restart_id}}}}
     }

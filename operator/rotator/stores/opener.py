@@ -1,4 +1,4 @@
-"""Builds the operator's clients once per process and opens stores for policies.
+"""Opens the store a policy names, reusing clients and sessions across reconciles.
 
 Clients are cached because building them per reconcile would mean a TLS handshake and, with
 Kubernetes auth, a Vault login on every tick. A Kubernetes-auth session is renewed by logging
@@ -9,7 +9,6 @@ identity credentials itself); a refused AWS identity drops the cached client.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import threading
 import time
@@ -20,14 +19,15 @@ from typing import Any, Final
 
 from rotator.kube import Kube
 from rotator.metrics import Metrics
-from rotator.models import RotationPolicySpec
+from rotator.models import PermanentError, PolicyRef, RotationPolicySpec, reasons
 from rotator.models.spec import AwsSecretsManagerStore as AwsSpec
-from rotator.steps import reasons
-from rotator.steps.context import PermanentStepError, PolicyRef
-from rotator.stores.aws_secrets_manager import AwsSecretsManagerStore, aws_client
+from rotator.stores.aws.auth import access_key_from_secret, aws_client
+from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore
 from rotator.stores.base import Store
 from rotator.stores.errors import StoreAuthError
-from rotator.stores.vault_kv2 import VaultKV2Store, vault_client, vault_kubernetes_login
+from rotator.stores.vault.auth import token_from_secret, vault_kubernetes_login
+from rotator.stores.vault.client import vault_client
+from rotator.stores.vault.kv2 import VaultKV2Store
 
 SERVICE_ACCOUNT_TOKEN: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 # Log in again when less than this share of the Vault token's lifetime is left.
@@ -63,7 +63,7 @@ class StoreOpener:
             )
         vault = spec.store.vault
         if vault is None:
-            raise PermanentStepError(reasons.STORE_UNSUPPORTED, "spec.store: no supported store is set")
+            raise PermanentError(reasons.STORE_UNSUPPORTED, "spec.store: no supported store is set")
         if vault.auth.kubernetes is not None:
             client = self._kubernetes_session(
                 policy, vault.address, vault.auth.kubernetes.role, vault.auth.kubernetes.mount_path
@@ -97,22 +97,8 @@ class StoreOpener:
         assert vault is not None
         ref = vault.auth.token_secret_ref
         assert ref is not None, "the models guarantee exactly one auth method"
-        secret = self.kube.get_secret(policy.namespace, ref.name)
-        encoded = ((secret or {}).get("data") or {}).get(ref.key)
-        if not encoded:
-            raise PermanentStepError(
-                reasons.STORE_AUTH_MISSING,
-                f"spec.store.vault.auth.tokenSecretRef: Secret {policy.namespace}/{ref.name} "
-                f"has no key {ref.key!r}",
-            )
-        token = base64.b64decode(encoded).decode(errors="replace").strip()
-        if not token or not token.isprintable() or any(c.isspace() for c in token):
-            # Never echo it: a malformed token would end up in an HTTP header and its errors.
-            raise PermanentStepError(
-                reasons.STORE_AUTH_MISSING,
-                f"spec.store.vault.auth.tokenSecretRef: Secret {policy.namespace}/{ref.name} key {ref.key!r} "
-                "does not hold a single-line Vault token",
-            )
+        where = f"spec.store.vault.auth.tokenSecretRef: Secret {policy.namespace}/{ref.name}"
+        token = token_from_secret(where, self.kube.get_secret(policy.namespace, ref.name), ref.key)
         key = (vault.address, "token", _digest(token))
         with self._lock:
             session = self._sessions.get(key)
@@ -146,18 +132,7 @@ class StoreOpener:
     @staticmethod
     def _aws_key(policy: PolicyRef, name: str, key: str, secret: Mapping[str, Any] | None) -> str:
         where = f"spec.store.awsSecretsManager.auth.accessKeySecretRef: Secret {policy.namespace}/{name}"
-        if secret is None:
-            raise PermanentStepError(reasons.STORE_AUTH_MISSING, f"{where} not found")
-        encoded = (secret.get("data") or {}).get(key)
-        if not encoded:
-            raise PermanentStepError(reasons.STORE_AUTH_MISSING, f"{where} has no key {key!r}")
-        text = base64.b64decode(encoded).decode(errors="replace").strip()
-        if not text or not text.isprintable() or any(c.isspace() for c in text):
-            # Never echo it: it would end up in a signed request and its errors.
-            raise PermanentStepError(
-                reasons.STORE_AUTH_MISSING, f"{where} key {key!r} does not hold a single-line AWS key"
-            )
-        return text
+        return access_key_from_secret(where, secret, key)
 
     def _kubernetes_session(self, policy: PolicyRef, address: str, role: str, mount_path: str) -> Any:
         key = (address, "kubernetes", role, mount_path)
@@ -170,7 +145,7 @@ class StoreOpener:
         try:
             jwt = self.service_account_token.read_text().strip()
         except OSError as exc:
-            raise PermanentStepError(
+            raise PermanentError(
                 reasons.STORE_AUTH_MISSING,
                 f"spec.store.vault.auth.kubernetes: no service account token at {self.service_account_token} "
                 f"({type(exc).__name__})",
@@ -179,7 +154,7 @@ class StoreOpener:
         try:
             lifetime = vault_kubernetes_login(client, role, jwt, mount_path)
         except StoreAuthError as exc:
-            raise PermanentStepError(
+            raise PermanentError(
                 reasons.STORE_AUTH_FAILED, f"spec.store.vault.auth.kubernetes: {exc}"
             ) from None
         expires = now + lifetime * (1 - RENEW_FRACTION) if lifetime > 0 else float("inf")

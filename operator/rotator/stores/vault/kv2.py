@@ -60,6 +60,7 @@ from rotator.stores.errors import (
     StoreUnavailable,
     StoreVersionNotFound,
 )
+from rotator.stores.vault.client import TRANSIENT as _TRANSIENT
 
 T = TypeVar("T")
 
@@ -70,47 +71,9 @@ and far more than one rotation ever leaves behind (pending + current + previous 
 KV_DEFAULT_MAX_VERSIONS: Final = 10
 """Versions KV v2 keeps per path when neither the path nor the mount sets max_versions."""
 
-_TRANSIENT: Final = (
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-    hvac.exceptions.VaultDown,
-    hvac.exceptions.InternalServerError,
-    hvac.exceptions.BadGateway,
-    hvac.exceptions.RateLimitExceeded,
-)
-
 
 class _CasMismatch(Exception):
     """Internal: the check-and-set write lost against a newer version."""
-
-
-def vault_client(address: str, token: str, timeout: float) -> hvac.Client:
-    """Build an hvac client (once per process per address and token, see ``wiring``).
-
-    ``timeout`` (seconds) bounds every HTTP request, so an unreachable Vault turns into
-    StoreUnavailable instead of a stuck reconcile.
-    """
-    return hvac.Client(url=address, token=token, timeout=timeout)
-
-
-def vault_kubernetes_login(client: hvac.Client, role: str, jwt: str, mount_point: str) -> float:
-    """Log the client in with a service-account token; returns the token's lifetime in seconds.
-
-    Vault checks the token with the cluster's TokenReview API and the role's bindings, so a
-    refusal names the role (never the token). The client keeps the issued Vault token.
-    """
-    try:
-        response = client.auth.kubernetes.login(role=role, jwt=jwt, mount_point=mount_point)
-    except _TRANSIENT as exc:
-        raise StoreUnavailable(f"Vault kubernetes login: {type(exc).__name__}") from None
-    except requests.exceptions.RequestException as exc:
-        raise StoreUnavailable(f"Vault kubernetes login: {type(exc).__name__}") from None
-    except hvac.exceptions.VaultError as exc:
-        detail = ", ".join(str(e) for e in exc.errors) if exc.errors else type(exc).__name__
-        raise StoreAuthError(
-            f"Vault kubernetes login with role {role!r} at auth/{mount_point} refused: {detail}"
-        ) from None
-    return float((response.get("auth") or {}).get("lease_duration") or 0)
 
 
 def _parse_time(text: object) -> datetime | None:
@@ -529,4 +492,4 @@ class VaultKV2Store:
         )
 
 
-__all__ = ["KV_DEFAULT_MAX_VERSIONS", "SCAN_LIMIT", "VaultKV2Store", "vault_client"]
+__all__ = ["KV_DEFAULT_MAX_VERSIONS", "SCAN_LIMIT", "VaultKV2Store"]

@@ -1,4 +1,4 @@
-"""Reads and restarts the workloads a policy names (the I/O half of rotator.workloads)."""
+"""Reads and restarts the workloads a policy names: the I/O half of rotator.workloads, over ``Kube``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Writes the Kubernetes Secret a policy owns; shared by sync, revoke, rollback and drift repair.
+"""The Kubernetes Secret a policy owns: written by sync, revoke, rollback and drift repair.
 
 The Secret is identified as ours by the managed-by label and an owner reference to the policy;
 anything else with the same name is a foreign object and is never overwritten.
@@ -10,20 +10,21 @@ import base64
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from pydantic import SecretStr
 
 from rotator.kube import API_VERSION, KIND, Kube
-from rotator.steps import reasons
-from rotator.steps.context import PermanentStepError, PolicyRef
-
-MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
-MANAGED_BY: Final = "rotator"
-POLICY_LABEL: Final = "rotator.dev/policy"
-ROTATION_ID: Final = "rotator.dev/rotation-id"
-VERSION: Final = "rotator.dev/version"
-DATA_HASH: Final = "rotator.dev/data-hash"
+from rotator.models import PermanentError, PolicyRef, reasons
+from rotator.models.keys import (
+    DATA_HASH,
+    DOMAIN,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    POLICY_LABEL,
+    ROTATION_ID,
+    SECRET_VERSION,
+)
 
 
 def encode(values: Mapping[str, SecretStr]) -> dict[str, str]:
@@ -48,14 +49,14 @@ def in_sync(secret: Mapping[str, Any] | None, data: Mapping[str, str], version: 
     return bool(
         (secret.get("data") or {}) == dict(data)
         and annotations.get(DATA_HASH) == data_hash(data)
-        and annotations.get(VERSION) == version
+        and annotations.get(SECRET_VERSION) == version
     )
 
 
 def current_secret_version(secret: Mapping[str, Any] | None) -> str | None:
     if secret is None:
         return None
-    version = (secret.get("metadata", {}).get("annotations") or {}).get(VERSION)
+    version = (secret.get("metadata", {}).get("annotations") or {}).get(SECRET_VERSION)
     return str(version) if version is not None else None
 
 
@@ -63,7 +64,7 @@ def ensure_secret_is_ours(kube: Kube, policy: PolicyRef, name: str) -> dict[str,
     """The Secret if rotator owns it, None if absent; a foreign one is a permanent refusal."""
     existing = kube.get_secret(policy.namespace, name)
     if existing is not None and not is_ours(existing, policy):
-        raise PermanentStepError(
+        raise PermanentError(
             reasons.SECRET_NOT_OWNED,
             f"Secret {policy.namespace}/{name} exists and is not managed by rotator for this policy "
             f"(label {MANAGED_BY_LABEL}={MANAGED_BY}, {POLICY_LABEL}={policy.name}); "
@@ -93,7 +94,7 @@ def write_secret(
         "name": name,
         "namespace": policy.namespace,
         "labels": {MANAGED_BY_LABEL: MANAGED_BY, POLICY_LABEL: policy.name},
-        "annotations": {ROTATION_ID: rotation_id, VERSION: version, DATA_HASH: data_hash(data)},
+        "annotations": {ROTATION_ID: rotation_id, SECRET_VERSION: version, DATA_HASH: data_hash(data)},
         "ownerReferences": [
             {
                 "apiVersion": API_VERSION,
@@ -119,7 +120,7 @@ def write_secret(
         metadata["resourceVersion"] = old_meta.get("resourceVersion")
         metadata["labels"] = {**(old_meta.get("labels") or {}), **metadata["labels"]}
         foreign_annotations = {
-            k: v for k, v in (old_meta.get("annotations") or {}).items() if not k.startswith("rotator.dev/")
+            k: v for k, v in (old_meta.get("annotations") or {}).items() if not k.startswith(f"{DOMAIN}/")
         }
         metadata["annotations"] = {**foreign_annotations, **metadata["annotations"]}
         kube.replace_secret(policy.namespace, name, body)

@@ -41,13 +41,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-import boto3
 import botocore.exceptions
-from botocore.config import Config
 from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from rotator.logs import SENSITIVE
+from rotator.models.keys import STORE_VERSIONS as ROTATOR_VERSIONS
 from rotator.stores.base import (
     FAILED_VERSIONS,
     MANAGED_BY,
@@ -78,8 +77,6 @@ T = TypeVar("T")
 AWSCURRENT: Final = "AWSCURRENT"
 AWSPENDING: Final = "AWSPENDING"
 AWSPREVIOUS: Final = "AWSPREVIOUS"
-ROTATOR_VERSIONS: Final = "rotator.dev/versions"
-"""Tag: the version ids rotator wrote (space separated, bounded)."""
 TAG_VALUE_LIMIT: Final = 256
 """Characters an AWS tag value may hold."""
 MAX_VERSION_PAGES: Final = 3
@@ -115,31 +112,6 @@ _AUTH_CODES: Final = frozenset(
 )
 _NOT_FOUND: Final = "ResourceNotFoundException"
 _MIN_TOKEN, _MAX_TOKEN = 32, 64
-
-
-def aws_client(
-    region: str,
-    endpoint_url: str | None = None,
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    timeout: float = 5.0,
-) -> SecretsManagerClient:
-    """Build a Secrets Manager client (once per process per location and keys, see ``wiring``).
-
-    Without keys the default credential chain applies (environment, IRSA web identity, instance
-    profile). ``timeout`` bounds connect and read, and botocore's own retries are cut to one so
-    the store's short retries and the engine's backoff decide, not a hidden loop.
-    """
-    config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
-    session = boto3.session.Session()  # a session per client: boto3's default one is not thread-safe
-    return session.client(
-        "secretsmanager",
-        region_name=region,
-        endpoint_url=endpoint_url,
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key,
-        config=config,
-    )
 
 
 def _error_code(exc: botocore.exceptions.ClientError) -> str:
@@ -213,7 +185,7 @@ def _bounded(ids: Sequence[str], keep: set[str]) -> str:
 
 
 class AwsSecretsManagerStore:
-    """Store on one Secrets Manager secret. ``client`` is built by ``aws_client``."""
+    """Store on one Secrets Manager secret. ``client`` is built by ``rotator.stores.aws.auth.aws_client``."""
 
     kind = "aws"
 
@@ -590,5 +562,4 @@ __all__ = [
     "AWSPREVIOUS",
     "ROTATOR_VERSIONS",
     "AwsSecretsManagerStore",
-    "aws_client",
 ]

@@ -1,0 +1,164 @@
+"""The rotating reconciler: run the current step once, record what it did, move on.
+
+Before the step: a dry run set mid-rotation holds it where it is, the spec is pinned to the
+store location and Secret the rotation started with, and a force that arrived meanwhile is
+absorbed by the trigger chain's "rotation in progress" link (the one gate for it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Final
+
+from pydantic import SecretStr
+
+from rotator.engine.deps import Deps
+from rotator.engine.draft import Draft, Reconciled, persist
+from rotator.engine.facts import trigger_inputs
+from rotator.engine.finish import finish_rotation
+from rotator.logs import SENSITIVE
+from rotator.models import (
+    ConditionType,
+    PermanentError,
+    Phase,
+    RotationPolicySpec,
+    Step,
+    StepTiming,
+    reasons,
+)
+from rotator.policy.scope import StoreKindChanged, pin_to_rotation
+from rotator.policy.transitions import Outcome, next_step
+from rotator.policy.triggers import decide
+from rotator.steps import dual, generate, restart, revoke, rollback, sync, verify
+from rotator.steps.checkpoints import Checkpoint
+from rotator.steps.context import StepContext, StepResult, gave_up
+from rotator.stores.errors import StoreAuthError, StoreConflict, StoreError, StoreUnavailable
+from rotator.targets.password import generate_password
+
+STEPS: Final[dict[Step, Callable[[StepContext], StepResult]]] = {
+    Step.GENERATE: generate.run,
+    Step.DUAL: dual.run,
+    Step.SYNC: sync.run,
+    Step.RESTART: restart.run,
+    Step.VERIFY: verify.run,
+    Step.REVOKE: revoke.run,
+    Step.ROLLBACK: rollback.run,
+}
+
+#: Steps past the point of no return: a refusal there must not turn into a rollback (revoke: the
+#: new credential is verified and in use; rollback: it is the way out already).
+_NO_ROLLBACK: Final = (Step.REVOKE, Step.ROLLBACK)
+
+
+def advance_rotation(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> Reconciled:
+    rotation = draft.rotation
+    if spec.dry_run:
+        message = (
+            f"dryRun set during rotation {rotation.id}: holding at step {rotation.step} until it is unset"
+        )
+        draft.condition(ConditionType.ROTATING, True, reasons.DRY_RUN, message, event_on_change=True)
+        return persist(deps.kube, draft, deps.settings.idle_resync)
+    try:
+        spec = pin_to_rotation(spec, rotation.to_patch())
+    except StoreKindChanged as exc:
+        raise PermanentError(reasons.STORE_KIND_CHANGED, str(exc)) from None
+    _absorb_force(draft, spec)
+    result = _run_step(draft, spec, deps)
+    return _record(draft, spec, result, deps)
+
+
+def _absorb_force(draft: Draft, spec: RotationPolicySpec) -> None:
+    """A force during a rotation is covered by it: recorded as handled, reported once."""
+    inputs = trigger_inputs(
+        spec, draft.status, draft.annotations, seed=draft.ref.owner, now=draft.now, store_has_value=True
+    )
+    decision = decide(inputs, draft.now)
+    if decision.force_value_to_record:
+        draft.set(last_handled_force_rotate=decision.force_value_to_record)
+        draft.event(reasons.FORCE_IGNORED, decision.message)
+
+
+def _run_step(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> StepResult:
+    rotation = draft.rotation
+    step = rotation.step
+    ctx = StepContext(
+        policy=draft.ref,
+        spec=spec,
+        rotation_id=rotation.id,
+        old_version=rotation.old_version,
+        new_version=rotation.new_version,
+        step_started_at=rotation.step_started_at or draft.now,
+        verified_at=rotation.verified_at,
+        restarted_targets=rotation.restarted_targets,
+        store=deps.open_store(draft.ref, spec),
+        kube=deps.kube,
+        now=draft.now,
+        generate=lambda: _generate(spec),
+        checkpoint=deps.checkpoint,
+        verify_timeout=spec.verify.timeout_delta,
+        grace_period=spec.revoke.grace_period_delta,
+        poll=deps.settings.poll,
+    )
+    started = time.monotonic()
+    try:
+        result = STEPS[step](ctx)
+        deps.checkpoint(Checkpoint.before_persist(step))
+    except PermanentError as exc:
+        if step in _NO_ROLLBACK:
+            raise
+        result = gave_up(str(exc), exc.reason)
+    except (StoreUnavailable, StoreConflict, StoreAuthError):
+        raise
+    except StoreError as exc:
+        # A store refusal no retry fixes (a version gone, an invariant): before revoke the safe
+        # way out is rollback to the old credential, which was never touched.
+        if step in _NO_ROLLBACK:
+            raise
+        result = gave_up(str(exc), reasons.STORE_ERROR)
+    finally:
+        deps.metrics.step_duration.labels(step=str(step)).observe(time.monotonic() - started)
+    return result
+
+
+def _record(draft: Draft, spec: RotationPolicySpec, result: StepResult, deps: Deps) -> Reconciled:
+    """Fold the step's result into status and decide, from the transition table, what is next."""
+    step = draft.rotation.step
+    draft.set_rotation(**result.updates)
+    draft.events.extend(result.events)
+    for kind in result.restarted_kinds:
+        deps.metrics.restarts_total.labels(kind=kind).inc()
+    if result.outcome is Outcome.WAITING:
+        draft.set_rotation(last_error=None)
+        draft.condition(ConditionType.ROTATING, True, reasons.ROTATING, f"{step}: {result.message}")
+        requeue = result.requeue_after if result.requeue_after is not None else deps.settings.poll
+        return persist(deps.kube, draft, min(requeue, deps.settings.idle_resync))
+    rotation = draft.rotation
+    step_started = rotation.step_started_at or draft.now
+    seconds = round(max(0.0, (draft.now - step_started).total_seconds()), 3)
+    draft.set_rotation(steps=(*(rotation.steps or ()), StepTiming(step=step, seconds=seconds)))
+    following = next_step(step, result.outcome)
+    if following is None:
+        return finish_rotation(draft, spec, step, result, deps)
+    draft.set_rotation(
+        step=following,
+        step_started_at=draft.now,
+        attempt=0,
+        last_error=draft.rotation.last_error if following is Step.ROLLBACK else None,
+    )
+    if following is Step.ROLLBACK:
+        draft.set(phase=Phase.ROLLING_BACK)
+        draft.condition(ConditionType.DEGRADED, True, reasons.VERIFY_FAILED, result.message)
+    draft.condition(
+        ConditionType.ROTATING, True, reasons.ROTATING, f"{step} done: {result.message}; next: {following}"
+    )
+    draft.event(reasons.STEP_COMPLETED, f"{step}: {result.message}")
+    return persist(deps.kube, draft, 0.0)
+
+
+def _generate(spec: RotationPolicySpec) -> SecretStr:
+    password = spec.credential.password
+    assert password is not None, "password is the only credential kind so far"
+    value = generate_password(password.length, password.alphabet)
+    SENSITIVE.add(value.get_secret_value())  # the logs' second belt: mask it wherever it shows up
+    return value

@@ -1,0 +1,119 @@
+"""One reconcile's working copy of a policy's status, the Events it will post, and the write.
+
+Every reconciler reads and changes status through the typed models (``RotationPolicyStatus``),
+so the CRD, the models and the code share one schema and one time format. The write is a JSON
+merge patch of exactly what changed between the status as read and as left (fields the models
+do not know are left alone: an older operator must not erase what a newer one wrote), and no
+request at all when nothing changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rotator.kube import Kube
+from rotator.models import (
+    ConditionType,
+    Event,
+    PolicyRef,
+    RotationPolicyStatus,
+    RotationState,
+    set_condition,
+)
+
+
+@dataclass
+class Draft:
+    ref: PolicyRef
+    generation: int
+    annotations: Mapping[str, str]
+    before: RotationPolicyStatus
+    now: datetime
+    status: RotationPolicyStatus = field(init=False)
+    events: list[Event] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.status = self.before
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The per-policy metric labels."""
+        return {"namespace": self.ref.namespace, "policy": self.ref.name}
+
+    @property
+    def rotation(self) -> RotationState:
+        assert self.status.rotation is not None, "only the rotating reconcilers ask"
+        return self.status.rotation
+
+    def set(self, **fields: Any) -> None:
+        """Set status fields by their Python names (values already of the model's types)."""
+        self.status = self.status.model_copy(update=fields)
+
+    def set_rotation(self, **fields: Any) -> None:
+        self.set(rotation=self.rotation.model_copy(update=fields))
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append(Event(reason, message, warning))
+
+    def condition(
+        self,
+        kind: ConditionType,
+        status: bool,
+        reason: str,
+        message: str,
+        *,
+        event_on_change: bool = False,
+    ) -> None:
+        """Set a condition; with ``event_on_change``, post an Event when reason or message moved."""
+        before = self.status.condition(kind)
+        self.set(
+            conditions=set_condition(
+                self.status.conditions, kind, status, reason, message, self.now, self.generation
+            )
+        )
+        changed = before is None or before.reason != reason or before.message != message
+        if event_on_change and changed:
+            bad = (kind is ConditionType.READY and not status) or (kind is ConditionType.DEGRADED and status)
+            self.event(reason, message, warning=bad)
+
+    def patch(self) -> dict[str, Any]:
+        """The merge patch from the status as read to the status as left; {} when unchanged."""
+        after = self.status.model_copy(update={"observed_generation": self.generation})
+        return merge_patch(self.before.to_patch(), after.to_patch())
+
+
+def merge_patch(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7386: the patch that turns ``before`` into ``after`` (null removes; lists replace)."""
+    patch: dict[str, Any] = {key: None for key in before if key not in after}
+    for key, value in after.items():
+        old = before.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            nested = merge_patch(old, value)
+            if nested:
+                patch[key] = nested
+        elif key not in before or old != value:
+            patch[key] = value
+    return patch
+
+
+@dataclass
+class Reconciled:
+    """What one reconcile did: when to look again, the Events to post, the status it left."""
+
+    requeue_after: float | None
+    events: list[Event]
+    status: RotationPolicyStatus
+    #: The reconcile ended on a temporary failure (store or API unreachable): the caller counts
+    #: these in a row and passes the count back, so idle policies back off too.
+    temporary: bool = False
+
+
+def persist(kube: Kube, draft: Draft, requeue_after: float | None, *, temporary: bool = False) -> Reconciled:
+    """Write what changed (nothing when nothing did) and report the reconcile."""
+    patch = draft.patch()
+    if patch:
+        kube.patch_policy_status(draft.ref.namespace, draft.ref.name, patch)
+    return Reconciled(requeue_after, draft.events, draft.status, temporary)

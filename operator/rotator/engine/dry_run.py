@@ -1,0 +1,41 @@
+"""The dry-run reconciler: say what a rotation would do, and touch nothing."""
+
+from __future__ import annotations
+
+from rotator.engine.deps import Deps
+from rotator.engine.draft import Draft, Reconciled, persist
+from rotator.engine.facts import trigger_inputs
+from rotator.models import ConditionType, DryRunReport, Phase, RotationPolicySpec, reasons
+from rotator.policy.triggers import decide
+from rotator.stores.base import Store
+
+
+def report_dry_run(draft: Draft, spec: RotationPolicySpec, store: Store, deps: Deps) -> Reconciled:
+    inputs = trigger_inputs(
+        spec,
+        draft.status,
+        draft.annotations,
+        seed=draft.ref.owner,
+        now=draft.now,
+        store_has_value=store.current() is not None,
+    )
+    decision = decide(inputs, draft.now)
+    if decision.force_value_to_record:
+        # Consumed here: turning dryRun off later must not act on an old request.
+        draft.set(last_handled_force_rotate=decision.force_value_to_record)
+    if decision.rotate:
+        message = f"dry run: would rotate ({decision.reason}): {decision.message}"
+    else:
+        message = f"dry run: no rotation: {decision.message}"
+    previous = draft.status.last_dry_run
+    if previous is None or previous.message != message:
+        draft.event(reasons.DRY_RUN, message)
+    report = DryRunReport(
+        at=draft.now,
+        would_rotate=decision.rotate,
+        reason=str(decision.reason) if decision.reason else "",
+        message=message,
+    )
+    draft.set(last_dry_run=report, phase=Phase.IDLE)
+    draft.condition(ConditionType.READY, True, reasons.DRY_RUN, message)
+    return persist(deps.kube, draft, deps.settings.idle_resync)

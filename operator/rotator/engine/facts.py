@@ -1,0 +1,60 @@
+"""Pure mappings from what the engine observed (spec, typed status, annotations, store) onto the
+policy layer's inputs: the trigger chain's facts and the schedule's next due time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from rotator.models import RotationPolicySpec, RotationPolicyStatus
+from rotator.models.keys import FORCE_ROTATE
+from rotator.policy.schedule import next_rotation_time
+from rotator.policy.scope import credential_spec_hash
+from rotator.policy.triggers import TriggerInputs
+
+
+def next_due(
+    spec: RotationPolicySpec, status: RotationPolicyStatus, seed: str, now: datetime
+) -> datetime | None:
+    """When the schedule wants the next rotation, from the last one and the credential's age."""
+    schedule = spec.schedule
+    if schedule is None:
+        return None
+    return next_rotation_time(
+        status.last_rotation_time,
+        status.credential_created_at,
+        schedule.interval_delta,
+        schedule.cron,
+        schedule.max_age_delta,
+        schedule.jitter_delta,
+        seed,
+        now,
+    )
+
+
+def trigger_inputs(
+    spec: RotationPolicySpec,
+    status: RotationPolicyStatus,
+    annotations: Mapping[str, str],
+    *,
+    seed: str,
+    now: datetime,
+    store_has_value: bool,
+) -> TriggerInputs:
+    """The trigger chain's facts. ``rotating`` comes from status: the chain is the one gate."""
+    spec_hash = credential_spec_hash(spec)
+    return TriggerInputs(
+        suspended=spec.suspend,
+        rotating=status.rotation is not None,
+        force_value=annotations.get(FORCE_ROTATE),
+        handled_force_value=status.last_handled_force_rotate,
+        never_rotated=status.last_rotation_time is None,
+        store_has_adoptable_value=store_has_value,
+        last_rotation_time=status.last_rotation_time,
+        credential_created_at=status.credential_created_at,
+        next_due=status.next_rotation_time or next_due(spec, status, seed, now),
+        max_age=spec.schedule.max_age_delta if spec.schedule else None,
+        credential_spec_hash=spec_hash,
+        handled_credential_spec_hash=status.credential_spec_hash or spec_hash,
+        retry_not_before=status.retry_not_before,
+    )

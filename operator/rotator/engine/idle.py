@@ -1,0 +1,113 @@
+"""The idle reconciler: no rotation running. Hands off when suspended; otherwise make sure the
+Secret and store path are ours, adopt a value found in the store, repair a drifted Secret, and
+ask the trigger chain whether a rotation starts now."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from rotator.engine.deps import Deps
+from rotator.engine.draft import Draft, Reconciled, persist
+from rotator.engine.dry_run import report_dry_run
+from rotator.engine.facts import trigger_inputs
+from rotator.engine.schedule import refresh_schedule
+from rotator.engine.start import start_rotation
+from rotator.managed_secret import ensure_secret_is_ours, write_secret
+from rotator.models import ConditionType, Phase, RotationPolicySpec, RotationResult, reasons
+from rotator.policy.scope import credential_spec_hash
+from rotator.policy.triggers import Decision, decide
+from rotator.stores.base import Store, StoredVersion, VersionState
+from rotator.stores.errors import StoreAuthError, StoreError, StoreUnavailable
+
+
+def reconcile_idle(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> Reconciled:
+    store = deps.open_store(draft.ref, spec)
+    if spec.dry_run:
+        return report_dry_run(draft, spec, store, deps)
+    if spec.suspend:
+        return _suspended(draft, spec, store, deps)
+    # Refuse a foreign Secret before touching the store: a rotation must not start that could
+    # never hand its credential over.
+    ensure_secret_is_ours(deps.kube, draft.ref, spec.secret.name)
+    existed = store.ensure_owned(draft.ref.owner, spec.store_adopt)
+    current = store.current()
+    if current is not None and existed and not draft.status.current_version:
+        _adopt(draft, spec, current)
+    if current is not None:
+        _repair_drift(draft, spec, store, current, deps)
+    decision = _decide(draft, spec, store_has_value=current is not None)
+    if decision.rotate:
+        return start_rotation(draft, spec, decision, current, deps)
+    if draft.status.last_result is not RotationResult.FAILED:
+        draft.set(phase=Phase.IDLE)
+    draft.condition(ConditionType.READY, True, reasons.READY, decision.message)
+    draft.condition(ConditionType.ROTATING, False, reasons.IDLE, "no rotation in progress")
+    due = refresh_schedule(draft, spec, deps.metrics)
+    requeue = deps.settings.idle_resync
+    if due is not None:
+        requeue = max(0.0, min(requeue, (due - draft.now).total_seconds()))
+    return persist(deps.kube, draft, requeue)
+
+
+def _decide(draft: Draft, spec: RotationPolicySpec, *, store_has_value: bool) -> Decision:
+    """Run the trigger chain; a force it consumed (acted on or ignored) is recorded as handled."""
+    inputs = trigger_inputs(
+        spec,
+        draft.status,
+        draft.annotations,
+        seed=draft.ref.owner,
+        now=draft.now,
+        store_has_value=store_has_value,
+    )
+    decision = decide(inputs, draft.now)
+    if decision.force_value_to_record:
+        draft.set(last_handled_force_rotate=decision.force_value_to_record)
+    return decision
+
+
+def _suspended(draft: Draft, spec: RotationPolicySpec, store: Store, deps: Deps) -> Reconciled:
+    """Hands off: no ownership tags, no drift repair over an emergency edit."""
+    decision = _decide(draft, spec, store_has_value=store.current() is not None)
+    draft.condition(ConditionType.READY, True, reasons.SUSPENDED, decision.message)
+    refresh_schedule(draft, spec, deps.metrics)
+    return persist(deps.kube, draft, deps.settings.idle_resync)
+
+
+def _adopt(draft: Draft, spec: RotationPolicySpec, current: StoredVersion) -> None:
+    draft.set(current_version=current.version, credential_spec_hash=credential_spec_hash(spec))
+    if current.created_at is not None:
+        draft.set(credential_created_at=current.created_at)
+    draft.event(reasons.STORE_ADOPTED, f"adopted the store's existing version {current.version}")
+
+
+def _repair_drift(
+    draft: Draft, spec: RotationPolicySpec, store: Store, current: StoredVersion, deps: Deps
+) -> None:
+    """Put the store's current value back into the Secret if someone changed it."""
+    if current.state == VersionState.DESTROYED:
+        message = f"store version {current.version} is destroyed; force a rotation to issue a new credential"
+        draft.condition(
+            ConditionType.DEGRADED, True, reasons.CURRENT_UNREADABLE, message, event_on_change=True
+        )
+        return
+    try:
+        value: SecretStr = store.read_value(current.version)
+    except (StoreUnavailable, StoreAuthError):
+        raise
+    except StoreError as exc:
+        # The current credential cannot be read: repair is impossible, but a rotation is not.
+        draft.condition(
+            ConditionType.DEGRADED, True, reasons.CURRENT_UNREADABLE, str(exc), event_on_change=True
+        )
+        return
+    history = draft.status.history
+    rotation_id = history[0].id if history else "adopted"
+    changed = write_secret(
+        deps.kube, draft.ref, spec.secret.name, {spec.secret.key: value}, current.version, rotation_id
+    )
+    if changed:
+        draft.event(
+            reasons.SECRET_DRIFT_REPAIRED,
+            f"Secret {spec.secret.name} re-synced to store version {current.version}",
+            warning=draft.status.last_rotation_time is not None,
+        )

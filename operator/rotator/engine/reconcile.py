@@ -1,0 +1,91 @@
+"""``reconcile(policy, deps, now)``: observe, decide, run at most one step, write status.
+
+The entry point and dispatcher. It reads the typed status (a status it cannot read is held, not
+guessed at: acting on a guess could revoke the wrong thing), validates the spec (an invalid one
+is a condition naming the field), then hands over to exactly one reconciler: ``advance`` while a
+rotation runs, ``idle`` otherwise. Whatever they raise becomes a condition or a backoff in
+``failures``. Synchronous like the clients beneath it; the handlers run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from rotator.engine.advance import advance_rotation
+from rotator.engine.deps import Deps
+from rotator.engine.draft import Draft, Reconciled, persist
+from rotator.engine.failures import handle_failure
+from rotator.engine.idle import reconcile_idle
+from rotator.models import (
+    Condition,
+    ConditionType,
+    InvalidSpecError,
+    Phase,
+    PolicyRef,
+    RotationPolicySpec,
+    RotationPolicyStatus,
+    parse_spec,
+    reasons,
+)
+
+
+def reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime, *, failures: int = 0) -> Reconciled:
+    """One reconcile of one policy object. Never raises for bad input; raises only when even the
+    status write failed (the caller backs off with :func:`rotator.engine.failures.backoff`).
+
+    ``failures`` is how many reconciles in a row ended temporarily (``Reconciled.temporary``):
+    an idle policy's backoff grows with it.
+    """
+    meta = obj.get("metadata") or {}
+    ref = PolicyRef(meta["namespace"], meta["name"], meta.get("uid", ""))
+    generation = int(meta.get("generation") or 0)
+    annotations: Mapping[str, str] = meta.get("annotations") or {}
+    raw_status = obj.get("status") or {}
+    try:
+        status = RotationPolicyStatus.from_raw(raw_status)
+    except ValidationError as exc:
+        return _hold_unreadable_status(ref, generation, annotations, raw_status, exc, deps, now)
+    draft = Draft(ref, generation, annotations, status, now)
+    spec: RotationPolicySpec | None = None
+    try:
+        spec = parse_spec(obj.get("spec") or {})
+    except InvalidSpecError as exc:
+        draft.condition(ConditionType.READY, False, reasons.INVALID_SPEC, str(exc), event_on_change=True)
+        if draft.status.phase is None:
+            draft.set(phase=Phase.IDLE)
+        return persist(deps.kube, draft, None)
+    try:
+        draft.set(store_kind=str(spec.store_kind))
+        if draft.status.rotation is not None:
+            return advance_rotation(draft, spec, deps)
+        return reconcile_idle(draft, spec, deps)
+    except Exception as exc:
+        return handle_failure(draft, spec, deps, exc, failures)
+
+
+def _hold_unreadable_status(
+    ref: PolicyRef,
+    generation: int,
+    annotations: Mapping[str, str],
+    raw_status: Mapping[str, Any],
+    exc: ValidationError,
+    deps: Deps,
+    now: datetime,
+) -> Reconciled:
+    """A hand-edited status: say where it is wrong, touch nothing else, look again later."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = f"status.{where} is not usable ({first['msg']}); fix or remove it"
+    conditions: tuple[Condition, ...] = ()
+    with contextlib.suppress(ValidationError):  # broken conditions too: start them afresh
+        conditions = RotationPolicyStatus.from_raw({"conditions": raw_status.get("conditions")}).conditions
+    draft = Draft(ref, generation, annotations, RotationPolicyStatus(conditions=conditions), now)
+    draft.condition(ConditionType.READY, False, reasons.INVALID_STATUS, message, event_on_change=True)
+    patch = {"conditions": [c.to_patch() for c in draft.status.conditions], "observedGeneration": generation}
+    deps.kube.patch_policy_status(ref.namespace, ref.name, patch)
+    return Reconciled(deps.settings.permanent_error_recheck, draft.events, draft.status)

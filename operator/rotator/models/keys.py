@@ -1,0 +1,43 @@
+"""Every annotation, label and store-tag key rotator reads or writes: one home for each.
+
+Kubernetes keys live under ``rotator.dev/`` (Kopf's own bookkeeping uses ``kopf.rotator.dev/``,
+see the handlers: Kopf hides annotations under its prefix from change detection, and
+``rotator.dev/force-rotate`` must be seen as a change). Store tags name the same ideas inside Vault
+custom metadata and AWS tags, so a human reading either sees one vocabulary.
+"""
+
+from typing import Final
+
+DOMAIN: Final = "rotator.dev"
+
+# --- on the RotationPolicy ------------------------------------------------------------------------
+FORCE_ROTATE: Final = f"{DOMAIN}/force-rotate"
+"""Annotation on a policy: each new value asks for one rotation now."""
+
+# --- on the managed Secret ------------------------------------------------------------------------
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "rotator"
+POLICY_LABEL: Final = f"{DOMAIN}/policy"
+"""Label on a managed Secret naming the policy that owns it."""
+SECRET_VERSION: Final = f"{DOMAIN}/version"
+"""Annotation on a managed Secret: the store version it holds."""
+DATA_HASH: Final = f"{DOMAIN}/data-hash"
+"""Annotation on a managed Secret: digest of its data, to detect drift without reading values."""
+
+# --- on the Secret, on pod templates and in the store ----------------------------------------------
+ROTATION_ID: Final = f"{DOMAIN}/rotation-id"
+"""The rotation that wrote a Secret, restarted a workload (pod template) or wrote a store version."""
+
+# --- on pod templates -----------------------------------------------------------------------------
+RESTARTED_AT: Final = f"{DOMAIN}/restarted-at"
+
+# --- store tags (Vault custom metadata, AWS tags) -------------------------------------------------
+STORE_MANAGED_BY: Final = "managed-by"
+STORE_OWNER: Final = f"{DOMAIN}/owner"
+STORE_CURRENT_VERSION: Final = f"{DOMAIN}/current-version"
+STORE_PREVIOUS_VERSION: Final = f"{DOMAIN}/previous-version"
+STORE_FAILED_VERSIONS: Final = f"{DOMAIN}/failed-versions"
+STORE_VERSIONS: Final = f"{DOMAIN}/versions"
+"""AWS tag: the version ids rotator wrote (space separated, bounded), to tell adopted ones apart."""
+STORE_VALUE_KEY: Final = "value"
+"""The key holding the credential inside a stored version's data."""

@@ -1,0 +1,49 @@
+"""Condition and Event reasons: one CamelCase constant per situation (metav1.Condition's rule).
+
+A condition and the Event posted with it carry the same reason, so ``kubectl describe`` and
+``.status.conditions`` tell one story. Grouped by who says it; every layer imports from here.
+"""
+
+from typing import Final
+
+# --- conditions: what the policy is --------------------------------------------------------------
+READY: Final = "Ready"
+IDLE: Final = "Idle"
+ROTATING: Final = "Rotating"
+SUSPENDED: Final = "Suspended"
+DRY_RUN: Final = "DryRun"
+INVALID_SPEC: Final = "InvalidSpec"
+INVALID_STATUS: Final = "InvalidStatus"
+RECONCILE_ERROR: Final = "ReconcileError"
+
+# --- a rotation's life ---------------------------------------------------------------------------
+ROTATION_STARTED: Final = "RotationStarted"
+STEP_COMPLETED: Final = "StepCompleted"
+STEP_RETRYING: Final = "StepRetrying"
+FORCE_IGNORED: Final = "ForceRotateIgnored"
+CREDENTIAL_GENERATED: Final = "CredentialGenerated"
+SECRET_SYNCED: Final = "SecretSynced"
+WORKLOAD_RESTARTED: Final = "WorkloadRestarted"
+VERIFY_FAILED: Final = "VerificationFailed"
+CREDENTIAL_REVOKED: Final = "CredentialRevoked"
+ROTATION_SUCCEEDED: Final = "RotationSucceeded"
+ROTATION_ROLLED_BACK: Final = "RotationRolledBack"
+ROTATION_FAILED: Final = "RotationFailed"
+
+# --- the managed Secret and the consumers --------------------------------------------------------
+SECRET_NOT_OWNED: Final = "SecretNotOwned"
+SECRET_DRIFT_REPAIRED: Final = "SecretDriftRepaired"
+TARGET_MISSING: Final = "RestartTargetMissing"
+TARGET_NOT_CONSUMING: Final = "RestartTargetNotConsumingSecret"
+KUBE_ERROR: Final = "KubernetesError"
+
+# --- the store -----------------------------------------------------------------------------------
+STORE_ADOPTED: Final = "StoreAdopted"
+STORE_NOT_OWNED: Final = "StoreNotOwned"
+STORE_UNAVAILABLE: Final = "StoreUnavailable"
+STORE_ERROR: Final = "StoreError"
+STORE_AUTH_MISSING: Final = "StoreAuthMissing"
+STORE_AUTH_FAILED: Final = "StoreAuthFailed"
+STORE_UNSUPPORTED: Final = "StoreUnsupported"
+STORE_KIND_CHANGED: Final = "StoreKindChangedDuringRotation"
+CURRENT_UNREADABLE: Final = "CurrentCredentialUnreadable"

@@ -1,0 +1,1 @@
+"""AWS Secrets Manager: the store (``secrets_manager``) and its authentication (``auth``)."""
