@@ -33,6 +33,9 @@ HERE = Path(__file__).resolve().parent
 STARTUP: dict[str, float] = {}
 """'real_kube' -> seconds from start() to nodes Ready, for the session summary."""
 
+_SKIP_REASON: list[str] = []
+"""Why the real-cluster tests were skipped (outside CI), repeated in the session summary."""
+
 _BUILD_ERROR: list[str] = []
 """Why the binaries could not be had (set after collection when a build was attempted)."""
 
@@ -68,6 +71,7 @@ def _bin_dir() -> Path:
     except ControlPlaneUnavailable as exc:
         if _in_ci():
             pytest.fail(f"the control plane is unavailable under CI: {exc}")
+        _SKIP_REASON.append(str(exc))
         pytest.skip(f"REAL CONTROL PLANE UNAVAILABLE: {exc}")
     if missing:
         reason = (
@@ -76,6 +80,7 @@ def _bin_dir() -> Path:
         )
         if _in_ci():
             pytest.fail(reason)
+        _SKIP_REASON.append(reason)
         pytest.skip(f"REAL CONTROL PLANE NOT BUILT: {reason}")
     return bin_dir
 
@@ -105,6 +110,9 @@ def real_kubeconfig(real_kube: RealKubeServer, tmp_path_factory: pytest.TempPath
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _SKIP_REASON:
+        terminalreporter.write_sep("!", "tests/realkube SKIPPED: no real control plane", red=True)
+        terminalreporter.write_line(_SKIP_REASON[0])
     if STARTUP:
         seconds = STARTUP["real_kube"]
         terminalreporter.write_line(f"real control plane startup: {seconds:.1f} s")

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.unit.test_crd_table import BAD, GOOD, design_sample
 
 from rotator.sandbox.realkube import ApiError, RealKubeServer
+from tests.unit.test_crd_table import BAD, GOOD, design_sample
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILES = sorted(

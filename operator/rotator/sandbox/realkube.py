@@ -30,6 +30,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -196,32 +197,45 @@ def ensure_built(*, timeout: float = 3600.0, output: IO[str] | None = None) -> P
     A cold build compiles Kubernetes from source: many minutes on two cores. Its output goes to
     ``output`` (stderr by default). Raises :class:`ControlPlaneUnavailable` when it fails.
     """
-    if os.environ.get(BIN_DIR_ENV):
-        bin_dir = controlplane_bin_dir()
-    else:
-        sink = output if output is not None else sys.stderr
-        try:
-            result = subprocess.run(
-                ["bash", str(BUILD_SCRIPT)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=timeout,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ControlPlaneUnavailable(f"build.sh did not complete: {exc}") from exc
-        sink.write(result.stdout)
-        sink.flush()
-        if result.returncode != 0:
-            raise ControlPlaneUnavailable(
-                f"build.sh failed with code {result.returncode}:\n{result.stdout[-4000:]}"
-            )
-        bin_dir = controlplane_bin_dir()
+    if not os.environ.get(BIN_DIR_ENV):
+        _run_build(timeout, output if output is not None else sys.stderr)
+    bin_dir = controlplane_bin_dir()
     missing = missing_binaries(bin_dir)
     if missing:
         raise ControlPlaneUnavailable(f"missing in {bin_dir}: {', '.join(missing)}")
     return bin_dir
+
+
+def _run_build(timeout: float, sink: IO[str]) -> None:
+    """Run build.sh, streaming its output to ``sink`` line by line (a cold build is long)."""
+    tail: list[str] = []
+    try:
+        proc = subprocess.Popen(
+            ["bash", str(BUILD_SCRIPT)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    except OSError as exc:
+        raise ControlPlaneUnavailable(f"build.sh could not run: {exc}") from exc
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    try:
+        with proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                sink.write(line)
+                sink.flush()
+                tail = [*tail[-40:], line]
+            code = proc.wait()
+    finally:
+        timed_out = not watchdog.is_alive()
+        watchdog.cancel()
+    if timed_out:
+        raise ControlPlaneUnavailable(f"build.sh did not finish within {timeout:.0f}s")
+    if code != 0:
+        raise ControlPlaneUnavailable(f"build.sh failed with code {code}:\n{''.join(tail)}")
 
 
 # ---------------------------------------------------------------------------------- PKI
