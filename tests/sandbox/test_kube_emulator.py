@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 from dataclasses import dataclass
@@ -377,14 +378,93 @@ def test_watch_honours_timeout_seconds(kube_http: KubeHTTP) -> None:
     assert 0.9 <= time.monotonic() - started < 3
 
 
-def test_watch_from_a_compacted_resource_version_answers_410(
+def test_watch_from_a_compacted_resource_version_gets_an_expired_event_in_the_stream(
     kube_server: KubeServer, kube_http: KubeHTTP
 ) -> None:
+    """As kube-apiserver's watch cache: 200, then one ERROR event with a 410 Status, then EOF."""
     kube_server.call(lambda emulator: setattr(emulator.store, "_log", collections.deque(maxlen=2)))
     for i in range(4):
         create(kube_http, SECRETS, {"metadata": {"name": f"s{i}"}})
-    status, body = kube_http.request("GET", SECRETS, params={"watch": "true", "resourceVersion": "1"})
-    assert (status, body["reason"]) == (410, "Expired")
+    floor = kube_server.call(lambda emulator: emulator.store._log_floor)
+    events = kube_http.watch(SECRETS, resourceVersion="1", timeoutSeconds="5")
+    assert events == [
+        {
+            "type": "ERROR",
+            "object": {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": f"too old resource version: 1 ({floor})",
+                "reason": "Expired",
+                "code": 410,
+            },
+        }
+    ]
+    assert kube_server.call(lambda emulator: emulator.expired_watches) == 1
+    assert kube_server.call(lambda emulator: emulator.store.open_watches) == 0
+
+
+def test_compaction_expires_every_older_resource_version(
+    kube_server: KubeServer, kube_http: KubeHTTP
+) -> None:
+    create(kube_http, SECRETS, {"metadata": {"name": "a"}})
+    before = kube_http.request("GET", SECRETS)[1]["metadata"]["resourceVersion"]
+    create(kube_http, SECRETS, {"metadata": {"name": "b"}})
+    floor = kube_server.compact()
+    assert [e["type"] for e in kube_http.watch(SECRETS, resourceVersion=before, timeoutSeconds="1")] == [
+        "ERROR"
+    ]
+    # The latest resourceVersion is still a valid starting point: nothing to replay, nothing lost.
+    assert kube_http.watch(SECRETS, resourceVersion=str(floor), timeoutSeconds="0.3") == []
+
+
+def test_watch_sends_bookmarks_when_allowed(kube_server: KubeServer, kube_http: KubeHTTP) -> None:
+    kube_server.call(lambda emulator: setattr(emulator, "bookmark_interval", 0.2))
+    created = create(kube_http, SECRETS, {"metadata": {"name": "a"}})
+    create(kube_http, CONFIGMAPS, {"metadata": {"name": "elsewhere"}})  # moves the global version
+    latest = kube_server.call(lambda emulator: emulator.store.resource_version)
+    events = kube_http.watch(SECRETS, resourceVersion="1", timeoutSeconds="1", allowWatchBookmarks="true")
+    assert [e["object"]["metadata"]["name"] for e in events if e["type"] == "ADDED"] == ["a"]
+    assert events[0]["object"]["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+    bookmarks = events[1:]
+    assert 3 <= len(bookmarks) <= 7, events
+    assert {e["type"] for e in bookmarks} == {"BOOKMARK"}
+    assert bookmarks[0]["object"] == {
+        "kind": "Secret",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": str(latest)},
+    }
+
+
+def test_a_bookmark_ends_the_timeout_window(kube_http: KubeHTTP) -> None:
+    """With the default interval (5 s) a 1 s watch still ends on a bookmark: the client resumes
+    from the newest resourceVersion, never from one compaction may already have dropped."""
+    create(kube_http, SECRETS, {"metadata": {"name": "a"}})
+    events = kube_http.watch(SECRETS, timeoutSeconds="1", allowWatchBookmarks="true")
+    assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+    assert int(events[1]["object"]["metadata"]["resourceVersion"]) >= int(
+        events[0]["object"]["metadata"]["resourceVersion"]
+    )
+
+
+def test_no_bookmarks_unless_asked(kube_server: KubeServer, kube_http: KubeHTTP) -> None:
+    kube_server.call(lambda emulator: setattr(emulator, "bookmark_interval", 0.1))
+    assert kube_http.watch(SECRETS, timeoutSeconds="0.5") == []
+
+
+def test_dropped_watches_end_their_streams(kube_server: KubeServer, kube_http: KubeHTTP) -> None:
+    result: list[list[dict[str, Any]]] = []
+    reader = threading.Thread(target=lambda: result.append(kube_http.watch(SECRETS, timeoutSeconds="8")))
+    reader.start()
+    wait_for = time.monotonic() + 5
+    while kube_server.call(lambda emulator: emulator.store.open_watches) == 0 and time.monotonic() < wait_for:
+        time.sleep(0.02)
+    started = time.monotonic()
+    assert kube_server.drop_watches() == 1
+    reader.join(5)
+    assert result == [[]]
+    assert time.monotonic() - started < 2
 
 
 # ------------------------------------------------------------------------------- discovery
@@ -592,6 +672,62 @@ def test_rotation_policy_crd_validation_answers_422(kube_http: KubeHTTP) -> None
     assert status == 422, answer
 
 
+@pytest.mark.parametrize(
+    ("spec_change", "field", "detail"),
+    [
+        (
+            {"credential": {"password": {"length": 2**63}}},
+            "spec.credential.password.length",
+            'spec.credential.password.length in body must be of type integer: "number"',
+        ),
+        (
+            {"restart": {"maxConcurrent": -(2**63) - 1}},
+            "spec.restart.maxConcurrent",
+            'spec.restart.maxConcurrent in body must be of type integer: "number"',
+        ),
+        (
+            {"credential": {"password": {"length": 2**63 - 1}}},
+            "spec.credential.password.length",
+            "spec.credential.password.length in body should be less than or equal to 256",
+        ),
+    ],
+)
+def test_integers_beyond_int64_answer_422(
+    kube_http: KubeHTTP, spec_change: dict[str, Any], field: str, detail: str
+) -> None:
+    """JSON numbers decode as kube-apiserver decodes them: int64 when they fit, else float64,
+    which a ``type: integer`` field refuses (the in-range value meets the maximum instead)."""
+    crd = yaml.safe_load((REPO / "crds" / "rotationpolicies.rotator.dev.yaml").read_text())
+    create(kube_http, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    path = "/apis/rotator.dev/v1alpha1/namespaces/shop/rotationpolicies"
+    status, answer = kube_http.request("POST", path, rotation_policy(**spec_change))
+    assert (status, answer["reason"]) == (422, "Invalid"), answer
+    causes = [(c["field"], c["message"]) for c in answer["details"]["causes"]]
+    assert any(f == field and message.endswith(detail) for f, message in causes), causes
+
+
+def test_integers_beyond_int64_in_the_status_answer_422(kube_http: KubeHTTP) -> None:
+    crd = yaml.safe_load((REPO / "crds" / "rotationpolicies.rotator.dev.yaml").read_text())
+    create(kube_http, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    path = "/apis/rotator.dev/v1alpha1/namespaces/shop/rotationpolicies"
+    create(kube_http, path, rotation_policy())
+    status, answer = kube_http.request(
+        "PATCH",
+        f"{path}/orders-db/status",
+        {"status": {"observedGeneration": 2**64}},
+        content_type="application/merge-patch+json",
+    )
+    assert (status, answer["reason"]) == (422, "Invalid"), answer
+    assert answer["details"]["causes"][0]["field"] == "status.observedGeneration"
+
+
+def test_an_integer_beyond_int64_without_a_schema_is_kept_as_a_float(kube_http: KubeHTTP) -> None:
+    install_widgets(kube_http)
+    body = {"apiVersion": "example.dev/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    stored = create(kube_http, WIDGETS, {**body, "spec": {"big": 2**64, "fits": 2**63 - 1}})
+    assert stored["spec"] == {"big": float(2**64), "fits": 2**63 - 1}
+
+
 # --------------------------------------------------------------------- faults & bookkeeping
 
 
@@ -697,6 +833,50 @@ def test_kubernetes_client_watch_resumes_from_a_list(kube_api: kubernetes.client
     )
     seen = [(event["type"], event["object"].metadata.name) for event in stream]
     assert seen == [("ADDED", "new")]
+
+
+def test_kubernetes_client_watch_reports_an_expired_version_and_recovers_by_relisting(
+    kube_server: KubeServer, kube_api: kubernetes.client.ApiClient
+) -> None:
+    """The client raises ApiException(410) on the in-stream ERROR (retries are off with a
+    timeout); the informer pattern re-lists and watches on from the new list's version."""
+    core = kubernetes.client.CoreV1Api(kube_api)
+    core.create_namespaced_secret("shop", {"metadata": {"name": "old"}})
+    stale = core.list_namespaced_secret("shop").metadata.resource_version
+    core.create_namespaced_secret("shop", {"metadata": {"name": "missed"}})
+    kube_server.compact()
+    with pytest.raises(kubernetes.client.ApiException) as expired:
+        list(
+            kubernetes.watch.Watch().stream(
+                core.list_namespaced_secret, "shop", resource_version=stale, timeout_seconds=1
+            )
+        )
+    assert expired.value.status == 410
+    assert "Expired: too old resource version" in str(expired.value.reason)
+    listing = core.list_namespaced_secret("shop")
+    assert sorted(s.metadata.name for s in listing.items) == ["missed", "old"]
+    core.create_namespaced_secret("shop", {"metadata": {"name": "new"}})
+    stream = kubernetes.watch.Watch().stream(
+        core.list_namespaced_secret,
+        "shop",
+        resource_version=listing.metadata.resource_version,
+        timeout_seconds=1,
+    )
+    assert [(e["type"], e["object"].metadata.name) for e in stream] == [("ADDED", "new")]
+
+
+def test_kubernetes_client_watch_takes_the_resource_version_of_bookmarks(
+    kube_server: KubeServer, kube_api: kubernetes.client.ApiClient
+) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    core.create_namespaced_secret("shop", {"metadata": {"name": "a"}})
+    core.create_namespaced_config_map("shop", {"metadata": {"name": "elsewhere"}})
+    watch = kubernetes.watch.Watch()
+    events = list(
+        watch.stream(core.list_namespaced_secret, "shop", allow_watch_bookmarks=True, timeout_seconds=1)
+    )
+    assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+    assert watch.resource_version == str(kube_server.call(lambda emulator: emulator.store.resource_version))
 
 
 def test_kmock_reactions_take_priority_over_the_emulation(

@@ -37,6 +37,20 @@ logger = logging.getLogger(__name__)
 DEFAULT_HISTORY_LIMIT = 200
 """Requests kept for assertions: enough to debug a failing test, small enough to stay O(1)."""
 
+DEFAULT_BOOKMARK_INTERVAL = 5.0
+"""Seconds between BOOKMARK events on a watch that allows them. kube-apiserver's watch cache sends
+one about every minute; the sandbox's streams are short and its tests shorter, so every few
+seconds keeps a client's resourceVersion fresh within one ``timeoutSeconds`` window."""
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _json_int(text: str) -> int | float:
+    """Decode a JSON integer as kube-apiserver does (sigs.k8s.io/json): int64 when it fits, else
+    a float64, which a schema's ``type: integer`` then refuses with 422 Invalid."""
+    value = int(text)
+    return value if INT64_MIN <= value <= INT64_MAX else float(value)
+
 
 @dataclass
 class Fault:
@@ -123,10 +137,13 @@ class KubeEmulator(kmock.KubernetesEmulator):
     """
 
     history_limit: int = DEFAULT_HISTORY_LIMIT
+    bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL
     store: KubeStore = attrs.field(factory=KubeStore)
     faults: list[Fault] = attrs.field(factory=list)
     tokens: dict[str, TokenIdentity] = attrs.field(factory=dict)
     request_count: int = attrs.field(default=0, init=False)
+    expired_watches: int = attrs.field(default=0, init=False)
+    """Watches answered with the in-stream 410 ``Expired`` event (for tests to see the path taken)."""
 
     def __attrs_post_init__(self) -> None:
         # Deliberately not calling kmock's post-init: its fallback reactions would record every
@@ -174,7 +191,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if "protobuf" not in content_type and "cbor" not in content_type:
             text = body.decode("utf-8", errors="replace")
             with contextlib.suppress(ValueError):
-                data = json.loads(text) if text else None
+                data = json.loads(text, parse_int=_json_int) if text else None
         parsed = parse_resource_path(raw.path)
         method = kmock.method(raw.method)
         resource = action = None
@@ -452,32 +469,67 @@ class KubeEmulator(kmock.KubernetesEmulator):
     async def _watch(
         self, rt: ResourceType, namespace: str | None, raw: aiohttp.web.BaseRequest
     ) -> aiohttp.web.StreamResponse:
-        """Stream watch events as JSON lines until timeoutSeconds, client exit, or shutdown."""
+        """Stream watch events as JSON lines until timeoutSeconds, client exit, or shutdown.
+
+        As kube-apiserver's watch cache does: a resourceVersion too old for the history is not an
+        HTTP error but a single ``ERROR`` event carrying a 410 ``Expired`` Status, after which the
+        stream ends (client-go and Kopf re-list on it); with ``allowWatchBookmarks=true`` a
+        ``BOOKMARK`` carrying the latest resourceVersion is sent every :attr:`bookmark_interval`
+        seconds while the stream is idle, and once more when ``timeoutSeconds`` ends it.
+        """
         params = raw.query
-        watcher = self.store.watch(
-            rt,
-            namespace,
-            params.get("resourceVersion"),
-            params.get("labelSelector", ""),
-            params.get("fieldSelector", ""),
-        )
+        response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        try:
+            watcher = self.store.watch(
+                rt,
+                namespace,
+                params.get("resourceVersion"),
+                params.get("labelSelector", ""),
+                params.get("fieldSelector", ""),
+            )
+        except ApiError as exc:
+            if exc.code != 410:
+                raise
+            self.expired_watches += 1
+            status = {k: v for k, v in exc.status().items() if k != "details"}
+            await response.prepare(raw)
+            await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
+            await response.write_eof()
+            return response
         timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
         table = "as=Table" in raw.headers.get("Accept", "")
-        response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        bookmarks = _truthy(params.get("allowWatchBookmarks"))
+
+        def bookmark() -> bytes:
+            obj = {
+                "kind": rt.kind,
+                "apiVersion": rt.api_version,
+                "metadata": {"resourceVersion": str(self.store.resource_version)},
+            }
+            return json.dumps({"type": "BOOKMARK", "object": obj}).encode() + b"\n"
+
         try:
             await response.prepare(raw)
             loop = asyncio.get_running_loop()
             deadline = None if timeout is None else loop.time() + timeout
+            next_bookmark = loop.time() + self.bookmark_interval if bookmarks else None
             while True:
-                remaining = None if deadline is None else deadline - loop.time()
-                if remaining is not None and remaining <= 0:
+                now = loop.time()
+                if deadline is not None and now >= deadline:
+                    if bookmarks and watcher.queue.empty():
+                        await response.write(bookmark())
                     break
+                if next_bookmark is not None and now >= next_bookmark and watcher.queue.empty():
+                    # Every event up to the latest resourceVersion this watch wants is written.
+                    await response.write(bookmark())
+                    next_bookmark = now + self.bookmark_interval
+                wakes = [t for t in (deadline, next_bookmark) if t is not None]
                 try:
-                    async with asyncio.timeout(remaining):
+                    async with asyncio.timeout(max(0.0, min(wakes) - now) if wakes else None):
                         event = await watcher.queue.get()
                 except TimeoutError:
-                    break
-                if event is None:  # the server is shutting down
+                    continue
+                if event is None:  # the server is shutting down, or dropped its watches
                     break
                 if table:
                     event = {"type": event["type"], "object": _as_table(event["object"])}

@@ -26,7 +26,13 @@ from typing import Any, Self, TypeVar
 import aiohttp.web
 import yaml
 
-from rotator.sandbox.kube_emulator import DEFAULT_HISTORY_LIMIT, Fault, KubeEmulator, TokenIdentity
+from rotator.sandbox.kube_emulator import (
+    DEFAULT_BOOKMARK_INTERVAL,
+    DEFAULT_HISTORY_LIMIT,
+    Fault,
+    KubeEmulator,
+    TokenIdentity,
+)
 from rotator.sandbox.kube_store import JSON, KubeStore
 from rotator.sandbox.rollout import DEFAULT_POD_DELAY, PodInfo, RolloutSimulator
 
@@ -45,6 +51,7 @@ class KubeServer:
 
     ``port=0`` picks a free port; ``pod_delay`` is the seconds each pod takes to become ready
     (0.2 s by default: visible in demos, short in tests, which pass smaller values).
+    ``bookmark_interval`` is the seconds between BOOKMARK events on watches that allow them.
     Usable as a context manager; :meth:`stop` is idempotent.
     """
 
@@ -56,12 +63,14 @@ class KubeServer:
         pod_delay: float = DEFAULT_POD_DELAY,
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         daemonset_nodes: int = 2,
+        bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL,
     ) -> None:
         self.host = host
         self._requested_port = port
         self._pod_delay = pod_delay
         self._history_limit = history_limit
         self._daemonset_nodes = daemonset_nodes
+        self._bookmark_interval = bookmark_interval
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -130,7 +139,9 @@ class KubeServer:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        emulator = KubeEmulator(history_limit=self._history_limit, store=KubeStore())
+        emulator = KubeEmulator(
+            history_limit=self._history_limit, bookmark_interval=self._bookmark_interval, store=KubeStore()
+        )
         emulator.register_token(ADMIN_TOKEN, TokenIdentity("sandbox-admin", groups=("system:masters",)))
         simulator = RolloutSimulator(
             emulator.store, pod_delay=self._pod_delay, daemonset_nodes=self._daemonset_nodes
@@ -188,6 +199,15 @@ class KubeServer:
     def add_fault(self, fault: Fault) -> None:
         """Make matching requests fail (see :class:`Fault`)."""
         self.call(lambda emulator: emulator.faults.append(fault))
+
+    def compact(self) -> int:
+        """Expire the watch history (etcd compaction): resuming from an older resourceVersion
+        gets the in-stream 410 ``Expired`` event. Returns the oldest resourceVersion still valid."""
+        return self.call(lambda emulator: emulator.store.compact())
+
+    def drop_watches(self) -> int:
+        """End every open watch stream (clients reconnect from their last resourceVersion)."""
+        return self.call(lambda emulator: emulator.store.drop_watches())
 
     def clear_faults(self) -> None:
         """Remove every injected fault."""

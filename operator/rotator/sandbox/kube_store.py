@@ -235,8 +235,9 @@ class KubeStore:
     """Objects, resourceVersions, watches, and the write rules of kube-apiserver.
 
     ``event_log_size`` bounds the history kept for watches that resume from a resourceVersion:
-    older resumptions get ``410 Gone`` exactly as from a real API server after compaction,
-    which Kopf and client-go handle by re-listing.
+    :meth:`watch` refuses older resumptions with ``ApiError(410, "Expired")``, which the HTTP
+    layer sends as kube-apiserver does after compaction (an ``ERROR`` event inside a 200 stream),
+    and Kopf and client-go handle by re-listing. :meth:`compact` expires all history at once.
     """
 
     def __init__(
@@ -791,6 +792,21 @@ class KubeStore:
                     watcher.queue.put_nowait(copy.deepcopy(event))
         self._watchers.add(watcher)
         return watcher
+
+    def compact(self) -> int:
+        """Forget the event history, as etcd compaction does: a watch resuming from any
+        resourceVersion before now is expired. Returns the new floor."""
+        self._log.clear()
+        self._log_floor = self._rv
+        return self._log_floor
+
+    def drop_watches(self) -> int:
+        """End every open watch stream without closing the server, as a restarted kube-apiserver
+        (or a dropped connection) does: clients reconnect from the last resourceVersion they saw.
+        Returns how many streams were ended."""
+        count = len(self._watchers)
+        self.close_watches()
+        return count
 
     def unwatch(self, watcher: Watcher) -> None:
         """Close a watch (idempotent)."""

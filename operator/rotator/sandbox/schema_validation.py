@@ -326,8 +326,8 @@ def _json_type(value: Any) -> str:
         return "boolean"
     if isinstance(value, int):
         return "integer"
-    if isinstance(value, float):
-        return "integer" if value.is_integer() else "number"
+    if isinstance(value, float):  # an integral float is an integer only within ±2**53 (go-openapi)
+        return "integer" if value.is_integer() and abs(value) <= 2**53 else "number"
     if isinstance(value, str):
         return "string"
     if isinstance(value, list):
