@@ -2,18 +2,24 @@
 
 A separate process (not a task in the test's loop) makes a crash a crash: `ROTATOR_CRASH_AT`
 makes it `os._exit` at a named step boundary, with nothing flushed, exactly like SIGKILL.
+:class:`OperatorSupervisor` plays the Deployment's restart policy for the sandbox: a crashed
+operator comes back, and says so.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 from rotator.sandbox.processes import free_port
 
@@ -30,12 +36,15 @@ class OperatorProcess:
     namespaces: tuple[str, ...] = ()
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
+    stopping: bool = False
+    """Set by :meth:`stop` and :meth:`kill`: the exit that follows was asked for, not a crash."""
     _log: IO[bytes] | None = None
 
     def start(self, crash_at: str | None = None) -> None:
         """Start `rotator run`; `crash_at` names checkpoints where it must die (comma list)."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError("operator already running")
+        self.stopping = False
         self.metrics_port = self.metrics_port or free_port()
         self.liveness_port = self.liveness_port or free_port()
         env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
@@ -98,6 +107,7 @@ class OperatorProcess:
         """SIGTERM (Kopf stops its daemons gracefully), then SIGKILL by PID if it lingers."""
         if self.process is None:
             return
+        self.stopping = True
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -109,6 +119,7 @@ class OperatorProcess:
 
     def kill(self) -> None:
         """SIGKILL now: the harshest crash, for tests that kill at an arbitrary moment."""
+        self.stopping = True
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=5)
@@ -132,3 +143,98 @@ class OperatorProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def describe_exit(code: int) -> str:
+    """``1`` -> ``"code 1"``; ``-9`` (killed by a signal, as Popen reports it) -> ``"code -9 (SIGKILL)"``."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"code {code} ({signal.Signals(-code).name})"
+    return f"code {code}"
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How :class:`OperatorSupervisor` restarts a crashed operator.
+
+    A restart waits ``backoff`` seconds, doubled for each restart still inside the ``window``, up
+    to ``max_backoff``: a transient crash comes back at once, a repeating one slows down. After
+    ``max_restarts`` restarts within ``window`` seconds the supervisor gives up and says so: an
+    operator that cannot start (a broken kubeconfig, a bug at start-up) would otherwise restart
+    forever and bury its first error in the log. ``poll`` is how often the process is checked.
+    """
+
+    max_restarts: int = 5
+    window: float = 60.0
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    poll: float = 0.2
+
+
+class OperatorSupervisor:
+    """Restart the operator when it crashes: an exit code other than 0 that :meth:`OperatorProcess.stop`
+    or :meth:`OperatorProcess.kill` did not cause (a SIGKILL from outside, an ``os._exit``, an
+    uncaught exception). Exit code 0 is a deliberate stop and is left alone. Each restart is
+    reported through ``out`` as ``operator exited with code N; restarting (restart #k)``.
+
+    Runs in a daemon thread; :meth:`stop` must be called before the operator is stopped.
+    """
+
+    def __init__(
+        self,
+        operator: OperatorProcess,
+        out: Callable[[str], None] = print,
+        policy: RestartPolicy | None = None,
+    ) -> None:
+        self.operator = operator
+        self.policy = policy or RestartPolicy()
+        self.restarts = 0
+        self.gave_up = False
+        self._out = out
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Self:
+        if self._thread is not None:
+            raise RuntimeError("the supervisor was already started")
+        self._thread = threading.Thread(target=self._run, name="operator-supervisor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop supervising (idempotent); a restart under way completes first."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+
+    def _run(self) -> None:
+        policy = self.policy
+        recent: collections.deque[float] = collections.deque()
+        while not self._stop.wait(policy.poll):
+            process = self.operator.process
+            if process is None or self.operator.stopping:
+                continue
+            code = process.poll()
+            if code is None:
+                continue
+            if code == 0:
+                self._out("operator exited with code 0; not restarting (a deliberate stop)")
+                return
+            now = time.monotonic()
+            while recent and now - recent[0] > policy.window:
+                recent.popleft()
+            if len(recent) >= policy.max_restarts:
+                self.gave_up = True
+                self._out(
+                    f"operator exited with {describe_exit(code)}; not restarting: {len(recent)} restarts "
+                    f"in the last {policy.window:g} s (see {self.operator.log_path})"
+                )
+                return
+            delay = min(policy.backoff * 2 ** len(recent), policy.max_backoff)
+            recent.append(now)
+            self.restarts += 1
+            self._out(f"operator exited with {describe_exit(code)}; restarting (restart #{self.restarts})")
+            if self._stop.wait(delay) or self.operator.stopping:
+                return
+            self.operator.start()

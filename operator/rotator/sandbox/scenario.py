@@ -17,7 +17,7 @@ from typing import Any
 from rotator.kube import Kube, policy_path
 from rotator.models.keys import FORCE_ROTATE
 from rotator.sandbox import demo
-from rotator.sandbox.operator_process import OperatorProcess
+from rotator.sandbox.operator_process import OperatorProcess, OperatorSupervisor
 from rotator.sandbox.stack import Stack
 
 SCENARIOS = ("rotation", "failed-rollout")
@@ -157,6 +157,7 @@ def run_sandbox(
     workdir = workdir.resolve()
     stack = Stack(workdir)
     operator: OperatorProcess | None = None
+    supervisor: OperatorSupervisor | None = None
     stop_requested = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -175,6 +176,7 @@ def run_sandbox(
         operator = OperatorProcess(stack.kubeconfig, workdir / "operator.log", idle_resync=2.0, poll=0.2)
         operator.start()
         operator.wait_healthy()
+        supervisor = OperatorSupervisor(operator, out=out).start()  # a crashed operator comes back
         timings = ", ".join(f"{k} {v:.2f}s" for k, v in stack.startup_seconds.items())
         out(f"local stack up ({timings})")
         out(f"  Kubernetes API   {stack.kube_server.url}   kubeconfig {stack.kubeconfig}")
@@ -206,6 +208,8 @@ def run_sandbox(
         for sig in stop_signals:
             signal.signal(sig, signal.SIG_IGN)
         try:
+            if supervisor is not None:
+                supervisor.stop()
             if operator is not None:
                 operator.stop()
         finally:
