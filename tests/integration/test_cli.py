@@ -11,23 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.descendants import watch_leftovers
 from tests.fixtures.rotation import Bench
-
-STACK_PROCESS_MARKERS = ("bao server", "rotator.sandbox.moto_main", "postgres -D", "rotator run")
-
-
-def stack_processes() -> set[int]:
-    found: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if any(marker in cmdline for marker in STACK_PROCESS_MARKERS):
-            found.add(int(entry.name))
-    return found
 
 
 def rotator(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -48,8 +33,8 @@ def rotator(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str
 def test_sandbox_once_runs_the_scenario_and_stops_everything(
     tmp_path: Path, scenario: str, expected: str
 ) -> None:
-    before = stack_processes()
-    result = rotator("sandbox", "--once", "--scenario", scenario, "--dir", str(tmp_path / "sandbox"))
+    with watch_leftovers() as leftovers:
+        result = rotator("sandbox", "--once", "--scenario", scenario, "--dir", str(tmp_path / "sandbox"))
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert expected in out
@@ -60,7 +45,7 @@ def test_sandbox_once_runs_the_scenario_and_stops_everything(
     assert "rotator_rotations_total" in out
     assert "kubectl --kubeconfig" in out
     assert (tmp_path / "sandbox" / "kubeconfig").exists()
-    assert stack_processes() - before == set(), "the sandbox left processes behind"
+    assert leftovers.pids == set(), "the sandbox left processes behind"
 
 
 def test_validate_names_the_offending_field(tmp_path: Path) -> None:
@@ -109,28 +94,48 @@ def test_force_and_status_commands_drive_a_live_operator(bench: Bench) -> None:
 
 
 def test_sandbox_keeps_running_until_ctrl_c_then_stops_everything(tmp_path: Path) -> None:
-    before = stack_processes()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rotator", "sandbox", "--dir", str(tmp_path / "sandbox")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stdout is not None
-        seen = []
-        for line in process.stdout:
-            seen.append(line)
-            if "press Ctrl-C" in line:
-                break
-        assert any("scenario rotation: as expected" in line for line in seen), "".join(seen)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-    assert stack_processes() - before == set(), "Ctrl-C left processes behind"
+    with watch_leftovers() as leftovers:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rotator", "sandbox", "--dir", str(tmp_path / "sandbox")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            assert process.stdout is not None
+            seen = []
+            for line in process.stdout:
+                seen.append(line)
+                if "press Ctrl-C" in line:
+                    break
+            assert any("scenario rotation: as expected" in line for line in seen), "".join(seen)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+    assert leftovers.pids == set(), "Ctrl-C left processes behind"
+
+
+ABANDON_A_SERVER = "import subprocess; subprocess.Popen(['sleep', '60'], start_new_session=True)"
+
+
+def test_leftover_watch_sees_what_a_command_abandons_and_nothing_else() -> None:
+    """The check above can fail: a command that leaves a server running in its own session."""
+    with watch_leftovers() as leftovers:
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import subprocess; subprocess.Popen(['sleep', '60'], start_new_session=True)",
+            ],
+            check=True,
+        )
+    assert len(leftovers.pids) == 1
+    with watch_leftovers() as nothing:
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+    assert nothing.pids == set()

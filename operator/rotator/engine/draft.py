@@ -81,8 +81,7 @@ class Draft:
 
     def patch(self) -> dict[str, Any]:
         """The merge patch from the status as read to the status as left; {} when unchanged."""
-        after = self.status.model_copy(update={"observed_generation": self.generation})
-        return merge_patch(self.before.to_patch(), after.to_patch())
+        return merge_patch(self.before.to_patch(), self.status.to_patch())
 
 
 def merge_patch(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,6 +112,11 @@ class Reconciled:
 
 def persist(kube: Kube, draft: Draft, requeue_after: float | None, *, temporary: bool = False) -> Reconciled:
     """Write what changed (nothing when nothing did) and report the reconcile."""
+    # Through the wire format and back: what the caller sees is exactly what was stored (whole
+    # seconds where status keeps whole seconds), so the next reconcile computes the same times.
+    draft.status = RotationPolicyStatus.from_raw(
+        draft.status.model_copy(update={"observed_generation": draft.generation}).to_patch()
+    )
     patch = draft.patch()
     if patch:
         kube.patch_policy_status(draft.ref.namespace, draft.ref.name, patch)

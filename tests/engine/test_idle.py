@@ -1,0 +1,206 @@
+"""An idle policy: adoption, ownership, drift repair, suspend, dry run, schedule; one reconcile each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+
+from rotator.models import Phase, Step, reasons
+from rotator.models.keys import FORCE_ROTATE, MANAGED_BY_LABEL
+from tests.engine.harness import NS, SECRET, EngineBench
+
+
+@dataclass(frozen=True)
+class Case:
+    """(spec, status, store, cluster, clock) arranged -> (conditions, Events, requeue, step)."""
+
+    arrange: Callable[[EngineBench], None]
+    ready: tuple[str, str]
+    events: list[str] = field(default_factory=list)
+    requeue: float | None = 30.0
+    step: Step | None = None
+    message: str = ""
+
+
+def foreign_path(bench: EngineBench) -> None:
+    bench.seed()
+    bench.store.seed("somebody-elses-value")
+    bench.store.tags = {"team": "x"}
+
+
+def foreign_path_adopted(bench: EngineBench) -> None:
+    bench.seed()
+    bench.store.seed("somebody-elses-value")
+    bench.store.tags = {"team": "x"}
+    bench.edit_spec(store={"vault": {"adopt": True}})
+
+
+def other_policys_path(bench: EngineBench) -> None:
+    bench.seed()
+    bench.store.seed("theirs-value-0001")
+    bench.store.tags = {"managed-by": "rotator", "rotator.dev/owner": "other/policy"}
+    bench.edit_spec(store={"vault": {"adopt": True}})
+
+
+def suspended_with_force(bench: EngineBench) -> None:
+    bench.seed(suspend=True)
+    bench.annotate(FORCE_ROTATE, "f1")
+
+
+def dry_run_first(bench: EngineBench) -> None:
+    bench.seed(dryRun=True)
+
+
+CASES = {
+    "new-path-starts-the-initial-rotation": Case(
+        lambda b: b.seed(), ("Unknown", ""), [reasons.ROTATION_STARTED], 0.0, Step.GENERATE
+    ),
+    "foreign-path-refused": Case(
+        foreign_path,
+        ("False", reasons.STORE_NOT_OWNED),
+        [reasons.STORE_NOT_OWNED],
+        60.0,
+        message="set spec.store.*.adopt=true",
+    ),
+    "foreign-path-adopted-when-asked": Case(
+        foreign_path_adopted, ("True", reasons.READY), [reasons.STORE_ADOPTED, reasons.SECRET_DRIFT_REPAIRED]
+    ),
+    "another-policys-path-never-adopted": Case(
+        other_policys_path,
+        ("False", reasons.STORE_NOT_OWNED),
+        [reasons.STORE_NOT_OWNED],
+        60.0,
+        message="another RotationPolicy owns it",
+    ),
+    "foreign-secret-refused-before-the-store": Case(
+        lambda b: (b.seed(), b.foreign_secret()),
+        ("False", reasons.SECRET_NOT_OWNED),
+        [reasons.SECRET_NOT_OWNED],
+        60.0,
+        message=MANAGED_BY_LABEL,
+    ),
+    "suspended-ignores-and-records-a-force": Case(
+        suspended_with_force, ("True", reasons.SUSPENDED), [], 30.0, message="force ignored"
+    ),
+    "dry-run-reports-and-touches-nothing": Case(
+        dry_run_first, ("True", reasons.DRY_RUN), [reasons.DRY_RUN], 30.0, message="would rotate (Initial)"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_one_idle_reconcile(bench: EngineBench, name: str) -> None:
+    case = CASES[name]
+    case.arrange(bench)
+    run = bench.reconcile()
+    ready = run.status.condition("Ready")  # type: ignore[arg-type]
+    assert ((str(ready.status), ready.reason) if ready else ("Unknown", "")) == case.ready
+    assert run.reasons == case.events
+    assert run.requeue == case.requeue
+    assert run.step == case.step
+    if case.message:
+        assert ready is not None
+        assert case.message in ready.message
+    assert run.writes == 1
+    assert bench.status() == run.status, "what the engine reports is what it wrote"
+
+
+def test_dry_run_and_suspend_write_nothing_to_store_or_cluster(bench: EngineBench) -> None:
+    dry_run_first(bench)
+    bench.annotate(FORCE_ROTATE, "f1")
+    run = bench.reconcile()
+    assert run.status.last_dry_run is not None
+    assert run.status.last_dry_run.would_rotate
+    assert run.status.last_handled_force_rotate == "f1", "consumed: turning dryRun off must not act on it"
+    assert bench.store.tags is None
+    assert bench.store.versions == {}
+    assert bench.secret() is None
+    second = bench.reconcile()
+    assert second.reasons == [reasons.DRY_RUN], "the force was handled: now only the first rotation is due"
+    assert bench.reconcile().events == [], "the same report is not posted twice"
+    bench.edit_spec(dryRun=False, suspend=True)
+    assert bench.reconcile().condition("Ready")[1] == reasons.SUSPENDED
+    assert bench.store.tags is None
+
+
+def test_drift_is_repaired_and_warned_once(bench: EngineBench) -> None:
+    bench.seed()
+    bench.rotate_to_end()
+    secret = bench.secret()
+    assert secret is not None
+    secret["data"]["password"] = "ZWRpdGVk"  # "edited"
+    bench.kube.replace_secret(NS, SECRET, secret)
+    run = bench.reconcile()
+    assert [(r, w) for r, _, w in run.events] == [(reasons.SECRET_DRIFT_REPAIRED, True)]
+    assert bench.secret_value() == bench.store_value("1")
+    assert bench.reconcile().events == []
+
+
+def test_destroyed_or_unreadable_current_is_degraded_and_rotation_still_possible(bench: EngineBench) -> None:
+    bench.seed()
+    bench.rotate_to_end()
+    bench.store.versions[1].value = None
+    run = bench.reconcile()
+    assert run.condition("Degraded")[:2] == ("True", reasons.CURRENT_UNREADABLE)
+    assert "force a rotation" in run.condition("Degraded")[2]
+    bench.annotate(FORCE_ROTATE, "recover")
+    started = bench.reconcile()
+    assert started.status.rotation is not None
+    assert started.status.rotation.old_version is None, "a destroyed version is nothing to fall back to"
+
+
+def test_idle_requeue_is_the_due_time_when_sooner_than_the_resync(bench: EngineBench) -> None:
+    bench.seed(schedule={"interval": "10m"})
+    end = bench.rotate_to_end()[-1]
+    assert end.status.next_rotation_time is not None
+    bench.now = end.status.next_rotation_time - timedelta(seconds=12)
+    run = bench.reconcile()
+    assert run.requeue == 12.0
+    assert run.status.phase is Phase.IDLE
+    assert run.condition("Ready")[2].startswith("next rotation at")
+
+
+def test_an_unchanged_idle_policy_writes_no_status(bench: EngineBench) -> None:
+    bench.seed()
+    bench.rotate_to_end()
+    bench.reconcile()
+    assert bench.reconcile().writes == 0
+    assert bench.reconcile().writes == 0
+
+
+def test_invalid_spec_is_named_once_and_not_retried(bench: EngineBench) -> None:
+    bench.seed()
+    stored = bench.kube.get_policy(NS, "demo-db") or {}
+    target = {"kind": "Deployment", "name": "a"}
+    spec = {**stored["spec"], "restart": {"targets": [target, target]}}  # the CRD would refuse it
+    run = bench.reconcile(spec=spec)
+    assert run.condition("Ready")[:2] == ("False", reasons.INVALID_SPEC)
+    assert "spec.restart.targets" in run.condition("Ready")[2]
+    assert [(r, w) for r, _, w in run.events] == [(reasons.INVALID_SPEC, True)]
+    assert run.requeue is None, "a spec change wakes the policy; nothing else will fix it"
+    assert run.status.phase is Phase.IDLE
+    assert bench.reconcile(spec=spec).events == []
+    assert bench.store.tags is None
+
+
+def test_a_hand_edited_status_is_held_not_guessed_at(bench: EngineBench) -> None:
+    bench.seed()
+    bench.reconcile()
+    stored = (bench.kube.get_policy(NS, "demo-db") or {})["status"]
+    edited = {**stored, "rotation": {**stored["rotation"], "step": "teleport"}}
+    run = bench.reconcile(status=edited)
+    assert run.condition("Ready")[:2] == ("False", reasons.INVALID_STATUS)
+    assert "status.rotation.step" in run.condition("Ready")[2]
+    assert run.requeue == bench.settings.permanent_error_recheck
+    assert bench.store.versions == {}, "nothing acted on a guess"
+    assert bench.status().condition("Ready") == run.status.condition("Ready")  # type: ignore[arg-type]
+    assert bench.status().rotation == stored_rotation(stored), "the rest of status is left as it was"
+
+
+def stored_rotation(raw: dict[str, object]) -> object:
+    from rotator.models import RotationPolicyStatus
+
+    return RotationPolicyStatus.from_raw(raw).rotation

@@ -1,0 +1,198 @@
+"""A rotation step by step, in-process: what each reconcile writes, posts and asks for next."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from rotator.models import Phase, RotationResult, Step, reasons
+from rotator.models.keys import FORCE_ROTATE, ROTATION_ID
+from tests.engine.harness import DEPLOYMENT, NS, T0, EngineBench, Run
+
+
+def test_initial_rotation_walks_every_step_in_order(bench: EngineBench) -> None:
+    bench.seed()
+    first = bench.reconcile()
+    assert first.reasons == [reasons.ROTATION_STARTED]
+    assert first.requeue == 0.0
+    assert first.status.phase is Phase.ROTATING
+    rotation = first.status.rotation
+    assert rotation is not None
+    assert (rotation.id, rotation.step, rotation.old_version) == ("r1", Step.GENERATE, None)
+    assert rotation.store_location == {
+        "kind": "vault",
+        "address": "http://vault.invalid:8200",
+        "mount": "secret",
+        "path": "shop/demo-db",
+    }
+    assert bench.status() == first.status, "persisted before any side effect"
+    assert bench.store.versions == {}
+
+    runs = bench.rotate_to_end()
+    steps = [r.status.rotation.step for r in runs if r.status.rotation is not None]
+    assert steps[: steps.index(Step.VERIFY)] == [Step.DUAL, Step.SYNC, Step.RESTART]
+    end = runs[-1].status
+    assert end.phase is Phase.IDLE
+    assert end.current_version == "1"
+    assert end.last_result is RotationResult.SUCCEEDED
+    assert [t.step for t in end.history[0].steps or ()] == [
+        Step.GENERATE,
+        Step.DUAL,
+        Step.SYNC,
+        Step.RESTART,
+        Step.VERIFY,
+        Step.REVOKE,
+    ]
+    assert end.history[0].result is RotationResult.SUCCEEDED
+    assert end.credential_created_at == bench.now.replace(microsecond=0), "whole seconds, as stored"
+    assert end.next_rotation_time is not None
+    assert bench.secret_value() == bench.store_value("1")
+    template = bench.deployment()["spec"]["template"]["metadata"]["annotations"]
+    assert template[ROTATION_ID] == "r1"
+    everything = [reason for run in runs for reason in run.reasons]
+    assert everything.count(reasons.CREDENTIAL_GENERATED) == 1
+    assert everything.count(reasons.WORKLOAD_RESTARTED) == 1
+    assert everything[-1] == reasons.ROTATION_SUCCEEDED
+    assert runs[-1].condition("Ready") == ("True", reasons.READY, "credential at store version 1")
+    assert (
+        bench.metrics.rotations_total.labels(
+            namespace="shop", policy="demo-db", result="succeeded", reason="Initial"
+        )._value.get()
+        == 1
+    )
+
+
+def test_second_rotation_keeps_old_until_verified_then_revokes_it(bench: EngineBench) -> None:
+    bench.seed(secret={"name": "demo-db-credentials", "key": "password", "previousKey": "password.previous"})
+    bench.rotate_to_end()
+    old = bench.store_value("1")
+    bench.annotate(FORCE_ROTATE, "f1")
+    bench.tick(60)
+    started = bench.reconcile()
+    assert started.status.rotation is not None
+    assert started.status.rotation.reason == "Forced"
+    assert started.status.last_handled_force_rotate == "f1"
+    assert started.status.rotation.old_version == "1"
+    seen_dual = False
+
+    def check(run: Run) -> bool:
+        nonlocal seen_dual
+        rotation = run.status.rotation
+        if rotation is not None and rotation.verified_at is None:
+            assert bench.store_value("1") == old, "old credential revoked before verification"
+        if rotation is not None and rotation.step in (Step.VERIFY, Step.REVOKE):
+            seen_dual = seen_dual or bench.secret_value("password.previous") == old
+        return rotation is None
+
+    bench.rotate_until(check)
+    assert seen_dual, "previousKey never carried the old value during the dual window"
+    assert bench.store_value("1") is None
+    assert bench.secret_value() == bench.store_value("2")
+    assert bench.secret_value("password.previous") is None
+    assert bench.status().current_version == "2"
+
+
+def test_waiting_step_uses_the_poll_setting_and_records_no_error(bench: EngineBench) -> None:
+    bench.seed()
+    bench.server.set_fail_readiness("Deployment", NS, DEPLOYMENT)  # new pods never ready: verify waits
+    runs = bench.rotate_to_step(Step.VERIFY)
+    waiting = bench.reconcile()
+    assert waiting.step == Step.VERIFY
+    assert waiting.requeue == bench.settings.poll
+    assert waiting.status.rotation is not None
+    assert waiting.status.rotation.last_error is None
+    assert runs
+
+
+def test_grace_period_waits_and_requeues_for_the_remaining_time(bench: EngineBench) -> None:
+    bench.seed(revoke={"gracePeriod": "90s"})
+    runs = bench.rotate_to_step(Step.REVOKE)
+    waiting = bench.reconcile()
+    assert waiting.step == Step.REVOKE
+    assert waiting.requeue == bench.settings.idle_resync, "a long wait is capped by the resync"
+    assert waiting.status.rotation is not None
+    verified_at = waiting.status.rotation.verified_at
+    assert verified_at is not None
+    bench.now = verified_at + timedelta(seconds=75)
+    assert bench.reconcile().requeue == 15.0
+    bench.tick(15)
+    done = bench.reconcile()
+    assert done.step is None
+    assert done.status.last_result is RotationResult.SUCCEEDED
+    assert runs
+
+
+def test_force_during_rotation_is_absorbed_by_the_chain_once(bench: EngineBench) -> None:
+    bench.seed()
+    bench.reconcile()
+    bench.annotate(FORCE_ROTATE, "during")
+    run = bench.reconcile()
+    assert reasons.FORCE_IGNORED in run.reasons
+    message = next(m for r, m, _ in run.events if r == reasons.FORCE_IGNORED)
+    assert "covered by the running rotation" in message
+    assert run.status.last_handled_force_rotate == "during"
+    assert reasons.FORCE_IGNORED not in bench.reconcile().reasons
+    bench.rotate_to_end()
+    after = bench.reconcile()
+    assert after.status.rotation is None, "an absorbed force must not start a second rotation"
+
+
+def test_suspend_during_rotation_lets_it_finish(bench: EngineBench) -> None:
+    bench.seed()
+    bench.reconcile()
+    bench.edit_spec(suspend=True)
+    end = bench.rotate_to_end()[-1]
+    assert end.status.last_result is RotationResult.SUCCEEDED
+    assert bench.reconcile().condition("Ready")[1] == reasons.SUSPENDED
+
+
+def test_dry_run_set_mid_rotation_holds_the_step(bench: EngineBench) -> None:
+    bench.seed()
+    bench.reconcile()
+    bench.reconcile()  # generate
+    bench.edit_spec(dryRun=True)
+    held = bench.reconcile()
+    assert held.step == Step.DUAL
+    assert held.condition("Rotating")[1] == reasons.DRY_RUN
+    assert held.requeue == bench.settings.idle_resync
+    assert bench.reconcile().events == [], "the hold is announced once"
+    bench.edit_spec(dryRun=False)
+    assert bench.rotate_to_end()[-1].status.last_result is RotationResult.SUCCEEDED
+
+
+def test_store_kind_changed_mid_rotation_is_refused_permanently(bench: EngineBench) -> None:
+    bench.seed()
+    bench.reconcile()
+    bench.edit_spec(
+        store={
+            "vault": None,
+            "awsSecretsManager": {"region": "us-east-1", "secretId": "x", "auth": {"irsa": {}}},
+        }
+    )
+    run = bench.reconcile()
+    assert run.condition("Ready")[:2] == ("False", reasons.STORE_KIND_CHANGED)
+    assert run.condition("Degraded")[:2] == ("True", reasons.STORE_KIND_CHANGED)
+    assert run.requeue == bench.settings.permanent_error_recheck
+    assert run.step == Step.GENERATE
+
+
+def test_store_path_edited_mid_rotation_stays_pinned(bench: EngineBench) -> None:
+    bench.seed()
+    bench.reconcile()
+    pinned: list[str] = []
+    bench.open_store = lambda ref, spec: (pinned.append(spec.store.vault.path), bench.store)[1]  # type: ignore[union-attr]
+    bench.edit_spec(store={"vault": {"path": "shop/moved"}})
+    bench.rotate_to_end()
+    assert set(pinned) == {"shop/demo-db"}
+
+
+def test_step_timeline_keeps_milliseconds(bench: EngineBench) -> None:
+    bench.seed()
+    bench.reconcile()
+    bench.tick(0.25)
+    run = bench.reconcile()
+    assert run.status.rotation is not None
+    raw = (bench.kube.get_policy("shop", "demo-db") or {})["status"]["rotation"]
+    assert raw["stepStartedAt"] == "2026-12-01T08:00:00.250Z"
+    assert run.status.rotation.steps is not None
+    assert run.status.rotation.steps[0].seconds == 0.25
+    assert run.status.rotation.started_at == T0
