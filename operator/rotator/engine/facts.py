@@ -18,8 +18,6 @@ def next_due(
 ) -> datetime | None:
     """When the schedule wants the next rotation, from the last one and the credential's age."""
     schedule = spec.schedule
-    if schedule is None:
-        return None
     return next_rotation_time(
         status.last_rotation_time,
         status.credential_created_at,
@@ -53,7 +51,7 @@ def trigger_inputs(
         last_rotation_time=status.last_rotation_time,
         credential_created_at=status.credential_created_at,
         next_due=status.next_rotation_time or next_due(spec, status, seed, now),
-        max_age=spec.schedule.max_age_delta if spec.schedule else None,
+        max_age=spec.schedule.max_age_delta,
         credential_spec_hash=spec_hash,
         handled_credential_spec_hash=status.credential_spec_hash or spec_hash,
         retry_not_before=status.retry_not_before,

@@ -27,7 +27,9 @@ def finish_rotation(
     rotation = draft.rotation
     outcome = result_of(step, result.outcome) or RotationResult.FAILED
     succeeded = outcome is RotationResult.SUCCEEDED
-    version = rotation.new_version if succeeded else rotation.old_version
+    # Past verify the new credential is current in the store, even if revoking the old failed.
+    verified = succeeded or step is Step.REVOKE
+    version = rotation.new_version if verified else rotation.old_version
     entry = HistoryEntry(
         id=rotation.id,
         result=outcome,
@@ -71,8 +73,8 @@ def finish_rotation(
         )
         refresh_schedule(draft, spec, deps.metrics)
         return persist(deps.kube, draft, 0.0)
-    if rotation.old_version:
-        draft.set(current_version=rotation.old_version)
+    if version:
+        draft.set(current_version=version)
     message = f"rotation {rotation.id} {outcome}: {rotation.last_error or result.message}"
     rolled_back = outcome is RotationResult.ROLLED_BACK
     reason = reasons.ROTATION_ROLLED_BACK if rolled_back else reasons.ROTATION_FAILED
