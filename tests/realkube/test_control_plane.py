@@ -195,6 +195,7 @@ def test_deployment_becomes_available_on_kwok_nodes_and_rolls_out(real_kube: Rea
     assert len(pods) == 3
     assert {p["spec"]["nodeName"] for p in pods} <= set(real_kube.node_names)
     assert all(p["status"]["phase"] == "Running" for p in pods)
+    assert all(p["status"]["podIP"].startswith("10.244.") for p in pods)
     old_hash = pods[0]["metadata"]["labels"]["pod-template-hash"]
 
     # Reloader-style restart: a pod-template annotation makes a new ReplicaSet.
