@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: sandbox test lint typecheck layers unit bench clean postgres
+.PHONY: sandbox test lint typecheck layers unit bench clean postgres controlplane
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,9 +34,14 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
+# The real Kubernetes control plane for tests/realkube (DESIGN §5): built from the Go module proxy
+# into ~/.cache/rotator/controlplane/<hash of the pins>; prints "cached" once built (~11 min cold).
+controlplane:
+	bash e2e/controlplane/build.sh
+
 # The engine's in-process tests run under branch coverage (100 % required: every reconcile
 # branch has a test); everything else runs once, without the coverage overhead.
-test: $(STAMP) postgres lint typecheck layers
+test: $(STAMP) postgres controlplane lint typecheck layers
 	$(BIN)/coverage run -m pytest -q -p no:cacheprovider tests/engine
 	$(BIN)/coverage report
 	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/engine

@@ -21,6 +21,7 @@ import kopf
 from rotator import engine
 from rotator.kube import GROUP, PLURAL, VERSION, Kube, connection_of
 from rotator.models import PolicyRef, reasons, utcnow
+from rotator.models.keys import FINALIZER
 
 log = logging.getLogger("rotator.handlers")
 KOPF_PREFIX = "kopf.rotator.dev"
@@ -57,7 +58,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
-    settings.persistence.finalizer = "rotator.dev/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.posting.level = logging.INFO
     settings.posting.reporting_component = "rotator"
     settings.watching.server_timeout = 300

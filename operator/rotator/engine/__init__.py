@@ -10,6 +10,7 @@ writes what changed. Modules, top to bottom:
 - ``advance``    one step of a running rotation and the transition table
 - ``finish``     history, result conditions, metrics, the pause after failure
 - ``failures``   exceptions to conditions or jittered backoff (the one owner of retry timing)
+- ``trigger``    the trigger chain asked, and a consumed force recorded (one place for both)
 - ``facts``      pure mappings onto the trigger chain's and schedule's inputs
 - ``schedule``   next due time in status and the per-policy gauges
 - ``draft``      the typed status being built, its Events, and the merge-patch write

@@ -15,8 +15,8 @@ from pydantic import SecretStr
 
 from rotator.engine.deps import Deps
 from rotator.engine.draft import Draft, Reconciled, persist
-from rotator.engine.facts import trigger_inputs
 from rotator.engine.finish import finish_rotation
+from rotator.engine.trigger import decide_and_record
 from rotator.logs import SENSITIVE
 from rotator.models import (
     ConditionType,
@@ -29,7 +29,6 @@ from rotator.models import (
 )
 from rotator.policy.scope import StoreKindChanged, pin_to_rotation
 from rotator.policy.transitions import Outcome, next_step
-from rotator.policy.triggers import decide
 from rotator.steps import dual, generate, restart, revoke, rollback, sync, verify
 from rotator.steps.checkpoints import Checkpoint
 from rotator.steps.context import StepContext, StepResult, gave_up
@@ -70,12 +69,8 @@ def advance_rotation(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> Reco
 
 def _absorb_force(draft: Draft, spec: RotationPolicySpec) -> None:
     """A force during a rotation is covered by it: recorded as handled, reported once."""
-    inputs = trigger_inputs(
-        spec, draft.status, draft.annotations, seed=draft.ref.owner, now=draft.now, store_has_value=True
-    )
-    decision = decide(inputs, draft.now)
+    decision = decide_and_record(draft, spec, store_has_value=True)
     if decision.force_value_to_record:
-        draft.set(last_handled_force_rotate=decision.force_value_to_record)
         draft.event(reasons.FORCE_IGNORED, decision.message)
 
 

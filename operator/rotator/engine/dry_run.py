@@ -4,25 +4,14 @@ from __future__ import annotations
 
 from rotator.engine.deps import Deps
 from rotator.engine.draft import Draft, Reconciled, persist
-from rotator.engine.facts import trigger_inputs
+from rotator.engine.trigger import decide_and_record
 from rotator.models import ConditionType, DryRunReport, Phase, RotationPolicySpec, reasons
-from rotator.policy.triggers import decide
 from rotator.stores.base import Store
 
 
 def report_dry_run(draft: Draft, spec: RotationPolicySpec, store: Store, deps: Deps) -> Reconciled:
-    inputs = trigger_inputs(
-        spec,
-        draft.status,
-        draft.annotations,
-        seed=draft.ref.owner,
-        now=draft.now,
-        store_has_value=store.current() is not None,
-    )
-    decision = decide(inputs, draft.now)
-    if decision.force_value_to_record:
-        # Consumed here: turning dryRun off later must not act on an old request.
-        draft.set(last_handled_force_rotate=decision.force_value_to_record)
+    # A force is consumed here too: turning dryRun off later must not act on an old request.
+    decision = decide_and_record(draft, spec, store_has_value=store.current() is not None)
     if decision.rotate:
         message = f"dry run: would rotate ({decision.reason}): {decision.message}"
     else:

@@ -9,13 +9,12 @@ from pydantic import SecretStr
 from rotator.engine.deps import Deps
 from rotator.engine.draft import Draft, Reconciled, persist
 from rotator.engine.dry_run import report_dry_run
-from rotator.engine.facts import trigger_inputs
 from rotator.engine.schedule import refresh_schedule
 from rotator.engine.start import start_rotation
+from rotator.engine.trigger import decide_and_record
 from rotator.managed_secret import ensure_secret_is_ours, write_secret
 from rotator.models import ConditionType, Phase, RotationPolicySpec, RotationResult, reasons
 from rotator.policy.scope import credential_spec_hash
-from rotator.policy.triggers import Decision, decide
 from rotator.stores.base import Store, StoredVersion, VersionState
 from rotator.stores.errors import StoreAuthError, StoreError, StoreUnavailable
 
@@ -35,7 +34,7 @@ def reconcile_idle(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> Reconc
         _adopt(draft, spec, current)
     if current is not None:
         _repair_drift(draft, spec, store, current, deps)
-    decision = _decide(draft, spec, store_has_value=current is not None)
+    decision = decide_and_record(draft, spec, store_has_value=current is not None)
     if decision.rotate:
         return start_rotation(draft, spec, decision, current, deps)
     if draft.status.last_result is not RotationResult.FAILED:
@@ -49,25 +48,9 @@ def reconcile_idle(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> Reconc
     return persist(deps.kube, draft, requeue)
 
 
-def _decide(draft: Draft, spec: RotationPolicySpec, *, store_has_value: bool) -> Decision:
-    """Run the trigger chain; a force it consumed (acted on or ignored) is recorded as handled."""
-    inputs = trigger_inputs(
-        spec,
-        draft.status,
-        draft.annotations,
-        seed=draft.ref.owner,
-        now=draft.now,
-        store_has_value=store_has_value,
-    )
-    decision = decide(inputs, draft.now)
-    if decision.force_value_to_record:
-        draft.set(last_handled_force_rotate=decision.force_value_to_record)
-    return decision
-
-
 def _suspended(draft: Draft, spec: RotationPolicySpec, store: Store, deps: Deps) -> Reconciled:
     """Hands off: no ownership tags, no drift repair over an emergency edit."""
-    decision = _decide(draft, spec, store_has_value=store.current() is not None)
+    decision = decide_and_record(draft, spec, store_has_value=store.current() is not None)
     draft.condition(ConditionType.READY, True, reasons.SUSPENDED, decision.message)
     refresh_schedule(draft, spec, deps.metrics)
     return persist(deps.kube, draft, deps.settings.idle_resync)

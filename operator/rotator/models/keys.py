@@ -14,6 +14,9 @@ DOMAIN: Final = "rotator.dev"
 FORCE_ROTATE: Final = f"{DOMAIN}/force-rotate"
 """Annotation on a policy: each new value asks for one rotation now."""
 
+FINALIZER: Final = f"{DOMAIN}/finalizer"
+"""Kopf's finalizer name (only while a delete handler needs it; see the handlers)."""
+
 # --- on the managed Secret ------------------------------------------------------------------------
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "rotator"

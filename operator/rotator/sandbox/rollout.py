@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rotator.models.keys import SECRET_VERSION
 from rotator.sandbox.kube_store import JSON, KubeStore, ResourceType, now_rfc3339
 
 DEFAULT_POD_DELAY = 0.2
@@ -49,7 +50,7 @@ DEFAULT_PROGRESS_DEADLINE = 600.0
 
 FAIL_READINESS_ANNOTATION = "sandbox.rotator.dev/fail-readiness"
 SECRET_VERSIONS_ANNOTATION = "sandbox.rotator.dev/secret-versions"
-VERSION_ANNOTATION = "rotator.dev/version"
+VERSION_ANNOTATION = SECRET_VERSION
 
 WORKLOAD_KINDS: dict[str, tuple[str, str, str]] = {
     "Deployment": ("apps", "v1", "deployments"),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rotator.kube import Kube, policy_path
-from rotator.models.keys import FORCE_ROTATE
+from rotator.models.keys import FORCE_ROTATE, SECRET_VERSION
 from rotator.sandbox import demo
 from rotator.sandbox.operator_process import OperatorProcess, OperatorSupervisor
 from rotator.sandbox.stack import Stack
@@ -73,7 +73,7 @@ def idle_with_history(count: int) -> Callable[[Mapping[str, Any]], bool]:
 
 def secret_version(kube: Kube) -> str:
     secret = kube.get_secret(demo.NAMESPACE, demo.SECRET) or {}
-    return str((secret.get("metadata", {}).get("annotations") or {}).get("rotator.dev/version", "-"))
+    return str((secret.get("metadata", {}).get("annotations") or {}).get(SECRET_VERSION, "-"))
 
 
 def pods_by_version(stack: Stack) -> str:

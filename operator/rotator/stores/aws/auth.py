@@ -7,14 +7,13 @@ instance profile), which refreshes its own credentials. A key Secret is read wit
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
-from rotator.models import PermanentError, reasons
+from rotator.stores.secret_ref import single_line_value
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -48,19 +47,5 @@ def aws_client(
 
 
 def access_key_from_secret(where: str, secret: Mapping[str, Any] | None, key: str) -> str:
-    """One key of an access-key Secret, as a single-line string; a clear refusal otherwise.
-
-    ``where`` names the field and the Secret (``spec.store...accessKeySecretRef: Secret ns/name``).
-    """
-    if secret is None:
-        raise PermanentError(reasons.STORE_AUTH_MISSING, f"{where} not found")
-    encoded = (secret.get("data") or {}).get(key)
-    if not encoded:
-        raise PermanentError(reasons.STORE_AUTH_MISSING, f"{where} has no key {key!r}")
-    text = base64.b64decode(encoded).decode(errors="replace").strip()
-    if not text or not text.isprintable() or any(c.isspace() for c in text):
-        # Never echo it: it would end up in a signed request and its errors.
-        raise PermanentError(
-            reasons.STORE_AUTH_MISSING, f"{where} key {key!r} does not hold a single-line AWS key"
-        )
-    return text
+    """One key of an access-key Secret (``where`` names the field and the Secret)."""
+    return single_line_value(where, secret, key, "AWS key")

@@ -4,7 +4,6 @@ static token read from a Secret. Each returns what the opener caches; none ever 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,8 +11,8 @@ import hvac
 import hvac.exceptions
 import requests
 
-from rotator.models import PermanentError, reasons
 from rotator.stores.errors import StoreAuthError, StoreUnavailable
+from rotator.stores.secret_ref import single_line_value
 from rotator.stores.vault.client import TRANSIENT
 
 
@@ -38,14 +37,5 @@ def vault_kubernetes_login(client: hvac.Client, role: str, jwt: str, mount_point
 
 
 def token_from_secret(where: str, secret: Mapping[str, Any] | None, key: str) -> str:
-    """The Vault token held under ``key`` of a Secret; a clear refusal naming ``where`` otherwise."""
-    encoded = ((secret or {}).get("data") or {}).get(key)
-    if not encoded:
-        raise PermanentError(reasons.STORE_AUTH_MISSING, f"{where} has no key {key!r}")
-    token = base64.b64decode(encoded).decode(errors="replace").strip()
-    if not token or not token.isprintable() or any(c.isspace() for c in token):
-        # Never echo it: a malformed token would end up in an HTTP header and its errors.
-        raise PermanentError(
-            reasons.STORE_AUTH_MISSING, f"{where} key {key!r} does not hold a single-line Vault token"
-        )
-    return token
+    """The Vault token held under ``key`` of a Secret (``where`` names the field and the Secret)."""
+    return single_line_value(where, secret, key, "Vault token")
