@@ -67,6 +67,7 @@ def run(policies: int, rounds: int) -> None:
             f"/api/v1/namespaces/{BENCH_NAMESPACE}/secrets",
             demo.token_secret(BENCH_NAMESPACE, stack.vault.root_token),
         )
+        demo.create(kube, demo.store_collection(BENCH_NAMESPACE), demo.vault_store(BENCH_NAMESPACE, stack.vault.address))
         demo.create(
             kube,
             f"/apis/apps/v1/namespaces/{BENCH_NAMESPACE}/deployments",
@@ -83,7 +84,6 @@ def run(policies: int, rounds: int) -> None:
                 policy_path(BENCH_NAMESPACE),
                 demo.rotation_policy(
                     BENCH_NAMESPACE,
-                    stack.vault.address,
                     name="single",
                     extra_spec={"revoke": {"gracePeriod": "0s"}, "verify": {"timeout": "60s"}},
                 ),
@@ -106,7 +106,6 @@ def run(policies: int, rounds: int) -> None:
                     policy_path(BENCH_NAMESPACE),
                     demo.rotation_policy(
                         BENCH_NAMESPACE,
-                        stack.vault.address,
                         name=name,
                         secret=f"{name}-credentials",
                         deployment=None,

@@ -43,6 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     from rotator.metrics import Metrics
     from rotator.models import Settings
     from rotator.stores.opener import StoreOpener
+    from rotator.tenancy.resolver import StoreResolver
 
     logs.configure(logging.DEBUG if args.verbose else logging.INFO, json_output=args.log_format == "json")
     if args.kubeconfig:
@@ -51,9 +52,10 @@ def _run(args: argparse.Namespace) -> int:
     metrics = Metrics()
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
-    opener = StoreOpener(kube, metrics, service_account_token=Path(args.service_account_token))
+    opener = StoreOpener(kube, metrics)
     deps = engine.Deps(
         kube=kube,
+        resolve_store=StoreResolver(kube, frozenset(args.allowed_store_address or ())),
         open_store=opener,
         store_auth_failed=opener.auth_failed,
         metrics=metrics,
@@ -176,9 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--poll", type=float, default=1.0, help="seconds between polls while waiting on rollouts"
     )
     run.add_argument(
-        "--service-account-token",
-        default="/var/run/secrets/kubernetes.io/serviceaccount/token",
-        help="token file for Vault's Kubernetes auth (spec.store.vault.auth.kubernetes)",
+        "--allowed-store-address",
+        action="append",
+        help="only stores at this address (Vault URL, or aws:REGION:ENDPOINT) are used (repeatable; "
+        "default: any address an admin put into a RotationStore/ClusterRotationStore)",
     )
     run.add_argument("--log-format", choices=["json", "text"], default="json")
     run.add_argument("--verbose", "-v", action="store_true")

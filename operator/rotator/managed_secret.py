@@ -80,31 +80,29 @@ def write_secret(
     values: Mapping[str, SecretStr],
     version: str,
     rotation_id: str,
+    *,
+    delete_with_policy: bool = False,
 ) -> bool:
     """Make the Secret hold exactly `values`; returns True when something was written.
+
+    ``delete_with_policy`` (``secret.deletionPolicy: Delete``) makes the policy the Secret's
+    controller owner, so the garbage collector removes it with the policy; otherwise (Retain) the
+    Secret has no owner reference and outlives the policy: consumers never lose a credential
+    because a policy was deleted.
 
     Refuses a same-named Secret that rotator does not own. A concurrent writer surfaces as
     KubeConflict (the PUT carries the resourceVersion read), and the engine retries the step.
     """
     data = encode(values)
     existing = ensure_secret_is_ours(kube, policy, name)
-    if in_sync(existing, data, version):
+    ours = [_owner_reference(policy)] if delete_with_policy else []
+    if in_sync(existing, data, version) and _our_owner_references(existing, policy) == ours:
         return False
     metadata: dict[str, Any] = {
         "name": name,
         "namespace": policy.namespace,
         "labels": {MANAGED_BY_LABEL: MANAGED_BY, POLICY_LABEL: policy.name},
         "annotations": {ROTATION_ID: rotation_id, SECRET_VERSION: version, DATA_HASH: data_hash(data)},
-        "ownerReferences": [
-            {
-                "apiVersion": API_VERSION,
-                "kind": KIND,
-                "name": policy.name,
-                "uid": policy.uid,
-                "controller": True,
-                "blockOwnerDeletion": False,
-            }
-        ],
     }
     body: dict[str, Any] = {
         "apiVersion": "v1",
@@ -113,6 +111,8 @@ def write_secret(
         "metadata": metadata,
         "data": data,
     }
+    if ours:
+        metadata["ownerReferences"] = ours
     if existing is None:
         kube.create_secret(policy.namespace, body)
     else:
@@ -123,5 +123,23 @@ def write_secret(
             k: v for k, v in (old_meta.get("annotations") or {}).items() if not k.startswith(f"{DOMAIN}/")
         }
         metadata["annotations"] = {**foreign_annotations, **metadata["annotations"]}
+        foreign_owners = [r for r in old_meta.get("ownerReferences") or [] if r.get("uid") != policy.uid]
+        metadata["ownerReferences"] = foreign_owners + ours
         kube.replace_secret(policy.namespace, name, body)
     return True
+
+
+def _owner_reference(policy: PolicyRef) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": policy.name,
+        "uid": policy.uid,
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
+
+
+def _our_owner_references(secret: Mapping[str, Any] | None, policy: PolicyRef) -> list[Any]:
+    refs = ((secret or {}).get("metadata") or {}).get("ownerReferences") or []
+    return [r for r in refs if r.get("uid") == policy.uid]

@@ -8,7 +8,7 @@ absorbed by the trigger chain's "rotation in progress" link (the one gate for it
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from pydantic import SecretStr
@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from rotator.engine.deps import Deps
 from rotator.engine.draft import Draft, Reconciled, persist
 from rotator.engine.finish import finish_rotation
+from rotator.engine.store import open_store
 from rotator.engine.trigger import decide_and_record
 from rotator.logs import SENSITIVE
 from rotator.models import (
@@ -27,11 +28,12 @@ from rotator.models import (
     StepTiming,
     reasons,
 )
-from rotator.policy.scope import StoreKindChanged, pin_to_rotation
+from rotator.policy.scope import pin_secret
 from rotator.policy.transitions import Outcome, next_step
 from rotator.steps import dual, generate, restart, revoke, rollback, sync, verify
 from rotator.steps.checkpoints import Checkpoint
 from rotator.steps.context import StepContext, StepResult, gave_up
+from rotator.stores.base import Store
 from rotator.stores.errors import StoreAuthError, StoreConflict, StoreError, StoreUnavailable
 from rotator.targets.password import generate_password
 
@@ -58,23 +60,21 @@ def advance_rotation(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> Reco
         )
         draft.condition(ConditionType.ROTATING, True, reasons.DRY_RUN, message, event_on_change=True)
         return persist(deps.kube, draft, deps.settings.idle_resync)
-    try:
-        spec = pin_to_rotation(spec, rotation.to_patch())
-    except StoreKindChanged as exc:
-        raise PermanentError(reasons.STORE_KIND_CHANGED, str(exc)) from None
-    _absorb_force(draft, spec)
-    result = _run_step(draft, spec, deps)
+    spec = pin_secret(spec, rotation.secret_name)
+    opened = open_store(draft, spec, deps, pinned=rotation.store_location or {})
+    _absorb_force(draft, spec, opened.location)
+    result = _run_step(draft, spec, opened.store, deps)
     return _record(draft, spec, result, deps)
 
 
-def _absorb_force(draft: Draft, spec: RotationPolicySpec) -> None:
+def _absorb_force(draft: Draft, spec: RotationPolicySpec, location: Mapping[str, str]) -> None:
     """A force during a rotation is covered by it: recorded as handled, reported once."""
-    decision = decide_and_record(draft, spec, store_has_value=True)
+    decision = decide_and_record(draft, spec, location, store_has_value=True)
     if decision.force_value_to_record:
         draft.event(reasons.FORCE_IGNORED, decision.message)
 
 
-def _run_step(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> StepResult:
+def _run_step(draft: Draft, spec: RotationPolicySpec, store: Store, deps: Deps) -> StepResult:
     rotation = draft.rotation
     step = rotation.step
     ctx = StepContext(
@@ -86,7 +86,7 @@ def _run_step(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> StepResult:
         step_started_at=rotation.step_started_at or draft.now,
         verified_at=rotation.verified_at,
         restarted_targets=rotation.restarted_targets,
-        store=deps.open_store(draft.ref, spec),
+        store=store,
         kube=deps.kube,
         now=draft.now,
         generate=lambda: _generate(spec),

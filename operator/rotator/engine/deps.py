@@ -1,5 +1,5 @@
-"""What the engine needs from outside, injected (STYLE 2): clients, the store opener, the clock's
-companions (id generator, fault hook) and the settings."""
+"""What the engine needs from outside, injected (STYLE 2): clients, the store resolver and opener,
+the clock's companions (id generator, fault hook) and the settings."""
 
 from __future__ import annotations
 
@@ -12,26 +12,32 @@ from rotator.metrics import Metrics
 from rotator.models import PolicyRef, RotationPolicySpec, Settings
 from rotator.steps.checkpoints import CheckpointHook, no_checkpoint
 from rotator.stores.base import Store
+from rotator.tenancy.resolve import ResolvedStore
 
-StoreOpener = Callable[[PolicyRef, RotationPolicySpec], Store]
-"""Turns a policy's store spec into a Store (``rotator.stores.opener.StoreOpener`` in production)."""
+StoreResolver = Callable[[PolicyRef, RotationPolicySpec], ResolvedStore]
+"""``spec.storeRef`` + ``spec.path`` to a location the namespace may use
+(``rotator.tenancy.resolver.StoreResolver`` in production: reads the store object)."""
+
+StoreOpener = Callable[[PolicyRef, ResolvedStore], Store]
+"""A resolved location to a Store, logged in as the namespace (``rotator.stores.opener.StoreOpener``)."""
 
 
 def new_rotation_id() -> str:
     return str(uuid.uuid4())
 
 
-def ignore_auth_failure(policy: PolicyRef, spec: RotationPolicySpec) -> None:
+def ignore_auth_failure(policy: PolicyRef) -> None:
     """Without cached sessions there is nothing to drop."""
 
 
 @dataclass(frozen=True)
 class Deps:
     kube: Kube
+    resolve_store: StoreResolver
     open_store: StoreOpener
     metrics: Metrics
     settings: Settings = field(default_factory=Settings)
     new_rotation_id: Callable[[], str] = new_rotation_id
     checkpoint: CheckpointHook = no_checkpoint
     #: Called when the store refused our identity, so the next open logs in afresh.
-    store_auth_failed: Callable[[PolicyRef, RotationPolicySpec], None] = ignore_auth_failure
+    store_auth_failed: Callable[[PolicyRef], None] = ignore_auth_failure

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from rotator.engine.deps import Deps
 from rotator.engine.draft import Draft, Reconciled, persist
+from rotator.engine.store import OpenedStore
 from rotator.engine.trigger import decide_and_record
 from rotator.models import ConditionType, DryRunReport, Phase, RotationPolicySpec, reasons
-from rotator.stores.base import Store
 
 
-def report_dry_run(draft: Draft, spec: RotationPolicySpec, store: Store, deps: Deps) -> Reconciled:
+def report_dry_run(draft: Draft, spec: RotationPolicySpec, opened: OpenedStore, deps: Deps) -> Reconciled:
     # A force is consumed here too: turning dryRun off later must not act on an old request.
-    decision = decide_and_record(draft, spec, store_has_value=store.current() is not None)
+    has_value = opened.store.current() is not None
+    decision = decide_and_record(draft, spec, opened.location, store_has_value=has_value)
     if decision.rotate:
         message = f"dry run: would rotate ({decision.reason}): {decision.message}"
     else:

@@ -38,9 +38,10 @@ def trigger_inputs(
     seed: str,
     now: datetime,
     store_has_value: bool,
+    location: Mapping[str, str],
 ) -> TriggerInputs:
     """The trigger chain's facts. ``rotating`` comes from status: the chain is the one gate."""
-    spec_hash = credential_spec_hash(spec)
+    spec_hash = credential_spec_hash(spec, location)
     return TriggerInputs(
         suspended=spec.suspend,
         rotating=status.rotation is not None,

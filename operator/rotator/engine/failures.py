@@ -42,7 +42,7 @@ def handle_failure(
     if isinstance(exc, TEMPORARY):
         if isinstance(exc, StoreAuthError) and spec is not None:
             # An expired or revoked Vault token: drop the session, log in again after a backoff.
-            deps.store_auth_failed(draft.ref, spec)
+            deps.store_auth_failed(draft.ref)
         return _temporary(draft, deps, exc, failures)
     recheck = deps.settings.permanent_error_recheck
     if isinstance(exc, StoreOwnershipError):

@@ -4,6 +4,8 @@ ask the trigger chain whether a rotation starts now."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import SecretStr
 
 from rotator.engine.deps import Deps
@@ -11,6 +13,7 @@ from rotator.engine.draft import Draft, Reconciled, persist
 from rotator.engine.dry_run import report_dry_run
 from rotator.engine.schedule import refresh_schedule
 from rotator.engine.start import start_rotation
+from rotator.engine.store import OpenedStore, open_store
 from rotator.engine.trigger import decide_and_record
 from rotator.managed_secret import ensure_secret_is_ours, write_secret
 from rotator.models import ConditionType, Phase, RotationPolicySpec, RotationResult, reasons
@@ -20,23 +23,24 @@ from rotator.stores.errors import StoreAuthError, StoreError, StoreUnavailable
 
 
 def reconcile_idle(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> Reconciled:
-    store = deps.open_store(draft.ref, spec)
+    opened = open_store(draft, spec, deps)
+    store = opened.store
     if spec.dry_run:
-        return report_dry_run(draft, spec, store, deps)
+        return report_dry_run(draft, spec, opened, deps)
     if spec.suspend:
-        return _suspended(draft, spec, store, deps)
+        return _suspended(draft, spec, opened, deps)
     # Refuse a foreign Secret before touching the store: a rotation must not start that could
     # never hand its credential over.
     ensure_secret_is_ours(deps.kube, draft.ref, spec.secret.name)
-    existed = store.ensure_owned(draft.ref.owner, spec.store_adopt)
+    existed = store.ensure_owned(draft.ref.owner, spec.adopt)
     current = store.current()
     if current is not None and existed and not draft.status.current_version:
-        _adopt(draft, spec, current)
+        _adopt(draft, spec, current, opened.location)
     if current is not None:
         _repair_drift(draft, spec, store, current, deps)
-    decision = decide_and_record(draft, spec, store_has_value=current is not None)
+    decision = decide_and_record(draft, spec, opened.location, store_has_value=current is not None)
     if decision.rotate:
-        return start_rotation(draft, spec, decision, current, deps)
+        return start_rotation(draft, spec, decision, current, opened.location, deps)
     if draft.status.last_result is not RotationResult.FAILED:
         draft.set(phase=Phase.IDLE)
     draft.condition(ConditionType.READY, True, reasons.READY, decision.message)
@@ -48,16 +52,19 @@ def reconcile_idle(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> Reconc
     return persist(deps.kube, draft, requeue)
 
 
-def _suspended(draft: Draft, spec: RotationPolicySpec, store: Store, deps: Deps) -> Reconciled:
+def _suspended(draft: Draft, spec: RotationPolicySpec, opened: OpenedStore, deps: Deps) -> Reconciled:
     """Hands off: no ownership tags, no drift repair over an emergency edit."""
-    decision = decide_and_record(draft, spec, store_has_value=store.current() is not None)
+    has_value = opened.store.current() is not None
+    decision = decide_and_record(draft, spec, opened.location, store_has_value=has_value)
     draft.condition(ConditionType.READY, True, reasons.SUSPENDED, decision.message)
     refresh_schedule(draft, spec, deps.metrics)
     return persist(deps.kube, draft, deps.settings.idle_resync)
 
 
-def _adopt(draft: Draft, spec: RotationPolicySpec, current: StoredVersion) -> None:
-    draft.set(current_version=current.version, credential_spec_hash=credential_spec_hash(spec))
+def _adopt(
+    draft: Draft, spec: RotationPolicySpec, current: StoredVersion, location: Mapping[str, str]
+) -> None:
+    draft.set(current_version=current.version, credential_spec_hash=credential_spec_hash(spec, location))
     if current.created_at is not None:
         draft.set(credential_created_at=current.created_at)
     draft.event(reasons.STORE_ADOPTED, f"adopted the store's existing version {current.version}")
@@ -86,7 +93,13 @@ def _repair_drift(
     history = draft.status.history
     rotation_id = history[0].id if history else "adopted"
     changed = write_secret(
-        deps.kube, draft.ref, spec.secret.name, {spec.secret.key: value}, current.version, rotation_id
+        deps.kube,
+        draft.ref,
+        spec.secret.name,
+        {spec.secret.key: value},
+        current.version,
+        rotation_id,
+        delete_with_policy=spec.secret.delete_with_policy,
     )
     if changed:
         draft.event(

@@ -60,7 +60,6 @@ def reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime, *, failures: in
             draft.set(phase=Phase.IDLE)
         return persist(deps.kube, draft, None)
     try:
-        draft.set(store_kind=str(spec.store_kind))
         if draft.status.rotation is not None:
             return advance_rotation(draft, spec, deps)
         return reconcile_idle(draft, spec, deps)

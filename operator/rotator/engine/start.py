@@ -3,17 +3,24 @@ effect. The id is what makes every later write idempotent (DESIGN §1)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rotator.engine.deps import Deps
 from rotator.engine.draft import Draft, Reconciled, persist
 from rotator.models import ConditionType, Phase, RotationPolicySpec, RotationState, Step, reasons
-from rotator.policy.scope import credential_spec_hash, store_location
+from rotator.policy.scope import credential_spec_hash
 from rotator.policy.triggers import Decision
 from rotator.steps.checkpoints import Checkpoint
 from rotator.stores.base import StoredVersion, VersionState
 
 
 def start_rotation(
-    draft: Draft, spec: RotationPolicySpec, decision: Decision, current: StoredVersion | None, deps: Deps
+    draft: Draft,
+    spec: RotationPolicySpec,
+    decision: Decision,
+    current: StoredVersion | None,
+    location: Mapping[str, str],
+    deps: Deps,
 ) -> Reconciled:
     rotation_id = deps.new_rotation_id()
     # A destroyed current version is nothing to fall back to (and nothing to revoke).
@@ -26,9 +33,9 @@ def start_rotation(
         step_started_at=draft.now,
         old_version=old,
         # Pinned for the whole rotation: versions in this object belong to this path and Secret.
-        store_location=store_location(spec),
+        store_location=dict(location),
         secret_name=spec.secret.name,
-        credential_spec_hash=credential_spec_hash(spec),
+        credential_spec_hash=credential_spec_hash(spec, location),
     )
     draft.set(rotation=rotation, phase=Phase.ROTATING)
     draft.condition(

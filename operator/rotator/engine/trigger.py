@@ -3,13 +3,17 @@ it consumed (acted on, absorbed by a running rotation, or ignored) is recorded a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rotator.engine.draft import Draft
 from rotator.engine.facts import trigger_inputs
 from rotator.models import RotationPolicySpec
 from rotator.policy.triggers import Decision, decide
 
 
-def decide_and_record(draft: Draft, spec: RotationPolicySpec, *, store_has_value: bool) -> Decision:
+def decide_and_record(
+    draft: Draft, spec: RotationPolicySpec, location: Mapping[str, str], *, store_has_value: bool
+) -> Decision:
     inputs = trigger_inputs(
         spec,
         draft.status,
@@ -17,6 +21,7 @@ def decide_and_record(draft: Draft, spec: RotationPolicySpec, *, store_has_value
         seed=draft.ref.owner,
         now=draft.now,
         store_has_value=store_has_value,
+        location=location,
     )
     decision = decide(inputs, draft.now)
     if decision.force_value_to_record:

@@ -17,6 +17,9 @@ FORCE_ROTATE: Final = f"{DOMAIN}/force-rotate"
 FINALIZER: Final = f"{DOMAIN}/finalizer"
 """Kopf's finalizer name (only while a delete handler needs it; see the handlers)."""
 
+STORE_CREDENTIAL_LABEL: Final = f"{DOMAIN}/store-credential"
+"""Label a Secret must carry ("true") before a store may read a static credential from it."""
+
 # --- on the managed Secret ------------------------------------------------------------------------
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "rotator"

@@ -97,12 +97,25 @@ def _exactly_one(model: BaseModel, message: str) -> None:
         raise PydanticCustomError("exactly_one", message)
 
 
+class DeletionPolicy(StrEnum):
+    """What happens to the Secret when its policy is deleted (default: it stays, consumers keep
+    working; ``Delete`` makes it owned by the policy, so Kubernetes' garbage collector removes it)."""
+
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
 class SecretSpec(_Model):
     """The Kubernetes Secret that carries the credential into the namespace."""
 
     name: ResourceName
     key: SecretKey = "password"
     previous_key: SecretKey | None = None
+    deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+
+    @property
+    def delete_with_policy(self) -> bool:
+        return self.deletion_policy is DeletionPolicy.DELETE
 
     @model_validator(mode="after")
     def _keys_differ(self) -> Self:
@@ -129,96 +142,14 @@ class CredentialSpec(_Model):
         return self
 
 
-class KubernetesAuth(_Model):
-    """Vault Kubernetes auth with the operator's own service account token."""
+class StoreRef(_Model):
+    """Which admin-defined store holds the credential (DESIGN §6): a ``RotationStore`` of this
+    namespace, or a ``ClusterRotationStore`` that allows this namespace."""
 
-    role: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
-    mount_path: MountPath = "kubernetes"
-
-
-class TokenSecretRef(_Model):
-    """A Vault token in a Secret of the policy's namespace."""
-
+    kind: Annotated[
+        str, StringConstraints(strict=True, pattern=r"^(RotationStore|ClusterRotationStore)$")
+    ] = "RotationStore"
     name: ResourceName
-    key: SecretKey = "token"
-
-
-class VaultAuth(_Model):
-    """How rotator logs in to Vault; exactly one method."""
-
-    kubernetes: KubernetesAuth | None = None
-    token_secret_ref: TokenSecretRef | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> Self:
-        _exactly_one(self, "exactly one of kubernetes or tokenSecretRef must be set")
-        return self
-
-
-class VaultStore(_Model):
-    """A Vault/OpenBao KV v2 secret."""
-
-    address: Url
-    mount: MountPath = "secret"
-    path: VaultPath
-    adopt: StrictBool = False
-    auth: VaultAuth
-
-
-class IrsaAuth(_Model):
-    """IAM Roles for Service Accounts: the pod's web identity, nothing to configure."""
-
-
-class AccessKeySecretRef(_Model):
-    """Static AWS keys in a Secret of the policy's namespace."""
-
-    name: ResourceName
-    access_key_id_key: SecretKey = "AWS_ACCESS_KEY_ID"
-    secret_access_key_key: SecretKey = "AWS_SECRET_ACCESS_KEY"
-
-
-class AwsAuth(_Model):
-    """How rotator authenticates to AWS; exactly one method."""
-
-    irsa: IrsaAuth | None = None
-    access_key_secret_ref: AccessKeySecretRef | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> Self:
-        _exactly_one(self, "exactly one of irsa or accessKeySecretRef must be set")
-        return self
-
-
-class AwsSecretsManagerStore(_Model):
-    """An AWS Secrets Manager secret."""
-
-    region: Annotated[str, StringConstraints(strict=True, max_length=32, pattern=AWS_REGION_PATTERN)]
-    secret_id: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=2048)]
-    endpoint_url: Url | None = None
-    adopt: StrictBool = False
-    auth: AwsAuth
-
-
-class StoreSpec(_Model):
-    """Where the credential's source of truth lives; exactly one store."""
-
-    vault: VaultStore | None = None
-    aws_secrets_manager: AwsSecretsManagerStore | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> Self:
-        _exactly_one(self, "exactly one of vault or awsSecretsManager must be set")
-        return self
-
-    @property
-    def kind(self) -> StoreKind:
-        return StoreKind.VAULT if self.vault is not None else StoreKind.AWS_SECRETS_MANAGER
-
-    @property
-    def adopt(self) -> bool:
-        """Whether the named store may be taken over although rotator did not create it."""
-        chosen = self.vault if self.vault is not None else self.aws_secrets_manager
-        return bool(chosen and chosen.adopt)
 
 
 def _delta(text: str | None) -> timedelta | None:
@@ -314,21 +245,15 @@ class RotationPolicySpec(_Model):
 
     secret: SecretSpec
     credential: CredentialSpec
-    store: StoreSpec
+    store_ref: StoreRef
+    path: VaultPath
+    adopt: StrictBool = False
     schedule: ScheduleSpec = ScheduleSpec()
     restart: RestartSpec = RestartSpec()
     verify: VerifySpec = VerifySpec()
     revoke: RevokeSpec = RevokeSpec()
     suspend: StrictBool = False
     dry_run: StrictBool = False
-
-    @property
-    def store_kind(self) -> StoreKind:
-        return self.store.kind
-
-    @property
-    def store_adopt(self) -> bool:
-        return self.store.adopt
 
 
 def _drop_nulls(value: Any) -> Any:

@@ -16,34 +16,45 @@ import yaml
 
 import rotator
 from rotator.kube import API_VERSION, Kube, KubeConflict, policy_path
+from rotator.models.keys import STORE_CREDENTIAL_LABEL
 
 NAMESPACE: Final = "demo"
 POLICY: Final = "demo-db"
 SECRET: Final = "demo-db-credentials"
 DEPLOYMENT: Final = "demo-app"
 TOKEN_SECRET: Final = "vault-token"
+STORE: Final = "vault"
 CRD_FILE: Final = "rotationpolicies.rotator.dev.yaml"
+STORE_CRD_FILE: Final = "rotationstores.rotator.dev.yaml"
 
 
-def crd_path() -> Path:
-    """The CRD in the source tree (editable install) or shipped beside the package (image)."""
+def crd_path(name: str = CRD_FILE) -> Path:
+    """A CRD file in the source tree (editable install) or shipped beside the package (image)."""
     package = Path(rotator.__file__).resolve().parent
-    for candidate in (package.parents[1] / "crds" / CRD_FILE, package / "crds" / CRD_FILE):
+    for candidate in (package.parents[1] / "crds" / name, package / "crds" / name):
         if candidate.exists():
             return candidate
-    raise FileNotFoundError(f"{CRD_FILE} not found next to the rotator package")
+    raise FileNotFoundError(f"{name} not found next to the rotator package")
 
 
 def load_crd() -> dict[str, Any]:
+    """The RotationPolicy CRD."""
     doc = yaml.safe_load(crd_path().read_text())
     assert isinstance(doc, dict)
     return doc
 
 
+def load_crds() -> list[dict[str, Any]]:
+    """Every CRD rotator defines: RotationPolicy, RotationStore, ClusterRotationStore."""
+    docs = [load_crd(), *yaml.safe_load_all(crd_path(STORE_CRD_FILE).read_text())]
+    return [doc for doc in docs if isinstance(doc, dict)]
+
+
 def apply_crd(kube: Kube) -> None:
-    with contextlib.suppress(KubeConflict):
-        kube.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", load_crd())
-    # Discovery of the new resource is immediate in the emulator, eventual on a real cluster.
+    for crd in load_crds():
+        with contextlib.suppress(KubeConflict):
+            kube.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    # Discovery of the new resources is immediate in the emulator, eventual on a real cluster.
     deadline = time.monotonic() + 10
     while kube.get(f"/apis/{API_VERSION}") is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -57,10 +68,30 @@ def token_secret(ns: str, token: str, name: str = TOKEN_SECRET) -> dict[str, Any
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": ns},
+        # The opt-in a store needs before it reads a credential from a Secret.
+        "metadata": {"name": name, "namespace": ns, "labels": {STORE_CREDENTIAL_LABEL: "true"}},
         "type": "Opaque",
         "data": {"token": base64.b64encode(token.encode()).decode()},
     }
+
+
+def vault_store(ns: str, vault_address: str, name: str = STORE, **spec: Any) -> dict[str, Any]:
+    """A namespaced RotationStore on Vault with a token from the namespace's ``vault-token``."""
+    vault = {
+        "address": vault_address,
+        "kvMount": "secret",
+        "auth": {"tokenSecretRef": {"name": TOKEN_SECRET, "key": "token"}},
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "RotationStore",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"vault": vault, "pathPrefix": "{namespace}/", **spec},
+    }
+
+
+def service_account(ns: str, name: str = "rotator") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}}
 
 
 def consumer_deployment(
@@ -99,24 +130,19 @@ def consumer_deployment(
 
 def rotation_policy(
     ns: str,
-    vault_address: str,
     name: str = POLICY,
     secret: str = SECRET,
     deployment: str | None = DEPLOYMENT,
-    vault_path: str | None = None,
+    path: str | None = None,
+    store: str = STORE,
     extra_spec: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A policy on the namespace's store; ``path`` is below the store's prefix (default: the name)."""
     spec: dict[str, Any] = {
         "secret": {"name": secret, "key": "password", "previousKey": "password.previous"},
         "credential": {"password": {"length": 32, "alphabet": "alphanumeric"}},
-        "store": {
-            "vault": {
-                "address": vault_address,
-                "mount": "secret",
-                "path": vault_path or f"{ns}/{name}",
-                "auth": {"tokenSecretRef": {"name": TOKEN_SECRET, "key": "token"}},
-            }
-        },
+        "storeRef": {"kind": "RotationStore", "name": store},
+        "path": path or name,
         "schedule": {"interval": "720h", "maxAge": "2160h"},
         "restart": {"targets": [{"kind": "Deployment", "name": deployment}] if deployment else []},
         "verify": {"timeout": "60s"},
@@ -141,5 +167,10 @@ def seed(kube: Kube, vault_address: str, vault_token: str, ns: str = NAMESPACE) 
     apply_crd(kube)
     create(kube, "/api/v1/namespaces", namespace(ns))
     create(kube, f"/api/v1/namespaces/{ns}/secrets", token_secret(ns, vault_token))
+    create(kube, store_collection(ns), vault_store(ns, vault_address))
     create(kube, f"/apis/apps/v1/namespaces/{ns}/deployments", consumer_deployment(ns))
-    create(kube, policy_path(ns), rotation_policy(ns, vault_address))
+    create(kube, policy_path(ns), rotation_policy(ns))
+
+
+def store_collection(ns: str) -> str:
+    return f"/apis/{API_VERSION}/namespaces/{ns}/rotationstores"

@@ -15,11 +15,14 @@ O(n); this emulator keeps only the last ``history_limit`` requests.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import datetime
 import hashlib
 import json
 import logging
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +88,8 @@ class TokenIdentity:
     uid: str = ""
     groups: tuple[str, ...] = ("system:authenticated",)
     extra: Mapping[str, list[str]] = field(default_factory=dict)
+    #: Audiences a minted token is bound to; None: any (registered by hand, like a legacy token).
+    audiences: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,14 @@ def parse_resource_path(path: str) -> ParsedPath | None:
         rest[1] if len(rest) > 1 else None,
         rest[2] if len(rest) > 2 else None,
     )
+
+
+API_SERVER_AUDIENCE = "https://kubernetes.default.svc"
+"""The audience tokens get when a TokenRequest names none (kube-apiserver's --api-audiences)."""
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _truthy(value: str | None) -> bool:
@@ -267,6 +280,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
         name, sub = parsed.name, parsed.subresource
         if sub == "scale":
             return aiohttp.web.json_response(self._scale(rt, namespace, name, method, request, raw))
+        if sub == "token" and rt.key == ("", "v1", "serviceaccounts") and method == "POST":
+            minted = self._token_request(rt, namespace or "", name, self._body(request))
+            return aiohttp.web.json_response(minted, status=201)
         if sub not in (None, "status"):
             raise ApiError(404, "NotFound", f"the server could not find the subresource {sub!r}")
         if method == "GET":
@@ -411,9 +427,66 @@ class KubeEmulator(kmock.KubernetesEmulator):
         """Make ``token`` authenticate in TokenReviews (all other tokens are rejected)."""
         self.tokens[token] = identity
 
+    def _token_request(self, rt: ResourceType, namespace: str, name: str, body: JSON) -> JSON:
+        """TokenRequest: a JWT-shaped token for an existing ServiceAccount, bound to audiences.
+
+        Like kube-apiserver: 404 for a missing account, expirationSeconds at least 600 (default
+        3600), audiences defaulting to the API server's. The token then passes TokenReviews that
+        ask for one of its audiences (and only those), as the account, with its uid.
+        """
+        account = self.store.get(rt, namespace, name)
+        spec = body.get("spec") or {}
+        seconds = int(spec.get("expirationSeconds") or 3600)
+        if seconds < 600:
+            raise ApiError(
+                422, "Invalid", "spec.expirationSeconds: may not specify a duration less than 10 minutes"
+            )
+        audiences = tuple(str(a) for a in spec.get("audiences") or ()) or (API_SERVER_AUDIENCE,)
+        uid = str(account.get("metadata", {}).get("uid", ""))
+        expires = datetime.datetime.now(datetime.UTC).replace(microsecond=0) + datetime.timedelta(
+            seconds=seconds
+        )
+        claims = {
+            "iss": "https://kubernetes.default.svc",
+            "sub": f"system:serviceaccount:{namespace}:{name}",
+            "aud": list(audiences),
+            "exp": int(expires.timestamp()),
+            "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}},
+            # The legacy claims Vault's Kubernetes auth still reads when it parses the JWT.
+            "kubernetes.io/serviceaccount/namespace": namespace,
+            "kubernetes.io/serviceaccount/service-account.name": name,
+            "kubernetes.io/serviceaccount/service-account.uid": uid,
+        }
+        token = ".".join(
+            _b64url(part)
+            for part in (
+                json.dumps({"alg": "RS256", "kid": "emulator"}).encode(),
+                json.dumps(claims).encode(),
+                secrets.token_bytes(32),
+            )
+        )
+        groups = ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated")
+        self.register_token(
+            token,
+            TokenIdentity(f"system:serviceaccount:{namespace}:{name}", uid, groups, audiences=audiences),
+        )
+        return {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
+            "spec": {**spec, "audiences": list(audiences), "expirationSeconds": seconds},
+            "status": {"token": token, "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        }
+
     def _token_review(self, body: JSON) -> JSON:
         spec = body.get("spec") or {}
         identity = self.tokens.get(str(spec.get("token", "")))
+        wanted = tuple(str(a) for a in spec.get("audiences") or ()) or (API_SERVER_AUDIENCE,)
+        if identity is not None and identity.audiences is not None:
+            # A bound token authenticates only for one of its own audiences (kube-apiserver's rule).
+            matching = [a for a in wanted if a in identity.audiences]
+            if not matching:
+                identity = None
         status: JSON = {"authenticated": identity is not None}
         if identity is not None:
             status["user"] = {
@@ -422,7 +495,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 "groups": list(identity.groups),
                 "extra": dict(identity.extra),
             }
-            status["audiences"] = list(spec.get("audiences") or [])
+            own = identity.audiences
+            status["audiences"] = (
+                [a for a in wanted if own is None or a in own] if spec.get("audiences") else []
+            )
         else:
             status["error"] = "invalid bearer token"
         return {

@@ -30,7 +30,15 @@ def run(ctx: StepContext) -> StepResult:
     secret = ctx.spec.secret
     values: dict[str, SecretStr] = {secret.key: ctx.store.read_value(ctx.new_version)}
     ctx.checkpoint(Checkpoint.REVOKE_BEFORE_SECRET)
-    write_secret(ctx.kube, ctx.policy, secret.name, values, ctx.new_version, ctx.rotation_id)
+    write_secret(
+        ctx.kube,
+        ctx.policy,
+        secret.name,
+        values,
+        ctx.new_version,
+        ctx.rotation_id,
+        delete_with_policy=secret.delete_with_policy,
+    )
     ctx.checkpoint(Checkpoint.REVOKE_BEFORE_STORE)
     if ctx.old_version is not None:
         ctx.store.revoke(ctx.old_version)

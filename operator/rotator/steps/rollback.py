@@ -35,7 +35,15 @@ def run(ctx: StepContext) -> StepResult:
     secret = ctx.spec.secret
     ctx.checkpoint(Checkpoint.ROLLBACK_BEFORE_SECRET)
     old_value = ctx.store.read_value(ctx.old_version)
-    write_secret(ctx.kube, ctx.policy, secret.name, {secret.key: old_value}, ctx.old_version, ctx.rotation_id)
+    write_secret(
+        ctx.kube,
+        ctx.policy,
+        secret.name,
+        {secret.key: old_value},
+        ctx.old_version,
+        ctx.rotation_id,
+        delete_with_policy=secret.delete_with_policy,
+    )
     ctx.checkpoint(Checkpoint.ROLLBACK_BEFORE_RESTART)
     restart_id = f"{ctx.rotation_id}-rollback"
     kinds: list[str] = []

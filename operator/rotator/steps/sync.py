@@ -18,7 +18,15 @@ def run(ctx: StepContext) -> StepResult:
     if secret.previous_key and ctx.old_version is not None:
         values[secret.previous_key] = ctx.store.read_value(ctx.old_version)
     ctx.checkpoint(Checkpoint.SYNC_BEFORE_WRITE)
-    changed = write_secret(ctx.kube, ctx.policy, secret.name, values, ctx.new_version, ctx.rotation_id)
+    changed = write_secret(
+        ctx.kube,
+        ctx.policy,
+        secret.name,
+        values,
+        ctx.new_version,
+        ctx.rotation_id,
+        delete_with_policy=secret.delete_with_policy,
+    )
     ctx.checkpoint(Checkpoint.SYNC_AFTER_WRITE)
     message = f"Secret {secret.name} holds version {ctx.new_version}"
     events = (Event(reasons.SECRET_SYNCED, message),) if changed else ()

@@ -1,83 +1,94 @@
-"""Opens the store a policy names, reusing clients and sessions across reconciles.
+"""Opens a resolved store, logged in as the policy's namespace; sessions reused across reconciles.
 
-Clients are cached because building them per reconcile would mean a TLS handshake and, with
-Kubernetes auth, a Vault login on every tick. A Kubernetes-auth session is renewed by logging
-in again shortly before its Vault token expires, or at once after Vault refused it. AWS clients
-are cached per region, endpoint and credentials (IRSA: boto3's default chain refreshes the web
-identity credentials itself); a refused AWS identity drops the cached client.
+Clients are cached because building them per reconcile would mean a TLS handshake and a login
+on every tick. Every identity is the namespace's (DESIGN §6): Vault Kubernetes auth and AWS web
+identity log in with a token minted for a service account *of the policy's namespace*
+(``rotator.tenancy.identity``); static credentials are read from a Secret the store's admin named,
+and only when that Secret is labelled ``rotator.dev/store-credential=true``. A session is renewed
+shortly before it expires, or at once after the store refused it (``auth_failed``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 from rotator.kube import Kube
 from rotator.metrics import Metrics
-from rotator.models import PermanentError, PolicyRef, RotationPolicySpec, reasons
-from rotator.models.spec import AwsSecretsManagerStore as AwsSpec
-from rotator.stores.aws.auth import access_key_from_secret, aws_client
+from rotator.models import PermanentError, PolicyRef, reasons, utcnow
+from rotator.models.keys import STORE_CREDENTIAL_LABEL
+from rotator.models.store import NAMESPACE_PLACEHOLDER, AwsConnection, VaultConnection
+from rotator.stores.aws.auth import access_key_from_secret, assume_web_identity, aws_client
 from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore
 from rotator.stores.base import Store
 from rotator.stores.errors import StoreAuthError
-from rotator.stores.vault.auth import token_from_secret, vault_kubernetes_login
-from rotator.stores.vault.client import vault_client
+from rotator.stores.vault.auth import connect, token_from_secret, vault_kubernetes_login
 from rotator.stores.vault.kv2 import VaultKV2Store
+from rotator.tenancy.identity import mint_token
+from rotator.tenancy.resolve import ResolvedStore
 
-SERVICE_ACCOUNT_TOKEN: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-# Log in again when less than this share of the Vault token's lifetime is left.
+# Log in again when less than this share of a session's lifetime is left.
 RENEW_FRACTION: Final = 0.2
 
 
 @dataclass
 class _Session:
     client: Any
-    expires_at: float  # monotonic seconds; inf for tokens that do not expire
+    expires_at: float  # monotonic seconds; inf for credentials that do not expire
 
 
 @dataclass
 class StoreOpener:
-    """Turns a policy's `spec.store` into a Store, reusing clients across reconciles."""
-
     kube: Kube
     metrics: Metrics
     vault_timeout: float = 5.0
     aws_timeout: float = 5.0
-    service_account_token: Path = SERVICE_ACCOUNT_TOKEN
     clock: Callable[[], float] = time.monotonic
     # Keys hold digests, never raw tokens or keys; repr=False keeps clients out of any repr.
     _sessions: dict[tuple[str, ...], _Session] = field(default_factory=dict, repr=False)
     _policy_keys: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _ca_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rotator-ca-")), repr=False)
 
-    def __call__(self, policy: PolicyRef, spec: RotationPolicySpec) -> Store:
-        aws = spec.store.aws_secrets_manager
-        if aws is not None:
-            return AwsSecretsManagerStore(
-                self._aws_session(policy, aws), aws.secret_id, on_request=self._count("aws")
+    def __call__(self, policy: PolicyRef, resolved: ResolvedStore) -> Store:
+        if resolved.spec.vault is not None:
+            client = self._vault_session(policy, resolved, resolved.spec.vault)
+            return VaultKV2Store(
+                client, resolved.spec.vault.kv_mount, resolved.path, on_request=self._count("vault")
             )
-        vault = spec.store.vault
-        if vault is None:
-            raise PermanentError(reasons.STORE_UNSUPPORTED, "spec.store: no supported store is set")
-        if vault.auth.kubernetes is not None:
-            client = self._kubernetes_session(
-                policy, vault.address, vault.auth.kubernetes.role, vault.auth.kubernetes.mount_path
-            )
-        else:
-            client = self._token_session(policy, spec)
-        return VaultKV2Store(client, vault.mount, vault.path, on_request=self._count("vault"))
+        aws = resolved.spec.aws_secrets_manager
+        assert aws is not None, "the store models guarantee exactly one backend"
+        client = self._aws_session(policy, resolved, aws)
+        return AwsSecretsManagerStore(client, resolved.path, on_request=self._count("aws"))
 
-    def auth_failed(self, policy: PolicyRef, spec: RotationPolicySpec) -> None:
+    def auth_failed(self, policy: PolicyRef) -> None:
         """Drop the session this policy used (only that one: others' sessions are fine)."""
         with self._lock:
             key = self._policy_keys.pop(policy.owner, None)
             if key is not None and key not in self._policy_keys.values():
                 self._sessions.pop(key, None)
+
+    # --- plumbing ----------------------------------------------------------------------------
+    def _cached(self, policy: PolicyRef, key: tuple[str, ...]) -> Any | None:
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is not None and self.clock() < session.expires_at:
+                self._use(policy, key)
+                return session.client
+        return None
+
+    def _remember(self, policy: PolicyRef, key: tuple[str, ...], client: Any, expires_at: float) -> Any:
+        with self._lock:
+            self._sessions[key] = _Session(client, expires_at)
+            self._use(policy, key)
+        return client
 
     def _use(self, policy: PolicyRef, key: tuple[str, ...]) -> None:
         """Record the policy's session; a session no policy uses any more (rotated token) goes."""
@@ -86,88 +97,138 @@ class StoreOpener:
         if previous is not None and previous != key and previous not in self._policy_keys.values():
             self._sessions.pop(previous, None)
 
+    def _expiry(self, lifetime_seconds: float) -> float:
+        if lifetime_seconds <= 0:
+            return float("inf")
+        return self.clock() + lifetime_seconds * (1 - RENEW_FRACTION)
+
     def _count(self, store: str) -> Callable[[str, str], None]:
         def count(operation: str, result: str) -> None:
             self.metrics.store_requests.labels(store=store, operation=operation, result=result).inc()
 
         return count
 
-    def _token_session(self, policy: PolicyRef, spec: RotationPolicySpec) -> Any:
-        vault = spec.store.vault
-        assert vault is not None
+    def _static_secret(
+        self, resolved: ResolvedStore, name: str, declared_namespace: str | None, field_name: str
+    ) -> tuple[str, Mapping[str, Any] | None]:
+        """A credential Secret, where the tenancy rules allow it and only if it opted in."""
+        namespace = resolved.credential_namespace(declared_namespace)
+        where = f"{resolved.ref} spec.{field_name}: Secret {namespace}/{name}"
+        secret = self.kube.get_secret(namespace, name)
+        labels = ((secret or {}).get("metadata") or {}).get("labels") or {}
+        if secret is not None and labels.get(STORE_CREDENTIAL_LABEL) != "true":
+            # Without the opt-in, naming a Secret in a store would be a way to read it.
+            raise PermanentError(
+                reasons.STORE_AUTH_MISSING, f"{where} is not labelled {STORE_CREDENTIAL_LABEL}=true"
+            )
+        return where, secret
+
+    def _ca_file(self, pem: str | None) -> str | None:
+        if not pem:
+            return None
+        path = self._ca_dir / f"{_digest(pem)[:16]}.pem"
+        if not path.exists():
+            path.write_text(pem)
+        return str(path)
+
+    # --- Vault -------------------------------------------------------------------------------
+    def _vault_session(self, policy: PolicyRef, resolved: ResolvedStore, vault: VaultConnection) -> Any:
+        connection: tuple[str, ...] = (vault.address, vault.namespace or "", _digest(vault.ca_bundle or ""))
+        kubernetes = vault.auth.kubernetes
+        if kubernetes is not None:
+            role = kubernetes.role.replace(NAMESPACE_PLACEHOLDER, resolved.namespace)
+            key = (
+                *connection,
+                "kubernetes",
+                kubernetes.mount_path,
+                role,
+                resolved.namespace,
+                kubernetes.service_account,
+            )
+            cached = self._cached(policy, key)
+            if cached is not None:
+                return cached
+            minted = mint_token(
+                self.kube, resolved.namespace, kubernetes.service_account, kubernetes.audiences
+            )
+            client = connect(
+                vault.address, self.vault_timeout, vault.namespace, self._ca_file(vault.ca_bundle)
+            )
+            try:
+                lifetime = vault_kubernetes_login(client, role, minted.token, kubernetes.mount_path)
+            except StoreAuthError as exc:
+                raise PermanentError(
+                    reasons.STORE_AUTH_FAILED,
+                    f"{resolved.ref} spec.vault.auth.kubernetes (service account "
+                    f"{resolved.namespace}/{kubernetes.service_account}): {exc}",
+                ) from None
+            return self._remember(policy, key, client, self._expiry(lifetime))
         ref = vault.auth.token_secret_ref
-        assert ref is not None, "the models guarantee exactly one auth method"
-        where = f"spec.store.vault.auth.tokenSecretRef: Secret {policy.namespace}/{ref.name}"
-        token = token_from_secret(where, self.kube.get_secret(policy.namespace, ref.name), ref.key)
-        key = (vault.address, "token", _digest(token))
-        with self._lock:
-            session = self._sessions.get(key)
-            if session is None:
-                session = _Session(vault_client(vault.address, token, self.vault_timeout), float("inf"))
-                self._sessions[key] = session
-            self._use(policy, key)
-        return session.client
+        assert ref is not None, "the store models guarantee exactly one auth method"
+        where, secret = self._static_secret(resolved, ref.name, ref.namespace, "vault.auth.tokenSecretRef")
+        token = token_from_secret(where, secret, ref.key)
+        key = (*connection, "token", _digest(token))
+        cached = self._cached(policy, key)
+        if cached is not None:
+            return cached
+        client = connect(
+            vault.address, self.vault_timeout, vault.namespace, self._ca_file(vault.ca_bundle), token
+        )
+        return self._remember(policy, key, client, float("inf"))
 
-    def _aws_session(self, policy: PolicyRef, aws: AwsSpec) -> Any:
-        address = _aws_address(aws)
-        endpoint = str(aws.endpoint_url) if aws.endpoint_url is not None else None
+    # --- AWS ---------------------------------------------------------------------------------
+    def _aws_session(self, policy: PolicyRef, resolved: ResolvedStore, aws: AwsConnection) -> Any:
+        connection: tuple[str, ...] = (f"aws:{aws.region}:{aws.endpoint or ''}",)
+        web = aws.auth.web_identity
+        if web is not None:
+            role_arn = web.role_arn.replace(NAMESPACE_PLACEHOLDER, resolved.namespace)
+            key = (*connection, "web", role_arn, resolved.namespace, web.service_account)
+            cached = self._cached(policy, key)
+            if cached is not None:
+                return cached
+            minted = mint_token(self.kube, resolved.namespace, web.service_account, web.audiences)
+            try:
+                credentials = assume_web_identity(
+                    aws.region,
+                    aws.endpoint,
+                    role_arn,
+                    f"rotator-{resolved.namespace}",
+                    minted.token,
+                    self.aws_timeout,
+                )
+            except StoreAuthError as exc:
+                raise PermanentError(
+                    reasons.STORE_AUTH_FAILED,
+                    f"{resolved.ref} spec.awsSecretsManager.auth.webIdentity (service account "
+                    f"{resolved.namespace}/{web.service_account}): {exc}",
+                ) from None
+            client = aws_client(
+                aws.region,
+                aws.endpoint,
+                credentials.access_key_id,
+                credentials.secret_access_key,
+                self.aws_timeout,
+                credentials.session_token,
+            )
+            return self._remember(policy, key, client, self._expiry(_seconds_until(credentials.expires_at)))
         ref = aws.auth.access_key_secret_ref
-        if ref is None:  # irsa: boto3's default credential chain (env, web identity, profile)
-            key: tuple[str, ...] = (address, "irsa")
-            access_key_id = secret_access_key = None
-        else:
-            secret = self.kube.get_secret(policy.namespace, ref.name)
-            access_key_id = self._aws_key(policy, ref.name, ref.access_key_id_key, secret)
-            secret_access_key = self._aws_key(policy, ref.name, ref.secret_access_key_key, secret)
-            key = (address, "keys", _digest(access_key_id, secret_access_key))
-        with self._lock:
-            session = self._sessions.get(key)
-            if session is None:
-                client = aws_client(aws.region, endpoint, access_key_id, secret_access_key, self.aws_timeout)
-                session = _Session(client, float("inf"))
-                self._sessions[key] = session
-            self._use(policy, key)
-        return session.client
-
-    @staticmethod
-    def _aws_key(policy: PolicyRef, name: str, key: str, secret: Mapping[str, Any] | None) -> str:
-        where = f"spec.store.awsSecretsManager.auth.accessKeySecretRef: Secret {policy.namespace}/{name}"
-        return access_key_from_secret(where, secret, key)
-
-    def _kubernetes_session(self, policy: PolicyRef, address: str, role: str, mount_path: str) -> Any:
-        key = (address, "kubernetes", role, mount_path)
-        now = self.clock()
-        with self._lock:
-            session = self._sessions.get(key)
-            if session is not None and now < session.expires_at:
-                self._use(policy, key)
-                return session.client
-        try:
-            jwt = self.service_account_token.read_text().strip()
-        except OSError as exc:
-            raise PermanentError(
-                reasons.STORE_AUTH_MISSING,
-                f"spec.store.vault.auth.kubernetes: no service account token at {self.service_account_token} "
-                f"({type(exc).__name__})",
-            ) from None
-        client = vault_client(address, "", self.vault_timeout)
-        try:
-            lifetime = vault_kubernetes_login(client, role, jwt, mount_path)
-        except StoreAuthError as exc:
-            raise PermanentError(
-                reasons.STORE_AUTH_FAILED, f"spec.store.vault.auth.kubernetes: {exc}"
-            ) from None
-        expires = now + lifetime * (1 - RENEW_FRACTION) if lifetime > 0 else float("inf")
-        with self._lock:
-            self._sessions[key] = _Session(client, expires)
-            self._use(policy, key)
-        return client
+        assert ref is not None
+        where, secret = self._static_secret(
+            resolved, ref.name, ref.namespace, "awsSecretsManager.auth.accessKeySecretRef"
+        )
+        access_key_id = access_key_from_secret(where, secret, ref.access_key_id_key)
+        secret_access_key = access_key_from_secret(where, secret, ref.secret_access_key_key)
+        key = (*connection, "keys", _digest(access_key_id, secret_access_key))
+        cached = self._cached(policy, key)
+        if cached is not None:
+            return cached
+        client = aws_client(aws.region, aws.endpoint, access_key_id, secret_access_key, self.aws_timeout)
+        return self._remember(policy, key, client, float("inf"))
 
 
 def _digest(*secrets: str) -> str:
     return hashlib.sha256("\0".join(secrets).encode()).hexdigest()
 
 
-def _aws_address(aws: AwsSpec) -> str:
-    """The cache key's first part for an AWS location (``forget`` drops by it)."""
-    return f"aws:{aws.region}:{aws.endpoint_url or ''}"
+def _seconds_until(moment: datetime | None) -> float:
+    return 0.0 if moment is None else max(1.0, (moment - utcnow()).total_seconds())

@@ -8,11 +8,16 @@ instance profile), which refreshes its own credentials. A key Secret is read wit
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore
+import botocore.exceptions
 from botocore.config import Config
 
+from rotator.stores.errors import StoreAuthError, StoreUnavailable
 from rotator.stores.secret_ref import single_line_value
 
 if TYPE_CHECKING:
@@ -27,6 +32,7 @@ def aws_client(
     access_key_id: str | None = None,
     secret_access_key: str | None = None,
     timeout: float = 5.0,
+    session_token: str | None = None,
 ) -> SecretsManagerClient:
     """Build a Secrets Manager client (once per process per location and keys, see ``rotator.stores.opener``).
 
@@ -42,7 +48,50 @@ def aws_client(
         endpoint_url=endpoint_url,
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
+        aws_session_token=session_token,
         config=config,
+    )
+
+
+@dataclass(frozen=True)
+class TemporaryCredentials:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+    expires_at: datetime | None = None
+
+
+def assume_web_identity(
+    region: str, endpoint_url: str | None, role_arn: str, session_name: str, token: str, timeout: float
+) -> TemporaryCredentials:
+    """STS AssumeRoleWithWebIdentity with a token minted for the namespace's service account.
+
+    The call is unsigned (the web identity token is the proof); a refusal names the role, never
+    the token.
+    """
+    config = Config(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries={"total_max_attempts": 1},
+        signature_version=botocore.UNSIGNED,
+    )
+    sts = boto3.session.Session().client("sts", region_name=region, endpoint_url=endpoint_url, config=config)
+    try:
+        answer = sts.assume_role_with_web_identity(
+            RoleArn=role_arn, RoleSessionName=session_name[:64], WebIdentityToken=token
+        )
+    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError) as exc:
+        raise StoreUnavailable(f"STS AssumeRoleWithWebIdentity: {type(exc).__name__}") from None
+    except botocore.exceptions.ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        raise StoreAuthError(f"STS AssumeRoleWithWebIdentity for {role_arn} refused: {code}") from None
+    credentials = answer["Credentials"]
+    expiry = credentials.get("Expiration")
+    return TemporaryCredentials(
+        credentials["AccessKeyId"],
+        credentials["SecretAccessKey"],
+        credentials["SessionToken"],
+        expiry if isinstance(expiry, datetime) else None,
     )
 
 

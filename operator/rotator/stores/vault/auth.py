@@ -16,6 +16,19 @@ from rotator.stores.secret_ref import single_line_value
 from rotator.stores.vault.client import TRANSIENT
 
 
+def connect(
+    address: str, timeout: float, namespace: str | None = None, ca_file: str | None = None, token: str = ""
+) -> hvac.Client:
+    """A client for one Vault server (and Vault namespace), trusting ``ca_file`` when given.
+
+    ``timeout`` (seconds) bounds every request, so an unreachable Vault is StoreUnavailable, not
+    a stuck reconcile.
+    """
+    return hvac.Client(
+        url=address, token=token, timeout=timeout, namespace=namespace or None, verify=ca_file or True
+    )
+
+
 def vault_kubernetes_login(client: hvac.Client, role: str, jwt: str, mount_point: str) -> float:
     """Log the client in with a service-account token; returns the token's lifetime in seconds.
 
