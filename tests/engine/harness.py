@@ -21,11 +21,13 @@ from typing import Any
 from rotator import engine
 from rotator.kube import Kube, policy_path
 from rotator.metrics import Metrics
-from rotator.models import PolicyRef, RotationPolicySpec, RotationPolicyStatus, Settings, Step
+from rotator.models import PolicyRef, RotationPolicyStatus, Settings, Step
 from rotator.sandbox import demo
 from rotator.sandbox.kube_server import KubeServer
 from rotator.stores.base import Store
 from rotator.stores.fake import FakeStore
+from rotator.tenancy.resolve import ResolvedStore
+from rotator.tenancy.resolver import StoreResolver
 
 NS = "shop"
 POLICY = demo.POLICY
@@ -79,13 +81,14 @@ class EngineBench:
     checkpoints: list[str] = field(default_factory=list)
     auth_failures: list[str] = field(default_factory=list)
     settings: Settings = SETTINGS
-    open_store: Callable[[PolicyRef, RotationPolicySpec], Store] | None = None
+    open_store: Callable[[PolicyRef, ResolvedStore], Store] | None = None
     _ids: int = 0
 
     # --- arrange -----------------------------------------------------------------------------
     def seed(self, *, deployment: bool = True, progress_deadline: int = 600, **spec: Any) -> None:
         demo.apply_crd(self.kube)
         demo.create(self.kube, "/api/v1/namespaces", demo.namespace(NS))
+        demo.create(self.kube, demo.store_collection(NS), demo.vault_store(NS, "http://vault.invalid:8200"))
         if deployment:
             demo.create(
                 self.kube,
@@ -97,11 +100,7 @@ class EngineBench:
     def create_policy(self, *, name: str = POLICY, deployment: bool = True, **spec: Any) -> None:
         extra = {"verify": {"timeout": "30s"}, "revoke": {"gracePeriod": "0s"}, **spec}
         body = demo.rotation_policy(
-            NS,
-            "http://vault.invalid:8200",
-            name=name,
-            deployment=DEPLOYMENT if deployment else None,
-            extra_spec=extra,
+            NS, name=name, deployment=DEPLOYMENT if deployment else None, path=POLICY, extra_spec=extra
         )
         self.kube.create(policy_path(NS), body)
 
@@ -125,12 +124,13 @@ class EngineBench:
 
         values: dict[str, Any] = {
             "kube": self.kube,
-            "open_store": self.open_store or (lambda ref, spec: self.store),
+            "resolve_store": StoreResolver(self.kube),
+            "open_store": self.open_store or (lambda ref, resolved: self.store),
             "metrics": self.metrics,
             "settings": self.settings,
             "new_rotation_id": new_id,
             "checkpoint": self.checkpoints.append,
-            "store_auth_failed": lambda ref, spec: self.auth_failures.append(ref.owner),
+            "store_auth_failed": lambda ref: self.auth_failures.append(ref.owner),
         }
         values.update(overrides)
         return engine.Deps(**values)

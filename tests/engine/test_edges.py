@@ -66,7 +66,7 @@ def test_a_store_outage_during_drift_repair_is_temporary(bench: EngineBench) -> 
     bench.rotate_to_end()
     store = Flaky()
     store.versions, store.tags, store.current_pointer = bench.store.versions, bench.store.tags, "1"
-    run = bench.reconcile(open_store=lambda ref, spec: store)
+    run = bench.reconcile(open_store=lambda ref, resolved: store)
     assert run.temporary
     assert run.condition("Ready")[:2] == ("False", reasons.STORE_UNAVAILABLE)
 
@@ -80,7 +80,7 @@ def test_an_unreadable_current_value_is_degraded_but_not_fatal(bench: EngineBenc
     bench.rotate_to_end()
     store = Unreadable()
     store.versions, store.tags, store.current_pointer = bench.store.versions, bench.store.tags, "1"
-    run = bench.reconcile(open_store=lambda ref, spec: store)
+    run = bench.reconcile(open_store=lambda ref, resolved: store)
     assert run.condition("Degraded")[:2] == ("True", reasons.CURRENT_UNREADABLE)
     assert run.condition("Ready")[:2] == ("True", reasons.READY)
 
@@ -121,7 +121,7 @@ def test_adopting_a_value_without_a_creation_time(bench: EngineBench) -> None:
     bench.seed()
     bench.store.seed("pre-existing-value")
     bench.store.versions[1].created_at = None  # type: ignore[assignment]
-    bench.edit_spec(store={"vault": {"adopt": True}})
+    bench.edit_spec(adopt=True)
     run = bench.reconcile()
     assert run.status.current_version == "1"
     assert run.status.credential_created_at is None
@@ -140,7 +140,10 @@ def test_a_rotation_from_an_older_status_without_a_spec_hash_finishes(bench: Eng
 def test_rotation_ids_are_unique_by_default(bench: EngineBench) -> None:
     ids = {
         engine.Deps(
-            kube=bench.kube, open_store=lambda r, s: bench.store, metrics=bench.metrics
+            kube=bench.kube,
+            resolve_store=lambda r, s: None,  # type: ignore[arg-type,return-value]
+            open_store=lambda r, s: bench.store,
+            metrics=bench.metrics,
         ).new_rotation_id()
         for _ in range(50)
     }

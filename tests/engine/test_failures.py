@@ -58,7 +58,7 @@ def test_store_outage_mid_rotation_counts_attempts_in_status_and_resumes(bench: 
 def test_refused_identity_drops_the_session_and_says_store_auth_failed(bench: EngineBench) -> None:
     bench.seed()
 
-    def refuse(ref: PolicyRef, spec: object) -> object:
+    def refuse(ref: PolicyRef, resolved: object) -> object:
         raise StoreAuthError("Vault refused the token (403 permission denied)")
 
     run = bench.reconcile(open_store=refuse)
@@ -84,7 +84,7 @@ def test_api_server_errors_are_temporary_or_named(bench: EngineBench) -> None:
 def test_a_store_error_no_retry_fixes_is_named(bench: EngineBench) -> None:
     bench.seed()
 
-    def broken(ref: PolicyRef, spec: object) -> object:
+    def broken(ref: PolicyRef, resolved: object) -> object:
         raise StoreError("secret/shop/demo-db: mount is KV v1")
 
     run = bench.reconcile(open_store=broken)
@@ -96,7 +96,7 @@ def test_a_store_error_no_retry_fixes_is_named(bench: EngineBench) -> None:
 def test_an_unexpected_exception_is_a_condition_and_a_backoff_without_its_text(bench: EngineBench) -> None:
     bench.seed()
 
-    def bug(ref: PolicyRef, spec: object) -> object:
+    def bug(ref: PolicyRef, resolved: object) -> object:
         raise OverflowError("date value out of range: s3cr3t-looking-detail")
 
     run = bench.reconcile(open_store=bug)
@@ -113,7 +113,7 @@ def test_an_unexpected_exception_mid_rotation_retries_the_step(bench: EngineBenc
     bench.seed()
     bench.reconcile()
 
-    def bug(ref: PolicyRef, spec: object) -> object:
+    def bug(ref: PolicyRef, resolved: object) -> object:
         raise RuntimeError("boom")
 
     run = bench.reconcile(open_store=bug)

@@ -35,14 +35,14 @@ def foreign_path_adopted(bench: EngineBench) -> None:
     bench.seed()
     bench.store.seed("somebody-elses-value")
     bench.store.tags = {"team": "x"}
-    bench.edit_spec(store={"vault": {"adopt": True}})
+    bench.edit_spec(adopt=True)
 
 
 def other_policys_path(bench: EngineBench) -> None:
     bench.seed()
     bench.store.seed("theirs-value-0001")
     bench.store.tags = {"managed-by": "rotator", "rotator.dev/owner": "other/policy"}
-    bench.edit_spec(store={"vault": {"adopt": True}})
+    bench.edit_spec(adopt=True)
 
 
 def suspended_with_force(bench: EngineBench) -> None:

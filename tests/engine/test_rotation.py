@@ -6,6 +6,9 @@ from datetime import timedelta
 
 from rotator.models import Phase, RotationResult, Step, reasons
 from rotator.models.keys import FORCE_ROTATE, ROTATION_ID
+from rotator.sandbox import demo
+from rotator.stores.fake import FakeStore
+from rotator.tenancy.resolve import ResolvedStore
 from tests.engine.harness import DEPLOYMENT, NS, T0, EngineBench, Run
 
 
@@ -20,6 +23,7 @@ def test_initial_rotation_walks_every_step_in_order(bench: EngineBench) -> None:
     assert (rotation.id, rotation.step, rotation.old_version) == ("r1", Step.GENERATE, None)
     assert rotation.store_location == {
         "kind": "vault",
+        "store": "RotationStore/vault",
         "address": "http://vault.invalid:8200",
         "mount": "secret",
         "path": "shop/demo-db",
@@ -159,30 +163,52 @@ def test_dry_run_set_mid_rotation_holds_the_step(bench: EngineBench) -> None:
     assert bench.rotate_to_end()[-1].status.last_result is RotationResult.SUCCEEDED
 
 
-def test_store_kind_changed_mid_rotation_is_refused_permanently(bench: EngineBench) -> None:
+def test_store_switched_mid_rotation_is_refused_permanently(bench: EngineBench) -> None:
     bench.seed()
     bench.reconcile()
-    bench.edit_spec(
-        store={
-            "vault": None,
-            "awsSecretsManager": {"region": "us-east-1", "secretId": "x", "auth": {"irsa": {}}},
-        }
-    )
+    aws = {"region": "us-east-1", "auth": {"accessKeySecretRef": {"name": "keys"}}}
+    other = demo.vault_store(NS, "http://unused.invalid:8200", name="aws")
+    other["spec"] = {"awsSecretsManager": aws}
+    bench.kube.create(demo.store_collection(NS), other)
+    bench.edit_spec(storeRef={"kind": "RotationStore", "name": "aws"})
     run = bench.reconcile()
     assert run.condition("Ready")[:2] == ("False", reasons.STORE_KIND_CHANGED)
+    assert "revert it" in run.condition("Ready")[2]
     assert run.condition("Degraded")[:2] == ("True", reasons.STORE_KIND_CHANGED)
     assert run.requeue == bench.settings.permanent_error_recheck
     assert run.step == Step.GENERATE
+    bench.edit_spec(storeRef={"kind": "RotationStore", "name": "vault"})
+    assert bench.rotate_to_end()[-1].status.last_result is RotationResult.SUCCEEDED
+
+
+def test_store_address_changed_by_the_admin_mid_rotation_is_refused(bench: EngineBench) -> None:
+    bench.seed()
+    bench.reconcile()
+    bench.kube.merge_patch(
+        f"/apis/rotator.dev/v1alpha1/namespaces/{NS}/rotationstores/vault",
+        {"spec": {"vault": {"address": "http://elsewhere.invalid:8200"}}},
+    )
+    run = bench.reconcile()
+    assert run.condition("Ready")[:2] == ("False", reasons.STORE_KIND_CHANGED)
+    assert "address" in run.condition("Ready")[2]
 
 
 def test_store_path_edited_mid_rotation_stays_pinned(bench: EngineBench) -> None:
     bench.seed()
     bench.reconcile()
     pinned: list[str] = []
-    bench.open_store = lambda ref, spec: (pinned.append(spec.store.vault.path), bench.store)[1]  # type: ignore[union-attr]
-    bench.edit_spec(store={"vault": {"path": "shop/moved"}})
+
+    def record(ref: object, resolved: ResolvedStore) -> FakeStore:
+        pinned.append(resolved.path)
+        return bench.store
+
+    bench.open_store = record
+    bench.edit_spec(path="moved")
     bench.rotate_to_end()
     assert set(pinned) == {"shop/demo-db"}
+    bench.annotate(FORCE_ROTATE, "next")
+    bench.reconcile()
+    assert pinned[-1] == "shop/moved", "the edit applies to the next rotation"
 
 
 def test_step_timeline_keeps_milliseconds(bench: EngineBench) -> None:
