@@ -29,6 +29,7 @@ Obj = dict[str, Any]
 
 
 def vault_policy() -> Obj:
+    """The smallest policy: a RotationStore of its own namespace (kind defaulted) and a path."""
     return {
         "apiVersion": "rotator.dev/v1alpha1",
         "kind": "RotationPolicy",
@@ -36,39 +37,36 @@ def vault_policy() -> Obj:
         "spec": {
             "secret": {"name": "orders-db-credentials"},
             "credential": {"password": {}},
-            "store": {
-                "vault": {
-                    "address": "http://vault.vault:8200",
-                    "path": "shop/orders-db",
-                    "auth": {"kubernetes": {"role": "rotator"}},
-                }
-            },
+            "storeRef": {"name": "vault"},
+            "path": "orders-db",
         },
     }
 
 
-def aws_policy() -> Obj:
+def cluster_store_policy() -> Obj:
+    """A policy on a ClusterRotationStore, adopting a value found at its path."""
     obj = vault_policy()
-    obj["spec"]["store"] = {
-        "awsSecretsManager": {"region": "eu-west-1", "secretId": "shop/orders-db", "auth": {"irsa": {}}}
-    }
+    obj["spec"].update(
+        storeRef={"kind": "ClusterRotationStore", "name": "shared-aws"}, path="shop/orders-db", adopt=True
+    )
     return obj
 
 
 def design_sample() -> Obj:
-    """The DESIGN §3 example, verbatim."""
+    """The README's RotationPolicy example, verbatim."""
     sample: Obj = yaml.safe_load(
         """
         apiVersion: rotator.dev/v1alpha1
         kind: RotationPolicy
         metadata: {name: orders-db, namespace: shop}
         spec:
-          secret: {name: orders-db-credentials, key: password, previousKey: password.previous}
+          secret: {name: orders-db-credentials, key: password, previousKey: password.previous,
+                   deletionPolicy: Retain}
           credential:
             password: {length: 32, alphabet: alphanumeric}
-          store:
-            vault: {address: "http://vault.vault:8200", mount: secret, path: shop/orders-db,
-                    auth: {kubernetes: {role: rotator}}}
+          storeRef: {kind: RotationStore, name: vault}
+          path: orders-db
+          adopt: false
           schedule: {interval: 720h, maxAge: 2160h}
           restart: {targets: [{kind: Deployment, name: orders-api}]}
           verify: {timeout: 10m}
@@ -96,27 +94,21 @@ def targets(n: int) -> list[Obj]:
 
 
 V = vault_policy
-A = aws_policy
+C = cluster_store_policy
 
 GOOD: list[Any] = [
     pytest.param(V, id="minimal-vault"),
     pytest.param(design_sample, id="design-sample"),
-    pytest.param(A, id="aws-irsa"),
+    pytest.param(C, id="cluster-store-adopt"),
     pytest.param(
-        edit(
-            A,
-            lambda s: s["store"]["awsSecretsManager"].update(
-                endpointUrl="http://127.0.0.1:5000",
-                auth={"accessKeySecretRef": {"name": "aws-keys"}},
-                adopt=True,
-            ),
-        ),
-        id="aws-access-keys-endpoint",
+        edit(V, lambda s: s["storeRef"].update(kind="RotationStore", name="team.vault-1")),
+        id="store-ref-explicit-kind",
     ),
-    pytest.param(
-        edit(V, lambda s: s["store"]["vault"].update(auth={"tokenSecretRef": {"name": "vault-token"}})),
-        id="vault-token-secret",
-    ),
+    pytest.param(edit(V, lambda s: s.update(path="team_a/v1.2/orders-db")), id="path-nested-dots-in-names"),
+    pytest.param(edit(V, lambda s: s.update(path="..a/b.../...c")), id="path-dots-inside-names"),
+    pytest.param(edit(V, lambda s: s.update(path="p" * 512)), id="path-512"),
+    pytest.param(edit(V, lambda s: s["secret"].update(deletionPolicy="Delete")), id="deletion-delete"),
+    pytest.param(edit(V, lambda s: s.update(adopt=False)), id="adopt-false"),
     pytest.param(edit(V, lambda s: s.update(schedule={"cron": "0 3 * * SUN", "maxAge": "2160h"})), id="cron"),
     pytest.param(edit(V, lambda s: s.update(schedule={"cron": "*/15 2-4 1,15 * 1-5"})), id="cron-ranges"),
     pytest.param(
@@ -184,6 +176,24 @@ def _set(section: str, name: str, value: str) -> Callable[[Obj], object]:
     return lambda s: s.update({section: {name: value}})
 
 
+# spec.path is appended to the store's prefix: every one of these would leave it, or is no path.
+PATH_BAD = [
+    ("dotdot-first", "../x"),
+    ("dotdot-last", "a/.."),
+    ("dotdot-only", ".."),
+    ("dot-middle", "a/./b"),
+    ("dot-only", "."),
+    ("empty-segment", "a//b"),
+    ("empty", ""),
+    ("leading-slash", "/a"),
+    ("trailing-slash", "a/"),
+    ("space", "a b"),
+    ("query", "a?b"),
+    ("percent-encoded-dots", "%2e%2e/x"),
+    ("backslash", "a\\..\\b"),
+    ("too-long", "p" * 513),
+]
+
 DURATION_BAD: list[Any] = [
     pytest.param(edit(V, _set(section, name, value)), f"spec.{section}.{name}", id=f"{name}-{value}")
     for section, name, over_max in DURATION_FIELDS
@@ -200,54 +210,56 @@ BAD: list[Any] = [
     pytest.param(
         edit(V, lambda s: s["secret"].update(previousKey="password")), "spec.secret", id="previous-is-key"
     ),
-    pytest.param(edit(V, lambda s: s.pop("store")), "spec.store", id="no-store"),
-    pytest.param(edit(V, lambda s: s.update(store={})), "spec.store", id="empty-store"),
     pytest.param(
-        edit(V, lambda s: s["store"].update(aws_policy()["spec"]["store"])), "spec.store", id="two-stores"
+        edit(V, lambda s: s["secret"].update(deletionPolicy="Orphan")),
+        "spec.secret.deletionPolicy",
+        id="deletion-policy-enum",
     ),
     pytest.param(
-        edit(V, lambda s: s["store"]["vault"].pop("path")), "spec.store.vault.path", id="vault-no-path"
+        edit(V, lambda s: s["secret"].update(deletionPolicy="delete")),
+        "spec.secret.deletionPolicy",
+        id="deletion-policy-case",
+    ),
+    pytest.param(edit(V, lambda s: s.pop("storeRef")), "spec.storeRef", id="no-store-ref"),
+    pytest.param(
+        edit(
+            V,
+            lambda s: (
+                s.pop("storeRef"),
+                s.update(
+                    store={"vault": {"address": "http://v:8200", "auth": {"kubernetes": {"role": "r"}}}}
+                ),
+            ),
+        ),
+        "spec.storeRef",
+        id="inline-store-is-gone",
     ),
     pytest.param(
-        edit(V, lambda s: s["store"]["vault"].update(address="vault:8200")),
-        "spec.store.vault.address",
-        id="vault-url",
+        edit(V, lambda s: s["storeRef"].update(kind="SecretStore")), "spec.storeRef.kind", id="store-ref-kind"
     ),
     pytest.param(
-        edit(V, lambda s: s["store"]["vault"].update(mount="/secret")),
-        "spec.store.vault.mount",
-        id="vault-mount",
+        edit(V, lambda s: s["storeRef"].update(kind="rotationstore")),
+        "spec.storeRef.kind",
+        id="store-ref-kind-case",
+    ),
+    pytest.param(edit(V, lambda s: s["storeRef"].pop("name")), "spec.storeRef.name", id="store-ref-no-name"),
+    pytest.param(
+        edit(V, lambda s: s.update(storeRef={"kind": "ClusterRotationStore"})),
+        "spec.storeRef.name",
+        id="cluster-store-ref-no-name",
     ),
     pytest.param(
-        edit(V, lambda s: s["store"]["vault"]["auth"].update(tokenSecretRef={"name": "t"})),
-        "spec.store.vault.auth",
-        id="vault-two-auths",
+        edit(V, lambda s: s["storeRef"].update(name="Vault_1")),
+        "spec.storeRef.name",
+        id="store-ref-name-case",
     ),
-    pytest.param(
-        edit(V, lambda s: s["store"]["vault"].update(auth={})),
-        "spec.store.vault.auth",
-        id="vault-no-auth-method",
-    ),
-    pytest.param(
-        edit(V, lambda s: s["store"]["vault"]["auth"]["kubernetes"].pop("role")),
-        "spec.store.vault.auth.kubernetes.role",
-        id="vault-k8s-no-role",
-    ),
-    pytest.param(
-        edit(A, lambda s: s["store"]["awsSecretsManager"].update(region="Europe")),
-        "spec.store.awsSecretsManager.region",
-        id="aws-region",
-    ),
-    pytest.param(
-        edit(A, lambda s: s["store"]["awsSecretsManager"].update(auth={})),
-        "spec.store.awsSecretsManager.auth",
-        id="aws-no-auth-method",
-    ),
-    pytest.param(
-        edit(A, lambda s: s["store"]["awsSecretsManager"].update(secretId="")),
-        "spec.store.awsSecretsManager.secretId",
-        id="aws-empty-secret-id",
-    ),
+    pytest.param(edit(V, lambda s: s.pop("path")), "spec.path", id="no-path"),
+    *[
+        pytest.param(edit(V, lambda s, p=path: s.update(path=p)), "spec.path", id=f"path-{name}")
+        for name, path in PATH_BAD
+    ],
+    pytest.param(edit(V, lambda s: s.update(path=7)), "spec.path", id="path-not-string"),
+    pytest.param(edit(V, lambda s: s.update(adopt="true")), "spec.adopt", id="adopt-string"),
     pytest.param(edit(V, lambda s: s.pop("credential")), "spec.credential", id="no-credential"),
     pytest.param(edit(V, lambda s: s.update(credential={})), "spec.credential", id="empty-credential"),
     pytest.param(
@@ -346,6 +358,27 @@ BAD: list[Any] = [
 ]
 
 
+# Known disagreement, kept visible: the CRD refuses '.' and '..' path segments (a CEL rule), the
+# models' spec.path (VaultPath in rotator/models/spec.py) is a bare pattern that admits them. The
+# operator still never uses such a path (rotator.tenancy.resolve refuses it through
+# validate_kv_path, see test_tenancy_resolve.py), but parse_spec should name the field itself.
+# Strict: once the models refuse these rows they XPASS, which fails until this set is emptied.
+MODEL_GAPS = {f"path-{name}" for name, path in PATH_BAD if path in ("..", ".") or "/." in f"/{path}"}
+BAD_IN_BOTH: list[Any] = [
+    pytest.param(
+        *row.values,
+        id=row.id,
+        marks=[
+            *row.marks,
+            pytest.mark.xfail(strict=True, reason="RotationPolicySpec.path admits '.'/'..' segments"),
+        ],
+    )
+    if row.id in MODEL_GAPS
+    else row
+    for row in BAD
+]
+
+
 def crd_admit(obj: Obj) -> tuple[Obj, list[str]]:
     """What kube-apiserver stores and the error fields it reports."""
     stored = apply_defaults(SCHEMA, prune(SCHEMA, obj))
@@ -375,7 +408,7 @@ def test_both_accept(build: Callable[[], Obj]) -> None:
     assert parse_spec(stored["spec"]) == parse_spec(pruned_spec)
 
 
-@pytest.mark.parametrize(("build", "field"), BAD)
+@pytest.mark.parametrize(("build", "field"), BAD_IN_BOTH)
 def test_both_reject_naming_the_field(build: Callable[[], Obj], field: str) -> None:
     obj = build()
     _, crd_errors = crd_admit(obj)
@@ -451,6 +484,14 @@ def test_every_duration_rule_is_guarded_by_the_pattern(section: str, name: str) 
 
 def test_table_is_large_enough() -> None:
     assert len(GOOD) + len(BAD) >= 30
+    gaps = sorted(MODEL_GAPS)
+    assert gaps == [
+        "path-dot-middle",
+        "path-dot-only",
+        "path-dotdot-first",
+        "path-dotdot-last",
+        "path-dotdot-only",
+    ]
 
 
 def test_cron_the_pattern_cannot_judge_is_caught_by_the_models() -> None:
@@ -479,9 +520,8 @@ def _schema_at(path: str) -> Any:
         ("schedule.cron", durations_mod.CRON_PATTERN),
         ("secret.name", spec_mod.DNS_SUBDOMAIN_PATTERN),
         ("secret.key", spec_mod.SECRET_KEY_PATTERN),
-        ("store.vault.address", spec_mod.URL_PATTERN),
-        ("store.vault.path", spec_mod.VAULT_PATH_PATTERN),
-        ("store.awsSecretsManager.region", spec_mod.AWS_REGION_PATTERN),
+        ("storeRef.name", spec_mod.DNS_SUBDOMAIN_PATTERN),
+        ("path", spec_mod.VAULT_PATH_PATTERN),
         ("restart.targets.[].name", spec_mod.DNS_SUBDOMAIN_PATTERN),
     ],
 )
@@ -570,7 +610,13 @@ def test_status_written_by_the_models_is_valid_and_survives_pruning() -> None:
             "restartedTargets": ["Deployment/orders-api"],
             "lastError": "timeout",
             "steps": [{"step": "generate", "seconds": 0.02}, {"step": "dual", "seconds": 0.5}],
-            "storeLocation": {"kind": "vault", "address": "http://v:8200", "mount": "secret", "path": "a/b"},
+            "storeLocation": {
+                "kind": "vault",
+                "store": "RotationStore/vault",
+                "address": "http://v:8200",
+                "mount": "secret",
+                "path": "shop/a/b",
+            },
             "secretName": "orders-db-credentials",
             "credentialSpecHash": "abc123",
         },
@@ -596,11 +642,13 @@ def test_status_written_by_the_models_is_valid_and_survives_pruning() -> None:
 
 
 def test_status_keeps_an_aws_store_location() -> None:
-    """status.rotation.storeLocation of an AWS rotation survives pruning (region/secretId/endpointUrl)."""
+    """status.rotation.storeLocation of an AWS rotation survives pruning
+    (store, region, secretId, endpointUrl)."""
     from rotator.models import RotationPolicyStatus
 
     location = {
         "kind": "aws",
+        "store": "ClusterRotationStore/shared-aws",
         "region": "us-east-1",
         "secretId": "shop/orders-db",
         "endpointUrl": "http://127.0.0.1:5000",
