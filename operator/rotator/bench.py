@@ -67,7 +67,11 @@ def run(policies: int, rounds: int) -> None:
             f"/api/v1/namespaces/{BENCH_NAMESPACE}/secrets",
             demo.token_secret(BENCH_NAMESPACE, stack.vault.root_token),
         )
-        demo.create(kube, demo.store_collection(BENCH_NAMESPACE), demo.vault_store(BENCH_NAMESPACE, stack.vault.address))
+        demo.create(
+            kube,
+            demo.store_collection(BENCH_NAMESPACE),
+            demo.vault_store(BENCH_NAMESPACE, stack.vault.address),
+        )
         demo.create(
             kube,
             f"/apis/apps/v1/namespaces/{BENCH_NAMESPACE}/deployments",

@@ -53,9 +53,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
     opener = StoreOpener(kube, metrics)
+    allowed = frozenset(args.allowed_store_address or ())
     deps = engine.Deps(
         kube=kube,
-        resolve_store=StoreResolver(kube, frozenset(args.allowed_store_address or ())),
+        resolve_store=StoreResolver(kube, allowed),
         open_store=opener,
         store_auth_failed=opener.auth_failed,
         metrics=metrics,
@@ -63,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         settings=Settings(idle_resync=args.idle_resync, poll=args.poll),
     )
     handlers.run_operator(
-        handlers.Runtime(deps),
+        handlers.Runtime(deps, store_health=opener.health, allowed_addresses=allowed),
         list(args.namespace or []),
         args.liveness_port,
         liveness_address=args.liveness_address,

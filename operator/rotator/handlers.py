@@ -1,17 +1,26 @@
-"""The only module that imports kopf: settings, the per-policy daemon, wake-ups, delete, probes.
+"""The only module that imports kopf: settings, one loop per watched object, probes.
 
-Each RotationPolicy gets one daemon (a long-lived coroutine) that loops
-`engine.reconcile -> post events -> sleep until requeue or a wake-up`. A daemon rather than a
-timer because a rotation chains steps back to back (requeue 0) and waits on rollouts at a
-short poll, while an idle policy only needs a look every `idle_resync` seconds. Spec and
-annotation changes (including `rotator.dev/force-rotate`) wake it at once.
+Kopf supplies the watches, Events and the liveness probe; the loops are ours. Every
+RotationPolicy gets one asyncio task that loops
+`engine.reconcile -> post events -> sleep until requeue or a wake-up`: a rotation chains steps
+back to back (requeue 0) and waits on rollouts at a short poll, an idle policy only needs a look
+at its due time or every `idle_resync` seconds. Every RotationStore / ClusterRotationStore gets a
+task that re-checks its health every `store_recheck` seconds.
+
+Why not Kopf daemons or timers: those put a finalizer on every object, so a policy, a store or
+a whole namespace could not be deleted while the operator is down (issue 7). Nothing here needs
+to act before an object goes away (the Secret is retained or garbage-collected by its owner
+reference; the store keeps the credential), so the loops are started and stopped by watch events
+and no finalizer is ever added. A spec or annotation change (``rotator.dev/force-rotate``) wakes
+the object's loop at once; status-only changes (our own writes) do not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,12 +28,20 @@ from typing import Any
 import kopf
 
 from rotator import engine
+from rotator.engine.store_health import HealthCheck, check_store
 from rotator.kube import GROUP, PLURAL, VERSION, Kube, connection_of
-from rotator.models import PolicyRef, reasons, utcnow
-from rotator.models.keys import FINALIZER
+from rotator.models import Event, PolicyRef, reasons, utcnow
+from rotator.models.store import StoreRefKind
+from rotator.tenancy.resolve import store_path
 
 log = logging.getLogger("rotator.handlers")
 KOPF_PREFIX = "kopf.rotator.dev"
+STORES = {
+    StoreRefKind.ROTATION_STORE: "rotationstores",
+    StoreRefKind.CLUSTER_ROTATION_STORE: "clusterrotationstores",
+}
+
+Key = tuple[str, str, str]  # (plural, namespace, name)
 
 
 @dataclass
@@ -32,15 +49,22 @@ class Runtime:
     """Process-wide state shared by the handlers through Kopf's memo."""
 
     deps: engine.Deps
+    store_health: HealthCheck
+    allowed_addresses: Collection[str] = ()
     clock: Callable[[], datetime] = utcnow
-    wakers: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    #: Seconds between health checks of a store (its spec changing triggers one at once).
+    store_recheck: float = 60.0
+    tasks: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
+    wakers: dict[Key, asyncio.Event] = field(default_factory=dict)
+    #: (generation, annotations) last seen per object: only a change of those wakes its loop.
+    seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
 
     @property
     def kube(self) -> Kube:
         return self.deps.kube
 
-    def waker(self, namespace: str, name: str) -> asyncio.Event:
-        return self.wakers.setdefault((namespace, name), asyncio.Event())
+    def waker(self, key: Key) -> asyncio.Event:
+        return self.wakers.setdefault(key, asyncio.Event())
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -51,19 +75,15 @@ def _runtime(memo: Any) -> Runtime:
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # Kopf keeps its bookkeeping in annotations, never in .status (that belongs to the engine).
-    # Not under "rotator.dev/": Kopf hides every annotation under its own prefix from change
-    # detection, and rotator.dev/force-rotate must be seen as a change.
+    # Kopf keeps any bookkeeping in annotations, never in .status (that belongs to the engine).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
-    settings.persistence.finalizer = FINALIZER
     settings.posting.level = logging.INFO
     settings.posting.reporting_component = "rotator"
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.background.cancellation_polling = 1
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 10
 
@@ -83,18 +103,97 @@ async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
     )
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, id="rotate", cancellation_timeout=15.0)
-async def rotate(
-    name: str, namespace: str | None, body: kopf.Body, stopped: kopf.DaemonStopped, memo: Any, **_: Any
-) -> None:
-    assert namespace is not None, "RotationPolicy is namespaced"
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def track_policy(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
     runtime = _runtime(memo)
-    wake = runtime.waker(namespace, name)
+    _track(runtime, PLURAL, event, body, lambda key: _policy_loop(runtime, key))
+
+
+@kopf.on.event(GROUP, VERSION, STORES[StoreRefKind.ROTATION_STORE])
+async def track_store(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
+    runtime = _runtime(memo)
+    plural = STORES[StoreRefKind.ROTATION_STORE]
+    _track(runtime, plural, event, body, lambda key: _store_loop(runtime, StoreRefKind.ROTATION_STORE, key))
+
+
+@kopf.on.event(GROUP, VERSION, STORES[StoreRefKind.CLUSTER_ROTATION_STORE])
+async def track_cluster_store(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
+    runtime = _runtime(memo)
+    plural = STORES[StoreRefKind.CLUSTER_ROTATION_STORE]
+    kind = StoreRefKind.CLUSTER_ROTATION_STORE
+    _track(runtime, plural, event, body, lambda key: _store_loop(runtime, kind, key))
+
+
+def _track(
+    runtime: Runtime,
+    plural: str,
+    event: Mapping[str, Any],
+    body: Mapping[str, Any],
+    loop: Callable[[Key], Coroutine[Any, Any, None]],
+) -> None:
+    """Start, wake or stop the object's loop from a watch event."""
+    meta = body.get("metadata") or {}
+    key: Key = (plural, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+    if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
+        _stop(runtime, key)
+        return
+    task = runtime.tasks.get(key)
+    if task is None or task.done():
+        runtime.seen[key] = _essence(meta)
+        runtime.tasks[key] = asyncio.create_task(loop(key), name=f"rotator:{'/'.join(key)}")
+        return
+    essence = _essence(meta)
+    if runtime.seen.get(key) != essence:
+        runtime.seen[key] = essence
+        runtime.waker(key).set()
+
+
+def _essence(meta: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a user changes (spec -> generation, annotations such as force-rotate); not status."""
+    annotations = meta.get("annotations") or {}
+    ours = tuple(sorted((k, v) for k, v in annotations.items() if not k.startswith(KOPF_PREFIX)))
+    return (meta.get("generation"), ours)
+
+
+def _stop(runtime: Runtime, key: Key) -> None:
+    task = runtime.tasks.pop(key, None)
+    if task is not None:
+        task.cancel()
+    runtime.wakers.pop(key, None)
+    runtime.seen.pop(key, None)
+    if key[0] == PLURAL:
+        runtime.deps.metrics.forget_policy(key[1], key[2])
+
+
+@kopf.on.cleanup()
+async def stop_loops(memo: Any, **_: Any) -> None:
+    runtime = _runtime(memo)
+    tasks = list(runtime.tasks.values())
+    for task in tasks:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*tasks, return_exceptions=True)
+    runtime.tasks.clear()
+
+
+def _post(obj: Mapping[str, Any], events: list[Event]) -> None:
+    for event in events:
+        kopf.event(
+            kopf.Body(dict(obj)),
+            type="Warning" if event.warning else "Normal",
+            reason=event.reason,
+            message=event.message,
+        )
+
+
+async def _policy_loop(runtime: Runtime, key: Key) -> None:
+    _, namespace, name = key
+    wake = runtime.waker(key)
     # Temporary results in a row: the engine's backoff for an idle policy grows with it (a
     # rotating policy counts in status.rotation.attempt). The engine owns the delays.
     failures = 0
     crashes = 0
-    while not stopped:
+    while True:
         wake.clear()
         requeue: float | None
         try:
@@ -104,13 +203,7 @@ async def rotate(
             result = await asyncio.to_thread(
                 engine.reconcile, obj, runtime.deps, runtime.clock(), failures=failures
             )
-            for event in result.events:
-                kopf.event(
-                    body,
-                    type="Warning" if event.warning else "Normal",
-                    reason=event.reason,
-                    message=event.message,
-                )
+            _post(obj, result.events)
             requeue = result.requeue_after
             failures = failures + 1 if result.temporary else 0
             crashes = 0
@@ -126,41 +219,35 @@ async def rotate(
                 requeue,
                 exc_info=True,
             )
-            if crashes == 1:  # one Event per streak of failures; the logs have every retry
-                # Only the type in the Event: an unexpected exception's text may quote what it handled.
-                kopf.event(
-                    body,
-                    type="Warning",
-                    reason=reasons.RECONCILE_ERROR,
-                    message=f"{type(exc).__name__}; see the logs",
-                )
         if requeue is not None and requeue <= 0:
             continue
-        await _sleep_until_woken(wake, stopped, requeue)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=requeue)
 
 
-async def _sleep_until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float | None) -> None:
-    """Sleep until the requeue time, a wake-up (spec/annotation change) or the operator stopping."""
-    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
-@kopf.on.update(GROUP, VERSION, PLURAL, id="wake-on-change")
-async def wake_on_change(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
-    """Spec and annotation edits (force-rotate, suspend, dryRun) take effect now, not at the next tick."""
-    _runtime(memo).waker(namespace or "", name).set()
-
-
-@kopf.on.delete(GROUP, VERSION, PLURAL, id="forget", optional=True)
-async def forget(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
-    """The Secret goes with its owner; the store keeps the credential (never lose data)."""
-    runtime = _runtime(memo)
-    runtime.wakers.pop((namespace or "", name), None)
-    runtime.deps.metrics.forget_policy(namespace or "", name)
+async def _store_loop(runtime: Runtime, kind: StoreRefKind, key: Key) -> None:
+    _, namespace, name = key
+    wake = runtime.waker(key)
+    while True:
+        wake.clear()
+        try:
+            obj = await asyncio.to_thread(runtime.kube.get, store_path(kind, namespace, name))
+            if obj is None:
+                return
+            checked = await asyncio.to_thread(
+                check_store,
+                obj,
+                kind,
+                runtime.kube,
+                runtime.store_health,
+                runtime.clock(),
+                runtime.allowed_addresses,
+            )
+            _post(obj, checked.events)
+        except Exception:
+            log.warning("health check of %s %s failed", kind, "/".join(key[1:]), exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=runtime.store_recheck)
 
 
 def run_operator(
@@ -180,3 +267,6 @@ def run_operator(
         memo=kopf.Memo(runtime=runtime),
         stop_flag=stop_flag,
     )
+
+
+__all__ = ["Runtime", "reasons", "run_operator"]

@@ -29,6 +29,7 @@ from rotator.stores.aws.auth import access_key_from_secret, assume_web_identity,
 from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore
 from rotator.stores.base import Store
 from rotator.stores.errors import StoreAuthError
+from rotator.stores.health import Health, check_aws, check_vault
 from rotator.stores.vault.auth import connect, token_from_secret, vault_kubernetes_login
 from rotator.stores.vault.kv2 import VaultKV2Store
 from rotator.tenancy.identity import mint_token
@@ -67,6 +68,30 @@ class StoreOpener:
         assert aws is not None, "the store models guarantee exactly one backend"
         client = self._aws_session(policy, resolved, aws)
         return AwsSecretsManagerStore(client, resolved.path, on_request=self._count("aws"))
+
+    def health(self, resolved: ResolvedStore) -> Health:
+        """Whether the store answers and accepts its static credential (the store's Ready)."""
+        vault, aws = resolved.spec.vault, resolved.spec.aws_secrets_manager
+        if vault is not None:
+            token = None
+            ref = vault.auth.token_secret_ref
+            if ref is not None:
+                where, secret = self._static_secret(
+                    resolved, ref.name, ref.namespace, "vault.auth.tokenSecretRef"
+                )
+                token = token_from_secret(where, secret, ref.key)
+            return check_vault(vault, token, self.vault_timeout, self._ca_file(vault.ca_bundle))
+        assert aws is not None
+        keys = None
+        key_ref = aws.auth.access_key_secret_ref
+        if key_ref is not None:
+            field_name = "awsSecretsManager.auth.accessKeySecretRef"
+            where, secret = self._static_secret(resolved, key_ref.name, key_ref.namespace, field_name)
+            keys = (
+                access_key_from_secret(where, secret, key_ref.access_key_id_key),
+                access_key_from_secret(where, secret, key_ref.secret_access_key_key),
+            )
+        return check_aws(aws, keys, self.aws_timeout)
 
     def auth_failed(self, policy: PolicyRef) -> None:
         """Drop the session this policy used (only that one: others' sessions are fine)."""

@@ -61,6 +61,21 @@ class TemporaryCredentials:
     expires_at: datetime | None = None
 
 
+def sts_client(
+    region: str, endpoint_url: str | None, access_key_id: str, secret_access_key: str, timeout: float
+) -> Any:
+    """An STS client with static keys (for the store's health check: GetCallerIdentity)."""
+    config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
+    return boto3.session.Session().client(
+        "sts",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        config=config,
+    )
+
+
 def assume_web_identity(
     region: str, endpoint_url: str | None, role_arn: str, session_name: str, token: str, timeout: float
 ) -> TemporaryCredentials:

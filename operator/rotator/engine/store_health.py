@@ -1,0 +1,87 @@
+"""A store's own status: ``Ready`` says whether its spec is valid, its address allowed, its server
+reachable and its static credential accepted — so an admin sees a broken store before any policy
+trips over it. One reconcile: check, set the condition (Event when it changes), write if changed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rotator.kube import Kube
+from rotator.models import (
+    Condition,
+    ConditionType,
+    Event,
+    InvalidSpecError,
+    PermanentError,
+    get_condition,
+    reasons,
+    set_condition,
+)
+from rotator.models.store import StoreRefKind, parse_store_spec
+from rotator.stores.health import Health
+from rotator.tenancy.resolve import ResolvedStore, store_path
+
+HealthCheck = Callable[[ResolvedStore], Health]
+
+
+@dataclass(frozen=True)
+class StoreChecked:
+    health: Health
+    events: list[Event] = field(default_factory=list)
+
+
+def check_store(
+    obj: Mapping[str, Any],
+    kind: StoreRefKind,
+    kube: Kube,
+    health_check: HealthCheck,
+    now: datetime,
+    allowed_addresses: Collection[str] = (),
+) -> StoreChecked:
+    meta = obj.get("metadata") or {}
+    name, namespace = str(meta.get("name", "")), meta.get("namespace")
+    generation = int(meta.get("generation") or 0)
+    health = _health(obj, kind, name, namespace, health_check, allowed_addresses)
+    raw = obj.get("status") or {}
+    before: tuple[Condition, ...] = ()
+    try:
+        before = tuple(Condition.model_validate(c) for c in raw.get("conditions") or ())
+    except ValueError:
+        before = ()  # a hand-edited status: start afresh
+    after = set_condition(
+        before, ConditionType.READY, health.ready, health.reason, health.message, now, generation
+    )
+    previous = get_condition(before, ConditionType.READY)
+    events = []
+    if previous is None or (previous.reason, previous.message) != (health.reason, health.message):
+        events.append(Event(health.reason, health.message, warning=not health.ready))
+    if after != before or raw.get("observedGeneration") != generation:
+        status = {"conditions": [c.to_patch() for c in after], "observedGeneration": generation}
+        kube.merge_patch(store_path(kind, namespace or "", name) + "/status", {"status": status})
+    return StoreChecked(health, events)
+
+
+def _health(
+    obj: Mapping[str, Any],
+    kind: StoreRefKind,
+    name: str,
+    namespace: str | None,
+    health_check: HealthCheck,
+    allowed_addresses: Collection[str],
+) -> Health:
+    try:
+        spec = parse_store_spec(kind, obj.get("spec") or {})
+    except InvalidSpecError as exc:
+        return Health(False, reasons.STORE_INVALID, str(exc))
+    cluster = kind is StoreRefKind.CLUSTER_ROTATION_STORE
+    resolved = ResolvedStore(kind, name, None if cluster else namespace, namespace or "", spec, "")
+    if allowed_addresses and resolved.address not in allowed_addresses:
+        message = f"address {resolved.address} is not in the operator's --allowed-store-address list"
+        return Health(False, reasons.STORE_NOT_ALLOWED, message)
+    try:
+        return health_check(resolved)
+    except PermanentError as exc:
+        return Health(False, exc.reason, str(exc))
