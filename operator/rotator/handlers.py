@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -179,7 +179,7 @@ async def stop_loops(memo: Any, **_: Any) -> None:
 def _post(obj: Mapping[str, Any], events: list[Event]) -> None:
     for event in events:
         kopf.event(
-            kopf.Body(dict(obj)),
+            kopf.Body(cast(kopf.RawBody, dict(obj))),
             type="Warning" if event.warning else "Normal",
             reason=event.reason,
             message=event.message,
