@@ -13,11 +13,12 @@ the namespace the cluster store's admin wrote down, and only if that Secret is l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Final, Self
 
-from pydantic import Field, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from rotator.models.errors import InvalidSpecError
@@ -35,9 +36,34 @@ from rotator.models.spec import (
 )
 
 NAMESPACE_PLACEHOLDER: Final = "{namespace}"
-PREFIX_PATTERN: Final = r"^([A-Za-z0-9._-]+|\{namespace\})*(/([A-Za-z0-9._-]+|\{namespace\})*)*/?$"
+PREFIX_PATTERN: Final = r"^(([A-Za-z0-9._-]|\{namespace\})+/)*([A-Za-z0-9._-]|\{namespace\})*$"
 TEMPLATED_NAME_PATTERN: Final = r"^([A-Za-z0-9._@:/+=,-]|\{namespace\})+$"
 AUDIENCE_PATTERN: Final = r"^[A-Za-z0-9._:/-]+$"
+#: Vault's own mounts: a KV mount there would send the generated value (or a read) to Vault itself.
+RESERVED_VAULT_MOUNTS: Final = ("sys", "identity", "cubbyhole", "auth")
+_DOT_SEGMENT = re.compile(r"(^|/)[.]{1,2}(/|$)")
+# The CRD's rule on a cluster store's pathPrefix: the segment holding {namespace} ends with "/".
+_CLOSED_NAMESPACE_SEGMENT = re.compile(r"[{]namespace[}][^/]*/")
+
+
+def _no_dot_segments(value: str) -> str:
+    """The CRD's CEL rule ``!self.matches('(^|/)[.]{1,2}(/|$)')``: no '.' or '..' segment (the
+    HTTP client would normalise them and leave the mount or the prefix)."""
+    if _DOT_SEGMENT.search(value):
+        raise PydanticCustomError("dot_segment", "must not contain '.' or '..' segments")
+    return value
+
+
+def _not_reserved_mount(value: str) -> str:
+    if value.split("/", 1)[0] in RESERVED_VAULT_MOUNTS:
+        raise PydanticCustomError(
+            "reserved_mount", "must not be a Vault system mount (sys, identity, cubbyhole, auth)"
+        )
+    return value
+
+
+StoreMountPath = Annotated[MountPath, AfterValidator(_no_dot_segments)]
+KvMount = Annotated[StoreMountPath, AfterValidator(_not_reserved_mount)]
 
 TemplatedName = Annotated[
     str, StringConstraints(strict=True, min_length=1, max_length=2048, pattern=TEMPLATED_NAME_PATTERN)
@@ -63,7 +89,7 @@ class VaultKubernetesAuth(ServiceAccountIdentity):
     """Vault Kubernetes auth. ``role`` may contain ``{namespace}`` (one Vault role per tenant)."""
 
     role: TemplatedName
-    mount_path: MountPath = "kubernetes"
+    mount_path: StoreMountPath = "kubernetes"
     audiences: Audiences = ("vault",)
 
 
@@ -90,7 +116,7 @@ class VaultConnection(_Model):
     address: Url
     ca_bundle: Annotated[str, StringConstraints(strict=True, max_length=65536)] | None = None
     namespace: Annotated[str, StringConstraints(strict=True, max_length=256)] | None = None
-    kv_mount: MountPath = "secret"
+    kv_mount: KvMount = "secret"
     auth: VaultAuth
 
 
@@ -125,8 +151,11 @@ class AwsConnection(_Model):
 
 
 class LabelSelector(_Model):
+    """Keys are not checked (the CRD cannot constrain map keys): a key no namespace carries never
+    matches, so a bad one only allows nothing."""
+
     match_labels: dict[
-        Annotated[str, StringConstraints(strict=True, max_length=317)],
+        Annotated[str, StringConstraints(strict=True)],
         Annotated[str, StringConstraints(strict=True, max_length=63)],
     ] = Field(default_factory=dict)
 
@@ -145,7 +174,11 @@ class AllowedNamespaces(_Model):
         return all(labels.get(k) == v for k, v in self.selector.match_labels.items())
 
 
-PathPrefix = Annotated[str, StringConstraints(strict=True, max_length=256, pattern=PREFIX_PATTERN)]
+PathPrefix = Annotated[
+    str,
+    StringConstraints(strict=True, max_length=256, pattern=PREFIX_PATTERN),
+    AfterValidator(_no_dot_segments),
+]
 
 
 class _StoreSpec(_Model):
@@ -181,6 +214,12 @@ class ClusterRotationStoreSpec(_StoreSpec):
         # Without the namespace in the prefix every tenant would share one path space.
         if NAMESPACE_PLACEHOLDER not in self.path_prefix:
             raise PydanticCustomError("confined", "pathPrefix of a cluster store must contain {namespace}")
+        # With "teams/{namespace}", namespace "shop" + path "pingx" and namespace "shopping" + path
+        # "x" would meet at "teams/shoppingx": the namespace's segment must be closed by a "/".
+        if not _CLOSED_NAMESPACE_SEGMENT.search(self.path_prefix):
+            raise PydanticCustomError(
+                "confined", "pathPrefix of a cluster store must end the segment holding {namespace} with '/'"
+            )
         return self
 
 
@@ -196,4 +235,17 @@ def parse_store_spec(
         message = str(first["msg"]).removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "field not declared in schema"
-        raise InvalidSpecError(_field_path(tuple(first["loc"]), first.get("ctx")), message) from None
+        raise InvalidSpecError(
+            _field_path(_map_keys(tuple(first["loc"])), first.get("ctx")), message
+        ) from None
+
+
+def _map_keys(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """kube names a map entry ``matchLabels[key]``; pydantic's loc has the key as a field."""
+    out: list[int | str] = []
+    for index, part in enumerate(loc):
+        if index and loc[index - 1] == "matchLabels" and isinstance(part, str) and out:
+            out[-1] = f"{out[-1]}[{part}]"
+            continue
+        out.append(part)
+    return tuple(out)
