@@ -20,7 +20,6 @@ from rotator.models import (
     RotationResult,
     RotationState,
     Step,
-    StoreKind,
     TriggerReason,
     WorkloadKind,
     format_duration,
@@ -31,6 +30,8 @@ from rotator.models import (
     parse_time,
 )
 from rotator.models.durations import check_cron
+from rotator.models.spec import DeletionPolicy, StoreRef
+from rotator.models.store import StoreRefKind
 
 NOW = datetime(2026, 11, 27, 20, 0, tzinfo=UTC)  # a Friday
 
@@ -39,13 +40,8 @@ def spec(**changes: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "secret": {"name": "orders-db-credentials"},
         "credential": {"password": {}},
-        "store": {
-            "vault": {
-                "address": "http://127.0.0.1:8200",
-                "path": "shop/orders-db",
-                "auth": {"tokenSecretRef": {"name": "t"}},
-            }
-        },
+        "storeRef": {"name": "vault"},
+        "path": "orders-db",
     }
     raw.update(changes)
     return raw
@@ -172,10 +168,11 @@ def test_spec_defaults_and_properties() -> None:
     assert parsed.credential.password is not None
     assert parsed.credential.password.length == 32
     assert parsed.credential.password.alphabet is Alphabet.ALPHANUMERIC
-    assert parsed.store.vault is not None
-    assert parsed.store.vault.mount == "secret"
-    assert parsed.store_kind is StoreKind.VAULT
-    assert parsed.store_adopt is False
+    assert parsed.store_ref == StoreRef(kind="RotationStore", name="vault")
+    assert parsed.path == "orders-db"
+    assert parsed.adopt is False
+    assert parsed.secret.deletion_policy is DeletionPolicy.RETAIN
+    assert parsed.secret.delete_with_policy is False
     assert parsed.schedule.interval_delta == timedelta(hours=720)
     assert parsed.schedule.max_age_delta == timedelta(hours=2160)
     assert parsed.schedule.jitter_delta == timedelta(hours=1)
@@ -195,11 +192,26 @@ def test_no_schedule_means_no_deltas() -> None:
     )
 
 
-def test_aws_store_kind_and_adopt() -> None:
-    aws = {"awsSecretsManager": {"region": "us-east-1", "secretId": "s", "adopt": True, "auth": {"irsa": {}}}}
-    parsed = parse_spec(spec(store=aws))
-    assert parsed.store_kind is StoreKind.AWS_SECRETS_MANAGER
-    assert parsed.store_adopt is True
+def test_cluster_store_ref_adopt_and_deletion_policy() -> None:
+    parsed = parse_spec(
+        spec(
+            storeRef={"kind": "ClusterRotationStore", "name": "shared"},
+            adopt=True,
+            secret={"name": "s", "deletionPolicy": "Delete"},
+        )
+    )
+    assert parsed.store_ref.kind == StoreRefKind.CLUSTER_ROTATION_STORE
+    assert StoreRefKind(parsed.store_ref.kind) is StoreRefKind.CLUSTER_ROTATION_STORE
+    assert parsed.adopt is True
+    assert parsed.secret.deletion_policy is DeletionPolicy.DELETE
+    assert parsed.secret.delete_with_policy is True
+
+
+def test_store_ref_kinds_are_the_store_crd_kinds() -> None:
+    """Every kind a policy may name is a StoreRefKind (rotator.tenancy resolves it), and back."""
+    for kind in StoreRefKind:
+        assert parse_spec(spec(storeRef={"kind": str(kind), "name": "s"})).store_ref.kind == kind
+    assert {str(k) for k in StoreRefKind} == {"RotationStore", "ClusterRotationStore"}
 
 
 def test_snake_case_names_also_populate() -> None:
@@ -226,10 +238,24 @@ def test_dump_uses_camel_case_and_parses_back() -> None:
     ("raw", "message"),
     [
         (
-            spec(store={"vault": {"address": "http://v:8200", "auth": {"kubernetes": {"role": "r"}}}}),
-            "spec.store.vault.path: field required",
+            {k: v for k, v in spec().items() if k != "storeRef"},
+            "spec.storeRef: field required",
         ),
-        (spec(store={}), "spec.store: exactly one of vault or awsSecretsManager must be set"),
+        (
+            spec(store={"vault": {"address": "http://v:8200", "auth": {"kubernetes": {"role": "r"}}}}),
+            "spec.store: field not declared in schema",
+        ),
+        (spec(storeRef={"kind": "RotationStore"}), "spec.storeRef.name: field required"),
+        (
+            spec(storeRef={"kind": "SecretStore", "name": "v"}),
+            "spec.storeRef.kind: string should match pattern",
+        ),
+        (spec(path="/abs"), "spec.path: string should match pattern"),
+        (spec(adopt="yes"), "spec.adopt: input should be a valid boolean"),
+        (
+            spec(secret={"name": "s", "deletionPolicy": "Orphan"}),
+            "spec.secret.deletionPolicy: input should be 'Retain' or 'Delete'",
+        ),
         (spec(extra=1), "spec.extra: field not declared in schema"),
         (
             spec(schedule={"interval": "3d"}),
