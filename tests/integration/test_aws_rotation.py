@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from mypy_boto3_secretsmanager import SecretsManagerClient
 
+from rotator.models.keys import STORE_CREDENTIAL_LABEL
 from rotator.kube import policy_path
 from rotator.sandbox import demo
 from rotator.sandbox.moto_server import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, MotoServer
@@ -28,7 +29,8 @@ class AwsBench:
     def __init__(self, bench: Bench, moto: MotoServer) -> None:
         self.bench = bench
         self.moto = moto
-        self.secret_id = f"rotator-test/{uuid.uuid4().hex[:12]}"
+        self.path = f"rotator-test/{uuid.uuid4().hex[:12]}"
+        self.secret_id = f"{NAMESPACE}/{self.path}"  # the store's prefix for the namespace + spec.path
         self.client: SecretsManagerClient = aws_client(
             REGION, moto.endpoint_url, DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
         )
@@ -37,20 +39,28 @@ class AwsBench:
         self.bench.seed(progress_deadline=progress_deadline, create_policy=False)
         if keys_secret:
             self.create_keys_secret()
+        demo.create(self.bench.kube, demo.store_collection(NAMESPACE), self.store())
         self.bench.kube.create(policy_path(NAMESPACE), self.policy_body())
 
-    def store_spec(self, **extra: Any) -> dict[str, Any]:
+    def store(self) -> dict[str, Any]:
+        """A RotationStore on moto with static keys from the namespace's labelled Secret."""
         return {
-            "region": REGION,
-            "secretId": self.secret_id,
-            "endpointUrl": self.moto.endpoint_url,
-            "auth": {"accessKeySecretRef": {"name": KEYS_SECRET}},
-            **extra,
+            "apiVersion": "rotator.dev/v1alpha1",
+            "kind": "RotationStore",
+            "metadata": {"name": "aws", "namespace": NAMESPACE},
+            "spec": {
+                "awsSecretsManager": {
+                    "region": REGION,
+                    "endpoint": self.moto.endpoint_url,
+                    "auth": {"accessKeySecretRef": {"name": KEYS_SECRET}},
+                }
+            },
         }
 
     def policy_body(self) -> dict[str, Any]:
         body = self.bench.policy_body()
-        body["spec"]["store"] = {"awsSecretsManager": self.store_spec()}
+        body["spec"]["storeRef"] = {"kind": "RotationStore", "name": "aws"}
+        body["spec"]["path"] = self.path
         return body
 
     def create_keys_secret(self) -> None:
@@ -60,7 +70,11 @@ class AwsBench:
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
-                "metadata": {"name": KEYS_SECRET, "namespace": NAMESPACE},
+                "metadata": {
+                    "name": KEYS_SECRET,
+                    "namespace": NAMESPACE,
+                    "labels": {STORE_CREDENTIAL_LABEL: "true"},
+                },
                 "type": "Opaque",
                 "data": {
                     "AWS_ACCESS_KEY_ID": base64.b64encode(DUMMY_ACCESS_KEY_ID.encode()).decode(),
@@ -199,7 +213,7 @@ def test_aws_unowned_secret_is_refused_until_adopted_then_rotated(aws: AwsBench)
     assert aws.secret_id in ready["message"]
     assert aws.versions() == {seeded: ["AWSCURRENT"]}, "a refused secret is not touched"
 
-    bench.patch_spec({"store": {"awsSecretsManager": aws.store_spec(adopt=True)}})
+    bench.patch_spec({"adopt": True})
     status = bench.wait(lambda o: (o.get("status") or {}).get("currentVersion") == seeded, 30, "adoption")[
         "status"
     ]
@@ -224,7 +238,7 @@ def test_aws_missing_access_key_secret_is_named_in_the_ready_condition(aws: AwsB
     status = bench.wait(lambda o: bool((o.get("status") or {}).get("conditions")), 30, "conditions")["status"]
     ready = condition(status, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "StoreAuthMissing")
-    assert "spec.store.awsSecretsManager.auth.accessKeySecretRef" in ready["message"]
-    assert KEYS_SECRET in ready["message"]
+    assert "RotationStore/aws spec.awsSecretsManager.auth.accessKeySecretRef" in ready["message"]
+    assert f"Secret {NAMESPACE}/{KEYS_SECRET} not found" in ready["message"]
     with pytest.raises(aws.client.exceptions.ResourceNotFoundException):
         aws.client.describe_secret(SecretId=aws.secret_id)

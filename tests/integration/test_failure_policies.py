@@ -91,10 +91,8 @@ def test_store_path_edited_mid_rotation_does_not_redirect_it(bench: Bench) -> No
     bench.wait_rotations(1)
     bench.force()
     bench.wait(lambda o: rotation_step(o) == "revoke", 30, "revoke step")
-    vault = bench.policy_body()["spec"]["store"]["vault"]
     bench.kube.merge_patch(
-        policy_path(NAMESPACE, demo.POLICY),
-        {"spec": {"store": {"vault": {**vault, "path": bench.vault_path + "-moved"}}}},
+        policy_path(NAMESPACE, demo.POLICY), {"spec": {"path": bench.policy_path + "-moved"}}
     )
     status = bench.wait_rotations(2).get("status") or {}
     assert status["history"][0]["result"] == "Succeeded"

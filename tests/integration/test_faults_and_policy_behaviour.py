@@ -69,15 +69,11 @@ def test_spec_the_models_reject_gets_invalid_spec_condition_and_event(bench: Ben
 def test_api_refuses_a_policy_the_crd_rejects_naming_the_field(bench: Bench) -> None:
     bench.seed(create_policy=False)
     body = bench.policy_body()
-    body["spec"]["store"]["awsSecretsManager"] = {
-        "region": "eu-west-1",
-        "secretId": "x",
-        "auth": {"irsa": {}},
-    }
+    body["spec"]["path"] = "../sys/policy/admin"
     with pytest.raises(KubeError) as refused:
         bench.kube.create(policy_path(NAMESPACE), body)
     assert refused.value.status == 422
-    assert "spec.store" in str(refused.value)
+    assert "spec.path" in str(refused.value)
 
 
 def test_unowned_vault_path_is_refused_until_adopted(bench: Bench) -> None:
@@ -94,8 +90,7 @@ def test_unowned_vault_path_is_refused_until_adopted(bench: Bench) -> None:
     assert bench.kv_value(1) == "pre-existing-password-123"
     assert sorted(bench.kv_versions()) == [1]
 
-    vault_spec = bench.policy_body()["spec"]["store"]["vault"]
-    bench.patch_spec({"store": {"vault": {**vault_spec, "adopt": True}}})
+    bench.patch_spec({"adopt": True})
     status = bench.wait(lambda o: (o.get("status") or {}).get("currentVersion") == "1", 30, "adoption")[
         "status"
     ]
@@ -151,7 +146,7 @@ def test_drift_in_the_secret_is_repaired_and_reported(bench: Bench) -> None:
     secret["data"] = {"password": "dGFtcGVyZWQtdmFsdWU="}  # "tampered-value"
     bench.kube.replace_secret(NAMESPACE, demo.SECRET, secret)
     bench.wait(lambda o: bench.secret_value() == good, 30, "drift repaired")
-    assert "SecretDriftRepaired" in bench.event_reasons()
+    bench.wait(lambda o: "SecretDriftRepaired" in bench.event_reasons(), 10, "the drift Event")
 
 
 def test_foreign_secret_with_the_same_name_is_never_overwritten(bench: Bench) -> None:

@@ -61,7 +61,9 @@ def test_first_rotation_then_forced_rotation_end_to_end(bench: Bench) -> None:
     annotations = secret["metadata"]["annotations"]
     assert annotations["rotator.dev/version"] == "2"
     assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "rotator"
-    assert not secret["metadata"].get("ownerReferences"), "deletionPolicy Retain: the Secret outlives the policy"
+    assert not secret["metadata"].get("ownerReferences"), (
+        "deletionPolicy Retain: the Secret outlives the policy"
+    )
     pods = bench.pods()
     assert len(pods) == 2
     assert all(p.ready and p.secret_versions["demo-db-credentials"].version == "2" for p in pods)
