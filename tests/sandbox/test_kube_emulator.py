@@ -635,13 +635,8 @@ def rotation_policy(**spec_overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "secret": {"name": "orders-db-credentials", "key": "password"},
         "credential": {"password": {"length": 32}},
-        "store": {
-            "vault": {
-                "address": "http://vault:8200",
-                "path": "shop/orders-db",
-                "auth": {"kubernetes": {"role": "rotator"}},
-            }
-        },
+        "storeRef": {"kind": "RotationStore", "name": "vault"},
+        "path": "orders-db",
         "schedule": {"interval": "720h"},
     }
     spec.update(spec_overrides)
@@ -660,16 +655,34 @@ def test_rotation_policy_crd_validation_answers_422(kube_http: KubeHTTP) -> None
     valid = rotation_policy()
     status, stored = kube_http.request("POST", path, valid)
     assert status == 201, stored
-    invalid = rotation_policy(store={})
+    invalid = rotation_policy(storeRef={"kind": "RotationStore"})
     invalid["metadata"]["name"] = "broken"
     status, answer = kube_http.request("POST", path, invalid)
     assert (status, answer["reason"], answer["code"]) == (422, "Invalid", 422)
     assert answer["message"].startswith('RotationPolicy.rotator.dev "broken" is invalid: ')
-    assert any(cause["field"].startswith("spec.store") for cause in answer["details"]["causes"])
+    assert any(cause["field"] == "spec.storeRef.name" for cause in answer["details"]["causes"])
     status, answer = kube_http.request(
-        "PATCH", f"{path}/orders-db", {"spec": {"store": None}}, content_type="application/merge-patch+json"
+        "PATCH",
+        f"{path}/orders-db",
+        {"spec": {"storeRef": None}},
+        content_type="application/merge-patch+json",
     )
     assert status == 422, answer
+    assert any(cause["field"] == "spec.storeRef" for cause in answer["details"]["causes"])
+    status, answer = kube_http.request(
+        "PATCH",
+        f"{path}/orders-db",
+        {"spec": {"path": "../billing"}},
+        content_type="application/merge-patch+json",
+    )
+    assert status == 422, answer
+    assert answer["details"]["causes"] == [
+        {
+            "reason": "FieldValueInvalid",
+            "message": "Invalid value: \"string\": must not contain '.' or '..' segments",
+            "field": "spec.path",
+        }
+    ]
 
 
 @pytest.mark.parametrize(
