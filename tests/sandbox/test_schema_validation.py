@@ -487,13 +487,11 @@ def test_status_message_single_error_has_no_brackets() -> None:
 
 
 def test_status_message_several_errors_bracketed_and_deduplicated() -> None:
-    one = FieldError(
-        "spec.store", ErrorType.INVALID, "exactly one of vault or awsSecretsManager must be set", "object"
-    )
-    two = FieldError("spec.secret.name", ErrorType.REQUIRED, "")
+    one = FieldError("spec.path", ErrorType.INVALID, "must not contain '.' or '..' segments", "string")
+    two = FieldError("spec.storeRef.name", ErrorType.REQUIRED, "")
     assert format_status_message("RotationPolicy", "rotator.dev", "orders-db", [one, two, two]) == (
-        'RotationPolicy.rotator.dev "orders-db" is invalid: [spec.store: Invalid value: "object": '
-        "exactly one of vault or awsSecretsManager must be set, spec.secret.name: Required value]"
+        'RotationPolicy.rotator.dev "orders-db" is invalid: [spec.path: Invalid value: "string": '
+        "must not contain '.' or '..' segments, spec.storeRef.name: Required value]"
     )
 
 
