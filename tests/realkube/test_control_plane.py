@@ -18,14 +18,20 @@ import pytest
 import yaml
 
 from rotator.sandbox.realkube import ApiError, RealKubeServer
+from tests.unit import test_store_crd_table as store_table
 from tests.unit.test_crd_table import BAD, GOOD, design_sample
 
 REPO = Path(__file__).resolve().parents[2]
-CRD_FILES = sorted(
-    path
-    for path in (REPO / "crds").glob("*.yaml")
-    if yaml.safe_load(path.read_text()).get("kind") == "CustomResourceDefinition"
-)
+# crds/rotationstores.rotator.dev.yaml holds two CRDs (RotationStore, ClusterRotationStore).
+CRDS = {
+    path: [doc["metadata"]["name"] for doc in yaml.safe_load_all(path.read_text()) if doc]
+    for path in sorted((REPO / "crds").glob("*.yaml"))
+    if any(
+        doc and doc.get("kind") == "CustomResourceDefinition" for doc in yaml.safe_load_all(path.read_text())
+    )
+}
+CRD_FILES = sorted(CRDS)
+CRD_NAMES = [name for names in CRDS.values() for name in names]
 RP = "/apis/rotator.dev/v1alpha1"
 
 pytestmark = pytest.mark.timeout(120)
@@ -70,8 +76,7 @@ def crd_installed(real_kube: RealKubeServer, real_kubeconfig: Path) -> None:
     """`kubectl apply` of crds/*.yaml, established (structural schema, CEL within cost)."""
     for path in CRD_FILES:
         kubectl(real_kubeconfig, "apply", "-f", str(path))
-    for path in CRD_FILES:
-        name = yaml.safe_load(path.read_text())["metadata"]["name"]
+    for name in CRD_NAMES:
         kubectl(real_kubeconfig, "wait", "--for=condition=Established", "--timeout=30s", f"crd/{name}")
 
 
@@ -86,9 +91,13 @@ def shop(real_kube: RealKubeServer, crd_installed: None) -> str:
 
 
 def test_crd_is_accepted_structural_and_established(real_kube: RealKubeServer, crd_installed: None) -> None:
-    assert CRD_FILES, "no CustomResourceDefinition in crds/"
-    for path in CRD_FILES:
-        name = yaml.safe_load(path.read_text())["metadata"]["name"]
+    """Established means kube-apiserver compiled every CEL rule within its cost budget."""
+    assert sorted(CRD_NAMES) == [
+        "clusterrotationstores.rotator.dev",
+        "rotationpolicies.rotator.dev",
+        "rotationstores.rotator.dev",
+    ]
+    for name in CRD_NAMES:
         crd = real_kube.api("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
         conditions = {c["type"]: c for c in crd["status"]["conditions"]}
         assert conditions["Established"]["status"] == "True"
@@ -130,6 +139,31 @@ def test_crd_table_bad_rows_are_refused_by_the_real_server(
     assert field in str(refused.value), refused.value
 
 
+def _dry_run_create_store(real_kube: RealKubeServer, obj: Obj) -> None:
+    if obj["kind"] == "ClusterRotationStore":
+        real_kube.api("POST", f"{RP}/clusterrotationstores?dryRun=All", obj)
+    else:
+        namespace = obj["metadata"]["namespace"]
+        real_kube.api("POST", f"{RP}/namespaces/{namespace}/rotationstores?dryRun=All", obj)
+
+
+@pytest.mark.parametrize("build", store_table.GOOD)
+def test_store_table_good_rows_are_accepted_by_the_real_server(
+    real_kube: RealKubeServer, shop: str, build: Callable[[], Obj]
+) -> None:
+    _dry_run_create_store(real_kube, build())
+
+
+@pytest.mark.parametrize(("build", "field"), store_table.BAD)
+def test_store_table_bad_rows_are_refused_by_the_real_server(
+    real_kube: RealKubeServer, shop: str, build: Callable[[], Obj], field: str
+) -> None:
+    with pytest.raises(ApiError) as refused:
+        _dry_run_create_store(real_kube, build())
+    assert refused.value.status == 422, refused.value
+    assert f"{field}:" in str(refused.value) or f"{field} " in str(refused.value), refused.value
+
+
 # ------------------------------------------------------------------------ (b) printer columns
 
 
@@ -142,6 +176,28 @@ def test_kubectl_get_rp_shows_the_printer_columns(real_kubeconfig: Path, shop: s
     for column in ("NAMESPACE", "NAME", "STORE", "PHASE", "CURRENT", "LAST ROTATION", "NEXT", "READY", "AGE"):
         assert column in header, out
     assert any(row.split()[:2] == [shop, "columns"] for row in rows), out
+
+
+def test_kubectl_get_stores_by_short_name_shows_the_printer_columns(real_kubeconfig: Path, shop: str) -> None:
+    store = store_table.vault_token()
+    store["metadata"]["name"] = "columns"
+    cluster = store_table.cluster_selector()
+    cluster["metadata"]["name"] = "columns"
+    for obj in (store, cluster):
+        kubectl(real_kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(obj))
+    header, *rows = kubectl(real_kubeconfig, "get", "rstore", "-A").splitlines()
+    assert header.split() == ["NAMESPACE", "NAME", "PREFIX", "READY", "REASON", "AGE"]
+    assert any(row.split()[:3] == [shop, "columns", "{namespace}/"] for row in rows), rows
+    header, *rows = kubectl(real_kubeconfig, "get", "crstore").splitlines()
+    assert header.split() == ["NAME", "PREFIX", "NAMESPACES", "READY", "REASON", "AGE"]
+    assert any(row.split()[:2] == ["columns", "teams/{namespace}/"] for row in rows), rows
+    # Both are in the "rotator" category, beside the policies; "rs" stays ReplicaSet's.
+    everything = kubectl(real_kubeconfig, "get", "rotator", "-A", "-o", "name")
+    assert "rotationstore.rotator.dev/columns" in everything
+    assert "clusterrotationstore.rotator.dev/columns" in everything
+    assert "replicasets" in kubectl(real_kubeconfig, "api-resources", "--api-group=apps", "-o", "wide")
+    replicasets = kubectl(real_kubeconfig, "get", "rs", "-A", "-o", "name")
+    assert "rotationstore" not in replicasets
 
 
 # ---------------------------------------------------------------------- (c) real rollouts

@@ -402,14 +402,34 @@ BAD: list[Any] = [
     ),
     pytest.param(
         edit(CS, lambda s: s["namespaces"]["selector"].update(matchLabels={"team": "x" * 64})),
-        "spec.namespaces.selector.matchLabels[team]",
+        "spec.namespaces.selector.matchLabels.team",
         id="cluster-label-value-too-long",
     ),
     pytest.param(
         edit(CS, lambda s: s["namespaces"]["selector"].update(matchLabels={"team": 1})),
-        "spec.namespaces.selector.matchLabels[team]",
+        "spec.namespaces.selector.matchLabels.team",
         id="cluster-label-value-not-string",
     ),
+]
+
+
+# Known emulator gap, kept visible: kube-apiserver names a map entry's structural error
+# ``matchLabels.team`` (the real-server run of this table in tests/realkube proves it); the
+# emulator (rotator/sandbox/schema_validation.py ``_key``) says ``matchLabels[team]``. The models
+# follow the real server. Strict: once the emulator agrees these XPASS and fail until removed.
+EMULATOR_GAPS = {"cluster-label-value-too-long", "cluster-label-value-not-string"}
+BAD_IN_BOTH: list[Any] = [
+    pytest.param(
+        *row.values,
+        id=row.id,
+        marks=[
+            *row.marks,
+            pytest.mark.xfail(strict=True, reason="the emulator names map entries matchLabels[key]"),
+        ],
+    )
+    if row.id in EMULATOR_GAPS
+    else row
+    for row in BAD
 ]
 
 
@@ -448,7 +468,7 @@ def test_both_accept(build: Callable[[], Obj]) -> None:
     assert parse_store_spec(StoreRefKind(kind), stored["spec"]) == parse_store_spec(StoreRefKind(kind), spec)
 
 
-@pytest.mark.parametrize(("build", "field"), BAD)
+@pytest.mark.parametrize(("build", "field"), BAD_IN_BOTH)
 def test_both_reject_naming_the_field(build: Callable[[], Obj], field: str) -> None:
     obj = build()
     _, crd_errors = crd_admit(obj)
@@ -538,6 +558,17 @@ def test_defaults_are_the_documented_ones() -> None:
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
     )
+
+
+def test_map_entries_are_named_as_the_real_server_names_them() -> None:
+    """The model side of the EMULATOR_GAPS rows, asserted on its own so it cannot regress."""
+    for row in BAD:
+        if row.id in EMULATOR_GAPS:
+            build, field = row.values
+            obj = build()
+            assert model_field(obj["kind"], _pruned_spec(obj)) == field
+            _, crd_errors = crd_admit(obj)
+            assert crd_errors[0] == field.replace(".team", "[team]")
 
 
 def test_table_is_large_enough() -> None:

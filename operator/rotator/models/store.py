@@ -235,17 +235,4 @@ def parse_store_spec(
         message = str(first["msg"]).removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "field not declared in schema"
-        raise InvalidSpecError(
-            _field_path(_map_keys(tuple(first["loc"])), first.get("ctx")), message
-        ) from None
-
-
-def _map_keys(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    """kube names a map entry ``matchLabels[key]``; pydantic's loc has the key as a field."""
-    out: list[int | str] = []
-    for index, part in enumerate(loc):
-        if index and loc[index - 1] == "matchLabels" and isinstance(part, str) and out:
-            out[-1] = f"{out[-1]}[{part}]"
-            continue
-        out.append(part)
-    return tuple(out)
+        raise InvalidSpecError(_field_path(tuple(first["loc"]), first.get("ctx")), message) from None
