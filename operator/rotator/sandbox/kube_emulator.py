@@ -451,6 +451,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             "sub": f"system:serviceaccount:{namespace}:{name}",
             "aud": list(audiences),
             "exp": int(expires.timestamp()),
+            "iat": int(expires.timestamp()) - seconds,
+            "nbf": int(expires.timestamp()) - seconds,
             "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}},
             # The legacy claims Vault's Kubernetes auth still reads when it parses the JWT.
             "kubernetes.io/serviceaccount/namespace": namespace,
