@@ -1,0 +1,100 @@
+"""The RBAC the manifests grant is exactly what the code uses (issue 7: least privilege).
+
+NEEDED is the inventory of API calls the operator makes, with where each comes from; the cluster
+and the namespaced install must grant all of it and nothing more (no list/watch/delete on
+Secrets, no wildcard). A verb added to the code without RBAC, or RBAC without a caller, fails here;
+the real-control-plane tier then proves the grants against an enforcing kube-apiserver.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+NAMESPACED_NEEDS: frozenset[Grant] = frozenset(
+    {
+        *{("rotator.dev", "rotationpolicies", v) for v in ("get", "list", "watch", "patch")},  # Kopf + engine
+        ("rotator.dev", "rotationpolicies/status", "patch"),  # engine/draft.py persist
+        *{
+            ("rotator.dev", "rotationstores", v) for v in ("get", "list", "watch")
+        },  # tenancy/resolver.py + handlers
+        ("rotator.dev", "rotationstores/status", "patch"),  # engine/store_health.py
+        ("", "serviceaccounts/token", "create"),  # tenancy/identity.py mint_token
+        *{("", "secrets", v) for v in ("get", "create", "update")},  # managed_secret.py, stores/opener.py
+        *{
+            ("apps", kind, v)
+            for kind in ("deployments", "statefulsets", "daemonsets")
+            for v in ("get", "patch")
+        },
+        *{("", "events", v) for v in ("create", "patch")},  # Kopf posting
+    }
+)
+CLUSTER_ONLY_NEEDS: frozenset[Grant] = frozenset(
+    {
+        *{("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")},  # Kopf
+        *{("rotator.dev", "clusterrotationstores", v) for v in ("get", "list", "watch")},
+        ("rotator.dev", "clusterrotationstores/status", "patch"),
+        ("", "namespaces", "get"),  # a cluster store's label selector
+    }
+)
+CLUSTER_WIDE_EXTRA: frozenset[Grant] = frozenset({("", "namespaces", "list"), ("", "namespaces", "watch")})
+
+
+def grants(rules: list[dict[str, Any]]) -> set[Grant]:
+    found: set[Grant] = set()
+    for rule in rules:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    assert "*" not in (group, resource, verb), "no wildcards"
+                    found.add((group, resource, verb))
+    return found
+
+
+def render(path: str) -> list[dict[str, Any]]:
+    try:
+        out = subprocess.run(
+            ["kubectl", "kustomize", str(ROOT / path)], capture_output=True, text=True, check=True
+        )
+    except FileNotFoundError:  # pragma: no cover - kubectl is part of the toolchain
+        pytest.fail("kubectl is needed to render the manifests")
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+def test_cluster_install_grants_exactly_what_the_code_uses() -> None:
+    docs = render("manifests")
+    roles = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert [r["metadata"]["name"] for r in roles] == ["rotator"]
+    assert not [d for d in docs if d["kind"] == "Role"]
+    assert grants(roles[0]["rules"]) == NAMESPACED_NEEDS | CLUSTER_ONLY_NEEDS | CLUSTER_WIDE_EXTRA
+
+
+def test_namespaced_install_grants_namespace_rights_only_in_its_namespaces() -> None:
+    docs = render("manifests/namespaced")
+    cluster = [d for d in docs if d["kind"] == "ClusterRole"]
+    roles = [d for d in docs if d["kind"] == "Role"]
+    assert grants(cluster[0]["rules"]) == CLUSTER_ONLY_NEEDS
+    assert grants(roles[0]["rules"]) == NAMESPACED_NEEDS
+    assert roles[0]["metadata"]["namespace"] == "shop"
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert "--namespace=shop" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    bindings = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert {b["roleRef"]["name"] for b in bindings} == {"rotator", "rotator-namespaced"}
+
+
+def test_secrets_are_never_listed_watched_or_deleted() -> None:
+    for path in ("manifests", "manifests/namespaced"):
+        every = set()
+        for doc in render(path):
+            if doc["kind"] in ("ClusterRole", "Role"):
+                every |= grants(doc["rules"])
+        assert {v for g, r, v in every if r == "secrets"} == {"get", "create", "update"}
+        assert not {v for g, r, v in every if v == "delete"}
