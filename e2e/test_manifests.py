@@ -4,7 +4,8 @@ The kind-based e2e (run.sh) proves these objects work on a real API server; this
 honest in the normal test run: every YAML is a well-formed Kubernetes object, the ClusterRole
 stays least-privilege, the operator pod keeps its hardening and its ports agree with its probes,
 its args parse with the real CLI, the alerts only name metrics the operator exports, and the
-example RotationPolicies are accepted by both the pydantic models and the CRD schema.
+example RotationPolicies and stores are accepted by both the pydantic models and the CRD schemas,
+and every example policy references a store (and every store a credential) the examples define.
 """
 
 from __future__ import annotations
@@ -21,10 +22,17 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 MANIFESTS = REPO / "manifests"
 CRD_PATH = REPO / "crds" / "rotationpolicies.rotator.dev.yaml"
+STORE_CRD_PATH = REPO / "crds" / "rotationstores.rotator.dev.yaml"
 NAMESPACE = "rotator-system"
+STORE_KINDS = ("RotationStore", "ClusterRotationStore")
+STORE_CREDENTIAL_LABEL = "rotator.dev/store-credential"
 
 # Files deliberately left out of every kustomization (applied by hand, see their comments).
-STANDALONE = {"examples/aws-rotationpolicy.yaml"}
+STANDALONE = {
+    "examples/aws-rotationpolicy.yaml",
+    "examples/cluster-rotationstore.yaml",
+    "examples/networkpolicy-egress.yaml",
+}
 
 Obj = dict[str, Any]
 
@@ -108,6 +116,7 @@ def test_there_are_manifests() -> None:
     assert {"kustomization.yaml", "deployment.yaml", "clusterrole.yaml"} <= names
     assert "monitoring/prometheusrule.yaml" in names
     assert CRD_PATH.is_file(), "the kustomization installs ../crds/rotationpolicies.rotator.dev.yaml"
+    assert STORE_CRD_PATH.is_file(), "the kustomization installs ../crds/rotationstores.rotator.dev.yaml"
 
 
 @pytest.mark.parametrize("path", yaml_files(), ids=rel)
@@ -143,6 +152,7 @@ def test_kustomizations_reference_existing_files_and_every_file_is_installed() -
     )
     crd_kustomization = docs(CRD_PATH.parent / "kustomization.yaml")[0]
     assert CRD_PATH.name in crd_kustomization["resources"]
+    assert STORE_CRD_PATH.name in crd_kustomization["resources"]
 
 
 def test_no_object_name_is_defined_twice() -> None:
@@ -176,6 +186,19 @@ def test_kustomize_builds(directory: str) -> None:
     if directory == "":
         kinds = {d["kind"] for d in built}
         assert {"CustomResourceDefinition", "Namespace", "ClusterRole", "Deployment", "Service"} <= kinds
+        crds = {d["spec"]["names"]["kind"] for d in built if d["kind"] == "CustomResourceDefinition"}
+        assert crds == {"RotationPolicy", *STORE_KINDS}
+    if directory == "examples":
+        # What `kubectl apply -k manifests/examples` creates is whole: its policies' stores and
+        # those stores' credential Secrets come with it.
+        policies = [d for d in built if d["kind"] == "RotationPolicy"]
+        assert policies
+        for policy in policies:
+            store = referenced_store(policy, built)
+            for namespace, name, keys in credential_refs(store):
+                secret = find(built, "Secret", name, namespace)
+                assert secret is not None, f"{store['metadata']['name']}: Secret {namespace}/{name} missing"
+                assert set(keys) <= set(secret.get("stringData", {})) | set(secret.get("data", {}))
 
 
 # --- RBAC ------------------------------------------------------------------------------------
@@ -403,11 +426,80 @@ def example_policies() -> list[Obj]:
     return objects("RotationPolicy", "examples/")
 
 
-def test_examples_cover_both_stores() -> None:
-    stores = {next(iter(p["spec"]["store"])) for p in example_policies()}
-    assert stores == {"vault", "awsSecretsManager"}
-    vault = next(p for p in example_policies() if "vault" in p["spec"]["store"])
-    assert "tokenSecretRef" in vault["spec"]["store"]["vault"]["auth"]
+def example_stores() -> list[Obj]:
+    return [d for kind in STORE_KINDS for d in objects(kind, "examples/")]
+
+
+def example_objects() -> list[Obj]:
+    return [d for p, d in all_objects() if rel(p).startswith("examples/")]
+
+
+def find(among: list[Obj], kind: str, name: str, namespace: str | None = None) -> Obj | None:
+    for obj in among:
+        meta = obj["metadata"]
+        if (obj["kind"], meta["name"], meta.get("namespace")) == (kind, name, namespace):
+            return obj
+    return None
+
+
+def _key(obj: Obj) -> tuple[str, str | None, str]:
+    return obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]
+
+
+def referenced_store(policy: Obj, among: list[Obj]) -> Obj:
+    """The store object a policy's storeRef names (kind defaults to RotationStore, which lives in
+    the policy's namespace; a ClusterRotationStore has none)."""
+    ref = policy["spec"]["storeRef"]
+    kind = ref.get("kind", "RotationStore")
+    namespace = policy["metadata"]["namespace"] if kind == "RotationStore" else None
+    store = find(among, kind, ref["name"], namespace)
+    assert store is not None, (
+        f"policy {policy['metadata']['name']}: {kind} {ref['name']} is not in the examples"
+    )
+    return store
+
+
+def credential_refs(store: Obj) -> list[tuple[str, str, list[str]]]:
+    """(namespace, name, keys) of every Secret a store reads a static credential from."""
+    spec = store["spec"]
+    own = store["metadata"].get("namespace")
+    found: list[tuple[str, str, list[str]]] = []
+    token = ((spec.get("vault") or {}).get("auth") or {}).get("tokenSecretRef")
+    if token:
+        found.append((token.get("namespace", own), token["name"], [token.get("key", "token")]))
+    keys = ((spec.get("awsSecretsManager") or {}).get("auth") or {}).get("accessKeySecretRef")
+    if keys:
+        names = [
+            keys.get("accessKeyIdKey", "AWS_ACCESS_KEY_ID"),
+            keys.get("secretAccessKeyKey", "AWS_SECRET_ACCESS_KEY"),
+        ]
+        found.append((keys.get("namespace", own), keys["name"], names))
+    return found
+
+
+def test_examples_cover_both_store_kinds_backends_and_auth_methods() -> None:
+    stores = example_stores()
+    assert {s["kind"] for s in stores} == set(STORE_KINDS)
+    backends = {backend for s in stores for backend in ("vault", "awsSecretsManager") if backend in s["spec"]}
+    assert backends == {"vault", "awsSecretsManager"}
+    auths = {
+        method
+        for s in stores
+        for backend in s["spec"].values()
+        if isinstance(backend, dict)
+        for method in (backend.get("auth") or {})
+    }
+    assert {"tokenSecretRef", "kubernetes", "webIdentity"} <= auths
+    (cluster,) = objects("ClusterRotationStore", "examples/")
+    assert cluster["spec"]["vault"]["auth"]["kubernetes"]["role"] == "rotator-{namespace}"
+    assert "selector" in cluster["spec"]["namespaces"]
+    assert "{namespace}" in cluster["spec"]["pathPrefix"]
+
+
+def test_no_example_policy_carries_a_connection() -> None:
+    for policy in example_policies():
+        assert "store" not in policy["spec"], "connections live in stores (issue 7)"
+        assert set(policy["spec"]) >= {"storeRef", "path"}
 
 
 @pytest.mark.parametrize("policy", example_policies(), ids=lambda p: p["metadata"]["name"])
@@ -417,22 +509,93 @@ def test_example_policy_parses_with_the_models(policy: Obj) -> None:
     parse_spec(policy["spec"])
 
 
+def _crd_schema(path: Path, obj: Obj) -> Obj:
+    for crd in yaml.safe_load_all(path.read_text()):
+        if crd and crd["spec"]["names"]["kind"] == obj["kind"]:
+            (version,) = [v for v in crd["spec"]["versions"] if v["storage"]]
+            assert obj["apiVersion"] == f"{crd['spec']['group']}/{version['name']}"
+            assert ("namespace" in obj["metadata"]) == (crd["spec"]["scope"] == "Namespaced")
+            schema: Obj = version["schema"]["openAPIV3Schema"]
+            return schema
+    raise AssertionError(f"no CRD for {obj['kind']} in {path.name}")
+
+
 @pytest.mark.parametrize("policy", example_policies(), ids=lambda p: p["metadata"]["name"])
 def test_example_policy_is_admitted_by_the_crd(policy: Obj) -> None:
     from rotator.sandbox.schema_validation import admit, unknown_fields
 
-    crd = yaml.safe_load(CRD_PATH.read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["storage"]]
-    assert policy["apiVersion"] == f"{crd['spec']['group']}/{version['name']}"
-    assert policy["kind"] == crd["spec"]["names"]["kind"]
-    schema = version["schema"]["openAPIV3Schema"]
+    schema = _crd_schema(CRD_PATH, policy)
     assert unknown_fields(schema, policy) == [], "the API server would silently drop these fields"
     _, errors = admit(schema, policy)
     assert errors == []
 
 
+@pytest.mark.parametrize("store", example_stores(), ids=lambda s: f"{s['kind']}/{s['metadata']['name']}")
+def test_example_store_is_admitted_by_the_crd_and_parses_with_the_models(store: Obj) -> None:
+    from rotator.models.store import StoreRefKind, parse_store_spec
+    from rotator.sandbox.schema_validation import admit, unknown_fields
+
+    schema = _crd_schema(STORE_CRD_PATH, store)
+    assert unknown_fields(schema, store) == [], "the API server would silently drop these fields"
+    stored, errors = admit(schema, store)
+    assert errors == []
+    assert parse_store_spec(StoreRefKind(store["kind"]), store["spec"]) == parse_store_spec(
+        StoreRefKind(store["kind"]), stored["spec"]
+    )
+
+
+@pytest.mark.parametrize("policy", example_policies(), ids=lambda p: p["metadata"]["name"])
+def test_example_policy_references_a_store_of_the_examples_that_allows_it(policy: Obj) -> None:
+    """What the operator would do with the example objects: resolve the policy's storeRef against
+    the store the examples define, with the labels the examples give its namespace."""
+    from rotator.models import parse_spec
+    from rotator.tenancy.resolve import resolve
+
+    namespace = policy["metadata"]["namespace"]
+    store = referenced_store(policy, example_objects())
+    ns = find(example_objects(), "Namespace", namespace)
+    assert ns is not None, f"namespace {namespace} is not in the examples"
+    labels = ns["metadata"].get("labels") or {}
+    resolved = resolve(namespace, parse_spec(policy["spec"]), store, labels)
+    assert resolved.path.startswith(resolved.spec.prefix_for(namespace))
+    assert namespace in resolved.path.split("/")
+    # The other tenant of a shared store gets its own prefix, never this path.
+    if store["kind"] == "ClusterRotationStore":
+        other = resolve("other-team", parse_spec(policy["spec"]), store, labels)
+        assert other.path != resolved.path
+
+
+@pytest.mark.parametrize("store", example_stores(), ids=lambda s: f"{s['kind']}/{s['metadata']['name']}")
+def test_example_store_credentials_and_identities_exist(store: Obj) -> None:
+    """A static credential comes from a labelled Secret the examples define; a minted identity
+    is a ServiceAccount in every example namespace whose policies use the store."""
+    for namespace, name, keys in credential_refs(store):
+        secret = find(example_objects(), "Secret", name, namespace)
+        assert secret is not None, f"Secret {namespace}/{name} is not in the examples"
+        assert secret["metadata"]["labels"][STORE_CREDENTIAL_LABEL] == "true"
+        assert set(keys) <= set(secret.get("stringData", {})) | set(secret.get("data", {}))
+    for backend in ("vault", "awsSecretsManager"):
+        auth = (store["spec"].get(backend) or {}).get("auth") or {}
+        identity = auth.get("kubernetes") or auth.get("webIdentity")
+        if identity is None:
+            continue
+        users = [p for p in example_policies() if _key(referenced_store(p, example_objects())) == _key(store)]
+        assert users, f"no example policy uses {store['kind']}/{store['metadata']['name']}"
+        for policy in users:
+            account = identity.get("serviceAccount", "rotator")
+            ns = policy["metadata"]["namespace"]
+            assert find(example_objects(), "ServiceAccount", account, ns), f"ServiceAccount {ns}/{account}"
+
+
+def test_every_example_store_is_used_by_an_example_policy() -> None:
+    used = {_key(referenced_store(p, example_objects())) for p in example_policies()}
+    for store in example_stores():
+        assert _key(store) in used, f"{store['kind']}/{store['metadata']['name']} is used by no example"
+
+
 def test_demo_deployment_consumes_the_vault_example() -> None:
-    vault = next(p for p in example_policies() if "vault" in p["spec"]["store"])
+    (vault,) = [p for p in objects("RotationPolicy", "examples/vault-rotationpolicy.yaml")]
+    assert referenced_store(vault, example_objects())["spec"]["vault"]["auth"]["tokenSecretRef"]
     secret = vault["spec"]["secret"]
     namespace = vault["metadata"]["namespace"]
     (demo,) = [d for d in objects("Deployment", "examples/") if d["metadata"]["namespace"] == namespace]
