@@ -23,8 +23,8 @@ metadata: {name: orders-db, namespace: shop}
 spec:
   secret: {name: orders-db-credentials}
   credential: {password: {}}
-  store:
-    vault: {address: "http://vault.vault:8200", path: shop/orders-db, auth: {kubernetes: {role: rotator}}}
+  storeRef: {kind: ClusterRotationStore, name: vault-prod}
+  path: orders-db
 """
 
 # The classic "billion laughs": nine levels of nine aliases, 10**9 strings once expanded.

@@ -410,10 +410,6 @@ def test_a_pinned_aws_secret_id_outside_the_prefix_is_refused() -> None:
     refused(reasons.INVALID_STATUS, "outside", pin, resolved, pinned, "r1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pin() checks only startswith(prefix); a pinned 'shop/../billing/x' passes (tenancy/resolve.py)",
-)
 def test_a_pinned_path_that_climbs_out_of_the_prefix_is_refused() -> None:
     resolved = _started()
     pinned = resolved.location() | {"path": "shop/../billing/orders-db"}

@@ -166,6 +166,10 @@ def pin(resolved: ResolvedStore, pinned: Mapping[str, str] | None, rotation_id: 
             )
     path = pinned.get("path") or pinned.get("secretId") or resolved.path
     prefix = resolved.spec.prefix_for(resolved.namespace)
+    try:
+        validate_kv_path(path, "status.rotation.storeLocation.path")
+    except InvalidSpecError as exc:
+        raise PermanentError(reasons.INVALID_STATUS, str(exc)) from None
     if not path.startswith(prefix):
         raise PermanentError(
             reasons.INVALID_STATUS,
