@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from mypy_boto3_secretsmanager import SecretsManagerClient
 
-from rotator.models.keys import STORE_CREDENTIAL_LABEL
 from rotator.kube import policy_path
+from rotator.models.keys import STORE_CREDENTIAL_LABEL
 from rotator.sandbox import demo
 from rotator.sandbox.moto_server import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, MotoServer
 from rotator.stores.aws.auth import aws_client

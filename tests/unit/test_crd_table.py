@@ -358,12 +358,8 @@ BAD: list[Any] = [
 ]
 
 
-# Known disagreement, kept visible: the CRD refuses '.' and '..' path segments (a CEL rule), the
-# models' spec.path (VaultPath in rotator/models/spec.py) is a bare pattern that admits them. The
-# operator still never uses such a path (rotator.tenancy.resolve refuses it through
-# validate_kv_path, see test_tenancy_resolve.py), but parse_spec should name the field itself.
-# Strict: once the models refuse these rows they XPASS, which fails until this set is emptied.
-MODEL_GAPS = {f"path-{name}" for name, path in PATH_BAD if path in ("..", ".") or "/." in f"/{path}"}
+# Both sides refuse '.' and '..' path segments (a CEL rule in the CRD, a validator on VaultPath).
+MODEL_GAPS: set[str] = set()
 BAD_IN_BOTH: list[Any] = [
     pytest.param(
         *row.values,
@@ -484,14 +480,7 @@ def test_every_duration_rule_is_guarded_by_the_pattern(section: str, name: str) 
 
 def test_table_is_large_enough() -> None:
     assert len(GOOD) + len(BAD) >= 30
-    gaps = sorted(MODEL_GAPS)
-    assert gaps == [
-        "path-dot-middle",
-        "path-dot-only",
-        "path-dotdot-first",
-        "path-dotdot-last",
-        "path-dotdot-only",
-    ]
+    assert set() == MODEL_GAPS, "the CRD and the models agree on every row"
 
 
 def test_cron_the_pattern_cannot_judge_is_caught_by_the_models() -> None:

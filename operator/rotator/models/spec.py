@@ -55,7 +55,20 @@ ResourceName = Annotated[str, StringConstraints(strict=True, max_length=253, pat
 SecretKey = Annotated[str, StringConstraints(strict=True, max_length=253, pattern=SECRET_KEY_PATTERN)]
 Url = Annotated[str, StringConstraints(strict=True, max_length=2048, pattern=URL_PATTERN)]
 MountPath = Annotated[str, StringConstraints(strict=True, max_length=256, pattern=VAULT_PATH_PATTERN)]
-VaultPath = Annotated[str, StringConstraints(strict=True, max_length=512, pattern=VAULT_PATH_PATTERN)]
+
+
+def _no_dot_segments(path: str) -> str:
+    # The CRD's CEL rule on spec.path: '.'/'..' would let an HTTP client climb out of the prefix.
+    if any(segment in (".", "..") for segment in path.split("/")):
+        raise PydanticCustomError("dot_segment", "must not contain '.' or '..' segments")
+    return path
+
+
+VaultPath = Annotated[
+    str,
+    StringConstraints(strict=True, max_length=512, pattern=VAULT_PATH_PATTERN),
+    AfterValidator(_no_dot_segments),
+]
 Interval = Annotated[GoDuration, AfterValidator(duration_within(MAX_SCHEDULE, minimum=MIN_INTERVAL))]
 ScheduleDuration = Annotated[GoDuration, AfterValidator(duration_within(MAX_SCHEDULE))]
 VerifyTimeout = Annotated[GoDuration, AfterValidator(duration_within(MAX_VERIFY_TIMEOUT))]
