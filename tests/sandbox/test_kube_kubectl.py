@@ -46,7 +46,8 @@ metadata: {name: orders-db}
 spec:
   secret: {name: orders-db-credentials, key: password}
   credential: {password: {length: 32}}
-  store: %s
+  storeRef: {name: vault}
+  path: %s
   schedule: {interval: 720h}
 """
 
@@ -156,14 +157,11 @@ def test_delete(kubectl: Kubectl) -> None:
 
 def test_apply_of_an_invalid_custom_resource_fails_with_422(kubectl: Kubectl) -> None:
     kubectl.run("apply", "-f", str(REPO / "crds" / "rotationpolicies.rotator.dev.yaml"))
-    vault = (
-        "{vault: {address: 'http://vault:8200', path: shop/orders-db, auth: {kubernetes: {role: rotator}}}}"
-    )
-    assert "created" in kubectl.run("apply", "-f", "-", stdin=POLICY % vault).stdout
+    assert "created" in kubectl.run("apply", "-f", "-", stdin=POLICY % "orders-db").stdout
     assert "orders-db" in kubectl.run("get", "rp").stdout
     result = kubectl.run(
-        "apply", "-f", "-", stdin=(POLICY % "{}").replace("orders-db}", "broken}"), check=False
+        "apply", "-f", "-", stdin=(POLICY % "../sys").replace("orders-db}", "broken}"), check=False
     )
     assert result.returncode != 0
     # kubectl rebuilds the text from the Status' details, exactly as for a real 422.
-    assert result.stderr.startswith('The RotationPolicy "broken" is invalid: spec.store: '), result.stderr
+    assert result.stderr.startswith('The RotationPolicy "broken" is invalid: spec.path: '), result.stderr
