@@ -23,7 +23,7 @@ from rotator.stores.base import (
     ROTATION_ID,
     Store,
 )
-from rotator.stores.errors import StoreError, StoreUnavailable
+from rotator.stores.errors import StoreError, StoreRefused, StoreUnavailable
 from rotator.stores.fake import FakeStore
 from rotator.stores.vault.client import vault_client
 from rotator.stores.vault.kv2 import VaultKV2Store
@@ -135,3 +135,28 @@ def test_fake_fail_next_injects_n_unavailable_calls() -> None:
             store.current()
     assert store.current() is None
     assert requests == [("current", "error"), ("current", "error"), ("current", "ok")]
+
+
+@pytest.mark.parametrize(
+    ("mount", "path"),
+    [
+        ("secret", "../sys/policy/x"),
+        ("secret", "a/../../auth/token/create"),
+        ("secret", "./x"),
+        ("secret", "a//b"),
+        ("secret", "/a"),
+        ("sys", "policy/x"),
+        ("auth/token", "create"),
+        ("identity", "x"),
+        ("cubbyhole", "x"),
+        ("secret/../sys", "x"),
+    ],
+)
+def test_store_refuses_a_path_or_mount_that_leaves_its_kv_engine(
+    openbao: OpenBaoServer, mount: str, path: str
+) -> None:
+    client = vault_client(openbao.address, openbao.root_token, 2.0)
+    with pytest.raises(StoreRefused) as caught:
+        VaultKV2Store(client, mount, path)
+    assert repr(mount) in str(caught.value)
+    assert repr(path) in str(caught.value)

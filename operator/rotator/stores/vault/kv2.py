@@ -36,6 +36,8 @@ from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from rotator.logs import SENSITIVE
+from rotator.models.errors import InvalidSpecError
+from rotator.models.paths import validate_kv_mount, validate_kv_path
 from rotator.stores.base import (
     CURRENT_VERSION,
     FAILED_VERSIONS,
@@ -147,9 +149,14 @@ class VaultKV2Store:
         attempts: int = 3,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
+        try:
+            # Defence in depth: the spec validates these too, but a store must never be built on
+            # a path that leaves its mount ("..", "//") or on one of Vault's own endpoints.
+            self.mount = validate_kv_mount(mount, "mount")
+            self.path = validate_kv_path(path, "path")
+        except InvalidSpecError as exc:
+            raise StoreRefused(f"vault {mount!r} / {path!r}: refused: {exc}") from None
         self._client = client
-        self.mount = mount.strip("/")
-        self.path = path.strip("/")
         self._on_request = on_request
         self._mount_limit: int | None = None
         retry_args: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
