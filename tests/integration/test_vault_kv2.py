@@ -23,7 +23,7 @@ from rotator.stores.base import (
     ROTATION_ID,
     Store,
 )
-from rotator.stores.errors import StoreError, StoreRefused, StoreUnavailable
+from rotator.stores.errors import StoreError, StoreMountError, StoreRefused, StoreUnavailable
 from rotator.stores.fake import FakeStore
 from rotator.stores.vault.client import vault_client
 from rotator.stores.vault.kv2 import VaultKV2Store
@@ -160,3 +160,59 @@ def test_store_refuses_a_path_or_mount_that_leaves_its_kv_engine(
         VaultKV2Store(client, mount, path)
     assert repr(mount) in str(caught.value)
     assert repr(path) in str(caught.value)
+
+
+@pytest.fixture
+def admin(openbao: OpenBaoServer) -> hvac.Client:
+    return hvac.Client(url=openbao.address, token=openbao.root_token, timeout=5)
+
+
+def _mounted(admin: hvac.Client, engine: str, **options: str) -> str:
+    mount = f"{engine}-{uuid.uuid4().hex[:8]}"
+    admin.sys.enable_secrets_engine(engine, path=mount, options=options or None)
+    return mount
+
+
+def _keys_under(admin: hvac.Client, mount: str) -> list[str]:
+    try:
+        return list(admin.adapter.list(f"/v1/{mount}")["data"]["keys"])
+    except hvac.exceptions.InvalidPath:
+        return []
+
+
+def test_kv_v1_mount_is_refused_before_anything_is_written(
+    openbao: OpenBaoServer, admin: hvac.Client
+) -> None:
+    mount = _mounted(admin, "kv", version="1")
+    store = VaultKV2Store(vault_client(openbao.address, openbao.root_token, 2.0), mount, "shop/orders")
+    with pytest.raises(StoreMountError, match=f"mount '{mount}' is not a KV version 2 engine"):
+        store.ensure_owned("shop/orders", adopt=False)
+    with pytest.raises(StoreMountError, match="version 1"):
+        store.write_pending(SecretStr("TOPSECRET-never-written"), "rot-1")
+    assert _keys_under(admin, mount) == [], "nothing was written to the KV v1 mount"
+
+
+def test_non_kv_and_missing_mounts_are_refused(openbao: OpenBaoServer, admin: hvac.Client) -> None:
+    client = vault_client(openbao.address, openbao.root_token, 2.0)
+    transit = _mounted(admin, "transit")
+    with pytest.raises(StoreMountError, match="type 'transit'"):
+        VaultKV2Store(client, transit, "x").ensure_owned("o/p", adopt=False)
+    with pytest.raises(StoreMountError, match="no such mount"):
+        VaultKV2Store(client, f"missing-{uuid.uuid4().hex[:8]}", "x").ensure_owned("o/p", adopt=False)
+    with pytest.raises(StoreMountError, match="a path inside mount 'secret/'"):
+        VaultKV2Store(client, "secret/sub", "x").ensure_owned("o/p", adopt=False)
+
+
+def test_mount_check_works_without_sudo_for_a_token_scoped_to_the_path(
+    openbao: OpenBaoServer, admin: hvac.Client
+) -> None:
+    path = f"scoped/{uuid.uuid4().hex}"
+    policy = "\n".join(
+        f'path "{MOUNT}/{kind}/{path}*" {{ capabilities = ["create", "read", "update", "patch"] }}'
+        for kind in ("data", "metadata", "destroy")
+    )
+    name = f"kv-only-{uuid.uuid4().hex[:8]}"
+    admin.sys.create_or_update_policy(name, policy)
+    token = admin.auth.token.create(policies=[name], ttl="10m")["auth"]["client_token"]
+    store = VaultKV2Store(vault_client(openbao.address, token, 2.0), MOUNT, path)
+    assert store.ensure_owned("o/p", adopt=False) is False

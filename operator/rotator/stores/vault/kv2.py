@@ -57,6 +57,7 @@ from rotator.stores.errors import (
     StoreAuthError,
     StoreConflict,
     StoreError,
+    StoreMountError,
     StoreOwnershipError,
     StoreRefused,
     StoreUnavailable,
@@ -159,6 +160,7 @@ class VaultKV2Store:
         self._client = client
         self._on_request = on_request
         self._mount_limit: int | None = None
+        self._kv2_checked = False
         retry_args: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         self._retrying = Retrying(
             stop=stop_after_attempt(attempts),
@@ -272,6 +274,41 @@ class VaultKV2Store:
                 self._mount_limit = 0  # no read on <mount>/config: assume the default
         return self._mount_limit or KV_DEFAULT_MAX_VERSIONS
 
+    def _require_kv2(self) -> None:
+        """Refuse a mount that is not a KV version 2 engine, before the first write to a path.
+
+        A KV v1 mount would take our writes as plain keys (``<mount>/data/<path>``) and answer
+        404 to metadata reads: the generated password would land in the wrong shape and the
+        rotation fail later. ``sys/internal/ui/mounts/<mount>`` answers without sudo for a token
+        with any capability on the mount (403 when there is no such mount or no capability);
+        it names the mount that *contains* the path, so the answer must be this exact mount.
+        Checked once per store object, and only when the path is not ours yet.
+        """
+        if self._kv2_checked:
+            return
+        where = f"{self.location}: mount {self.mount!r}"
+        try:
+            response = self._call(
+                "read_mount",
+                lambda: self._client.adapter.get(f"/v1/sys/internal/ui/mounts/{self.mount}"),
+            )
+        except (StoreAuthError, StoreVersionNotFound):
+            raise StoreMountError(
+                f"{where} is not a KV version 2 engine: no such mount, or this identity has no "
+                "capability on it"
+            ) from None
+        data: Mapping[str, Any] = (response or {}).get("data") or {}
+        mount_type = data.get("type")
+        version = str((data.get("options") or {}).get("version") or "1")
+        if data.get("path") != f"{self.mount}/":
+            raise StoreMountError(
+                f"{where} is not a KV version 2 engine: it is a path inside mount {data.get('path')!r}"
+            )
+        if mount_type != "kv" or version != "2":
+            found = f"type {mount_type!r}" + (f", version {version}" if mount_type == "kv" else "")
+            raise StoreMountError(f"{where} is not a KV version 2 engine ({found}); nothing was written")
+        self._kv2_checked = True
+
     def _keep_protected_versions(self, meta: _Metadata) -> None:
         """Raise the path's max_versions if the next write would purge current or previous.
 
@@ -343,6 +380,7 @@ class VaultKV2Store:
     def ensure_owned(self, owner: str, adopt: bool) -> bool:
         meta = self._metadata()
         if meta is None:
+            self._require_kv2()
             self._write_custom(None, {MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner})
             return False
         tagged = meta.custom.get(MANAGED_BY) == MANAGED_BY_VALUE
@@ -351,6 +389,7 @@ class VaultKV2Store:
             return True
         if not adopt or (tagged and found_owner):
             raise StoreOwnershipError(self.location, found_owner, owner)
+        self._require_kv2()
         self._write_custom(meta, {**meta.custom, MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner})
         return True
 
@@ -384,6 +423,8 @@ class VaultKV2Store:
 
     def write_pending(self, value: SecretStr, rotation_id: str) -> StoredVersion:
         meta = self._metadata()
+        if meta is None or meta.custom.get(MANAGED_BY) != MANAGED_BY_VALUE:
+            self._require_kv2()  # not ours yet (a KV v1 mount never shows metadata at all)
         if meta is not None and (existing := self._find(meta, rotation_id)) is not None:
             return existing
         if meta is not None:
