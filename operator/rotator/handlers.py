@@ -5,6 +5,10 @@ Each RotationPolicy gets one daemon (a long-lived coroutine) that loops
 timer because a rotation chains steps back to back (requeue 0) and waits on rollouts at a
 short poll, while an idle policy only needs a look every `idle_resync` seconds. Spec and
 annotation changes (including `rotator.dev/force-rotate`) wake it at once.
+
+With several replicas only the holder of the leader Lease reconciles (:mod:`rotator.leader`):
+every daemon of a standby waits until its process leads, and a leader that loses the Lease stops
+at the next checkpoint of the step it is in (:class:`rotator.leader.LeadershipLost`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import kopf
 
 from rotator import engine
 from rotator.kube import GROUP, PLURAL, VERSION, Kube, connection_of
+from rotator.leader import LeaderElector, LeadershipLost
 from rotator.models import PolicyRef, reasons, utcnow
 from rotator.models.keys import FINALIZER
 
@@ -34,10 +39,34 @@ class Runtime:
     deps: engine.Deps
     clock: Callable[[], datetime] = utcnow
     wakers: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    #: None: leader election is off and this process always reconciles.
+    leader: LeaderElector | None = None
+    _leading: asyncio.Event | None = field(default=None, init=False)
+    _term_seen: int = field(default=0, init=False)
 
     @property
     def kube(self) -> Kube:
         return self.deps.kube
+
+    def leading(self) -> bool:
+        return self.leader is None or self.leader.leading()
+
+    async def until_leading(self, stopped: kopf.DaemonStopped) -> None:
+        """Wait while another replica leads: woken when this one acquires the Lease."""
+        assert self.leader is not None, "only asked when leadership is in doubt"
+        if self._leading is None:
+            leading = self._leading = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            self.leader.on_leading(lambda: loop.call_soon_threadsafe(leading.set))
+        self._leading.clear()  # then look: an acquisition in between has set it again
+        if not self.leading():
+            await _sleep_until_woken(self._leading, stopped, self.leader.config.lease_duration)
+
+    def note_reconcile(self, namespace: str, name: str) -> None:
+        """Log the first reconcile of each leadership term: where a takeover ends."""
+        if self.leader is not None and self.leader.term != self._term_seen:
+            self._term_seen = self.leader.term
+            log.info("leading: first reconcile as leader (term %d): %s/%s", self._term_seen, namespace, name)
 
     def waker(self, namespace: str, name: str) -> asyncio.Event:
         return self.wakers.setdefault((namespace, name), asyncio.Event())
@@ -96,11 +125,15 @@ async def rotate(
     crashes = 0
     while not stopped:
         wake.clear()
+        if not runtime.leading():
+            await runtime.until_leading(stopped)
+            continue
         requeue: float | None
         try:
             obj = await asyncio.to_thread(runtime.kube.get_policy, namespace, name)
             if obj is None or obj.get("metadata", {}).get("deletionTimestamp"):
                 return
+            runtime.note_reconcile(namespace, name)
             result = await asyncio.to_thread(
                 engine.reconcile, obj, runtime.deps, runtime.clock(), failures=failures
             )
@@ -114,6 +147,8 @@ async def rotate(
             requeue = result.requeue_after
             failures = failures + 1 if result.temporary else 0
             crashes = 0
+        except LeadershipLost:
+            continue  # deposed mid-step: nothing more was written; wait as a standby
         except Exception as exc:
             # Only when even the status write failed (the API server unreachable, say).
             requeue = engine.backoff(PolicyRef(namespace, name, ""), crashes, runtime.deps.settings)
@@ -170,7 +205,8 @@ def run_operator(
     stop_flag: Any | None = None,
     liveness_address: str = "0.0.0.0",  # noqa: S104 - a probe must reach it from the kubelet
 ) -> None:
-    """Run Kopf until stopped; blocks. Standalone: one replica, no peering objects needed."""
+    """Run Kopf until stopped; blocks. Kopf runs standalone (no peering objects): which replica
+    reconciles is decided by ``runtime.leader``'s Lease, not by Kopf."""
     liveness = f"http://{liveness_address}:{liveness_port}/healthz" if liveness_port else None
     kopf.run(
         standalone=True,
