@@ -166,7 +166,15 @@ def test_no_object_name_is_defined_twice() -> None:
 
 
 def test_install_objects_live_in_the_operator_namespace() -> None:
-    namespaced = {"ServiceAccount", "Deployment", "Service", "PrometheusRule", "ServiceMonitor"}
+    namespaced = {
+        "ServiceAccount",
+        "Deployment",
+        "Service",
+        "PrometheusRule",
+        "ServiceMonitor",
+        "Role",
+        "RoleBinding",
+    }
     assert one("Namespace", "base/namespace.yaml")["metadata"]["name"] == NAMESPACE
     for path, doc in all_objects():
         if doc["kind"] in namespaced and not rel(path).startswith("examples/"):
@@ -187,7 +195,15 @@ def test_kustomize_builds(directory: str) -> None:
     assert built
     if directory == "":
         kinds = {d["kind"] for d in built}
-        assert {"CustomResourceDefinition", "Namespace", "ClusterRole", "Deployment", "Service"} <= kinds
+        assert {
+            "CustomResourceDefinition",
+            "Namespace",
+            "ClusterRole",
+            "Role",
+            "RoleBinding",
+            "Deployment",
+            "Service",
+        } <= kinds
         crds = {d["spec"]["names"]["kind"] for d in built if d["kind"] == "CustomResourceDefinition"}
         assert crds == {"RotationPolicy", *STORE_KINDS}
     if directory == "examples":
@@ -273,10 +289,39 @@ def test_binding_ties_the_deployment_service_account_to_the_role() -> None:
 # --- the operator Deployment -----------------------------------------------------------------
 
 
-def test_deployment_is_a_single_non_overlapping_replica() -> None:
+def test_deployment_runs_two_replicas_under_leader_election() -> None:
+    """Two replicas may run at once (a rolling update, a standby): only the Lease holder
+    reconciles, so leader election must be on and the pod must know its name and namespace."""
+    from rotator.cli import build_parser
+
     spec = install_one("Deployment")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"]["type"] == "Recreate", "two operators must never run at once"
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    args = build_parser().parse_args(["run", *operator_container().get("args", [])])
+    assert args.leader_election, "two replicas without leader election would both rotate"
+    env = {
+        e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        for e in operator_container()["env"]
+    }
+    assert env["POD_NAMESPACE"] == "metadata.namespace", "the Lease lives in the operator's namespace"
+    assert env["POD_NAME"] == "metadata.name", "the holder identity names the pod"
+
+
+def test_leader_election_role_grants_only_the_lease_verbs() -> None:
+    role = install_one("Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+    ]
+    binding = install_one("RoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    account = install_one("ServiceAccount")["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
+    assert install_one("Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == account
 
 
 def test_deployment_runs_hardened_and_non_root() -> None:

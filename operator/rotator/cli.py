@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from rotator.kube import Kube
+    from rotator.models import LeaderElection
 
 CRASH_ENV: Final = "ROTATOR_CRASH_AT"
 CRASH_EXIT_CODE: Final = 86
@@ -35,13 +36,43 @@ def crash_hook(point_spec: str | None) -> Callable[[str], None]:
     return checkpoint
 
 
+SERVICE_ACCOUNT_NAMESPACE: Final = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def leader_election_settings(args: argparse.Namespace) -> LeaderElection:
+    """The flags, with the Lease namespace and identity resolved as controller-runtime does:
+    the flag, else POD_NAMESPACE (downward API), else the mounted service account's namespace,
+    else ``default``; the identity is POD_NAME (else the host name) plus a random suffix."""
+    import socket
+
+    from rotator.leader import default_identity
+    from rotator.models import LeaderElection
+
+    namespace = args.leader_election_namespace or os.environ.get("POD_NAMESPACE", "")
+    if not namespace:
+        with contextlib.suppress(OSError):
+            namespace = Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip()
+    return LeaderElection(
+        enabled=args.leader_election,
+        lease_name=args.leader_election_id,
+        namespace=namespace or "default",
+        identity=default_identity(os.environ.get("POD_NAME"), socket.gethostname()),
+        pod_name=os.environ.get("POD_NAME", ""),
+        lease_duration=args.leader_election_lease_duration,
+        renew_deadline=args.leader_election_renew_deadline,
+        retry_period=args.leader_election_retry_period,
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from rotator import engine, handlers, logs
     from rotator.kube import Kube, load_api_client
+    from rotator.leader import LeaderElector
     from rotator.metrics import Metrics
     from rotator.models import Settings
+    from rotator.steps.checkpoints import Checkpoint
     from rotator.stores.opener import StoreOpener
     from rotator.tenancy.resolver import StoreResolver
 
@@ -54,21 +85,36 @@ def _run(args: argparse.Namespace) -> int:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
     opener = StoreOpener(kube, metrics)
     allowed = frozenset(args.allowed_store_address or ())
+    election = leader_election_settings(args)
+    elector = LeaderElector(kube, election) if election.enabled else None
+    crash = crash_hook(os.environ.get(CRASH_ENV))
+
+    def checkpoint(point: Checkpoint) -> None:
+        crash(point)
+        if elector is not None:
+            elector.checkpoint(point)  # a deposed leader stops here (LeadershipLost)
+
     deps = engine.Deps(
         kube=kube,
         resolve_store=StoreResolver(kube, allowed),
         open_store=opener,
         store_auth_failed=opener.auth_failed,
         metrics=metrics,
-        checkpoint=crash_hook(os.environ.get(CRASH_ENV)),
-        settings=Settings(idle_resync=args.idle_resync, poll=args.poll),
+        checkpoint=checkpoint,
+        settings=Settings(idle_resync=args.idle_resync, poll=args.poll, leader_election=election),
     )
-    handlers.run_operator(
-        handlers.Runtime(deps, store_health=opener.health, allowed_addresses=allowed),
-        list(args.namespace or []),
-        args.liveness_port,
-        liveness_address=args.liveness_address,
-    )
+    if elector is not None:
+        elector.start()
+    try:
+        handlers.run_operator(
+            handlers.Runtime(deps, store_health=opener.health, allowed_addresses=allowed, leader=elector),
+            list(args.namespace or []),
+            args.liveness_port,
+            liveness_address=args.liveness_address,
+        )
+    finally:
+        if elector is not None:
+            elector.stop()  # releases the Lease: a standby takes over at its next try
     return 0
 
 
@@ -183,6 +229,36 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="only stores at this address (Vault URL, or aws:REGION:ENDPOINT) are used (repeatable; "
         "default: any address an admin put into a RotationStore/ClusterRotationStore)",
+    )
+    election = run.add_argument_group(
+        "leader election", "several replicas, one reconciling: the holder of a coordination.k8s.io Lease"
+    )
+    election.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="take part in leader election (default: on; off only for a single certain replica)",
+    )
+    election.add_argument("--leader-election-id", default="rotator-leader", help="the Lease's name")
+    election.add_argument(
+        "--leader-election-namespace",
+        default="",
+        help="the Lease's namespace (default: POD_NAMESPACE, else the service account's, else default)",
+    )
+    election.add_argument(
+        "--leader-election-lease-duration",
+        type=float,
+        default=15.0,
+        help="seconds without renewal before a standby takes over",
+    )
+    election.add_argument(
+        "--leader-election-renew-deadline",
+        type=float,
+        default=10.0,
+        help="seconds the leader keeps acting without a renewal, then stops",
+    )
+    election.add_argument(
+        "--leader-election-retry-period", type=float, default=2.0, help="seconds between renewals and tries"
     )
     run.add_argument("--log-format", choices=["json", "text"], default="json")
     run.add_argument("--verbose", "-v", action="store_true")

@@ -13,6 +13,10 @@ to act before an object goes away (the Secret is retained or garbage-collected b
 reference; the store keeps the credential), so the loops are started and stopped by watch events
 and no finalizer is ever added. A spec or annotation change (``rotator.dev/force-rotate``) wakes
 the object's loop at once; status-only changes (our own writes) do not.
+
+With several replicas only the holder of the leader Lease reconciles (:mod:`rotator.leader`):
+every loop of a standby waits until its process leads, and a leader that loses the Lease stops
+at the next checkpoint of the step it is in (:class:`rotator.leader.LeadershipLost`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import kopf
 
 from rotator import engine
 from rotator.engine.store_health import HealthCheck, check_store
-from rotator.kube import GROUP, PLURAL, VERSION, Kube, connection_of
+from rotator.kube import API_VERSION, GROUP, KIND, PLURAL, VERSION, Kube, connection_of
+from rotator.leader import LeaderElector, LeadershipLost
 from rotator.models import Event, PolicyRef, reasons, utcnow
 from rotator.models.store import StoreRefKind
 from rotator.tenancy.resolve import store_path
@@ -58,10 +63,35 @@ class Runtime:
     wakers: dict[Key, asyncio.Event] = field(default_factory=dict)
     #: (generation, annotations) last seen per object: only a change of those wakes its loop.
     seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
+    #: None: leader election is off and this process always reconciles.
+    leader: LeaderElector | None = None
+    _leading: asyncio.Event | None = field(default=None, init=False)
+    _term_seen: int = field(default=0, init=False)
 
     @property
     def kube(self) -> Kube:
         return self.deps.kube
+
+    def leading(self) -> bool:
+        return self.leader is None or self.leader.leading()
+
+    async def until_leading(self) -> None:
+        """Wait while another replica leads: woken when this one acquires the Lease."""
+        assert self.leader is not None, "only asked when leadership is in doubt"
+        if self._leading is None:
+            leading = self._leading = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            self.leader.on_leading(lambda: loop.call_soon_threadsafe(leading.set))
+        self._leading.clear()  # then look: an acquisition in between has set it again
+        if not self.leading():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._leading.wait(), timeout=self.leader.config.lease_duration)
+
+    def note_reconcile(self, namespace: str, name: str) -> None:
+        """Log the first reconcile of each leadership term: where a takeover ends."""
+        if self.leader is not None and self.leader.term != self._term_seen:
+            self._term_seen = self.leader.term
+            log.info("leading: first reconcile as leader (term %d): %s/%s", self._term_seen, namespace, name)
 
     def waker(self, key: Key) -> asyncio.Event:
         return self.wakers.setdefault(key, asyncio.Event())
@@ -195,11 +225,15 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
     crashes = 0
     while True:
         wake.clear()
+        if not runtime.leading():
+            await runtime.until_leading()
+            continue
         requeue: float | None
         try:
             obj = await asyncio.to_thread(runtime.kube.get_policy, namespace, name)
             if obj is None or obj.get("metadata", {}).get("deletionTimestamp"):
                 return
+            runtime.note_reconcile(namespace, name)
             result = await asyncio.to_thread(
                 engine.reconcile, obj, runtime.deps, runtime.clock(), failures=failures
             )
@@ -207,6 +241,8 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
             requeue = result.requeue_after
             failures = failures + 1 if result.temporary else 0
             crashes = 0
+        except LeadershipLost:
+            continue  # deposed mid-step: nothing more was written; wait as a standby
         except Exception as exc:
             # Only when even the status write failed (the API server unreachable, say).
             requeue = engine.backoff(PolicyRef(namespace, name, ""), crashes, runtime.deps.settings)
@@ -219,6 +255,14 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
                 requeue,
                 exc_info=True,
             )
+            if crashes == 1:  # one Event per streak of failures; the logs have every retry
+                # Only the type: an unexpected exception's text may quote what it handled.
+                ref = {
+                    "apiVersion": API_VERSION,
+                    "kind": KIND,
+                    "metadata": {"name": name, "namespace": namespace},
+                }
+                _post(ref, [Event(reasons.RECONCILE_ERROR, f"{type(exc).__name__}; see the logs", True)])
         if requeue is not None and requeue <= 0:
             continue
         with contextlib.suppress(TimeoutError):
@@ -230,6 +274,9 @@ async def _store_loop(runtime: Runtime, kind: StoreRefKind, key: Key) -> None:
     wake = runtime.waker(key)
     while True:
         wake.clear()
+        if not runtime.leading():  # one writer of store status too
+            await runtime.until_leading()
+            continue
         try:
             obj = await asyncio.to_thread(runtime.kube.get, store_path(kind, namespace, name))
             if obj is None:
@@ -257,7 +304,8 @@ def run_operator(
     stop_flag: Any | None = None,
     liveness_address: str = "0.0.0.0",  # noqa: S104 - a probe must reach it from the kubelet
 ) -> None:
-    """Run Kopf until stopped; blocks. Standalone: one replica, no peering objects needed."""
+    """Run Kopf until stopped; blocks. Kopf runs standalone (no peering objects): which replica
+    reconciles is decided by ``runtime.leader``'s Lease, not by Kopf."""
     liveness = f"http://{liveness_address}:{liveness_port}/healthz" if liveness_port else None
     kopf.run(
         standalone=True,
@@ -267,6 +315,3 @@ def run_operator(
         memo=kopf.Memo(runtime=runtime),
         stop_flag=stop_flag,
     )
-
-
-__all__ = ["Runtime", "reasons", "run_operator"]

@@ -72,6 +72,11 @@ def secret_path(namespace: str, name: str = "") -> str:
     return f"{base}/{name}" if name else base
 
 
+def lease_path(namespace: str, name: str = "") -> str:
+    base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+    return f"{base}/{name}" if name else base
+
+
 class Kube:
     """Typed verbs over raw paths; errors mapped to three classes the engine can act on."""
 
@@ -138,8 +143,28 @@ class Kube:
     def get_policy(self, namespace: str, name: str) -> JsonObject | None:
         return self.get(policy_path(namespace, name))
 
-    def patch_policy_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> JsonObject:
-        return self.merge_patch(policy_path(namespace, name) + "/status", {"status": dict(status)})
+    def patch_policy_status(
+        self, namespace: str, name: str, status: Mapping[str, Any], *, resource_version: str | None
+    ) -> JsonObject:
+        """Merge-patch .status. ``resource_version`` is the version the status was computed from:
+        a write by anyone since (another replica, a human, Kopf's annotations) makes this a
+        KubeConflict instead of a blind overwrite. None only where nothing was read first."""
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return self.merge_patch(policy_path(namespace, name) + "/status", body)
+
+    # --- Leases (leader election) ----------------------------------------------------------
+    def get_lease(self, namespace: str, name: str) -> JsonObject | None:
+        return self.get(lease_path(namespace, name))
+
+    def create_lease(self, namespace: str, body: Mapping[str, Any]) -> JsonObject:
+        """409 (KubeConflict) when another replica created it first."""
+        return self.create(lease_path(namespace), body)
+
+    def replace_lease(self, namespace: str, name: str, body: Mapping[str, Any]) -> JsonObject:
+        """PUT with the resourceVersion read: 409 (KubeConflict) when another replica wrote first."""
+        return self.replace(lease_path(namespace, name), body)
 
     # --- Secrets ---------------------------------------------------------------------------
     def get_secret(self, namespace: str, name: str) -> JsonObject | None:

@@ -66,9 +66,11 @@ class CountingKube(Kube):
 
     status_writes = 0
 
-    def patch_policy_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
+    def patch_policy_status(
+        self, namespace: str, name: str, status: Mapping[str, Any], *, resource_version: str | None
+    ) -> dict[str, Any]:
         self.status_writes += 1
-        return super().patch_policy_status(namespace, name, status)
+        return super().patch_policy_status(namespace, name, status, resource_version=resource_version)
 
 
 @dataclass
@@ -111,7 +113,7 @@ class EngineBench:
         self.kube.merge_patch(policy_path(NS, POLICY), {"metadata": {"annotations": {key: value}}})
 
     def set_status(self, status: Mapping[str, Any]) -> None:
-        self.kube.patch_policy_status(NS, POLICY, status)
+        self.kube.patch_policy_status(NS, POLICY, status, resource_version=None)  # a hand edit
 
     def foreign_secret(self) -> None:
         body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET}, "stringData": {"x": "y"}}

@@ -67,7 +67,10 @@ def test_crash_during_rollback_still_restores_the_old_credential(bench: Bench, p
     bench.operator.start()
     status = bench.wait_rotations(2).get("status") or {}
     assert status["history"][0]["result"] == "RolledBack"
-    assert sorted(bench.kv_versions()) == [1, 2]
+    # 2 was the new credential (destroyed); 3 republishes the old value so readers of "latest"
+    # (ESO, VSO, Vault Agent) see the working credential again.
+    assert sorted(bench.kv_versions()) == [1, 2, 3]
     assert bench.kv_value(1) == old, "the old credential was revoked during a rollback"
     assert bench.kv_value(2) is None
+    assert bench.kv_value(3) == old
     assert bench.secret_value() == old

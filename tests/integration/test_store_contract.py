@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import botocore.exceptions
 import hvac
+import hvac.exceptions
 import pytest
 import requests
 from pydantic import SecretStr
@@ -191,11 +192,26 @@ class VaultBackend:
 
         self._wrap_write(store, wrapper)
 
-    def version_count(self, store: Store) -> int:
-        metadata = self.admin.secrets.kv.v2.read_secret_metadata(
-            path=self._vault(store).path, mount_point=self.MOUNT
+    def _alive(self, path: str) -> list[int]:
+        kv = self.admin.secrets.kv.v2
+        try:
+            versions = kv.read_secret_metadata(path=path, mount_point=self.MOUNT)["data"]["versions"]
+        except hvac.exceptions.InvalidPath:
+            return []
+        return [int(n) for n, v in versions.items() if not v["destroyed"] and not v["deletion_time"]]
+
+    def _data(self, path: str, version: int) -> dict[str, Any]:
+        kv = self.admin.secrets.kv.v2
+        response = kv.read_secret_version(
+            path=path, version=version, mount_point=self.MOUNT, raise_on_deleted_version=True
         )
-        return len(metadata["data"]["versions"])
+        return dict(response["data"]["data"])
+
+    def version_count(self, store: Store) -> int:
+        """Live values: published versions plus pending ones on the staging path (not the claim)."""
+        vault = self._vault(store)
+        staged = [n for n in self._alive(vault.staging_path) if "value" in self._data(vault.staging_path, n)]
+        return len(self._alive(vault.path)) + len(staged)
 
     def tag(self, store: Store, tags: dict[str, str]) -> None:
         self.admin.secrets.kv.v2.update_metadata(

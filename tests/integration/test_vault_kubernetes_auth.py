@@ -61,7 +61,7 @@ def configure_vault(bench: Bench, bound_namespaces: dict[str, str]) -> str:
             name=f"{mount}-{tenant}",
             policy=f"""
 path "{prefix % "data"}" {{ capabilities = ["create", "read", "update"] }}
-path "{prefix % "metadata"}" {{ capabilities = ["create", "read", "update"] }}
+path "{prefix % "metadata"}" {{ capabilities = ["create", "read", "update", "patch"] }}
 path "{prefix % "destroy"}" {{ capabilities = ["update"] }}
 path "secret/config" {{ capabilities = ["read"] }}
 path "sys/internal/ui/mounts/secret" {{ capabilities = ["read"] }}

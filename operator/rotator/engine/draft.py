@@ -5,6 +5,11 @@ so the CRD, the models and the code share one schema and one time format. The wr
 merge patch of exactly what changed between the status as read and as left (fields the models
 do not know are left alone: an older operator must not erase what a newer one wrote), and no
 request at all when nothing changed.
+
+The write carries the ``resourceVersion`` of the object the reconcile read (optimistic
+concurrency): if anyone wrote the policy since (another replica that still believes it leads, a
+human, Kopf's own annotations), the API answers 409 and this reconcile's decision is dropped
+whole, status and Events, to be made again from a fresh read (:class:`StatusConflict`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rotator.kube import Kube
+from rotator.kube import Kube, KubeConflict
 from rotator.models import (
     ConditionType,
     Event,
@@ -32,6 +37,9 @@ class Draft:
     annotations: Mapping[str, str]
     before: RotationPolicyStatus
     now: datetime
+    #: metadata.resourceVersion of the object this reconcile read; the status write is
+    #: conditional on it. Empty only for objects that were never read from the API.
+    resource_version: str = ""
     status: RotationPolicyStatus = field(init=False)
     events: list[Event] = field(default_factory=list)
 
@@ -98,6 +106,16 @@ def merge_patch(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str
     return patch
 
 
+class StatusConflict(Exception):
+    """The status write met a newer resourceVersion: what this reconcile decided rests on a stale
+    read. Nothing of it is kept (side effects already done are idempotent by rotation id, as after
+    a crash); the policy is observed again."""
+
+    def __init__(self, before: RotationPolicyStatus) -> None:
+        super().__init__("the policy changed since it was read")
+        self.before = before
+
+
 @dataclass
 class Reconciled:
     """What one reconcile did: when to look again, the Events to post, the status it left."""
@@ -119,5 +137,15 @@ def persist(kube: Kube, draft: Draft, requeue_after: float | None, *, temporary:
     )
     patch = draft.patch()
     if patch:
-        kube.patch_policy_status(draft.ref.namespace, draft.ref.name, patch)
+        write_status(kube, draft, patch)
     return Reconciled(requeue_after, draft.events, draft.status, temporary)
+
+
+def write_status(kube: Kube, draft: Draft, patch: dict[str, Any]) -> None:
+    """The one status write: conditional on the resourceVersion read, a conflict as StatusConflict."""
+    try:
+        kube.patch_policy_status(
+            draft.ref.namespace, draft.ref.name, patch, resource_version=draft.resource_version or None
+        )
+    except KubeConflict:
+        raise StatusConflict(draft.before) from None

@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from rotator.engine.advance import advance_rotation
 from rotator.engine.deps import Deps
-from rotator.engine.draft import Draft, Reconciled, persist
-from rotator.engine.failures import handle_failure
+from rotator.engine.draft import Draft, Reconciled, StatusConflict, persist, write_status
+from rotator.engine.failures import backoff, handle_failure
 from rotator.engine.idle import reconcile_idle
 from rotator.models import (
     Condition,
@@ -40,17 +40,32 @@ def reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime, *, failures: in
 
     ``failures`` is how many reconciles in a row ended temporarily (``Reconciled.temporary``):
     an idle policy's backoff grows with it.
+
+    A status write that meets a newer resourceVersion (:class:`StatusConflict`) drops this
+    reconcile's decision and asks to look again: at once the first time, then with the backoff
+    (temporary, so the caller's count grows and a policy rewritten in a loop cannot spin us).
     """
+    try:
+        return _reconcile(obj, deps, now, failures)
+    except StatusConflict as conflict:
+        meta = obj.get("metadata") or {}
+        ref = PolicyRef(meta["namespace"], meta["name"], meta.get("uid", ""))
+        again = 0.0 if failures == 0 else backoff(ref, failures - 1, deps.settings)
+        return Reconciled(again, [], conflict.before, temporary=True)
+
+
+def _reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime, failures: int) -> Reconciled:
     meta = obj.get("metadata") or {}
     ref = PolicyRef(meta["namespace"], meta["name"], meta.get("uid", ""))
     generation = int(meta.get("generation") or 0)
     annotations: Mapping[str, str] = meta.get("annotations") or {}
     raw_status = obj.get("status") or {}
+    version = str(meta.get("resourceVersion") or "")
     try:
         status = RotationPolicyStatus.from_raw(raw_status)
     except ValidationError as exc:
-        return _hold_unreadable_status(ref, generation, annotations, raw_status, exc, deps, now)
-    draft = Draft(ref, generation, annotations, status, now)
+        return _hold_unreadable_status(ref, generation, annotations, raw_status, exc, deps, now, version)
+    draft = Draft(ref, generation, annotations, status, now, resource_version=version)
     spec: RotationPolicySpec | None = None
     try:
         spec = parse_spec(obj.get("spec") or {})
@@ -63,6 +78,8 @@ def reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime, *, failures: in
         if draft.status.rotation is not None:
             return advance_rotation(draft, spec, deps)
         return reconcile_idle(draft, spec, deps)
+    except StatusConflict:
+        raise  # not a failure of the step: the decision is stale, see reconcile()
     except Exception as exc:
         return handle_failure(draft, spec, deps, exc, failures)
 
@@ -75,6 +92,7 @@ def _hold_unreadable_status(
     exc: ValidationError,
     deps: Deps,
     now: datetime,
+    version: str,
 ) -> Reconciled:
     """A hand-edited status: say where it is wrong, touch nothing else, look again later."""
     first = exc.errors()[0]
@@ -83,8 +101,8 @@ def _hold_unreadable_status(
     conditions: tuple[Condition, ...] = ()
     with contextlib.suppress(ValidationError):  # broken conditions too: start them afresh
         conditions = RotationPolicyStatus.from_raw({"conditions": raw_status.get("conditions")}).conditions
-    draft = Draft(ref, generation, annotations, RotationPolicyStatus(conditions=conditions), now)
+    draft = Draft(ref, generation, annotations, RotationPolicyStatus(conditions=conditions), now, version)
     draft.condition(ConditionType.READY, False, reasons.INVALID_STATUS, message, event_on_change=True)
     patch = {"conditions": [c.to_patch() for c in draft.status.conditions], "observedGeneration": generation}
-    deps.kube.patch_policy_status(ref.namespace, ref.name, patch)
+    write_status(deps.kube, draft, patch)
     return Reconciled(deps.settings.permanent_error_recheck, draft.events, draft.status)

@@ -9,7 +9,7 @@ from rotator.models.conditions import get_condition, set_condition
 from rotator.models.durations import format_duration, next_cron_time, parse_duration
 from rotator.models.errors import InvalidSpecError, PermanentError
 from rotator.models.refs import Event, PolicyRef
-from rotator.models.settings import Settings
+from rotator.models.settings import LeaderElection, Settings
 from rotator.models.spec import (
     Alphabet,
     RotationPolicySpec,
@@ -47,6 +47,7 @@ __all__ = [
     "Event",
     "HistoryEntry",
     "InvalidSpecError",
+    "LeaderElection",
     "PermanentError",
     "Phase",
     "PolicyRef",

@@ -11,6 +11,58 @@ from datetime import timedelta
 
 
 @dataclass(frozen=True)
+class LeaderElection:
+    """Who of several replicas reconciles: the holder of a ``coordination.k8s.io/v1`` Lease.
+
+    The convention of controller-runtime (and so of cert-manager and External Secrets), with its
+    defaults: the leader renews every ``retry_period``; if it cannot renew for ``renew_deadline``
+    it stops reconciling at once; a standby takes the Lease once it has seen no renewal for
+    ``lease_duration`` (measured on its own clock from when it last saw the Lease change, so
+    clocks need not agree). ``lease_duration - renew_deadline`` is the margin between the old
+    leader's last act and the new leader's first. Seconds throughout.
+    """
+
+    enabled: bool = True
+    """Off only where one replica is certain (a debugger, a single-process test)."""
+
+    lease_name: str = "rotator-leader"
+    """The Lease object; every replica of one install must name the same one."""
+
+    namespace: str = ""
+    """The Lease's namespace; empty: ``POD_NAMESPACE`` (the downward API), else the service
+    account's namespace, else ``default`` (a local run)."""
+
+    identity: str = ""
+    """This replica's holderIdentity; empty: ``POD_NAME`` (else the host name) plus a random
+    suffix, so a restarted process is a new holder and counts as a transition."""
+
+    pod_name: str = ""
+    """This replica's pod (``POD_NAME``): a Lease held by an earlier container of the same pod
+    (a crash, restarted by the kubelet only after it exited) is taken over at once instead of
+    after ``lease_duration``. Empty (a local run): no such shortcut."""
+
+    lease_duration: float = 15.0
+    """Seconds a standby waits without seeing a renewal before it takes over: the worst-case
+    takeover time after a leader dies without releasing (a clean stop releases at once)."""
+
+    renew_deadline: float = 10.0
+    """Seconds the leader keeps acting without a successful renewal; then it stops reconciling
+    at once. Shorter than ``lease_duration`` by the margin the old leader needs to stop."""
+
+    retry_period: float = 2.0
+    """Seconds between renewals (leader) and acquisition attempts (standby, jittered by up to
+    20 %). Several tries fit in the renew deadline, so one slow API request costs nothing."""
+
+    def __post_init__(self) -> None:
+        # client-go's own check: the margins above only hold in this order.
+        if not self.lease_duration > self.renew_deadline > self.retry_period * 1.2 > 0:
+            raise ValueError(
+                "leader election needs lease duration > renew deadline > 1.2 x retry period > 0; got "
+                f"{self.lease_duration:g}s, {self.renew_deadline:g}s, {self.retry_period:g}s"
+            )
+
+
+@dataclass(frozen=True)
 class Settings:
     idle_resync: float = 30.0
     """Seconds between looks at an idle policy (drift repair, schedule). A due time sooner than
@@ -37,3 +89,6 @@ class Settings:
     """After a rolled-back or failed rotation, scheduled, maxAge and spec-change triggers wait
     this long (``status.retryNotBefore``): the trigger that fired still holds, and retrying at
     once would restart every consumer twice per attempt, for ever. A force does not wait."""
+
+    leader_election: LeaderElection = field(default_factory=LeaderElection)
+    """Several replicas, one reconciling (see :class:`LeaderElection`)."""

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ class OperatorProcess:
     liveness_port: int = 0
     namespaces: tuple[str, ...] = ()
     extra_args: tuple[str, ...] = ()
+    pod_name: str = field(default_factory=lambda: f"rotator-{uuid.uuid4().hex[:5]}")
+    """``POD_NAME`` of every start: one name across restarts, as a pod keeps its name across
+    its container's restarts (so a restarted leader takes its own Lease back at once)."""
     process: subprocess.Popen[bytes] | None = None
     stopping: bool = False
     """Set by :meth:`stop` and :meth:`kill`: the exit that follows was asked for, not a crash."""
@@ -47,7 +51,7 @@ class OperatorProcess:
         self.stopping = False
         self.metrics_port = self.metrics_port or free_port()
         self.liveness_port = self.liveness_port or free_port()
-        env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "POD_NAME": self.pod_name, **self.extra_env, "PYTHONUNBUFFERED": "1"}
         env.pop("ROTATOR_CRASH_AT", None)
         if crash_at:
             env["ROTATOR_CRASH_AT"] = crash_at

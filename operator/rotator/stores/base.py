@@ -6,6 +6,13 @@ A store holds numbered versions of one secret value plus two pointers, *current*
 marks the new one failed and points current back at the old one.
 
 Every verb is safe to repeat (STYLE 3): the engine may crash and run any step again.
+
+Others read the store too (External Secrets, the Vault Secrets Operator, Vault Agent, AWS SDKs
+read "latest" / AWSCURRENT, never a version pointer). So at every instant "latest" is a credential
+that works: a pending version is not visible there before ``promote``, and ``mark_failed`` makes
+the restored version latest again before the failed one is destroyed. Ownership is claimed
+atomically (of two policies claiming one new path in the same instant exactly one wins), and tag
+updates merge rather than overwrite metadata rotator does not own.
 Implementations take an injected client and an ``on_request(operation, result)`` callback for
 the ``store_requests_total`` metric; they never build clients themselves (STYLE 2).
 """
@@ -66,10 +73,12 @@ class Store(Protocol):
     """``"vault"`` | ``"aws"`` | ``"fake"``: a bounded metric label."""
 
     def ensure_owned(self, owner: str, adopt: bool) -> bool:
-        """Tag the path as rotator's for ``owner``; True if the path existed before.
+        """Claim the path atomically and tag it as rotator's for ``owner``; True if it existed before.
 
         Raises StoreOwnershipError if the path exists, is not tagged by rotator for this owner,
-        and ``adopt`` is False.
+        and ``adopt`` is False; if it is tagged or claimed for another owner (adopt or not); and
+        for the loser of two claims in the same instant. Vault raises StoreMountError when the
+        mount is not KV version 2 (checked before the first write).
         """
         ...
 
@@ -89,12 +98,13 @@ class Store(Protocol):
 
         If a version for this rotation id exists it is returned and nothing is written. The
         write is checked-and-set against the latest version; a foreign write in between raises
-        StoreConflict.
+        StoreConflict. Readers of "latest" do not see a pending value.
         """
         ...
 
     def promote(self, new_version: str, old_version: str | None) -> None:
-        """Make ``new_version`` current and ``old_version`` previous; idempotent."""
+        """Make ``new_version`` current (and what readers of "latest" get) and ``old_version``
+        previous; idempotent."""
         ...
 
     def read_value(self, version: str) -> SecretStr:
@@ -107,8 +117,8 @@ class Store(Protocol):
         ...
 
     def mark_failed(self, failed_version: str, restore_version: str | None) -> None:
-        """Rollback: destroy ``failed_version``, remember it as failed, point current back at
-        ``restore_version``; idempotent."""
+        """Rollback: point current back at ``restore_version`` and make it what readers of
+        "latest" get, then destroy ``failed_version`` and remember it as failed; idempotent."""
         ...
 
 

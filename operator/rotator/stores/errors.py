@@ -9,6 +9,8 @@
 - ``StoreRefused``: a request that would break an invariant (revoke the current version, roll
   back onto the failed version). Permanent: it means a logic error upstream, never retried.
 - ``StoreVersionNotFound``: the version asked for is gone (destroyed, deleted, never existed).
+- ``StoreMountError``: the Vault mount is not a KV version 2 engine (KV v1, another engine, or
+  no mount there): permanent, nothing was written. Named in a condition.
 
 Messages name paths, versions and owners, never a secret value.
 """
@@ -56,10 +58,15 @@ class StoreVersionNotFound(StoreError):
     """The requested version does not exist or was destroyed."""
 
 
+class StoreMountError(StoreError):
+    """The mount is not a KV version 2 engine; checked before the first write to a path."""
+
+
 __all__ = [
     "StoreAuthError",
     "StoreConflict",
     "StoreError",
+    "StoreMountError",
     "StoreOwnershipError",
     "StoreRefused",
     "StoreUnavailable",

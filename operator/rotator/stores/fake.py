@@ -1,21 +1,30 @@
 """In-memory Store with the same semantics as the Vault KV v2 store, for unit tests (STYLE 7).
 
-It models one KV path: numbered versions (value + rotation id), a latest-version counter for
-check-and-set, ownership tags and current/previous/failed pointers. The same contract suite
-(``tests/integration/test_store_contract.py``) runs against it and against the real OpenBao.
+It models one KV path as the Vault store lays it out (``rotator.stores.vault.kv2``): numbered
+versions (value + rotation id) in ``versions``, of which only *published* ones are what readers
+of "latest" see (``published`` is the order of publications, ``latest_value()`` the newest); a
+pending version is staged, not published, until ``promote``; a rollback publishes the restored
+version again before the failed one is destroyed. Ownership is claimed atomically (``claim``,
+the Vault store's check-and-set-0 claim record), tags are merged, and current/previous/failed
+pointers kept. The same contract suite (``tests/integration/test_store_contract.py``) runs
+against it, OpenBao and moto. Every verb holds one lock, so threads may share a fake the way two
+policies share a path.
 
 Test hooks, none of which the engine uses:
 
 - ``seed(value)`` writes a pre-existing foreign value (no rotation id, no tags);
-- ``foreign_write(value)`` writes a version as someone else would;
+- ``foreign_write(value)`` publishes a version as someone else would;
 - ``before_next_write(callback)`` runs ``callback`` between write_pending's read and its
   check-and-set (to stage a race);
+- ``before_next_claim(callback)`` runs ``callback`` between ensure_owned's ownership read and its
+  claim (to stage two policies claiming one new path in the same instant);
 - ``fail_next(n)`` makes the next ``n`` calls raise StoreUnavailable; ``available = False``
   makes every call fail until set back.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,13 +72,19 @@ class FakeStore:
         self._on_request = on_request
         self._clock = clock
         self.versions: dict[int, _Version] = {}
+        self.published: list[int] = []
+        """Version numbers in the order readers of "latest" saw them (a restore appears again)."""
         self.tags: dict[str, str] | None = None  # None: the path does not exist
+        self.claim: str | None = None
+        """The owner whose atomic claim stands (the Vault store's claim record)."""
         self.current_pointer: str | None = None
         self.previous_pointer: str | None = None
         self.failed: list[str] = []
         self.available = True
         self._failures = 0
         self._before_write: Callable[[], None] | None = None
+        self._before_claim: Callable[[], None] | None = None
+        self._lock = threading.RLock()
         self.max_versions = 0
         """Like KV v2: versions kept (0 = the default of 10); the oldest beyond it are purged."""
 
@@ -89,15 +104,28 @@ class FakeStore:
     def before_next_write(self, callback: Callable[[], None]) -> None:
         self._before_write = callback
 
+    def before_next_claim(self, callback: Callable[[], None]) -> None:
+        self._before_claim = callback
+
     def seed(self, value: str) -> str:
         """A value that existed before rotator: no rotation id, no tags. Returns its version."""
         return self.foreign_write(value)
 
     def foreign_write(self, value: str) -> str:
-        """Write a new version as a foreign writer would (no rotation id)."""
-        number = self.latest + 1
-        self._add(number, _Version(value, None, self._clock()))
-        return str(number)
+        """Publish a new version as a foreign writer would (no rotation id)."""
+        with self._lock:
+            number = self.latest + 1
+            self._add(number, _Version(value, None, self._clock()))
+            self.published.append(number)
+            return str(number)
+
+    def latest_value(self) -> str | None:
+        """What a reader of "latest" gets: the newest published value (None: nothing, or destroyed)."""
+        with self._lock:
+            if not self.published:
+                return None
+            found = self.versions.get(self.published[-1])
+            return found.value if found is not None else None
 
     def _add(self, number: int, version: _Version) -> None:
         self.versions[number] = version
@@ -131,9 +159,9 @@ class FakeStore:
     def _current_number(self) -> int | None:
         if self.current_pointer is not None:
             return int(self.current_pointer)
-        for number in sorted(self.versions, reverse=True):
-            version = self.versions[number]
-            if version.value is None or version.rotation_id is not None:
+        for number in reversed(self.published):
+            version = self.versions.get(number)
+            if version is None or version.value is None or version.rotation_id is not None:
                 continue
             return number
         return None
@@ -159,104 +187,138 @@ class FakeStore:
                 return self._stored(number)
         return None
 
+    def _owner(self) -> str | None:
+        if self.tags is None or self.tags.get(MANAGED_BY) != MANAGED_BY_VALUE:
+            return None
+        return self.tags.get(OWNER) or None
+
     # -- Store ----------------------------------------------------------------------------------
 
     def ensure_owned(self, owner: str, adopt: bool) -> bool:
-        self._enter("ensure_owned")
-        if self.tags is None:
-            self.tags = {MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner}
-            return False
-        if self.tags.get(MANAGED_BY) == MANAGED_BY_VALUE and self.tags.get(OWNER) == owner:
-            return True
-        tagged_for_another = self.tags.get(MANAGED_BY) == MANAGED_BY_VALUE and bool(self.tags.get(OWNER))
-        if not adopt or tagged_for_another:
-            raise StoreOwnershipError(self.location, self.tags.get(OWNER), owner)
-        self.tags = {**self.tags, MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner}
-        return True
+        with self._lock:
+            self._enter("ensure_owned")
+            found, existed = self._owner(), self.tags is not None
+            if found == owner:
+                return True
+            if found is not None or (existed and not adopt):
+                raise StoreOwnershipError(self.location, found, owner)
+        if self._before_claim is not None:
+            hook, self._before_claim = self._before_claim, None
+            hook()
+        with self._lock:
+            if self.claim is None:
+                self.claim = owner  # the atomic create: exactly one claimant lands
+            if self.claim != owner:
+                raise StoreOwnershipError(self.location, self.claim, owner)
+            self.tags = {**(self.tags or {}), MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner}  # merged
+            return existed
 
     def current(self) -> StoredVersion | None:
-        self._enter("current")
-        number = self._current_number()
-        if number is None:
-            return None
-        version = self.versions.get(number)
-        if version is None:
-            return None
-        state = VersionState.CURRENT if version.value is not None else VersionState.DESTROYED
-        return StoredVersion(str(number), version.rotation_id, version.created_at, state)
+        with self._lock:
+            self._enter("current")
+            number = self._current_number()
+            if number is None:
+                return None
+            version = self.versions.get(number)
+            if version is None:
+                return None
+            state = VersionState.CURRENT if version.value is not None else VersionState.DESTROYED
+            return StoredVersion(str(number), version.rotation_id, version.created_at, state)
 
     def find_by_rotation(self, rotation_id: str) -> StoredVersion | None:
-        self._enter("find_by_rotation")
-        return self._find(rotation_id)
+        with self._lock:
+            self._enter("find_by_rotation")
+            return self._find(rotation_id)
 
     def write_pending(self, value: SecretStr, rotation_id: str) -> StoredVersion:
-        self._enter("write")
-        existing = self._find(rotation_id)
-        if existing is not None:
-            return existing
-        protected = [v for v in (self._current_number(), self.previous_pointer) if v is not None]
-        if protected:
-            needed = self.latest + 1 - min(int(v) for v in protected) + 1
-            self.max_versions = max(self.max_versions or 10, needed)
-        cas = self.latest
-        if self._before_write is not None:
-            hook, self._before_write = self._before_write, None
-            hook()
-        if self.latest != cas:
-            raise StoreConflict(
-                f"{self.location}: check-and-set failed, expected latest version {cas} but found "
-                f"{self.latest} written by someone else (rotation {rotation_id})"
-            )
-        number = cas + 1
-        self._add(number, _Version(value.get_secret_value(), rotation_id, self._clock()))
-        return self._stored(number)
+        with self._lock:
+            self._enter("write")
+            existing = self._find(rotation_id)
+            if existing is not None:
+                return existing
+            protected = [v for v in (self._current_number(), self.previous_pointer) if v is not None]
+            if protected:
+                needed = self.latest + 1 - min(int(v) for v in protected) + 1
+                self.max_versions = max(self.max_versions or 10, needed)
+            cas = self.latest
+            if self._before_write is not None:
+                hook, self._before_write = self._before_write, None
+                hook()
+            if self.latest != cas:
+                raise StoreConflict(
+                    f"{self.location}: check-and-set failed, expected latest version {cas} but found "
+                    f"{self.latest} written by someone else (rotation {rotation_id})"
+                )
+            number = cas + 1
+            self._add(number, _Version(value.get_secret_value(), rotation_id, self._clock()))  # staged
+            return self._stored(number)
 
     def promote(self, new_version: str, old_version: str | None) -> None:
-        self._enter("promote")
-        if not self._alive(self._number(new_version)):
-            raise StoreVersionNotFound(f"{self.location}: cannot promote version {new_version}: gone")
-        if new_version == old_version:
-            raise StoreRefused(f"{self.location}: cannot promote version {new_version} over itself")
-        self.current_pointer = new_version
-        self.previous_pointer = old_version
+        with self._lock:
+            self._enter("promote")
+            number = self._number(new_version)
+            if not self._alive(number):
+                raise StoreVersionNotFound(f"{self.location}: cannot promote version {new_version}: gone")
+            if new_version == old_version:
+                raise StoreRefused(f"{self.location}: cannot promote version {new_version} over itself")
+            if number not in self.published:
+                if max(self.published, default=0) > number:
+                    raise StoreRefused(
+                        f"{self.location}: cannot publish pending version {new_version}: the path moved "
+                        "on, written by someone else since"
+                    )
+                self.published.append(number)  # readers of latest see it from now on
+            self.current_pointer = new_version
+            self.previous_pointer = old_version
 
     def read_value(self, version: str) -> SecretStr:
-        self._enter("read_version")
-        found = self.versions.get(self._number(version))
-        if found is None or found.value is None:
-            raise StoreVersionNotFound(f"{self.location}: version {version} is destroyed or missing")
-        return SecretStr(found.value)
+        with self._lock:
+            self._enter("read_version")
+            found = self.versions.get(self._number(version))
+            if found is None or found.value is None:
+                raise StoreVersionNotFound(f"{self.location}: version {version} is destroyed or missing")
+            return SecretStr(found.value)
 
     def revoke(self, version: str) -> None:
-        self._enter("revoke")
-        number = self._number(version)
-        if number == self._current_number():
-            raise StoreRefused(f"{self.location}: refusing to revoke version {version}: it is current")
-        if number in self.versions:
-            self.versions[number].value = None
-        if self.previous_pointer == version:
-            self.previous_pointer = None
+        with self._lock:
+            self._enter("revoke")
+            number = self._number(version)
+            if number == self._current_number():
+                raise StoreRefused(f"{self.location}: refusing to revoke version {version}: it is current")
+            if self.published and self.published[-1] == number and self._alive(number):
+                raise StoreRefused(
+                    f"{self.location}: refusing to revoke version {version}: readers of latest see it"
+                )
+            if number in self.versions:
+                self.versions[number].value = None
+            if self.previous_pointer == version:
+                self.previous_pointer = None
 
     def mark_failed(self, failed_version: str, restore_version: str | None) -> None:
-        self._enter("mark_failed")
-        number = self._number(failed_version)
-        if restore_version == failed_version:
-            raise StoreRefused(f"{self.location}: cannot restore version {failed_version} onto itself")
-        if restore_version is not None and not self._alive(self._number(restore_version)):
-            raise StoreVersionNotFound(
-                f"{self.location}: cannot restore version {restore_version}: destroyed or missing"
-            )
-        if restore_version is not None:
-            self.current_pointer = restore_version
-        elif self.current_pointer == failed_version:
-            self.current_pointer = None
-        if self.previous_pointer in (failed_version, restore_version):
-            self.previous_pointer = None
-        self.failed = ([v for v in self.failed if v != failed_version] + [failed_version])[
-            -MAX_FAILED_VERSIONS:
-        ]
-        if number in self.versions:
-            self.versions[number].value = None
+        with self._lock:
+            self._enter("mark_failed")
+            number = self._number(failed_version)
+            if restore_version == failed_version:
+                raise StoreRefused(f"{self.location}: cannot restore version {failed_version} onto itself")
+            if restore_version is not None and not self._alive(self._number(restore_version)):
+                raise StoreVersionNotFound(
+                    f"{self.location}: cannot restore version {restore_version}: destroyed or missing"
+                )
+            if restore_version is not None:
+                self.current_pointer = restore_version
+            elif self.current_pointer == failed_version:
+                self.current_pointer = None
+            if self.previous_pointer in (failed_version, restore_version):
+                self.previous_pointer = None
+            self.failed = ([v for v in self.failed if v != failed_version] + [failed_version])[
+                -MAX_FAILED_VERSIONS:
+            ]
+            if restore_version is not None and (
+                not self.published or self.published[-1] != int(restore_version)
+            ):
+                self.published.append(int(restore_version))  # the old value is latest again
+            if number in self.versions:
+                self.versions[number].value = None
 
 
 __all__ = ["FakeStore"]

@@ -8,17 +8,25 @@ One rotated secret ``secret_id`` maps onto Secrets Manager's own versioning:
   *pending* the one labelled ``AWSPENDING``. A version without any staging label is
   *deprecated*: revoked, failed or abandoned; this store treats it as destroyed (Secrets Manager
   cannot delete a single version, it garbage-collects deprecated ones);
-- the secret's tags hold ownership (``managed-by: rotator``, ``rotator.dev/owner: <ns>/<name>``),
+- the secret's tags hold ownership (``managed-by: rotator``, ``rotator.dev/owner: <ns>/<name>``,
+  set by ``CreateSecret`` itself, so claiming a new secret is atomic: of two policies creating one
+  name, exactly one create lands and the other finds the winner's owner tag),
   the version ids rotator wrote (``rotator.dev/versions``, so an adopted value is told apart:
   its ``rotation_id`` is None) and the versions marked failed by a rollback
   (``rotator.dev/failed-versions``). Both lists are space separated (AWS tag values allow no
   commas) and bounded by the 256-character tag value limit; ids that still carry a staging label
   are never dropped from ``rotator.dev/versions``.
 
-Secrets Manager attaches ``AWSCURRENT`` to the first version of a secret whatever the request
-says. A rotator-created secret's first write therefore carries ``AWSCURRENT`` *and*
-``AWSPENDING``; until promoted it counts as pending, not current (consumers reading AWS directly
-see it early: there is nothing older to show them).
+Readers (External Secrets, the AWS SDKs, Lambda extensions) read ``AWSCURRENT``: ``GetSecretValue``
+without a ``VersionId`` or ``VersionStage`` means ``VersionStage=AWSCURRENT``. ``write_pending``
+labels its version ``AWSPENDING`` only, so it is never read by default; ``promote`` moves
+``AWSCURRENT`` to it (AWS hands ``AWSPREVIOUS`` to the old one); ``mark_failed`` moves
+``AWSCURRENT`` back to the restored version *before* stripping the failed one's labels, so a
+reader sees the old value again and never a deprecated one (tests/integration/test_store_latest.py
+polls it throughout). The one exception is AWS's own: Secrets Manager attaches ``AWSCURRENT`` to
+the first version of a secret whatever the request says, so a rotator-created secret's first
+write carries ``AWSCURRENT`` *and* ``AWSPENDING``; until promoted it counts as pending, not
+current (readers see it early: there is nothing older to show them).
 
 Secrets Manager has no check-and-set. ``write_pending`` emulates one: it lists the versions, writes,
 and lists again; a version that appeared in between and is not ours means a foreign writer raced
@@ -383,7 +391,8 @@ class AwsSecretsManagerStore:
                     ),
                 )
             except StoreError:
-                # Created by someone else meanwhile (ResourceExists)? Judge what is there now.
+                # CreateSecret is atomic by name and carries the tags: on ResourceExists another
+                # claimant won, and its owner tag is already there to be judged.
                 if self._describe() is None:
                     raise
                 return self.ensure_owned(owner, adopt)
@@ -399,7 +408,12 @@ class AwsSecretsManagerStore:
             return True
         if not adopt or (tagged and found_owner):
             raise StoreOwnershipError(self.location, found_owner, owner)
-        self._tag(ownership)
+        self._tag(ownership)  # TagResource merges: tags rotator does not own are kept
+        # Tags have no check-and-set: re-read, and give way if another adopter's tag won.
+        after = self._describe()
+        final = _tag_map(after).get(OWNER) if after is not None else None
+        if final != owner:
+            raise StoreOwnershipError(self.location, final, owner)
         return True
 
     def current(self) -> StoredVersion | None:

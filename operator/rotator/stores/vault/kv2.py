@@ -1,24 +1,56 @@
 """Vault / OpenBao KV v2 store.
 
-Layout of one rotated path ``<mount>/<path>``:
+Two KV paths per rotated credential ``<mount>/<path>``:
 
-- each KV version's data is ``{"value": <secret>, "rotator.dev/rotation-id": <id>}``; a value
-  that was there before rotator (no rotation id, key ``value`` or a single key) is adopted as
-  the current version;
-- the path's ``custom_metadata`` holds ownership and pointers: ``managed-by: rotator``,
-  ``rotator.dev/owner: <ns>/<name>``, ``rotator.dev/current-version``,
-  ``rotator.dev/previous-version`` and ``rotator.dev/failed-versions`` (comma list, bounded).
-  Consumers that read "latest" see the pending version early; consumers of rotator read the
-  current pointer (and the Kubernetes Secret, which is only synced from current).
+- ``<path>``, the **published** path: its latest version is, at every instant, the credential
+  that works. Readers of "latest" (External Secrets, the Vault Secrets Operator, Vault Agent read
+  ``<mount>/data/<path>`` without a version) therefore only ever see a promoted credential:
+  a pending value is never written here before ``promote``, and a rollback writes the restored
+  value anew as the newest version (a destroyed version cannot be undeleted) *before* the failed
+  one is destroyed. Before the first promotion the path has metadata but no version (readers get
+  404, never a value that is not valid yet).
+- ``<path>.rotator-pending``, the **staging** path (``rotator.models.paths.STAGING_SUFFIX``, a
+  suffix no policy path may use): version 1 is the ownership claim ``{owner, managed-by}``,
+  later versions hold pending values until they are promoted (then destroyed). Nobody but
+  rotator reads it. Vault policies must grant rotator ``<path>*``-style access to both paths.
 
-KV v2 purges versions beyond ``max_versions`` (10 by default); before writing, the store raises
-the path's ``max_versions`` when the write would otherwise purge the current or previous version.
+Version ids are the published path's KV version numbers, as before: ``write_pending`` on a path
+whose latest version is N stages the value as version ``N+1`` and ``promote`` publishes it with
+check-and-set N, so it lands exactly as version N+1. Every version rotator writes carries
+``{"value", "rotator.dev/rotation-id", "rotator.dev/version": <id>}``; a restored copy carries
+the id of the version it restores, so one id may own several KV versions (the original and its
+copies) and ``read_value``/``revoke`` act on all of them. A value that was there before rotator
+(no rotation id, key ``value`` or a single key) is adopted as the current version; its id is its
+KV version number. If a foreign write takes number N+1 between ``write_pending`` and
+``promote``, ``promote`` refuses (StoreRefused) and the engine rolls back; the foreign version
+is never touched by ``mark_failed``.
 
-Writes are check-and-set against the latest version (``cas=0`` for a new path); a CAS failure
-is re-read: if the latest version carries our rotation id (our own earlier write whose answer
-was lost) it is adopted, otherwise StoreConflict. Transient failures (connection refused,
-timeouts, 5xx, 429) are retried briefly here (3 attempts, 0.2-1 s) and then raised as
-StoreUnavailable for the engine's backoff. Secret values never reach exception text.
+Custom metadata of the published path holds ownership and pointers: ``managed-by: rotator``,
+``rotator.dev/owner: <ns>/<name>``, ``rotator.dev/current-version``,
+``rotator.dev/previous-version`` and ``rotator.dev/failed-versions`` (comma list, bounded).
+Every change is a JSON merge patch (``PATCH <mount>/metadata/<path>``, Vault's ``patch``
+capability), so keys rotator does not own are never dropped; only a path without metadata yet is
+created with a plain metadata write.
+
+**Ownership is claimed atomically**: the first write to a path it does not own is the claim
+record, written with check-and-set 0 on the staging path. KV v2 has exactly one atomic create,
+``cas=0`` on data; on the published path it would publish a placeholder to readers of latest,
+on the staging path nobody sees it. Of two policies racing for a new path exactly one write
+lands; the other reads the claim record and gets StoreOwnershipError. The winner then merges the
+ownership tags into the published path's metadata and re-reads them: should another owner's tag
+be there (metadata has no check-and-set), it raises StoreOwnershipError and undoes nothing.
+Before that first write the mount is checked to be KV version 2 (StoreMountError otherwise).
+
+KV v2 purges versions beyond ``max_versions`` (10 by default); before publishing, the store
+raises the path's ``max_versions`` when the write would otherwise purge the current or previous
+version.
+
+Crash safety: each verb writes in an order whose every prefix is harmless and repeatable
+(promote: publish, then pointers, then drop the staged copy; rollback: pointers, then publish the
+restored value, then destroy the failed one), and each re-derives what is done from the store.
+Transient failures (connection refused, timeouts, 5xx, 429) are retried briefly here (3 attempts,
+0.2-1 s) and then raised as StoreUnavailable for the engine's backoff. Secret values never reach
+exception text.
 """
 
 from __future__ import annotations
@@ -36,6 +68,9 @@ from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from rotator.logs import SENSITIVE
+from rotator.models.errors import InvalidSpecError
+from rotator.models.keys import SECRET_VERSION as VERSION_KEY
+from rotator.models.paths import STAGING_SUFFIX, validate_kv_mount, validate_kv_path
 from rotator.stores.base import (
     CURRENT_VERSION,
     FAILED_VERSIONS,
@@ -55,6 +90,7 @@ from rotator.stores.errors import (
     StoreAuthError,
     StoreConflict,
     StoreError,
+    StoreMountError,
     StoreOwnershipError,
     StoreRefused,
     StoreUnavailable,
@@ -70,6 +106,10 @@ and far more than one rotation ever leaves behind (pending + current + previous 
 
 KV_DEFAULT_MAX_VERSIONS: Final = 10
 """Versions KV v2 keeps per path when neither the path nor the mount sets max_versions."""
+
+MERGE_PATCH: Final = {"Content-Type": "application/merge-patch+json"}
+
+_SKIP: Final = frozenset({ROTATION_ID, VERSION_KEY})
 
 
 class _CasMismatch(Exception):
@@ -91,7 +131,7 @@ def _adoptable_value(data: Mapping[str, Any]) -> str | None:
     """The secret in a version's data: key ``value``, or the only key of a foreign value."""
     if isinstance(data.get(VALUE_KEY), str):
         return str(data[VALUE_KEY])
-    foreign = [v for k, v in data.items() if k != ROTATION_ID]
+    foreign = [v for k, v in data.items() if k not in _SKIP]
     if len(foreign) == 1 and isinstance(foreign[0], str):
         return foreign[0]
     return None
@@ -103,12 +143,17 @@ def _version_number(version: str) -> int:
     return int(version)
 
 
+def _text(data: Mapping[str, Any] | None, key: str) -> str | None:
+    found = (data or {}).get(key)
+    return found if isinstance(found, str) else None
+
+
 @dataclass
 class _Metadata:
+    path: str
     latest: int
     versions: dict[int, Mapping[str, Any]]
     custom: dict[str, str]
-    delete_version_after: str
     max_versions: int
     reads: dict[int, Mapping[str, Any] | None] = field(default_factory=dict)
     """Per-call cache of version data already read (None = deleted/destroyed)."""
@@ -116,10 +161,6 @@ class _Metadata:
     def alive(self, version: int) -> bool:
         info = self.versions.get(version)
         return info is not None and not info.get("destroyed") and not info.get("deletion_time")
-
-    def destroyed(self, version: int) -> bool:
-        info = self.versions.get(version)
-        return info is None or bool(info.get("destroyed"))
 
     def created_at(self, version: int) -> datetime | None:
         return _parse_time((self.versions.get(version) or {}).get("created_time"))
@@ -130,6 +171,12 @@ class _Metadata:
 
     def newest_alive(self) -> list[int]:
         return sorted((v for v in self.versions if self.alive(v)), reverse=True)[:SCAN_LIMIT]
+
+    def owner(self) -> str | None:
+        """The owner tag, when the path is tagged as rotator's."""
+        if self.custom.get(MANAGED_BY) != MANAGED_BY_VALUE:
+            return None
+        return self.custom.get(OWNER) or None
 
 
 class VaultKV2Store:
@@ -147,11 +194,17 @@ class VaultKV2Store:
         attempts: int = 3,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
+        try:
+            # Defence in depth: the spec validates these too, but a store must never be built on
+            # a path that leaves its mount ("..", "//") or on one of Vault's own endpoints.
+            self.mount = validate_kv_mount(mount, "mount")
+            self.path = validate_kv_path(path, "path")
+        except InvalidSpecError as exc:
+            raise StoreRefused(f"vault {mount!r} / {path!r}: refused: {exc}") from None
         self._client = client
-        self.mount = mount.strip("/")
-        self.path = path.strip("/")
         self._on_request = on_request
         self._mount_limit: int | None = None
+        self._kv2_checked = False
         retry_args: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         self._retrying = Retrying(
             stop=stop_after_attempt(attempts),
@@ -217,20 +270,26 @@ class VaultKV2Store:
             detail = str(exc)
         return f"{type(exc).__name__}: {detail[:300]}"
 
-    def _metadata(self) -> _Metadata | None:
+    @property
+    def staging_path(self) -> str:
+        """The sibling path holding the claim record and pending values (module docstring)."""
+        return f"{self.path}{STAGING_SUFFIX}"
+
+    def _metadata(self, path: str | None = None) -> _Metadata | None:
+        where = path or self.path
         response = self._call(
             "read_metadata",
-            lambda: self._kv.read_secret_metadata(path=self.path, mount_point=self.mount),
+            lambda: self._kv.read_secret_metadata(path=where, mount_point=self.mount),
             missing_ok=True,
         )
         if response is None:
             return None
         data: Mapping[str, Any] = response.get("data") or {}
         return _Metadata(
+            path=where,
             latest=int(data.get("current_version") or 0),
             versions={int(k): v for k, v in (data.get("versions") or {}).items()},
             custom={str(k): str(v) for k, v in (data.get("custom_metadata") or {}).items()},
-            delete_version_after=str(data.get("delete_version_after") or "0s"),
             max_versions=int(data.get("max_versions") or 0),
         )
 
@@ -243,13 +302,102 @@ class VaultKV2Store:
             response = self._call(
                 "read_version",
                 lambda: self._kv.read_secret_version(
-                    path=self.path, version=version, mount_point=self.mount, raise_on_deleted_version=True
+                    path=meta.path, version=version, mount_point=self.mount, raise_on_deleted_version=True
                 ),
                 missing_ok=True,
             )
             data = ((response or {}).get("data") or {}).get("data")
         meta.reads[version] = data
         return data
+
+    def _write(self, path: str, payload: Mapping[str, str], cas: int, operation: str) -> Mapping[str, Any]:
+        """One check-and-set data write; _CasMismatch when ``cas`` is no longer the latest version."""
+
+        def write() -> Any:
+            try:
+                return self._kv.create_or_update_secret(
+                    path=path, secret=dict(payload), cas=cas, mount_point=self.mount
+                )
+            except hvac.exceptions.InvalidRequest as exc:
+                if "check-and-set" in str(exc):
+                    raise _CasMismatch from None
+                raise
+
+        response = self._call(operation, write)
+        data: Mapping[str, Any] = (response or {}).get("data") or {}
+        if not isinstance(data.get("version"), int):
+            raise StoreError(f"{self.location}: {operation} answered without a version number")
+        return data
+
+    def _merge_custom(self, changes: Mapping[str, str | None]) -> None:
+        """Merge ``changes`` into the published path's custom metadata (None deletes a key).
+
+        A JSON merge patch: keys rotator does not own are never dropped, and the path's other
+        settings (max_versions, delete_version_after) are left alone. A path without metadata yet
+        answers 404 to a patch; it is created with a plain write (nothing of anyone's to keep).
+        """
+
+        def patch() -> bool:
+            self._client.adapter.request(
+                "PATCH",
+                f"/v1/{self.mount}/metadata/{self.path}",
+                json={"custom_metadata": dict(changes)},
+                headers=MERGE_PATCH,
+            )
+            return True
+
+        if self._call("patch_metadata", patch, missing_ok=True) is None:
+            created = {k: v for k, v in changes.items() if v is not None}
+            self._call(
+                "update_metadata",
+                lambda: self._kv.update_metadata(
+                    path=self.path, custom_metadata=created, mount_point=self.mount
+                ),
+            )
+
+    def _destroy(self, path: str, versions: list[int]) -> None:
+        if not versions:
+            return
+        self._call(
+            "destroy",
+            lambda: self._kv.destroy_secret_versions(path=path, versions=versions, mount_point=self.mount),
+            missing_ok=True,
+        )
+
+    def _require_kv2(self) -> None:
+        """Refuse a mount that is not a KV version 2 engine, before the first write to a path.
+
+        A KV v1 mount would take our writes as plain keys (``<mount>/data/<path>``) and answer
+        404 to metadata reads: the generated password would land in the wrong shape and the
+        rotation fail later. ``sys/internal/ui/mounts/<mount>`` answers without sudo for a token
+        with any capability on the mount (403 when there is no such mount or no capability);
+        it names the mount that *contains* the path, so the answer must be this exact mount.
+        Checked once per store object, and only when the path is not ours yet.
+        """
+        if self._kv2_checked:
+            return
+        where = f"{self.location}: mount {self.mount!r}"
+        try:
+            response = self._call(
+                "read_mount",
+                lambda: self._client.adapter.get(f"/v1/sys/internal/ui/mounts/{self.mount}"),
+            )
+        except (StoreAuthError, StoreVersionNotFound):
+            raise StoreMountError(
+                f"{where} is not a KV version 2 engine: no such mount, or this identity has no "
+                "capability on it"
+            ) from None
+        data: Mapping[str, Any] = (response or {}).get("data") or {}
+        mount_type = data.get("type")
+        version = str((data.get("options") or {}).get("version") or "1")
+        if data.get("path") != f"{self.mount}/":
+            raise StoreMountError(
+                f"{where} is not a KV version 2 engine: it is a path inside mount {data.get('path')!r}"
+            )
+        if mount_type != "kv" or version != "2":
+            found = f"type {mount_type!r}" + (f", version {version}" if mount_type == "kv" else "")
+            raise StoreMountError(f"{where} is not a KV version 2 engine ({found}); nothing was written")
+        self._kv2_checked = True
 
     def _mount_max_versions(self) -> int:
         """The mount's max_versions (0 means the KV v2 default); cached per store."""
@@ -269,171 +417,263 @@ class VaultKV2Store:
         """Raise the path's max_versions if the next write would purge current or previous.
 
         KV v2 permanently deletes the oldest version beyond max_versions (10 by default), so a
-        run of failed rotations (each writes a version, rollback keeps pointing at an old one)
-        would otherwise silently delete the live credential. The path is ours (ensure_owned).
+        run of failed rotations (each publishes a version and a restored copy) would otherwise
+        silently delete the live credential. The path is ours (ensure_owned).
         """
-        previous = meta.custom.get(PREVIOUS_VERSION, "")
         protected = [
-            v for v in (self._current_number(meta), int(previous) if previous.isdigit() else None) if v
+            number
+            for vid in (meta.custom.get(CURRENT_VERSION), meta.custom.get(PREVIOUS_VERSION))
+            if vid and (number := self._newest(meta, vid, bare="any")) is not None
         ]
         if not protected:
             return
         needed = meta.latest + 1 - min(protected) + 1
         if needed <= (meta.max_versions or self._mount_max_versions()):
             return
-        self._call(
-            "update_metadata",
-            lambda: self._kv.update_metadata(
-                path=self.path,
-                max_versions=needed,
-                custom_metadata=meta.custom,
-                delete_version_after=meta.delete_version_after,
-                mount_point=self.mount,
-            ),
-        )
 
-    def _write_custom(self, meta: _Metadata | None, custom: dict[str, str]) -> None:
-        delete_after = meta.delete_version_after if meta is not None else "0s"
-        self._call(
-            "update_metadata",
-            lambda: self._kv.update_metadata(
-                path=self.path,
-                custom_metadata=custom,
-                delete_version_after=delete_after,  # keep the path's own setting
-                mount_point=self.mount,
-            ),
-        )
+        def patch() -> bool:
+            self._client.adapter.request(
+                "PATCH",
+                f"/v1/{self.mount}/metadata/{self.path}",
+                json={"max_versions": needed},
+                headers=MERGE_PATCH,
+            )
+            return True
 
-    def _current_number(self, meta: _Metadata) -> int | None:
+        self._call("patch_metadata", patch)
+
+    # -- version ids -----------------------------------------------------------------------------
+
+    def _versions_of(self, meta: _Metadata, vid: str, *, bare: str) -> list[int]:
+        """The live published KV versions holding credential ``vid``, newest first.
+
+        Versions rotator wrote say their id (``rotator.dev/version``). A version without that key
+        belongs to ``vid`` when its number is ``vid`` and ``bare`` allows it: ``"any"`` (an adopted
+        foreign value), ``"rotator"`` (only one rotator wrote before ids were recorded: it has a
+        rotation id; a foreign value that took a pending version's number has none) or ``"no"``.
+        """
+        found: list[int] = []
+        for version in meta.newest_alive():
+            data = self._read(meta, version)
+            if data is None:
+                continue
+            tagged = _text(data, VERSION_KEY)
+            if tagged == vid or (
+                tagged is None
+                and str(version) == vid
+                and (bare == "any" or (bare == "rotator" and ROTATION_ID in data))
+            ):
+                found.append(version)
+        return found
+
+    def _newest(self, meta: _Metadata, vid: str, *, bare: str) -> int | None:
+        versions = self._versions_of(meta, vid, bare=bare)
+        return versions[0] if versions else None
+
+    def _staged(self, staged: _Metadata | None, vid: str) -> list[int]:
+        """Live pending records of ``vid`` on the staging path, newest first."""
+        if staged is None:
+            return []
+        return [
+            version
+            for version in staged.newest_alive()
+            if _text(self._read(staged, version), VERSION_KEY) == vid
+        ]
+
+    def _latest_is(self, meta: _Metadata, vid: str) -> bool:
+        """Readers of latest see ``vid``: the newest version is alive and holds it."""
+        if not meta.alive(meta.latest):
+            return False
+        data = self._read(meta, meta.latest) or {}
+        tagged = _text(data, VERSION_KEY)
+        return tagged == vid or (tagged is None and str(meta.latest) == vid)
+
+    def _current_id(self, meta: _Metadata) -> str | None:
         pointer = meta.custom.get(CURRENT_VERSION, "")
-        if pointer.isdigit():
-            return int(pointer)
+        if pointer:
+            return pointer
         # No pointer yet: the newest live value that rotator did not write is the adopted current.
         for version in meta.newest_alive():
             data = self._read(meta, version)
             if data is None or ROTATION_ID in data:
                 continue
-            return version if _adoptable_value(data) is not None else None
+            if _adoptable_value(data) is None:
+                return None
+            return _text(data, VERSION_KEY) or str(version)
         return None
 
-    def _state(self, meta: _Metadata, version: int, current: int | None) -> VersionState:
-        if str(version) in meta.failed():
+    def _state(self, meta: _Metadata, vid: str) -> VersionState:
+        if vid in meta.failed():
             return VersionState.FAILED
-        if not meta.alive(version):
-            return VersionState.DESTROYED
-        if version == current:
+        if vid == self._current_id(meta):
             return VersionState.CURRENT
-        if meta.custom.get(PREVIOUS_VERSION) == str(version):
+        if meta.custom.get(PREVIOUS_VERSION) == vid:
             return VersionState.PREVIOUS
         return VersionState.PENDING
 
-    def _stored(self, meta: _Metadata, version: int, rotation_id: str | None) -> StoredVersion:
-        state = self._state(meta, version, self._current_number(meta))
-        return StoredVersion(str(version), rotation_id, meta.created_at(version), state)
+    def _find(
+        self, meta: _Metadata | None, staged: _Metadata | None, rotation_id: str
+    ) -> StoredVersion | None:
+        """The credential written for ``rotation_id``: published (any state) or still pending."""
+        if meta is not None:
+            for version in meta.newest_alive():
+                data = self._read(meta, version)
+                if _text(data, ROTATION_ID) == rotation_id:
+                    vid = _text(data, VERSION_KEY) or str(version)
+                    return StoredVersion(vid, rotation_id, meta.created_at(version), self._state(meta, vid))
+        if staged is not None:
+            for version in staged.newest_alive():
+                data = self._read(staged, version)
+                pending = _text(data, VERSION_KEY)
+                if pending and _text(data, ROTATION_ID) == rotation_id:
+                    state = self._state(meta, pending) if meta is not None else VersionState.PENDING
+                    return StoredVersion(pending, rotation_id, staged.created_at(version), state)
+        return None
 
-    # -- Store ----------------------------------------------------------------------------------
+    # -- ownership -------------------------------------------------------------------------------
+
+    def _claim(self, owner: str) -> str | None:
+        """Write the claim record (cas=0 on the staging path); the owner whose claim stands.
+
+        None when the staging path exists without a readable claim record (a path rotator used
+        before claims existed, or the record was purged): the ownership tags decide then.
+        """
+        try:
+            self._write(self.staging_path, {MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner}, 0, "claim")
+            return owner
+        except _CasMismatch:
+            pass  # the path was claimed first (by someone else, or by our own lost answer)
+        staged = self._metadata(self.staging_path)
+        if staged is None:
+            return None
+        return _text(self._read(staged, 1), OWNER)
 
     def ensure_owned(self, owner: str, adopt: bool) -> bool:
         meta = self._metadata()
-        if meta is None:
-            self._write_custom(None, {MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner})
-            return False
-        tagged = meta.custom.get(MANAGED_BY) == MANAGED_BY_VALUE
-        found_owner = meta.custom.get(OWNER)
-        if tagged and found_owner == owner:
+        found = meta.owner() if meta is not None else None
+        if found == owner:
             return True
-        if not adopt or (tagged and found_owner):
-            raise StoreOwnershipError(self.location, found_owner, owner)
-        self._write_custom(meta, {**meta.custom, MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner})
-        return True
+        if found is not None or (meta is not None and not adopt):
+            raise StoreOwnershipError(self.location, found, owner)
+        self._require_kv2()
+        claimant = self._claim(owner)
+        if claimant is not None and claimant != owner:
+            raise StoreOwnershipError(self.location, claimant, owner)
+        self._merge_custom({MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner})
+        # Metadata has no check-and-set: make sure no other writer's tag replaced ours meanwhile.
+        after = self._metadata()
+        final = after.owner() if after is not None else None
+        if final != owner:
+            raise StoreOwnershipError(self.location, final, owner)
+        return meta is not None
+
+    # -- Store -----------------------------------------------------------------------------------
 
     def current(self) -> StoredVersion | None:
         meta = self._metadata()
         if meta is None:
             return None
-        version = self._current_number(meta)
-        if version is None:
+        vid = self._current_id(meta)
+        if vid is None:
             return None
-        data = self._read(meta, version) or {}
-        rotation_id = data.get(ROTATION_ID)
-        state = VersionState.CURRENT if meta.alive(version) else VersionState.DESTROYED
-        return StoredVersion(
-            str(version),
-            rotation_id if isinstance(rotation_id, str) else None,
-            meta.created_at(version),
-            state,
-        )
+        number = self._newest(meta, vid, bare="any")
+        if number is None:
+            created = meta.created_at(int(vid)) if vid.isdigit() else None
+            return StoredVersion(vid, None, created, VersionState.DESTROYED)
+        rotation_id = _text(self._read(meta, number), ROTATION_ID)
+        return StoredVersion(vid, rotation_id, meta.created_at(number), VersionState.CURRENT)
 
     def find_by_rotation(self, rotation_id: str) -> StoredVersion | None:
-        meta = self._metadata()
-        return None if meta is None else self._find(meta, rotation_id)
-
-    def _find(self, meta: _Metadata, rotation_id: str) -> StoredVersion | None:
-        for version in meta.newest_alive():
-            data = self._read(meta, version)
-            if data is not None and data.get(ROTATION_ID) == rotation_id:
-                return self._stored(meta, version, rotation_id)
-        return None
+        return self._find(self._metadata(), self._metadata(self.staging_path), rotation_id)
 
     def write_pending(self, value: SecretStr, rotation_id: str) -> StoredVersion:
         meta = self._metadata()
-        if meta is not None and (existing := self._find(meta, rotation_id)) is not None:
+        if meta is None or meta.owner() is None:
+            self._require_kv2()  # not ours yet (a KV v1 mount never shows metadata at all)
+        staged = self._metadata(self.staging_path)
+        if (existing := self._find(meta, staged, rotation_id)) is not None:
             return existing
-        if meta is not None:
-            self._keep_protected_versions(meta)
-        cas = meta.latest if meta is not None else 0
-        payload = {VALUE_KEY: value.get_secret_value(), ROTATION_ID: rotation_id}
-
-        def write() -> Any:
-            try:
-                return self._kv.create_or_update_secret(
-                    path=self.path, secret=payload, cas=cas, mount_point=self.mount
-                )
-            except hvac.exceptions.InvalidRequest as exc:
-                if "check-and-set" in str(exc):
-                    raise _CasMismatch from None
-                raise
-
+        latest = meta.latest if meta is not None else 0
+        vid = str(latest + 1)  # the number promote will publish it as (check-and-set `latest`)
+        payload = {VALUE_KEY: value.get_secret_value(), ROTATION_ID: rotation_id, VERSION_KEY: vid}
+        cas = staged.latest if staged is not None else 0
         try:
-            response = self._call("write", write)
+            written = self._write(self.staging_path, payload, cas, "write")
         except _CasMismatch:
             # Lost the race. Our own earlier attempt (answer lost, then retried)? Adopt it.
-            fresh = self._metadata()
-            found = self._find(fresh, rotation_id) if fresh is not None else None
+            found = self.find_by_rotation(rotation_id)
             if found is not None:
                 return found
-            latest = fresh.latest if fresh is not None else 0
             raise StoreConflict(
-                f"{self.location}: check-and-set failed, expected latest version {cas} but found {latest} "
-                f"written by someone else (rotation {rotation_id})"
+                f"{self.location}: check-and-set failed on the staging path, written by someone else "
+                f"(rotation {rotation_id})"
             ) from None
-        data: Mapping[str, Any] = (response or {}).get("data") or {}
-        if not isinstance(data.get("version"), int):
-            raise StoreError(f"{self.location}: write answered without a version number")
-        return StoredVersion(
-            str(data["version"]), rotation_id, _parse_time(data.get("created_time")), VersionState.PENDING
-        )
+        # The id promised a version number of the published path: a foreign write there since we
+        # read it takes that number. Withdraw ours and let the engine re-observe.
+        fresh = self._metadata()
+        if (fresh.latest if fresh is not None else 0) != latest:
+            self._destroy(self.staging_path, [int(written["version"])])
+            raise StoreConflict(
+                f"{self.location}: check-and-set failed, expected latest version {latest} but found "
+                f"{fresh.latest if fresh is not None else 0} written by someone else (rotation {rotation_id})"
+            )
+        return StoredVersion(vid, rotation_id, _parse_time(written.get("created_time")), VersionState.PENDING)
 
     def promote(self, new_version: str, old_version: str | None) -> None:
         number = _version_number(new_version)
-        meta = self._metadata()
-        if meta is None or not meta.alive(number):
-            raise StoreVersionNotFound(f"{self.location}: cannot promote version {new_version}: gone")
         if new_version == old_version:
             raise StoreRefused(f"{self.location}: cannot promote version {new_version} over itself")
-        custom = dict(meta.custom)
-        custom[CURRENT_VERSION] = new_version
-        if old_version is None:
-            custom.pop(PREVIOUS_VERSION, None)
-        else:
-            custom[PREVIOUS_VERSION] = old_version
-        if custom != meta.custom:
-            self._write_custom(meta, custom)
+        meta = self._metadata()
+        staged = self._metadata(self.staging_path)
+        records = self._staged(staged, new_version)
+        if meta is None or self._newest(meta, new_version, bare="rotator") is None:
+            if not records or staged is None:
+                raise StoreVersionNotFound(f"{self.location}: cannot promote version {new_version}: gone")
+            self._publish(meta, staged, records[0], number)
+        changes: dict[str, str | None] = {CURRENT_VERSION: new_version, PREVIOUS_VERSION: old_version}
+        custom = meta.custom if meta is not None else {}
+        if any(custom.get(k) != v for k, v in changes.items()):
+            self._merge_custom(changes)
+        # Published and pointed at: the staged copy has done its job (one copy fewer of a secret).
+        self._destroy(self.staging_path, records)
+
+    def _publish(self, meta: _Metadata | None, staged: _Metadata, record: int, number: int) -> None:
+        """Write the staged value as version ``number`` of the published path (check-and-set)."""
+        latest = meta.latest if meta is not None else 0
+        taken = StoreRefused(
+            f"{self.location}: cannot publish pending version {number}: the path is at version "
+            f"{latest}, written by someone else since; the rotation must roll back and start again"
+        )
+        if latest != number - 1:
+            raise taken
+        data = self._read(staged, record) or {}
+        value, rotation_id = _text(data, VALUE_KEY), _text(data, ROTATION_ID)
+        if value is None or rotation_id is None:
+            raise StoreVersionNotFound(f"{self.location}: pending version {number} is unreadable")
+        if meta is not None:
+            self._keep_protected_versions(meta)
+        payload = {VALUE_KEY: value, ROTATION_ID: rotation_id, VERSION_KEY: str(number)}
+        try:
+            self._write(self.path, payload, latest, "publish")
+        except _CasMismatch:
+            fresh = self._metadata()
+            if fresh is None or self._newest(fresh, str(number), bare="rotator") is None:
+                raise taken from None
+            # our own earlier attempt landed (its answer was lost)
 
     def read_value(self, version: str) -> SecretStr:
-        number = _version_number(version)
+        _version_number(version)
         meta = self._metadata()
-        data = self._read(meta, number) if meta is not None else None
+        data: Mapping[str, Any] | None = None
+        if meta is not None and (number := self._newest(meta, version, bare="no")) is not None:
+            data = self._read(meta, number)
+        if data is None:
+            staged = self._metadata(self.staging_path)
+            records = self._staged(staged, version)
+            if staged is not None and records:
+                data = self._read(staged, records[0])
+        if data is None and meta is not None and (number := self._newest(meta, version, bare="any")):
+            data = self._read(meta, number)
         if data is None:
             raise StoreVersionNotFound(f"{self.location}: version {version} is destroyed or missing")
         value = _adoptable_value(data)
@@ -443,53 +683,84 @@ class VaultKV2Store:
         return SecretStr(value)
 
     def revoke(self, version: str) -> None:
-        number = _version_number(version)
+        _version_number(version)
         meta = self._metadata()
         if meta is None:
             return
-        if number == self._current_number(meta):
+        if version == self._current_id(meta):
             raise StoreRefused(f"{self.location}: refusing to revoke version {version}: it is current")
-        if not meta.destroyed(number):
-            self._destroy(number)
+        targets = self._versions_of(meta, version, bare="any")
+        if meta.latest in targets:
+            raise StoreRefused(
+                f"{self.location}: refusing to revoke version {version}: readers of latest see it"
+            )
+        self._destroy(self.path, targets)
+        self._destroy(self.staging_path, self._staged(self._metadata(self.staging_path), version))
         if meta.custom.get(PREVIOUS_VERSION) == version:
-            custom = dict(meta.custom)
-            del custom[PREVIOUS_VERSION]
-            self._write_custom(meta, custom)
+            self._merge_custom({PREVIOUS_VERSION: None})
 
     def mark_failed(self, failed_version: str, restore_version: str | None) -> None:
-        number = _version_number(failed_version)
+        _version_number(failed_version)
         if restore_version == failed_version:
             raise StoreRefused(f"{self.location}: cannot restore version {failed_version} onto itself")
         meta = self._metadata()
         if meta is None:
             return
-        if restore_version is not None and not meta.alive(_version_number(restore_version)):
-            raise StoreVersionNotFound(
-                f"{self.location}: cannot restore version {restore_version}: destroyed or missing"
-            )
-        custom = dict(meta.custom)
+        restore_from: int | None = None
         if restore_version is not None:
-            custom[CURRENT_VERSION] = restore_version
-        elif custom.get(CURRENT_VERSION) == failed_version:
-            del custom[CURRENT_VERSION]
-        if PREVIOUS_VERSION in custom and custom[PREVIOUS_VERSION] in (failed_version, restore_version):
-            del custom[PREVIOUS_VERSION]
+            _version_number(restore_version)
+            restore_from = self._newest(meta, restore_version, bare="any")
+            if restore_from is None:
+                raise StoreVersionNotFound(
+                    f"{self.location}: cannot restore version {restore_version}: destroyed or missing"
+                )
+        # 1. Pointers: rotator's own view of current is the restored version from here on.
+        changes: dict[str, str | None] = {}
+        if restore_version is not None:
+            changes[CURRENT_VERSION] = restore_version
+        elif meta.custom.get(CURRENT_VERSION) == failed_version:
+            changes[CURRENT_VERSION] = None
+        if meta.custom.get(PREVIOUS_VERSION) in (failed_version, restore_version):
+            changes[PREVIOUS_VERSION] = None
         failed = [v for v in meta.failed() if v != failed_version] + [failed_version]
-        custom[FAILED_VERSIONS] = ",".join(failed[-MAX_FAILED_VERSIONS:])
-        # Pointer first, then destroy: a crash in between leaves a harmless, repeatable state.
-        if custom != meta.custom:
-            self._write_custom(meta, custom)
-        if not meta.destroyed(number):
-            self._destroy(number)
+        changes[FAILED_VERSIONS] = ",".join(failed[-MAX_FAILED_VERSIONS:])
+        if any(meta.custom.get(k) != v for k, v in changes.items()):
+            self._merge_custom(changes)
+        # 2. Readers of latest get the restored value back before the failed one disappears.
+        if (
+            restore_version is not None
+            and restore_from is not None
+            and not self._latest_is(meta, restore_version)
+        ):
+            self._republish(meta, restore_version, restore_from)
+            meta = self._metadata() or meta
+        # 3. Destroy every copy of the failed version (never a foreign value that took its number).
+        self._destroy(self.path, self._versions_of(meta, failed_version, bare="rotator"))
+        self._destroy(self.staging_path, self._staged(self._metadata(self.staging_path), failed_version))
 
-    def _destroy(self, version: int) -> None:
-        self._call(
-            "destroy",
-            lambda: self._kv.destroy_secret_versions(
-                path=self.path, versions=[version], mount_point=self.mount
-            ),
-            missing_ok=True,
-        )
+    def _republish(self, meta: _Metadata, vid: str, source: int) -> None:
+        """Write version ``source``'s value anew as the newest version, carrying id ``vid``.
+
+        A destroyed version cannot be undeleted, and an older live one is not what readers of
+        latest see: restoring means a new version holding the old value.
+        """
+        data = self._read(meta, source) or {}
+        value = _adoptable_value(data)
+        if value is None:
+            raise StoreVersionNotFound(f"{self.location}: cannot restore version {vid}: unreadable")
+        payload = {VALUE_KEY: value, VERSION_KEY: vid}
+        if (rotation_id := _text(data, ROTATION_ID)) is not None:
+            payload[ROTATION_ID] = rotation_id
+        self._keep_protected_versions(meta)
+        try:
+            self._write(self.path, payload, meta.latest, "restore")
+        except _CasMismatch:
+            fresh = self._metadata()
+            if fresh is None or not self._latest_is(fresh, vid):
+                raise StoreConflict(
+                    f"{self.location}: check-and-set failed while restoring version {vid}: "
+                    "written by someone else; re-observe and retry"
+                ) from None
 
 
 __all__ = ["KV_DEFAULT_MAX_VERSIONS", "SCAN_LIMIT", "VaultKV2Store"]
