@@ -92,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     def checkpoint(point: Checkpoint) -> None:
         crash(point)
         if elector is not None:
-            elector.checkpoint(point)  # a deposed leader stops here (LeadershipLost)
+            elector.stop_unless_leading(point)  # a deposed leader stops here
 
     deps = engine.Deps(
         kube=kube,

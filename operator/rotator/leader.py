@@ -11,7 +11,7 @@ reconciles in the shared executor, and a renewal that is late costs the leadersh
 Leadership is a function of the clock (:meth:`LeaderElector.leading`): true only while the last
 successful renewal is younger than the renew deadline. So a leader whose renewals fail, or whose
 elector thread is stuck in a slow request, stops at the deadline whatever this thread is doing:
-the reconcilers ask at every checkpoint of a step (:meth:`LeaderElector.checkpoint`), and a
+the reconcilers ask at every checkpoint of a step (:meth:`LeaderElector.stop_unless_leading`), and a
 deposed leader raises :class:`LeadershipLost` there instead of acting further.
 """
 
@@ -106,7 +106,7 @@ class LeaderElector:
             renewed_at = self._renewed_at
         return still_leading(renewed_at, self._monotonic(), self.config.renew_deadline)
 
-    def checkpoint(self, point: Any) -> None:
+    def stop_unless_leading(self, point: Any) -> None:
         """A reconcile's checkpoint hook: stop here (:class:`LeadershipLost`) unless leading."""
         if not self.leading():
             raise LeadershipLost(f"no longer the leader at {point}")

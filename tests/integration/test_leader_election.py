@@ -26,6 +26,7 @@ import pytest
 from rotator.kube import Kube, KubeConflict
 from rotator.leader import LeaderElector, LeadershipLost
 from rotator.models import LeaderElection, utcnow
+from rotator.models.paths import STAGING_SUFFIX
 from rotator.policy.leader import LeaseRecord, claim, lease_spec, record_of
 from rotator.sandbox.operator_process import OperatorProcess
 from tests.fixtures.rotation import Bench
@@ -96,7 +97,7 @@ def test_one_holder_renews_and_the_other_waits_out_the_lease_duration(kube: Kube
     clock.now += 10  # a stops renewing (it died, or the API is unreachable for it)
     assert not a.leading(), "past the renew deadline a leader stops by itself"
     with pytest.raises(LeadershipLost):
-        a.checkpoint("generate:before-write")
+        a.stop_unless_leading("generate:before-write")
     clock.now += 4.9  # b saw the last renewal at +2: 14.9 s ago
     assert not b.try_acquire_or_renew()
     clock.now += 0.1
@@ -104,7 +105,7 @@ def test_one_holder_renews_and_the_other_waits_out_the_lease_duration(kube: Kube
     taken = lease(kube)
     assert (taken.holder, taken.transitions) == ("b", 1)
     assert not a.try_acquire_or_renew(), "the old leader finds the Lease taken and waits"
-    b.checkpoint("generate:before-write")  # the new leader passes its checkpoints
+    b.stop_unless_leading("generate:before-write")  # the new leader passes its checkpoints
 
 
 def test_of_two_writers_of_an_expired_lease_exactly_one_wins(kube: Kube) -> None:
@@ -228,13 +229,20 @@ def first_reconciles(log: Path) -> list[float]:
 
 
 def assert_no_orphan(bench: Bench, current: int) -> None:
-    """The store's latest version is the current one (no second write, no pending left behind),
-    and every older version KV v2 still lists is revoked (destroyed)."""
+    """The store's latest version is the current one (no second write), every older version KV
+    v2 still lists is revoked (destroyed), and no pending value is left staged."""
     versions = bench.kv_versions()  # KV v2 keeps the last max_versions of them
     assert max(versions) == current, f"store versions {sorted(versions)}, current {current}"
     assert bench.secret_value() == bench.kv_value(current)
     orphans = [v for v in versions if v != current and bench.kv_value(v) is not None]
     assert not orphans, f"versions neither current nor revoked: {orphans}"
+    # Pending values are staged on a sibling path (version 1 is the ownership claim) and
+    # destroyed once promoted: none may outlive its rotation.
+    staged = bench.vault_client().secrets.kv.v2.read_secret_metadata(
+        path=bench.vault_path + STAGING_SUFFIX, mount_point="secret"
+    )["data"]["versions"]
+    pending = [int(v) for v, meta in staged.items() if int(v) > 1 and not meta.get("destroyed")]
+    assert not pending, f"staged pending versions left behind: {pending}"
 
 
 @pytest.fixture

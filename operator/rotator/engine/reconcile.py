@@ -10,6 +10,7 @@ rotation runs, ``idle`` otherwise. Whatever they raise becomes a condition or a 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,8 @@ from rotator.models import (
     reasons,
 )
 
+log = logging.getLogger("rotator.engine")
+
 
 def reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime, *, failures: int = 0) -> Reconciled:
     """One reconcile of one policy object. Never raises for bad input; raises only when even the
@@ -51,6 +54,7 @@ def reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime, *, failures: in
         meta = obj.get("metadata") or {}
         ref = PolicyRef(meta["namespace"], meta["name"], meta.get("uid", ""))
         again = 0.0 if failures == 0 else backoff(ref, failures - 1, deps.settings)
+        log.debug("%s changed since it was read; its decision is dropped, looking again", ref.owner)
         return Reconciled(again, [], conflict.before, temporary=True)
 
 
