@@ -46,6 +46,16 @@ CLUSTER_ONLY_NEEDS: frozenset[Grant] = frozenset(
     }
 )
 CLUSTER_WIDE_EXTRA: frozenset[Grant] = frozenset({("", "namespaces", "list"), ("", "namespaces", "watch")})
+LEADER_NEEDS: frozenset[Grant] = frozenset(
+    {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}  # rotator/leader.py
+)
+
+
+def leader_role(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Both installs share the leader-election Role in the operator's own namespace."""
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["namespace"] == "rotator-system")
+    assert grants(role["rules"]) == LEADER_NEEDS
+    return role
 
 
 def grants(rules: list[dict[str, Any]]) -> set[Grant]:
@@ -73,21 +83,26 @@ def test_cluster_install_grants_exactly_what_the_code_uses() -> None:
     docs = render("manifests")
     roles = [d for d in docs if d["kind"] == "ClusterRole"]
     assert [r["metadata"]["name"] for r in roles] == ["rotator"]
-    assert not [d for d in docs if d["kind"] == "Role"]
+    assert [d for d in docs if d["kind"] == "Role"] == [leader_role(docs)], "no other namespaced Role"
     assert grants(roles[0]["rules"]) == NAMESPACED_NEEDS | CLUSTER_ONLY_NEEDS | CLUSTER_WIDE_EXTRA
 
 
 def test_namespaced_install_grants_namespace_rights_only_in_its_namespaces() -> None:
     docs = render("manifests/namespaced")
     cluster = [d for d in docs if d["kind"] == "ClusterRole"]
-    roles = [d for d in docs if d["kind"] == "Role"]
+    leader = leader_role(docs)
+    roles = [d for d in docs if d["kind"] == "Role" and d is not leader]
     assert grants(cluster[0]["rules"]) == CLUSTER_ONLY_NEEDS
     assert grants(roles[0]["rules"]) == NAMESPACED_NEEDS
     assert roles[0]["metadata"]["namespace"] == "shop"
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     assert "--namespace=shop" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     bindings = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
-    assert {b["roleRef"]["name"] for b in bindings} == {"rotator", "rotator-namespaced"}
+    assert {b["roleRef"]["name"] for b in bindings} == {
+        "rotator",
+        "rotator-namespaced",
+        leader["metadata"]["name"],
+    }
 
 
 def test_secrets_are_never_listed_watched_or_deleted() -> None:
