@@ -10,7 +10,7 @@ import pytest
 from rotator import engine
 from rotator.models import PolicyRef, Step, reasons
 from rotator.sandbox.kube_emulator import Fault
-from rotator.stores.errors import StoreAuthError, StoreError
+from rotator.stores.errors import StoreAuthError, StoreError, StoreMountError
 from tests.engine.harness import SETTINGS, EngineBench
 
 
@@ -148,3 +148,15 @@ def test_one_hundred_idle_policies_failing_together_requeue_apart(bench: EngineB
         requeues.append(engine.reconcile(obj, deps, bench.now, failures=4).requeue_after)
     assert all(r is not None and 8.0 <= r <= 16.0 for r in requeues)
     assert len(set(requeues)) >= 95
+
+
+def test_a_mount_that_is_not_kv_v2_is_named_as_a_store_problem(bench: EngineBench) -> None:
+    bench.seed()
+
+    def kv1(ref: PolicyRef, resolved: object) -> object:
+        raise StoreMountError("mount secret is not a KV version 2 engine (kv, version 1)")
+
+    run = bench.reconcile(open_store=kv1)
+    assert not run.temporary
+    assert run.condition("Ready")[:2] == ("False", reasons.STORE_INVALID)
+    assert "KV version 2" in run.condition("Ready")[2]

@@ -242,3 +242,41 @@ def test_aws_missing_access_key_secret_is_named_in_the_ready_condition(aws: AwsB
     assert f"Secret {NAMESPACE}/{KEYS_SECRET} not found" in ready["message"]
     with pytest.raises(aws.client.exceptions.ResourceNotFoundException):
         aws.client.describe_secret(SecretId=aws.secret_id)
+
+
+def test_aws_web_identity_logs_in_as_the_namespace_service_account(aws: AwsBench) -> None:
+    """A ClusterRotationStore with webIdentity: the operator mints a token for the policy's
+    namespace's service account (audience sts.amazonaws.com) and trades it with STS for the
+    namespace's role; no static key exists anywhere."""
+    bench = aws.bench
+    bench.seed(create_policy=False, progress_deadline=600)
+    demo.create(
+        bench.kube, f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts", demo.service_account(NAMESPACE)
+    )
+    store = {
+        "apiVersion": "rotator.dev/v1alpha1",
+        "kind": "ClusterRotationStore",
+        "metadata": {"name": "aws-web"},
+        "spec": {
+            "awsSecretsManager": {
+                "region": REGION,
+                "endpoint": aws.moto.endpoint_url,
+                "auth": {"webIdentity": {"roleArn": "arn:aws:iam::123456789012:role/rotator-{namespace}"}},
+            },
+            "namespaces": {"names": [NAMESPACE]},
+        },
+    }
+    bench.kube.create("/apis/rotator.dev/v1alpha1/clusterrotationstores", store)
+    body = aws.policy_body()
+    body["spec"]["storeRef"] = {"kind": "ClusterRotationStore", "name": "aws-web"}
+    bench.kube.create(policy_path(NAMESPACE), body)
+    bench.operator.start()
+    status = bench.wait_rotations(1).get("status") or {}
+    assert history(status)[0]["result"] == "Succeeded"
+    current = aws.client.get_secret_value(SecretId=aws.secret_id, VersionStage="AWSCURRENT")
+    assert current["SecretString"] == bench.secret_value()
+    minted = bench.kube_server.call(lambda emulator: list(emulator.tokens.values()))
+    web = [t for t in minted if t.audiences == ("sts.amazonaws.com",)]
+    assert [t.username for t in web] == [f"system:serviceaccount:{NAMESPACE}:rotator"], (
+        "only the namespace's identity"
+    )

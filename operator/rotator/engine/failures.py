@@ -21,6 +21,7 @@ from rotator.stores.errors import (
     StoreAuthError,
     StoreConflict,
     StoreError,
+    StoreMountError,
     StoreOwnershipError,
     StoreUnavailable,
 )
@@ -55,6 +56,8 @@ def handle_failure(
         return persist(deps.kube, draft, recheck)
     if isinstance(exc, StoreError | KubeError):
         reason = reasons.KUBE_ERROR if isinstance(exc, KubeError) else reasons.STORE_ERROR
+        if isinstance(exc, StoreMountError):
+            reason = reasons.STORE_INVALID  # the admin's kvMount is not KV v2: the store is wrong
         draft.condition(ConditionType.READY, False, reason, str(exc), event_on_change=True)
         return persist(deps.kube, draft, recheck)
     # A bug or an input nothing above foresaw: say so in status, never loop silently. Only the
