@@ -1,0 +1,108 @@
+"""A store's Ready condition: spec valid, address allowed, server reachable, credential accepted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rotator.engine.store_health import check_store
+from rotator.models import PermanentError, RotationPolicyStatus, reasons
+from rotator.models.store import StoreRefKind
+from rotator.sandbox import demo
+from rotator.stores.health import Health
+from rotator.tenancy.resolve import ResolvedStore
+from tests.engine.harness import NS, T0, EngineBench
+
+STORE = f"/apis/rotator.dev/v1alpha1/namespaces/{NS}/rotationstores/vault"
+
+
+def stored(bench: EngineBench) -> dict[str, Any]:
+    obj = bench.kube.get(STORE)
+    assert obj is not None
+    return obj
+
+
+def ready(bench: EngineBench) -> tuple[str, str, str]:
+    status = RotationPolicyStatus.from_raw({"conditions": stored(bench)["status"]["conditions"]})
+    condition = status.conditions[0]
+    return str(condition.status), condition.reason, condition.message
+
+
+def healthy(resolved: ResolvedStore) -> Health:
+    return Health(True, reasons.STORE_READY, f"{resolved.address} reachable")
+
+
+def test_a_healthy_store_is_ready_and_reported_once(bench: EngineBench) -> None:
+    bench.seed()
+    seen: list[ResolvedStore] = []
+
+    def check(resolved: ResolvedStore) -> Health:
+        seen.append(resolved)
+        return healthy(resolved)
+
+    first = check_store(stored(bench), StoreRefKind.ROTATION_STORE, bench.kube, check, T0)
+    assert first.health.ready
+    assert [(e.reason, e.warning) for e in first.events] == [(reasons.STORE_READY, False)]
+    assert ready(bench) == ("True", reasons.STORE_READY, "http://vault.invalid:8200 reachable")
+    assert seen[0].store_namespace == NS
+    assert stored(bench)["status"]["observedGeneration"] == 1
+    version = stored(bench)["metadata"]["resourceVersion"]
+    again = check_store(stored(bench), StoreRefKind.ROTATION_STORE, bench.kube, check, T0)
+    assert again.events == []
+    assert stored(bench)["metadata"]["resourceVersion"] == version, "nothing changed, nothing written"
+
+
+def test_an_invalid_store_names_the_field(bench: EngineBench) -> None:
+    bench.seed()
+    obj = stored(bench)
+    obj["spec"] = {"pathPrefix": "x/"}  # neither vault nor awsSecretsManager (an older CRD let it in)
+    checked = check_store(obj, StoreRefKind.ROTATION_STORE, bench.kube, healthy, T0)
+    assert not checked.health.ready
+    assert ready(bench)[:2] == ("False", reasons.STORE_INVALID)
+    assert "exactly one of vault or awsSecretsManager" in ready(bench)[2]
+    assert [(e.reason, e.warning) for e in checked.events] == [(reasons.STORE_INVALID, True)]
+
+
+def test_an_address_outside_the_allowlist_is_refused_before_any_check(bench: EngineBench) -> None:
+    bench.seed()
+    called: list[object] = []
+    checked = check_store(
+        stored(bench),
+        StoreRefKind.ROTATION_STORE,
+        bench.kube,
+        lambda resolved: called.append(resolved) or healthy(resolved),  # type: ignore[func-returns-value]
+        T0,
+        allowed_addresses=frozenset({"https://vault.vault:8200"}),
+    )
+    assert called == []
+    assert (checked.health.ready, checked.health.reason) == (False, reasons.STORE_NOT_ALLOWED)
+
+
+def test_a_refused_credential_and_a_broken_status_are_reported(bench: EngineBench) -> None:
+    bench.seed()
+
+    def refuse(resolved: ResolvedStore) -> Health:
+        raise PermanentError(reasons.STORE_AUTH_MISSING, "Secret shop/vault-token is not labelled")
+
+    obj = stored(bench)
+    obj["status"] = {"conditions": [{"type": "Ready", "status": "maybe"}]}  # hand-edited
+    checked = check_store(obj, StoreRefKind.ROTATION_STORE, bench.kube, refuse, T0)
+    assert (checked.health.ready, checked.health.reason) == (False, reasons.STORE_AUTH_MISSING)
+    assert ready(bench)[:2] == ("False", reasons.STORE_AUTH_MISSING)
+
+
+def test_a_cluster_store_is_checked_without_a_namespace(bench: EngineBench) -> None:
+    bench.seed()
+    cluster = demo.vault_store(NS, "http://vault.invalid:8200", name="shared")
+    cluster["kind"] = "ClusterRotationStore"
+    del cluster["metadata"]["namespace"]
+    cluster["spec"]["namespaces"] = {"names": [NS]}
+    bench.kube.create("/apis/rotator.dev/v1alpha1/clusterrotationstores", cluster)
+    obj = bench.kube.get("/apis/rotator.dev/v1alpha1/clusterrotationstores/shared")
+    assert obj is not None
+    seen: list[ResolvedStore] = []
+    check_store(
+        obj, StoreRefKind.CLUSTER_ROTATION_STORE, bench.kube, lambda r: seen.append(r) or healthy(r), T0
+    )  # type: ignore[func-returns-value]
+    assert seen[0].store_namespace is None
+    after = bench.kube.get("/apis/rotator.dev/v1alpha1/clusterrotationstores/shared") or {}
+    assert after["status"]["conditions"][0]["reason"] == reasons.STORE_READY
