@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from rotator.kube import Kube
+from rotator.managed_secret import write_secret
 from rotator.models import Event, PolicyRef
 from rotator.models.spec import RotationPolicySpec
 from rotator.policy.transitions import Outcome
@@ -55,6 +56,20 @@ class StepResult:
     requeue_after: float | None = None
     #: Kinds of the workloads this run actually patched (for rotator_restarts_total).
     restarted_kinds: tuple[str, ...] = ()
+
+
+def write_managed_secret(ctx: StepContext, values: Mapping[str, SecretStr], version: str) -> bool:
+    """The policy's Secret holds ``values`` at store ``version`` for this rotation; True if written."""
+    secret = ctx.spec.secret
+    return write_secret(
+        ctx.kube,
+        ctx.policy,
+        secret.name,
+        values,
+        version,
+        ctx.rotation_id,
+        delete_with_policy=secret.delete_with_policy,
+    )
 
 
 def gave_up(message: str, reason: str, outcome: Outcome = Outcome.FAILED) -> StepResult:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from rotator.managed_secret import write_secret
 from rotator.models import Event, reasons
 from rotator.policy.transitions import Outcome, grace_period_over, may_revoke
 from rotator.steps.checkpoints import Checkpoint
-from rotator.steps.context import StepContext, StepResult
+from rotator.steps.context import StepContext, StepResult, write_managed_secret
 
 
 def run(ctx: StepContext) -> StepResult:
@@ -30,15 +29,7 @@ def run(ctx: StepContext) -> StepResult:
     secret = ctx.spec.secret
     values: dict[str, SecretStr] = {secret.key: ctx.store.read_value(ctx.new_version)}
     ctx.checkpoint(Checkpoint.REVOKE_BEFORE_SECRET)
-    write_secret(
-        ctx.kube,
-        ctx.policy,
-        secret.name,
-        values,
-        ctx.new_version,
-        ctx.rotation_id,
-        delete_with_policy=secret.delete_with_policy,
-    )
+    write_managed_secret(ctx, values, ctx.new_version)
     ctx.checkpoint(Checkpoint.REVOKE_BEFORE_STORE)
     if ctx.old_version is not None:
         ctx.store.revoke(ctx.old_version)

@@ -5,12 +5,11 @@ The old credential is never revoked here; it is what the workloads return to.
 
 from __future__ import annotations
 
-from rotator.managed_secret import write_secret
 from rotator.models import Event, reasons
 from rotator.models.keys import ROTATION_ID
 from rotator.policy.transitions import Outcome
 from rotator.steps.checkpoints import Checkpoint
-from rotator.steps.context import StepContext, StepResult
+from rotator.steps.context import StepContext, StepResult, write_managed_secret
 from rotator.workloads.io import read_workload, restart, target_key
 from rotator.workloads.kinds import KINDS
 from rotator.workloads.restarter import template_annotations
@@ -35,15 +34,7 @@ def run(ctx: StepContext) -> StepResult:
     secret = ctx.spec.secret
     ctx.checkpoint(Checkpoint.ROLLBACK_BEFORE_SECRET)
     old_value = ctx.store.read_value(ctx.old_version)
-    write_secret(
-        ctx.kube,
-        ctx.policy,
-        secret.name,
-        {secret.key: old_value},
-        ctx.old_version,
-        ctx.rotation_id,
-        delete_with_policy=secret.delete_with_policy,
-    )
+    write_managed_secret(ctx, {secret.key: old_value}, ctx.old_version)
     ctx.checkpoint(Checkpoint.ROLLBACK_BEFORE_RESTART)
     restart_id = f"{ctx.rotation_id}-rollback"
     kinds: list[str] = []
