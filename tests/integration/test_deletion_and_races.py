@@ -46,7 +46,11 @@ def test_twenty_pairs_of_policies_racing_for_one_new_path_get_one_owner_each(ben
     for index, pair in enumerate(pairs):
         for name in pair:
             body = demo.rotation_policy(
-                NAMESPACE, name=name, secret=f"{name}-secret", deployment=None, path=f"race/{index:02d}"
+                NAMESPACE,
+                name=name,
+                secret=f"{name}-secret",
+                deployment=None,
+                path=f"{bench.policy_path}/{index:02d}",
             )
             bench.kube.create(policy_path(NAMESPACE), body)
     bench.operator.start()

@@ -210,6 +210,7 @@ def test_path_traversal_is_refused_by_the_api(bench: Bench) -> None:
 
 
 def test_two_tenants_share_a_cluster_store_each_under_its_own_prefix(bench: Bench) -> None:
+    root = "tenants-" + bench.vault_path.rsplit("/", 1)[-1]  # OpenBao is shared by the session
     bench.seed(create_policy=False, deployment=False)
     for namespace in ("team-a", "team-b"):
         tenant(bench, namespace)
@@ -228,7 +229,7 @@ def test_two_tenants_share_a_cluster_store_each_under_its_own_prefix(bench: Benc
                 "auth": {"tokenSecretRef": {"name": "admin-token", "namespace": "shop"}},
             },
             "namespaces": {"names": ["team-a", "team-b"]},
-            "pathPrefix": "tenants/{namespace}/",
+            "pathPrefix": root + "/{namespace}/",
         },
     }
     bench.kube.create(CLUSTER_STORES, cluster)
@@ -250,7 +251,7 @@ def test_two_tenants_share_a_cluster_store_each_under_its_own_prefix(bench: Benc
     client = bench.vault_client()
     for namespace in ("team-a", "team-b"):
         stored = client.secrets.kv.v2.read_secret_version(
-            path=f"tenants/{namespace}/db", mount_point="secret", raise_on_deleted_version=False
+            path=f"{root}/{namespace}/db", mount_point="secret", raise_on_deleted_version=False
         )
         bench.seen_values.add(str(value(namespace)))
         assert stored["data"]["data"]["value"] == value(namespace)

@@ -42,6 +42,11 @@ def throwaway_ca_pem() -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+def tenants(bench: Bench) -> str:
+    """A KV root of this test's own: the OpenBao server is shared by the whole session."""
+    return "tenants-" + bench.vault_path.rsplit("/", 1)[-1]
+
+
 def configure_vault(bench: Bench, bound_namespaces: dict[str, str]) -> str:
     """A kubernetes auth mount on OpenBao trusting the emulator; one role per tenant namespace,
     ``rotator-<namespace>``, bound to ``<bound namespace>/rotator`` with audience ``vault`` and a
@@ -56,7 +61,7 @@ def configure_vault(bench: Bench, bound_namespaces: dict[str, str]) -> str:
         mount_point=mount,
     )
     for tenant, bound in bound_namespaces.items():
-        prefix = f"secret/%s/tenants/{tenant}/*"
+        prefix = f"secret/%s/{tenants(bench)}/{tenant}/*"
         client.sys.create_or_update_policy(
             name=f"{mount}-{tenant}",
             policy=f"""
@@ -90,7 +95,7 @@ def cluster_store(bench: Bench, mount: str, namespaces: list[str]) -> dict[str, 
                 "auth": {"kubernetes": {"role": "rotator-{namespace}", "mountPath": mount}},
             },
             "namespaces": {"names": namespaces},
-            "pathPrefix": "tenants/{namespace}/",
+            "pathPrefix": tenants(bench) + "/{namespace}/",
         },
     }
 
@@ -124,7 +129,7 @@ def test_each_namespace_logs_in_as_its_own_service_account(bench: Bench) -> None
     status = bench.wait_rotations(2).get("status") or {}
     assert status["history"][0]["result"] == "Succeeded"
     stored = bench.vault_client().secrets.kv.v2.read_secret_version(
-        path=f"tenants/{NAMESPACE}/db", mount_point="secret", raise_on_deleted_version=False
+        path=f"{tenants(bench)}/{NAMESPACE}/db", mount_point="secret", raise_on_deleted_version=False
     )
     assert stored["data"]["data"]["value"] == bench.secret_value()
     bench.seen_values.add(str(stored["data"]["data"]["value"]))
@@ -162,6 +167,6 @@ def test_a_role_bound_to_team_a_refuses_team_b(bench: Bench) -> None:
         "team-a rotated",
     )
     assert bench.kube.get_secret("team-b", demo.SECRET) is None
-    for version_path in ("tenants/team-b/db",):
+    for version_path in (f"{tenants(bench)}/team-b/db",):
         with pytest.raises(hvac.exceptions.InvalidPath):
             bench.vault_client().secrets.kv.v2.read_secret_metadata(path=version_path, mount_point="secret")
