@@ -135,6 +135,7 @@ class Cluster:
         faulty: bool = False,
         progress_deadline: int = 600,
         extra_spec: Mapping[str, Any] | None = None,
+        policy: bool = True,
     ) -> None:
         ns = self.namespace
         demo.create(
@@ -147,9 +148,13 @@ class Cluster:
                 body["spec"]["template"]["metadata"]["labels"][FAULT_LABEL] = FAULT_NEVER_READY
             self.kube.create(f"/apis/apps/v1/namespaces/{ns}/deployments", body)
             wait_for("the consumer to roll out", lambda: rollout_complete(self.deployment()), timeout=60)
+        if policy:
+            target = demo.DEPLOYMENT if deployment and restart_targets else None
+            self.kube.create(policy_path(ns), self.policy_body(target, extra_spec))
+
+    def policy_body(self, target: str | None, extra_spec: Mapping[str, Any] | None = None) -> dict[str, Any]:
         spec = {"verify": {"timeout": "60s"}, "revoke": {"gracePeriod": "1s"}, **(extra_spec or {})}
-        target = demo.DEPLOYMENT if deployment and restart_targets else None
-        self.kube.create(policy_path(ns), demo.rotation_policy(ns, deployment=target, extra_spec=spec))
+        return demo.rotation_policy(self.namespace, deployment=target, extra_spec=spec)
 
     # --- observation -----------------------------------------------------------------------
     @property
@@ -437,3 +442,109 @@ def test_crash_after_the_secret_write_completes_with_one_new_version(cluster: Cl
     assert cluster.secret_value() == cluster.kv_value(2)
     assert cluster.deployment()["metadata"]["generation"] == generation + 1, "restarted more than once"
     wait_for("the rollout to complete", lambda: rollout_complete(cluster.deployment()), timeout=30)
+
+
+def configure_kubernetes_auth(cluster: Cluster) -> str:
+    """OpenBao's kubernetes auth method pointed at the REAL kube-apiserver (HTTPS, the generated
+    CA), reviewing tokens with a reviewer account bound to system:auth-delegator; one role,
+    ``rotator-<namespace>``, bound to ``<namespace>/rotator`` with audience ``vault`` and a
+    policy on the namespace's own prefix. Returns the mount path."""
+    ns = cluster.namespace
+    admin = cluster.install.admin_kubeconfig
+    kubectl(admin, "create", "serviceaccount", "vault-reviewer", "-n", ns)
+    kubectl(
+        admin,
+        "create",
+        "clusterrolebinding",
+        f"vault-reviewer-{ns}",
+        "--clusterrole=system:auth-delegator",
+        f"--serviceaccount={ns}:vault-reviewer",
+    )
+    reviewer = kubectl(admin, "create", "token", "vault-reviewer", "-n", ns, "--duration=1h").strip()
+    client = cluster.vault_client()
+    mount = f"k8s-{uuid.uuid4().hex[:8]}"
+    client.sys.enable_auth_method("kubernetes", path=mount)
+    client.auth.kubernetes.configure(
+        kubernetes_host=cluster.real_kube.url,
+        kubernetes_ca_cert=cluster.real_kube.pki.ca_path.read_text(),
+        token_reviewer_jwt=reviewer,
+        disable_local_ca_jwt=True,
+        mount_point=mount,
+    )
+    prefix = f"secret/%s/tenants/{ns}/*"
+    client.sys.create_or_update_policy(
+        name=f"{mount}-{ns}",
+        policy=f"""
+path "{prefix % "data"}" {{ capabilities = ["create", "read", "update"] }}
+path "{prefix % "metadata"}" {{ capabilities = ["create", "read", "update", "patch"] }}
+path "{prefix % "destroy"}" {{ capabilities = ["update"] }}
+path "secret/config" {{ capabilities = ["read"] }}
+path "sys/internal/ui/mounts/secret" {{ capabilities = ["read"] }}
+""",
+    )
+    client.auth.kubernetes.create_role(
+        name=f"rotator-{ns}",
+        bound_service_account_names=[OPERATOR_SA],
+        bound_service_account_namespaces=[ns],
+        audience="vault",
+        policies=[f"{mount}-{ns}"],
+        ttl="1h",
+        mount_point=mount,
+    )
+    return mount
+
+
+def test_vault_kubernetes_auth_reviews_tokens_with_the_real_api_server(cluster: Cluster) -> None:
+    ns = cluster.namespace
+    cluster.kube.create(f"/api/v1/namespaces/{ns}/serviceaccounts", demo.service_account(ns, OPERATOR_SA))
+    mount = configure_kubernetes_auth(cluster)
+    store = f"vault-k8s-{ns}"
+    cluster.kube.create(
+        CLUSTER_STORES,
+        {
+            "apiVersion": "rotator.dev/v1alpha1",
+            "kind": "ClusterRotationStore",
+            "metadata": {"name": store},
+            "spec": {
+                "vault": {
+                    "address": cluster.vault.address,
+                    "auth": {"kubernetes": {"role": "rotator-{namespace}", "mountPath": mount}},
+                },
+                "namespaces": {"names": [ns]},
+                "pathPrefix": "tenants/{namespace}/",
+            },
+        },
+    )
+    cluster.cluster_stores.append(store)
+    cluster.seed(policy=False)
+    body = cluster.policy_body(demo.DEPLOYMENT)
+    body["spec"]["storeRef"] = {"kind": "ClusterRotationStore", "name": store}
+    body["spec"]["path"] = "db"
+    cluster.kube.create(policy_path(ns), body)
+
+    cluster.operator().start()
+    cluster.wait_rotations(1)
+    cluster.force()
+    status = cluster.wait_rotations(2)
+    assert [h["result"] for h in status["history"]] == ["Succeeded", "Succeeded"], status
+    path = f"tenants/{ns}/db"
+    assert cluster.secret_value() == cluster.kv_value(path=path) == cluster.kv_value(2, path=path)
+    assert cluster.kv_value(1, path=path) is None
+    store_status = (cluster.kube.get(f"{CLUSTER_STORES}/{store}") or {}).get("status") or {}
+    assert condition(store_status, "Ready")["status"] == "True", store_status
+
+    # OpenBao really asks kube-apiserver: a TokenRequest token of the bound account logs in, the
+    # same token with a forged signature is refused by TokenReview, another account by the role.
+    client = hvac.Client(url=cluster.vault.address, timeout=5)
+    admin = cluster.install.admin_kubeconfig
+
+    def token(account: str) -> str:
+        return kubectl(
+            admin, "create", "token", account, "-n", ns, "--audience=vault", "--duration=10m"
+        ).strip()
+
+    good = token(OPERATOR_SA)
+    assert client.auth.kubernetes.login(f"rotator-{ns}", good, mount_point=mount)["auth"]["client_token"]
+    for refused in (good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB"), token("default")):
+        with pytest.raises(hvac.exceptions.VaultError):
+            client.auth.kubernetes.login(f"rotator-{ns}", refused, mount_point=mount)
