@@ -20,6 +20,7 @@ from typing import Any
 
 import hvac
 import pytest
+import yaml
 
 from rotator.cli import CRASH_EXIT_CODE
 from rotator.kube import Kube, load_api_client, policy_path
@@ -548,3 +549,75 @@ def test_vault_kubernetes_auth_reviews_tokens_with_the_real_api_server(cluster: 
     for refused in (good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB"), token("default")):
         with pytest.raises(hvac.exceptions.VaultError):
             client.auth.kubernetes.login(f"rotator-{ns}", refused, mount_point=mount)
+
+
+def limited_account(cluster: Cluster, resource: str, verb: str) -> str:
+    """A copy of the operator's install with ``verb`` on ``resource`` removed from the ClusterRole
+    (manifests/clusterrole.yaml), bound to its own account in rotator-system with the
+    leader-election Role. Returns the account's name."""
+    account = f"rotator-limited-{cluster.namespace}"
+    role = yaml.safe_load((REPO / "manifests" / "clusterrole.yaml").read_text())
+    role["metadata"] = {"name": account}
+    removed = False
+    for rule in role["rules"]:
+        if resource in rule["resources"] and verb in rule["verbs"]:
+            assert rule["resources"] == [resource], "split the rule before removing a verb"
+            rule["verbs"] = [v for v in rule["verbs"] if v != verb]
+            removed = True
+    assert removed, f"the ClusterRole grants no {verb} on {resource}"
+    subject = [{"kind": "ServiceAccount", "name": account, "namespace": SYSTEM}]
+    docs = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": SYSTEM}},
+        role,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": account},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": account},
+            "subjects": subject,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": account, "namespace": SYSTEM},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "rotator-leader-election",
+            },
+            "subjects": subject,
+        },
+    ]
+    kubectl(cluster.install.admin_kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+    return account
+
+
+def test_a_missing_rbac_verb_is_a_named_condition_with_nothing_half_done(cluster: Cluster) -> None:
+    account = limited_account(cluster, "secrets", "update")
+    cluster.seed()
+    cluster.operator(account).start()
+    # Creating the Secret is still allowed: the first rotation completes.
+    status = cluster.wait_rotations(1)
+    assert status["history"][0]["result"] == "Succeeded", status
+    old = cluster.secret_value()
+    generation = cluster.deployment()["metadata"]["generation"]
+
+    cluster.force()
+    status = cluster.wait(
+        lambda s: (s.get("rotation") or {}) and condition(s, "Ready")["reason"] == "KubernetesError",
+        30,
+        "Ready=False KubernetesError",
+    )
+    ready = condition(status, "Ready")
+    assert ready["status"] == "False"
+    user = f"system:serviceaccount:{SYSTEM}:{account}"
+    assert f'{user} cannot update secrets in namespace "{cluster.namespace}"' in ready["message"], ready
+    # Held before the first store write: no new version anywhere, the Secret and the consumer as
+    # they were, the old credential current and alive.
+    assert status["rotation"]["step"] == "generate", status["rotation"]
+    assert cluster.kv_versions() == [1]
+    assert cluster.kv_value() == old
+    assert cluster.secret_value() == old
+    assert cluster.deployment()["metadata"]["generation"] == generation
+    events = cluster.kube.list(f"/api/v1/namespaces/{cluster.namespace}/events")
+    assert any("cannot update secrets" in (e.get("message") or "") for e in events)
