@@ -9,6 +9,7 @@ synchronous like the client it wraps; callers run it off the event loop.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -29,6 +30,8 @@ JSON_PATCH: Final = "application/json-patch+json"
 
 JsonObject = dict[str, Any]
 
+_DRY_RUN: Final = {"dryRun": "All"}
+
 
 class KubeError(Exception):
     """An API call failed; the message holds the API's reason, never a request body."""
@@ -45,6 +48,33 @@ class KubeConflict(KubeError):
 
 class KubeUnavailable(KubeError):
     """The API server could not be reached or answered 5xx/429: temporary."""
+
+
+class KubeForbidden(KubeError):
+    """403 from the authorizer: the operator's RBAC lacks a verb. The message names who, which
+    verb, which resource and where, so ``Ready=False KubeError`` tells the admin what to grant."""
+
+    def __init__(
+        self, reason: str, message: str, *, user: str, verb: str, resource: str, namespace: str
+    ) -> None:
+        where = f'in namespace "{namespace}"' if namespace else "cluster-wide"
+        summary = (
+            f"{user} cannot {verb} {resource} {where} (grant it in rotator's ClusterRole or Role); "
+            f"the API server said: {message}"
+        )
+        super().__init__(403, reason, summary)
+        self.user = user
+        self.verb = verb
+        self.resource = resource
+        self.namespace = namespace
+
+
+# kube-apiserver's RBAC refusal: 'secrets "x" is forbidden: User "system:serviceaccount:ns:sa"
+# cannot update resource "secrets" in API group "" in the namespace "shop"'.
+_FORBIDDEN = re.compile(
+    r'User "(?P<user>[^"]+)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)"'
+    r'(?: in API group "(?P<group>[^"]*)")?(?: in the namespace "(?P<namespace>[^"]+)")?'
+)
 
 
 def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> k8s.ApiClient:
@@ -124,15 +154,16 @@ class Kube:
                 return None
             raise
 
-    def create(self, path: str, body: Mapping[str, Any]) -> JsonObject:
-        return self.request("POST", path, dict(body))
+    def create(self, path: str, body: Mapping[str, Any], *, dry_run: bool = False) -> JsonObject:
+        """``dry_run``: authorized, admitted and validated by the server, never stored."""
+        return self.request("POST", path, dict(body), query=_DRY_RUN if dry_run else None)
 
-    def replace(self, path: str, body: Mapping[str, Any]) -> JsonObject:
+    def replace(self, path: str, body: Mapping[str, Any], *, dry_run: bool = False) -> JsonObject:
         """PUT carrying the resourceVersion it read: a concurrent writer makes this a KubeConflict."""
-        return self.request("PUT", path, dict(body))
+        return self.request("PUT", path, dict(body), query=_DRY_RUN if dry_run else None)
 
-    def merge_patch(self, path: str, patch: Mapping[str, Any]) -> JsonObject:
-        return self.request("PATCH", path, dict(patch), MERGE_PATCH)
+    def merge_patch(self, path: str, patch: Mapping[str, Any], *, dry_run: bool = False) -> JsonObject:
+        return self.request("PATCH", path, dict(patch), MERGE_PATCH, query=_DRY_RUN if dry_run else None)
 
     def list(self, path: str, label_selector: str | None = None) -> list[JsonObject]:
         query = {"labelSelector": label_selector} if label_selector else None
@@ -170,11 +201,13 @@ class Kube:
     def get_secret(self, namespace: str, name: str) -> JsonObject | None:
         return self.get(secret_path(namespace, name))
 
-    def create_secret(self, namespace: str, body: Mapping[str, Any]) -> JsonObject:
-        return self.create(secret_path(namespace), body)
+    def create_secret(self, namespace: str, body: Mapping[str, Any], *, dry_run: bool = False) -> JsonObject:
+        return self.create(secret_path(namespace), body, dry_run=dry_run)
 
-    def replace_secret(self, namespace: str, name: str, body: Mapping[str, Any]) -> JsonObject:
-        return self.replace(secret_path(namespace, name), body)
+    def replace_secret(
+        self, namespace: str, name: str, body: Mapping[str, Any], *, dry_run: bool = False
+    ) -> JsonObject:
+        return self.replace(secret_path(namespace, name), body, dry_run=dry_run)
 
 
 def _map_error(exc: ApiException) -> KubeError:
@@ -187,6 +220,18 @@ def _map_error(exc: ApiException) -> KubeError:
         message = ""
     if status == 409:
         return KubeConflict(status, reason, message)
+    refusal = _FORBIDDEN.search(message) if status == 403 else None
+    if refusal is not None:
+        group = refusal["group"]
+        resource = f"{refusal['resource']}.{group}" if group else refusal["resource"]
+        return KubeForbidden(
+            reason,
+            message,
+            user=refusal["user"],
+            verb=refusal["verb"],
+            resource=resource,
+            namespace=refusal["namespace"] or "",
+        )
     if status == 0 or status >= 500 or status == 429:
         return KubeUnavailable(status, reason, message)
     return KubeError(status, reason, message)

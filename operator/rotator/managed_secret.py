@@ -73,6 +73,22 @@ def ensure_secret_is_ours(kube: Kube, policy: PolicyRef, name: str) -> dict[str,
     return existing
 
 
+def authorize_secret_write(kube: Kube, policy: PolicyRef, name: str) -> None:
+    """Ask the API server, without changing anything, whether :func:`write_secret` will be
+    allowed: a server-side dry run of the same verb (create when absent, update otherwise) goes
+    through authentication, RBAC and admission and stores nothing. A missing grant is a
+    KubeForbidden *before* a rotation writes to its store, never a store version promoted that
+    the Secret can not follow. A foreign Secret is refused as :func:`write_secret` refuses it."""
+    existing = ensure_secret_is_ours(kube, policy, name)
+    if existing is None:
+        metadata = {"name": name, "namespace": policy.namespace}
+        kube.create_secret(
+            policy.namespace, {"apiVersion": "v1", "kind": "Secret", "metadata": metadata}, dry_run=True
+        )
+    else:
+        kube.replace_secret(policy.namespace, name, existing, dry_run=True)
+
+
 def write_secret(
     kube: Kube,
     policy: PolicyRef,

@@ -33,6 +33,9 @@ HERE = Path(__file__).resolve().parent
 STARTUP: dict[str, float] = {}
 """'real_kube' -> seconds from start() to nodes Ready, for the session summary."""
 
+TIMINGS: dict[str, float] = {}
+"""Test name -> wall seconds (the operator tests on the real control plane), for the summary."""
+
 _SKIP_REASON: list[str] = []
 """Why the real-cluster tests were skipped (outside CI), repeated in the session summary."""
 
@@ -116,3 +119,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if STARTUP:
         seconds = STARTUP["real_kube"]
         terminalreporter.write_line(f"real control plane startup: {seconds:.1f} s")
+    for name, seconds in TIMINGS.items():
+        terminalreporter.write_line(f"real control plane: {name} {seconds:.1f} s")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the item: a fixture's teardown can tell a failed test."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

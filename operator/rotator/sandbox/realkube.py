@@ -67,9 +67,21 @@ FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 
 _CERT_DAYS = 30
 
+FAULT_LABEL = "kwok.rotator.dev/fault"
+"""A pod-template label the stages below honour; its value names the fault (FAULT_NEVER_READY)."""
+FAULT_NEVER_READY = "never-ready-after-restart"
+"""A pod labelled ``FAULT_LABEL: FAULT_NEVER_READY`` that also carries rotator's restart
+annotation (``rotator.dev/rotation-id``) runs but never turns Ready: a consumer that a new
+credential breaks. Its pods from before any rotator restart are Ready as usual."""
+_FAULTY = (
+    f'(.metadata.labels["{FAULT_LABEL}"] == "{FAULT_NEVER_READY}")'
+    ' and (.metadata.annotations["rotator.dev/rotation-id"] != null)'
+)
+
 # kwok ships no stages of its own: these say what a fake kubelet does. A fake node becomes
-# Ready with ample room; a bound pod becomes Running and Ready at once; a deleted pod goes away
-# (no kubelet would otherwise confirm the deletion). Node liveness after that is kwok's leases.
+# Ready with ample room; a bound pod becomes Running and Ready at once (unless FAULT_LABEL says
+# otherwise: then Running, never Ready); a deleted pod goes away (no kubelet would otherwise
+# confirm the deletion). Node liveness after that is kwok's leases.
 KWOK_STAGES = """\
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
@@ -118,6 +130,7 @@ spec:
     matchExpressions:
     - {key: .metadata.deletionTimestamp, operator: DoesNotExist}
     - {key: .status.phase, operator: In, values: [Pending]}
+    - {key: 'FAULTY', operator: NotIn, values: ["true"]}
   next:
     statusTemplate: |
       {{ $now := Now }}
@@ -152,6 +165,47 @@ spec:
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
+metadata: {name: rotator-pod-never-ready}
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - {key: .metadata.deletionTimestamp, operator: DoesNotExist}
+    - {key: .status.phase, operator: In, values: [Pending]}
+    - {key: 'FAULTY', operator: In, values: ["true"]}
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      phase: Running
+      startTime: {{ $now | Quote }}
+      conditions:
+      - {type: PodScheduled, status: "True", lastTransitionTime: {{ $now | Quote }}}
+      - {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
+      - {type: ContainersReady, status: "False", reason: ContainersNotReady,
+         lastTransitionTime: {{ $now | Quote }}}
+      - {type: Ready, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
+      containerStatuses:
+      {{ range .spec.containers }}
+      - name: {{ .name | Quote }}
+        image: {{ .image | Quote }}
+        ready: false
+        started: true
+        restartCount: 0
+        state: {running: {startedAt: {{ $now | Quote }}}}
+      {{ end }}
+      {{ with NodeIPsWith .spec.nodeName }}
+      hostIP: {{ index . 0 | Quote }}
+      {{ end }}
+      {{ with PodIPsWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace }}
+      podIP: {{ index . 0 | Quote }}
+      podIPs:
+      {{ range . }}
+      - {ip: {{ . | Quote }}}
+      {{ end }}
+      {{ end }}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
 metadata: {name: rotator-pod-delete}
 spec:
   resourceRef: {apiGroup: v1, kind: Pod}
@@ -160,7 +214,7 @@ spec:
     - {key: .metadata.deletionTimestamp, operator: Exists}
   next:
     delete: true
-"""
+""".replace("FAULTY", _FAULTY)
 
 
 class ControlPlaneUnavailable(ServerError):
@@ -813,6 +867,8 @@ __all__ = [
     "BINARIES",
     "BIN_DIR_ENV",
     "BUILD_SCRIPT",
+    "FAULT_LABEL",
+    "FAULT_NEVER_READY",
     "ApiError",
     "ControlPlaneUnavailable",
     "RealKubeServer",

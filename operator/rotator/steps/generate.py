@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from rotator.managed_secret import authorize_secret_write
 from rotator.models import Event, reasons
 from rotator.policy.transitions import Outcome
 from rotator.steps.checkpoints import Checkpoint
 from rotator.steps.context import StepContext, StepResult
+from rotator.workloads.io import authorize_restart
 
 
 def run(ctx: StepContext) -> StepResult:
@@ -17,6 +19,7 @@ def run(ctx: StepContext) -> StepResult:
             f"adopted store version {existing.version} already written for this rotation",
             {"new_version": existing.version},
         )
+    authorize_kube_writes(ctx)
     ctx.checkpoint(Checkpoint.GENERATE_BEFORE_WRITE)
     written = ctx.store.write_pending(ctx.generate(), ctx.rotation_id)
     ctx.checkpoint(Checkpoint.GENERATE_AFTER_WRITE)
@@ -31,3 +34,14 @@ def run(ctx: StepContext) -> StepResult:
             ),
         ),
     )
+
+
+def authorize_kube_writes(ctx: StepContext) -> None:
+    """Before the first store write: will the API server let this rotation write its Secret and
+    restart its consumers? Server-side dry runs (one per object, nothing stored) answer with
+    the real authorizer and admission; a missing RBAC verb is a KubeForbidden here, so the
+    rotation holds with nothing written (Ready=False, reason KubeError, naming the verb) instead
+    of promoting a store version that the Secret can not follow."""
+    authorize_secret_write(ctx.kube, ctx.policy, ctx.spec.secret.name)
+    for target in ctx.spec.restart.targets:
+        authorize_restart(ctx.kube, ctx.policy.namespace, target.kind, target.name, ctx.rotation_id, ctx.now)

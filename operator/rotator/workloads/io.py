@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from rotator.kube import Kube
+from rotator.kube import Kube, KubeError
 from rotator.workloads.kinds import workload_path
 from rotator.workloads.restarter import already_restarted, restart_patch
 
@@ -17,6 +17,18 @@ def target_key(kind: str, name: str) -> str:
 
 def read_workload(kube: Kube, namespace: str, kind: str, name: str) -> Mapping[str, Any] | None:
     return kube.get(workload_path(kind, namespace, name))
+
+
+def authorize_restart(
+    kube: Kube, namespace: str, kind: str, name: str, restart_id: str, now: datetime
+) -> None:
+    """A server-side dry run of :func:`restart`'s patch: KubeForbidden when rotator may not patch
+    the workload, nothing changed either way. A missing workload is left to the restart step."""
+    try:
+        kube.merge_patch(workload_path(kind, namespace, name), restart_patch(restart_id, now), dry_run=True)
+    except KubeError as exc:
+        if exc.status != 404:
+            raise
 
 
 def restart(kube: Kube, namespace: str, kind: str, name: str, restart_id: str, now: datetime) -> bool:
