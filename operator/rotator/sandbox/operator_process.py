@@ -43,14 +43,23 @@ class OperatorProcess:
     stopping: bool = False
     """Set by :meth:`stop` and :meth:`kill`: the exit that follows was asked for, not a crash."""
     _log: IO[bytes] | None = None
+    _auto_ports: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self._auto_ports = not (self.metrics_port or self.liveness_port)
 
     def start(self, crash_at: str | None = None) -> None:
         """Start `rotator run`; `crash_at` names checkpoints where it must die (comma list)."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError("operator already running")
         self.stopping = False
-        self.metrics_port = self.metrics_port or free_port()
-        self.liveness_port = self.liveness_port or free_port()
+        if self._auto_ports:
+            # Fresh ports at every start: after a kill, another job on the machine may have taken
+            # the old ones (a restarted operator that cannot bind is a crash loop, not a test).
+            self.metrics_port = free_port()
+            self.liveness_port = free_port()
+            while self.liveness_port == self.metrics_port:
+                self.liveness_port = free_port()
         env = {**os.environ, "POD_NAME": self.pod_name, **self.extra_env, "PYTHONUNBUFFERED": "1"}
         env.pop("ROTATOR_CRASH_AT", None)
         if crash_at:
