@@ -39,9 +39,17 @@ def test_vault_down_for_30s_mid_rotation_waits_with_backoff_then_completes(bench
         rotation = during["status"]["rotation"]
         assert rotation["step"] == "revoke"
         assert "StoreUnavailable" in rotation["lastError"]
+        # ... and its conditions say so: what is unreachable since when, which step retries.
+        condition = ready(during["status"])
+        assert (condition["status"], condition["reason"]) == ("False", "StoreUnavailable")
+        assert f"since {during['status']['failingSince']}" in condition["message"]
+        rotating = next(c for c in during["status"]["conditions"] if c["type"] == "Rotating")
+        assert rotating["message"].startswith("revoke: retrying after")
         time.sleep(max(0.0, 30 - 1))
         assert bench.status()["rotation"]["step"] == "revoke"
     status = bench.wait_rotations(2, timeout=120).get("status") or {}
+    assert ready(status)["status"] == "True"
+    assert "failingSince" not in status
     assert status["history"][0]["result"] == "Succeeded"
     assert sorted(bench.kv_versions()) == [1, 2]
     assert bench.kv_value(1) is None

@@ -26,10 +26,9 @@ import pytest
 from rotator.kube import Kube, KubeConflict
 from rotator.leader import LeaderElector, LeadershipLost
 from rotator.models import LeaderElection, utcnow
-from rotator.models.paths import STAGING_SUFFIX
 from rotator.policy.leader import LeaseRecord, claim, lease_spec, record_of
 from rotator.sandbox.operator_process import OperatorProcess
-from tests.fixtures.rotation import Bench
+from tests.fixtures.rotation import Bench, assert_no_orphan
 from tests.integration.conftest import TAKEOVERS
 
 LEASE_NS = "rotator-system"
@@ -226,23 +225,6 @@ def first_reconciles(log: Path) -> list[float]:
     """Wall-clock times of the "first reconcile as leader" lines in an operator log."""
     text = log.read_text(errors="replace") if log.exists() else ""
     return [datetime.strptime(m, "%Y-%m-%d %H:%M:%S,%f").timestamp() for m in FIRST_RECONCILE.findall(text)]
-
-
-def assert_no_orphan(bench: Bench, current: int) -> None:
-    """The store's latest version is the current one (no second write), every older version KV
-    v2 still lists is revoked (destroyed), and no pending value is left staged."""
-    versions = bench.kv_versions()  # KV v2 keeps the last max_versions of them
-    assert max(versions) == current, f"store versions {sorted(versions)}, current {current}"
-    assert bench.secret_value() == bench.kv_value(current)
-    orphans = [v for v in versions if v != current and bench.kv_value(v) is not None]
-    assert not orphans, f"versions neither current nor revoked: {orphans}"
-    # Pending values are staged on a sibling path (version 1 is the ownership claim) and
-    # destroyed once promoted: none may outlive its rotation.
-    staged = bench.vault_client().secrets.kv.v2.read_secret_metadata(
-        path=bench.vault_path + STAGING_SUFFIX, mount_point="secret"
-    )["data"]["versions"]
-    pending = [int(v) for v, meta in staged.items() if int(v) > 1 and not meta.get("destroyed")]
-    assert not pending, f"staged pending versions left behind: {pending}"
 
 
 @pytest.fixture

@@ -587,6 +587,7 @@ def test_status_written_by_the_models_is_valid_and_survives_pruning() -> None:
         "credentialSpecHash": "abc123",
         "lastResult": "Succeeded",
         "retryNotBefore": "2026-11-27T21:00:00Z",
+        "failingSince": "2026-11-27T20:00:00Z",
         "rotation": {
             "id": "4f1c",
             "reason": "Due",

@@ -20,6 +20,7 @@ from rotator.engine.store import open_store
 from rotator.engine.trigger import decide_and_record
 from rotator.logs import SENSITIVE
 from rotator.models import (
+    ConditionStatus,
     ConditionType,
     PermanentError,
     Phase,
@@ -119,6 +120,11 @@ def _run_step(draft: Draft, spec: RotationPolicySpec, store: Store, deps: Deps) 
 def _record(draft: Draft, spec: RotationPolicySpec, result: StepResult, deps: Deps) -> Reconciled:
     """Fold the step's result into status and decide, from the transition table, what is next."""
     step = draft.rotation.step
+    ready = draft.status.condition(ConditionType.READY)
+    if ready is None or ready.status != ConditionStatus.TRUE:
+        # The step ran: what kept it from running (an outage, a refused login, an error) is over.
+        message = f"rotation {draft.rotation.id} in progress: {step} ran"
+        draft.condition(ConditionType.READY, True, reasons.READY, message, event_on_change=True)
     draft.set_rotation(**result.updates)
     draft.events.extend(result.events)
     for kind in result.restarted_kinds:

@@ -129,7 +129,11 @@ class Reconciled:
 
 
 def persist(kube: Kube, draft: Draft, requeue_after: float | None, *, temporary: bool = False) -> Reconciled:
-    """Write what changed (nothing when nothing did) and report the reconcile."""
+    """Write what changed (nothing when nothing did) and report the reconcile.
+
+    A reconcile that did not end temporarily ends the streak of failures (``failingSince``)."""
+    if not temporary and draft.status.failing_since is not None:
+        draft.set(failing_since=None)
     # Through the wire format and back: what the caller sees is exactly what was stored (whole
     # seconds where status keeps whole seconds), so the next reconcile computes the same times.
     draft.status = RotationPolicyStatus.from_raw(

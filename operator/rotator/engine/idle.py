@@ -36,14 +36,19 @@ def reconcile_idle(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> Reconc
     current = store.current()
     if current is not None and existed and not draft.status.current_version:
         _adopt(draft, spec, current, opened.location)
-    if current is not None:
+    missing = current is None and bool(draft.status.current_version)
+    if missing:
+        _credential_missing(draft, spec, opened.location)
+    elif current is not None:
+        _credential_present(draft, current)
         _repair_drift(draft, spec, store, current, deps)
     decision = decide_and_record(draft, spec, opened.location, store_has_value=current is not None)
     if decision.rotate:
         return start_rotation(draft, spec, decision, current, opened.location, deps)
     if draft.status.last_result is not RotationResult.FAILED:
         draft.set(phase=Phase.IDLE)
-    draft.condition(ConditionType.READY, True, reasons.READY, decision.message)
+    if not missing:
+        draft.condition(ConditionType.READY, True, reasons.READY, decision.message)
     draft.condition(ConditionType.ROTATING, False, reasons.IDLE, "no rotation in progress")
     due = refresh_schedule(draft, spec, deps.metrics)
     requeue = deps.settings.idle_resync
@@ -59,6 +64,35 @@ def _suspended(draft: Draft, spec: RotationPolicySpec, opened: OpenedStore, deps
     draft.condition(ConditionType.READY, True, reasons.SUSPENDED, decision.message)
     refresh_schedule(draft, spec, deps.metrics)
     return persist(deps.kube, draft, deps.settings.idle_resync)
+
+
+def _credential_missing(draft: Draft, spec: RotationPolicySpec, location: Mapping[str, str]) -> None:
+    """The store lost the current version (a Vault restarted empty, a path deleted by hand).
+
+    Not a trigger by itself: the Secret still holds the last value and the consumers keep working
+    with it, so nothing is touched until a human chooses the recovery (restore the store, and the
+    condition clears; or force a rotation, which issues a new credential with no old version to
+    fall back to or revoke). Scheduled, maxAge and forced rotations start as usual.
+    """
+    where = location.get("path") or location.get("secretId") or "the store path"
+    message = (
+        f"store version {draft.status.current_version} (status.currentVersion) is missing from "
+        f"{where}; Secret {spec.secret.name} still holds the last value. Recover: restore the "
+        f"store, or force a rotation (rotator force {draft.ref.name} -n {draft.ref.namespace}) "
+        "to issue a new credential"
+    )
+    draft.condition(ConditionType.DEGRADED, True, reasons.CREDENTIAL_MISSING, message, event_on_change=True)
+    draft.condition(ConditionType.READY, False, reasons.CREDENTIAL_MISSING, message)
+
+
+def _credential_present(draft: Draft, current: StoredVersion) -> None:
+    """A store restored after :func:`_credential_missing`: the condition clears."""
+    degraded = draft.status.condition(ConditionType.DEGRADED)
+    if degraded is not None and degraded.reason == reasons.CREDENTIAL_MISSING:
+        message = f"store version {current.version} is current again"
+        draft.condition(
+            ConditionType.DEGRADED, False, reasons.CREDENTIAL_RESTORED, message, event_on_change=True
+        )
 
 
 def _adopt(

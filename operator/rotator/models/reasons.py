@@ -51,3 +51,6 @@ STORE_AUTH_FAILED: Final = "StoreAuthFailed"
 STORE_UNSUPPORTED: Final = "StoreUnsupported"
 STORE_KIND_CHANGED: Final = "StoreKindChangedDuringRotation"
 CURRENT_UNREADABLE: Final = "CurrentCredentialUnreadable"
+#: status.currentVersion is set but the store has no current version (a Vault restarted empty).
+CREDENTIAL_MISSING: Final = "CredentialMissing"
+CREDENTIAL_RESTORED: Final = "CredentialRestored"

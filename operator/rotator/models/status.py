@@ -178,6 +178,9 @@ class RotationPolicyStatus(_Status):
     credential_spec_hash: str | None = None
     last_result: RotationResult | None = None
     retry_not_before: Time | None = None
+    #: First failure of the current streak of temporary failures (store or API unreachable, a
+    #: refused login, an unexpected error); cleared by the first reconcile that ends otherwise.
+    failing_since: Time | None = None
     rotation: RotationState | None = None
     conditions: tuple[Condition, ...] = ()
     history: Annotated[tuple[HistoryEntry, ...], Field(max_length=HISTORY_LIMIT)] = ()
