@@ -204,3 +204,21 @@ def stored_rotation(raw: dict[str, object]) -> object:
     from rotator.models import RotationPolicyStatus
 
     return RotationPolicyStatus.from_raw(raw).rotation
+
+
+def test_a_spec_made_invalid_mid_rotation_holds_the_rotation_and_revokes_nothing(bench: EngineBench) -> None:
+    bench.seed()
+    bench.rotate_to_end()
+    bench.annotate("rotator.dev/force-rotate", "f")
+    bench.rotate_to_step(Step.VERIFY)
+    before = bench.status().rotation
+    assert before is not None
+    stored = bench.kube.get_policy(NS, "demo-db") or {}
+    target = {"kind": "Deployment", "name": "a"}
+    spec = {**stored["spec"], "restart": {"targets": [target, target]}}  # what an older CRD let in
+    for _ in range(3):
+        bench.tick(3600)
+        run = bench.reconcile(spec=spec)
+        assert run.condition("Ready")[:2] == ("False", reasons.INVALID_SPEC)
+        assert run.status.rotation == before, "the rotation waits where it was"
+    assert bench.store_value("1") is not None, "the old credential is never revoked unverified"
