@@ -79,8 +79,8 @@ def _run(args: argparse.Namespace) -> int:
     logs.configure(logging.DEBUG if args.verbose else logging.INFO, json_output=args.log_format == "json")
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # Kopf's own login reads it too
-    kube = Kube(load_api_client(args.kubeconfig))
     metrics = Metrics()
+    kube = Kube(load_api_client(args.kubeconfig), on_request=metrics.count_kube_request)
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
     opener = StoreOpener(kube, metrics)
