@@ -68,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from rotator import engine, handlers, logs
-    from rotator.kube import Kube, load_api_client
+    from rotator.kube import Kube, WatchCache, load_api_client, watched_object
     from rotator.leader import LeaderElector
     from rotator.metrics import Metrics
     from rotator.models import Settings
@@ -79,8 +79,12 @@ def _run(args: argparse.Namespace) -> int:
     logs.configure(logging.DEBUG if args.verbose else logging.INFO, json_output=args.log_format == "json")
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # Kopf's own login reads it too
-    kube = Kube(load_api_client(args.kubeconfig))
     metrics = Metrics()
+    kube = Kube(
+        load_api_client(args.kubeconfig),
+        on_request=metrics.count_kube_request,
+        cache=WatchCache(watched_object),  # fed by the handlers' watches
+    )
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
     opener = StoreOpener(kube, metrics)
@@ -101,7 +105,9 @@ def _run(args: argparse.Namespace) -> int:
         store_auth_failed=opener.auth_failed,
         metrics=metrics,
         checkpoint=checkpoint,
-        settings=Settings(idle_resync=args.idle_resync, poll=args.poll, leader_election=election),
+        settings=Settings(
+            idle_resync=args.idle_resync, resync=args.resync, poll=args.poll, leader_election=election
+        ),
     )
     if elector is not None:
         elector.start()
@@ -219,7 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness-port", type=int, default=8080, help="/healthz port; 0 disables")
     run.add_argument("--liveness-address", default="0.0.0.0", help="/healthz bind address")  # noqa: S104
     run.add_argument(
-        "--idle-resync", type=float, default=30.0, help="seconds between idle checks (drift repair)"
+        "--idle-resync",
+        type=float,
+        default=30.0,
+        help="seconds between looks at a held, suspended or dry-run policy; longest step wait",
+    )
+    run.add_argument(
+        "--resync",
+        type=float,
+        default=600.0,
+        help="seconds (+0-20%% per policy) between full looks at an idle policy: store and Secret; "
+        "drift is found by watching managed Secrets, this is the safety net",
     )
     run.add_argument(
         "--poll", type=float, default=1.0, help="seconds between polls while waiting on rollouts"

@@ -7,6 +7,14 @@ back to back (requeue 0) and waits on rollouts at a short poll, an idle policy o
 at its due time or every `idle_resync` seconds. Every RotationStore / ClusterRotationStore gets a
 task that re-checks its health every `store_recheck` seconds.
 
+Drift is found by watching, not by polling: the operator watches the Secrets it manages (label
+``app.kubernetes.io/managed-by=rotator``, a server-side label selector: never all Secrets) and
+the store objects into a :class:`rotator.kube.WatchCache` that the engine's reads answer from;
+a change to a managed Secret wakes its policy's loop. An idle policy's loop otherwise sleeps
+until its due time or a long, jittered safety resync (``Settings.resync``): the only look that
+reads the store. Each reconcile starts from the policy object its predecessor's status write
+returned (or the watch delivered), so a rotation does not re-read the policy between steps.
+
 Why not Kopf daemons or timers: those put a finalizer on every object, so a policy, a store or
 a whole namespace could not be deleted while the operator is down (issue 7). Nothing here needs
 to act before an object goes away (the Secret is retained or garbage-collected by its owner
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -36,11 +45,13 @@ from rotator.engine.store_health import HealthCheck, check_store
 from rotator.kube import API_VERSION, GROUP, KIND, PLURAL, VERSION, Kube, connection_of
 from rotator.leader import LeaderElector, LeadershipLost
 from rotator.models import Event, PolicyRef, reasons, utcnow
+from rotator.models.keys import MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL
 from rotator.models.store import StoreRefKind
 from rotator.tenancy.resolve import store_path
 
 log = logging.getLogger("rotator.handlers")
 KOPF_PREFIX = "kopf.rotator.dev"
+MANAGED_SECRETS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 STORES = {
     StoreRefKind.ROTATION_STORE: "rotationstores",
     StoreRefKind.CLUSTER_ROTATION_STORE: "clusterrotationstores",
@@ -63,6 +74,9 @@ class Runtime:
     wakers: dict[Key, asyncio.Event] = field(default_factory=dict)
     #: (generation, annotations) last seen per object: only a change of those wakes its loop.
     seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
+    #: The object a watch event delivered with such a change: the loop's next reconcile starts
+    #: from it instead of reading the object again.
+    delivered: dict[Key, dict[str, Any]] = field(default_factory=dict)
     #: None: leader election is off and this process always reconciles.
     leader: LeaderElector | None = None
     _leading: asyncio.Event | None = field(default=None, init=False)
@@ -112,6 +126,8 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     settings.posting.level = logging.INFO
     settings.posting.reporting_component = "rotator"
+    # Only the Secrets rotator manages, selected by the API server: never all Secrets.
+    settings.watching.label_selectors["v1", "secrets"] = MANAGED_SECRETS
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
@@ -139,9 +155,39 @@ async def track_policy(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_
     _track(runtime, PLURAL, event, body, lambda key: _policy_loop(runtime, key))
 
 
+@kopf.on.event("v1", "secrets", labels={MANAGED_BY_LABEL: MANAGED_BY})
+async def track_managed_secret(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
+    """A managed Secret changed (or went): into the cache, and its policy's loop woken, unless
+    the event only echoes what the cache holds already (our own write's answer)."""
+    runtime = _runtime(memo)
+    meta = body.get("metadata") or {}
+    policy = str((meta.get("labels") or {}).get(POLICY_LABEL) or "")
+    if not _cached(runtime, event, body) or not policy:
+        return
+    key: Key = (PLURAL, str(meta.get("namespace") or ""), policy)
+    if key in runtime.tasks:
+        runtime.waker(key).set()
+
+
+def _cached(runtime: Runtime, event: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    """Put a watched object into the cache; True when it is news."""
+    cache = runtime.kube.cache
+    if cache is None:
+        return True
+    if event.get("type") == "DELETED":
+        cache.gone(body)
+        return True
+    return cache.put(_plain(body))
+
+
+def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(dict(body))
+
+
 @kopf.on.event(GROUP, VERSION, STORES[StoreRefKind.ROTATION_STORE])
 async def track_store(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
     runtime = _runtime(memo)
+    _cached(runtime, event, body)
     plural = STORES[StoreRefKind.ROTATION_STORE]
     _track(runtime, plural, event, body, lambda key: _store_loop(runtime, StoreRefKind.ROTATION_STORE, key))
 
@@ -149,6 +195,7 @@ async def track_store(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_:
 @kopf.on.event(GROUP, VERSION, STORES[StoreRefKind.CLUSTER_ROTATION_STORE])
 async def track_cluster_store(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
     runtime = _runtime(memo)
+    _cached(runtime, event, body)
     plural = STORES[StoreRefKind.CLUSTER_ROTATION_STORE]
     kind = StoreRefKind.CLUSTER_ROTATION_STORE
     _track(runtime, plural, event, body, lambda key: _store_loop(runtime, kind, key))
@@ -170,11 +217,13 @@ def _track(
     task = runtime.tasks.get(key)
     if task is None or task.done():
         runtime.seen[key] = _essence(meta)
+        runtime.delivered[key] = _plain(body)
         runtime.tasks[key] = asyncio.create_task(loop(key), name=f"rotator:{'/'.join(key)}")
         return
     essence = _essence(meta)
     if runtime.seen.get(key) != essence:
         runtime.seen[key] = essence
+        runtime.delivered[key] = _plain(body)
         runtime.waker(key).set()
 
 
@@ -191,6 +240,7 @@ def _stop(runtime: Runtime, key: Key) -> None:
         task.cancel()
     runtime.wakers.pop(key, None)
     runtime.seen.pop(key, None)
+    runtime.delivered.pop(key, None)
     if key[0] == PLURAL:
         runtime.deps.metrics.forget_policy(key[1], key[2])
 
@@ -223,27 +273,40 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
     # rotating policy counts in status.rotation.attempt). The engine owns the delays.
     failures = 0
     crashes = 0
+    # The object the next reconcile starts from: what the watch delivered, else what the last
+    # status write returned (None: read it). A stale one costs a 409 and a read, never a wrong
+    # write (every status write carries the resourceVersion it was computed from).
+    obj: dict[str, Any] | None = None
+    # A full look (store included) on the first reconcile and whenever the wait ran out rather
+    # than being cut short by a watch event; a reconcile woken by a watch is a light one.
+    resync = True
     while True:
         wake.clear()
         if not runtime.leading():
             await runtime.until_leading()
+            obj, resync = None, True  # another leader may have written meanwhile
             continue
         requeue: float | None
         try:
-            obj = await asyncio.to_thread(runtime.kube.get_policy, namespace, name)
+            obj = runtime.delivered.pop(key, None) or obj
+            if obj is None:
+                obj = await asyncio.to_thread(runtime.kube.get_policy, namespace, name)
             if obj is None or obj.get("metadata", {}).get("deletionTimestamp"):
                 return
             runtime.note_reconcile(namespace, name)
             result = await asyncio.to_thread(
-                engine.reconcile, obj, runtime.deps, runtime.clock(), failures=failures
+                engine.reconcile, obj, runtime.deps, runtime.clock(), failures=failures, resync=resync
             )
             _post(obj, result.events)
+            obj = None if result.stale else (result.written or obj)
             requeue = result.requeue_after
             failures = failures + 1 if result.temporary else 0
             crashes = 0
         except LeadershipLost:
+            obj, resync = None, True
             continue  # deposed mid-step: nothing more was written; wait as a standby
         except Exception as exc:
+            obj = None
             # Only when even the status write failed (the API server unreachable, say).
             requeue = engine.backoff(PolicyRef(namespace, name, ""), crashes, runtime.deps.settings)
             crashes += 1
@@ -263,10 +326,13 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
                     "metadata": {"name": name, "namespace": namespace},
                 }
                 _post(ref, [Event(reasons.RECONCILE_ERROR, f"{type(exc).__name__}; see the logs", True)])
+        resync = False
         if requeue is not None and requeue <= 0:
             continue
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(wake.wait(), timeout=requeue)
+        except TimeoutError:
+            resync = True
 
 
 async def _store_loop(runtime: Runtime, kind: StoreRefKind, key: Key) -> None:

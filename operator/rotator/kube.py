@@ -8,9 +8,11 @@ synchronous like the client it wraps; callers run it off the event loop.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -18,6 +20,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
+
+from rotator.models.keys import MANAGED_BY, MANAGED_BY_LABEL
 
 GROUP: Final = "rotator.dev"
 VERSION: Final = "v1alpha1"
@@ -107,16 +111,140 @@ def lease_path(namespace: str, name: str = "") -> str:
     return f"{base}/{name}" if name else base
 
 
-class Kube:
-    """Typed verbs over raw paths; errors mapped to three classes the engine can act on."""
+OnKubeRequest = Callable[[str, str], None]
+"""``on_request(verb, resource)``: one call per API request, for ``rotator_kube_requests_total``."""
 
-    def __init__(self, api_client: k8s.ApiClient, request_timeout: float = 10.0) -> None:
+
+def no_count(verb: str, resource: str) -> None:
+    """Default ``on_request``: count nothing."""
+
+
+_VERBS: Final = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def request_labels(method: str, path: str, query: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The bounded labels of one request: the Kubernetes verb and the resource plural (with its
+    subresource, ``rotationpolicies/status``); never a name or a namespace.
+
+    ``/api/v1/namespaces/shop/secrets/x`` -> ``("get", "secrets")``; a GET of a collection is
+    ``list`` (``watch`` with ``watch=true``).
+    """
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]  # drop api/v1 or apis/<group>/<version>
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        rest = rest[2:]  # a namespaced resource: namespaces/<ns>/<plural>/...
+    resource = rest[0] if rest else "unknown"
+    if len(rest) >= 3:
+        resource = f"{resource}/{rest[2]}"
+    if method != "GET":
+        return _VERBS.get(method, method.lower()), resource
+    if len(rest) >= 2:
+        return "get", resource
+    return ("watch" if (query or {}).get("watch") in ("true", "1") else "list"), resource
+
+
+def object_path(obj: Mapping[str, Any]) -> str | None:
+    """The API path of a Secret, RotationPolicy or store object as a watch delivers it."""
+    meta = obj.get("metadata") or {}
+    name, namespace = meta.get("name"), meta.get("namespace")
+    api_version, kind = str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")
+    plural = {"Secret": "secrets"}.get(kind) or f"{kind.lower()}s"
+    if not name or not kind:
+        return None
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    return f"{base}/namespaces/{namespace}/{plural}/{name}" if namespace else f"{base}/{plural}/{name}"
+
+
+WATCHED_STORE_KINDS: Final = frozenset({"RotationStore", "ClusterRotationStore"})
+
+
+def watched_object(obj: Mapping[str, Any]) -> bool:
+    """What the operator's watches cover: the Secrets it manages (label
+    ``app.kubernetes.io/managed-by=rotator``; never all Secrets) and the store objects."""
+    kind = obj.get("kind")
+    if kind == "Secret":
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return bool(labels.get(MANAGED_BY_LABEL) == MANAGED_BY)
+    return kind in WATCHED_STORE_KINDS
+
+
+class WatchCache:
+    """What the operator's watches last said about the objects they cover, by API path: the
+    informer cache of controller-runtime, reduced to what rotator reads (its managed Secrets, by
+    label; the store objects). ``Kube.get`` answers from it, so a reconcile reads those objects
+    at no cost; anything the watches do not cover (a foreign Secret, a workload) is a GET.
+
+    ``put`` (an ADDED/MODIFIED event, or the API's answer to our own write of a watched object)
+    and ``gone`` (a DELETED event: known absent) fill it; ``forget`` drops an entry that a
+    write proved stale (409, 404), so the next read asks the API. Thread-safe: the watch feeds it
+    on the event loop while reconciles read it in worker threads.
+    """
+
+    def __init__(self, watched: Callable[[Mapping[str, Any]], bool]) -> None:
+        #: Which objects a watch covers (``put`` of anything else is ignored: no event would
+        #: ever update it).
+        self.watched = watched
+        self._objects: dict[str, JsonObject | None] = {}
+        self._lock = threading.Lock()
+
+    def put(self, obj: Mapping[str, Any]) -> bool:
+        """Remember ``obj``; True when it is news (absent before, or another resourceVersion)."""
+        path = object_path(obj)
+        if path is None or not self.watched(obj):
+            return False
+        with self._lock:
+            before = self._objects.get(path)
+            self._objects[path] = copy.deepcopy(dict(obj))
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        return before is None or (before.get("metadata") or {}).get("resourceVersion") != version
+
+    def gone(self, obj: Mapping[str, Any]) -> None:
+        path = object_path(obj)
+        if path is not None and self.watched(obj):
+            with self._lock:
+                self._objects[path] = None
+
+    def forget(self, path: str) -> None:
+        with self._lock:
+            self._objects.pop(path, None)
+
+    def lookup(self, path: str) -> tuple[bool, JsonObject | None]:
+        """(known, object): known False means ask the API; (True, None) is known absent."""
+        with self._lock:
+            if path not in self._objects:
+                return False, None
+            found = self._objects[path]
+        return True, copy.deepcopy(found) if found is not None else None
+
+
+class Kube:
+    """Typed verbs over raw paths; errors mapped to three classes the engine can act on.
+
+    Every request is counted through ``on_request(verb, resource)`` (the operator wires it to
+    ``rotator_kube_requests_total``), a failed one too: it cost the API server all the same.
+    With a ``cache`` (:class:`WatchCache`), ``get`` answers from it where a watch covers the
+    object, and the answers to our own writes go into it.
+    """
+
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        request_timeout: float = 10.0,
+        on_request: OnKubeRequest = no_count,
+        cache: WatchCache | None = None,
+    ) -> None:
         self._api = api_client
         self._timeout = request_timeout
+        self._on_request = on_request
+        self.cache = cache
 
     @property
     def api_client(self) -> k8s.ApiClient:
         return self._api
+
+    @property
+    def on_request(self) -> OnKubeRequest:
+        return self._on_request
 
     def request(
         self,
@@ -126,6 +254,7 @@ class Kube:
         content_type: str = "application/json",
         query: Mapping[str, str] | None = None,
     ) -> JsonObject:
+        self._on_request(*request_labels(method, path, query))
         try:
             response = self._api.call_api(
                 path,
@@ -147,6 +276,10 @@ class Kube:
             raise KubeUnavailable(0, "Unreachable", type(exc).__name__) from None
 
     def get(self, path: str) -> JsonObject | None:
+        if self.cache is not None:
+            known, found = self.cache.lookup(path)
+            if known:
+                return found
         try:
             return self.request("GET", path)
         except KubeError as exc:
@@ -155,12 +288,30 @@ class Kube:
             raise
 
     def create(self, path: str, body: Mapping[str, Any], *, dry_run: bool = False) -> JsonObject:
-        """``dry_run``: authorized, admitted and validated by the server, never stored."""
-        return self.request("POST", path, dict(body), query=_DRY_RUN if dry_run else None)
+        """``dry_run``: authorized, admitted and validated by the server, never stored (nor cached)."""
+        if dry_run:
+            return self.request("POST", path, dict(body), query=_DRY_RUN)
+        name = (body.get("metadata") or {}).get("name")
+        return self._written(f"{path}/{name}", lambda: self.request("POST", path, dict(body)))
 
     def replace(self, path: str, body: Mapping[str, Any], *, dry_run: bool = False) -> JsonObject:
         """PUT carrying the resourceVersion it read: a concurrent writer makes this a KubeConflict."""
-        return self.request("PUT", path, dict(body), query=_DRY_RUN if dry_run else None)
+        if dry_run:
+            return self.request("PUT", path, dict(body), query=_DRY_RUN)
+        return self._written(path, lambda: self.request("PUT", path, dict(body)))
+
+    def _written(self, path: str, write: Callable[[], JsonObject]) -> JsonObject:
+        """A write of an object the cache may hold: its answer is the newest state (an earlier
+        read was stale when it fails with 409/404, so the next read asks the API)."""
+        try:
+            written = write()
+        except KubeError as exc:
+            if self.cache is not None and exc.status in (404, 409):
+                self.cache.forget(path)
+            raise
+        if self.cache is not None:
+            self.cache.put(written)
+        return written
 
     def merge_patch(self, path: str, patch: Mapping[str, Any], *, dry_run: bool = False) -> JsonObject:
         return self.request("PATCH", path, dict(patch), MERGE_PATCH, query=_DRY_RUN if dry_run else None)

@@ -78,7 +78,9 @@ class LeaderElector:
             raise ValueError("the Lease namespace and this replica's identity must be resolved first")
         # Its own request timeout: a renewal that takes longer than a retry period is better
         # abandoned and retried than waited for past the deadline.
-        self._kube = Kube(kube.api_client, request_timeout=max(1.0, config.retry_period))
+        self._kube = Kube(
+            kube.api_client, request_timeout=max(1.0, config.retry_period), on_request=kube.on_request
+        )
         self.config = config
         self._monotonic = monotonic
         self._wall = wall

@@ -60,6 +60,39 @@ def current_secret_version(secret: Mapping[str, Any] | None) -> str | None:
     return str(version) if version is not None else None
 
 
+def held_value(
+    secret: Mapping[str, Any] | None, policy: PolicyRef, key: str, version: str
+) -> SecretStr | None:
+    """The value the Secret holds under ``key`` for store version ``version``, when rotator wrote
+    it and nobody changed the data since (its data matches the hash annotation written with it):
+    then it *is* that store version's value, and reading it back from the store is not needed.
+    None otherwise (read the store)."""
+    if secret is None or not is_ours(secret, policy):
+        return None
+    data: Mapping[str, str] = secret.get("data") or {}
+    annotations = secret.get("metadata", {}).get("annotations") or {}
+    if key not in data or annotations.get(SECRET_VERSION) != version:
+        return None
+    if annotations.get(DATA_HASH) != data_hash(data):
+        return None
+    try:
+        return SecretStr(base64.b64decode(data[key], validate=True).decode())
+    except ValueError:
+        return None
+
+
+def settled(
+    secret: Mapping[str, Any] | None, policy: PolicyRef, key: str, version: str, *, delete_with_policy: bool
+) -> bool:
+    """The Secret is exactly what drift repair would write for ``version``: nothing to repair, so
+    an idle reconcile need not read the store (the watch on managed Secrets says when to look)."""
+    if held_value(secret, policy, key, version) is None:
+        return False
+    assert secret is not None
+    ours = [_owner_reference(policy)] if delete_with_policy else []
+    return set(secret.get("data") or {}) == {key} and _our_owner_references(secret, policy) == ours
+
+
 def ensure_secret_is_ours(kube: Kube, policy: PolicyRef, name: str) -> dict[str, Any] | None:
     """The Secret if rotator owns it, None if absent; a foreign one is a permanent refusal."""
     existing = kube.get_secret(policy.namespace, name)

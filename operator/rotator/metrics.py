@@ -64,9 +64,20 @@ class Metrics:
             ["store", "operation", "result"],
             registry=reg,
         )
+        self.kube_requests = Counter(
+            "rotator_kube_requests_total",
+            "Requests to the Kubernetes API made by the operator's client (Kopf's watches and Events "
+            "are its own), by verb and resource plural.",
+            ["verb", "resource"],
+            registry=reg,
+        )
         self.restarts_total = Counter(
             "rotator_restarts_total", "Workload restarts triggered, by kind.", ["kind"], registry=reg
         )
+
+    def count_kube_request(self, verb: str, resource: str) -> None:
+        """``rotator.kube.Kube``'s ``on_request``."""
+        self.kube_requests.labels(verb=verb, resource=resource).inc()
 
     def forget_policy(self, namespace: str, policy: str) -> None:
         """Drop per-policy series when a policy is deleted, so dashboards do not show ghosts."""

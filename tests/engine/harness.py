@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import base64
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rotator import engine
-from rotator.kube import Kube, policy_path
+from rotator.kube import Kube, WatchCache, policy_path, secret_path, watched_object
 from rotator.metrics import Metrics
 from rotator.models import PolicyRef, RotationPolicyStatus, Settings, Step
+from rotator.models.store import StoreRefKind
 from rotator.sandbox import demo
 from rotator.sandbox.kube_server import KubeServer
 from rotator.stores.base import Store
 from rotator.stores.fake import FakeStore
-from rotator.tenancy.resolve import ResolvedStore
+from rotator.tenancy.resolve import ResolvedStore, store_path
 from rotator.tenancy.resolver import StoreResolver
 
 NS = "shop"
@@ -46,6 +48,8 @@ class Run:
     status: RotationPolicyStatus
     temporary: bool
     writes: int
+    #: API requests the engine made in this reconcile, by (verb, resource).
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @property
     def step(self) -> Step | None:
@@ -62,9 +66,18 @@ class Run:
 
 
 class CountingKube(Kube):
-    """The real client, counting the status writes it makes (the engine must skip no-op ones)."""
+    """The real client, counting every request by (verb, resource) through the same hook that
+    feeds ``rotator_kube_requests_total``, and the status writes (the engine must skip no-op ones).
+    The rollout simulator acts inside the server: its requests never pass through here."""
 
     status_writes = 0
+
+    def __init__(self, api_client: Any, request_timeout: float = 10.0) -> None:
+        self.requests: Counter[tuple[str, str]] = Counter()
+        super().__init__(api_client, request_timeout, on_request=self._count)
+
+    def _count(self, verb: str, resource: str) -> None:
+        self.requests[(verb, resource)] += 1
 
     def patch_policy_status(
         self, namespace: str, name: str, status: Mapping[str, Any], *, resource_version: str | None
@@ -85,6 +98,10 @@ class EngineBench:
     settings: Settings = SETTINGS
     open_store: Callable[[PolicyRef, ResolvedStore], Store] | None = None
     _ids: int = 0
+    #: As the operator runs (``watch()``): watched objects come from a watch cache, and each
+    #: reconcile starts from the policy object the last status write returned.
+    watching: bool = False
+    _last: dict[str, Any] | None = None
 
     # --- arrange -----------------------------------------------------------------------------
     def seed(self, *, deployment: bool = True, progress_deadline: int = 600, **spec: Any) -> None:
@@ -106,13 +123,38 @@ class EngineBench:
         )
         self.kube.create(policy_path(NS), body)
 
+    def watch(self) -> None:
+        """Run as the operator does: a WatchCache on the client, fed before every reconcile with
+        what the watches would have delivered (the managed Secret, the store object) by reads
+        outside the engine's count; the policy as the last status write returned it (a change
+        made here, such as ``annotate``, is delivered as the watch would)."""
+        self.kube.cache = WatchCache(watched_object)
+        self.watching = True
+
+    def _deliver(self) -> None:
+        cache = self.kube.cache
+        assert cache is not None
+        self.kube.cache = None  # the watch's own traffic is not the engine's
+        try:
+            for path in (secret_path(NS, SECRET), store_path(StoreRefKind.ROTATION_STORE, NS, "vault")):
+                found = self.kube.get(path)
+                if found is not None:
+                    cache.put(found)
+                else:
+                    cache.forget(path)
+        finally:
+            self.kube.cache = cache
+
     def edit_spec(self, **spec: Any) -> None:
+        self._last = None
         self.kube.merge_patch(policy_path(NS, POLICY), {"spec": spec})
 
     def annotate(self, key: str, value: str | None) -> None:
+        self._last = None
         self.kube.merge_patch(policy_path(NS, POLICY), {"metadata": {"annotations": {key: value}}})
 
     def set_status(self, status: Mapping[str, Any]) -> None:
+        self._last = None
         self.kube.patch_policy_status(NS, POLICY, status, resource_version=None)  # a hand edit
 
     def foreign_secret(self) -> None:
@@ -142,23 +184,33 @@ class EngineBench:
         self,
         *,
         failures: int = 0,
+        resync: bool = True,
         spec: Mapping[str, Any] | None = None,
         status: Mapping[str, Any] | None = None,
         **deps: Any,
     ) -> Run:
         """One reconcile of the policy as stored; ``spec``/``status`` replace what was read (to
         feed the engine what the CRD would refuse: an older CRD, a hand edit)."""
-        obj = self.kube.get_policy(NS, POLICY)
+        if self.watching:
+            self._deliver()
+            obj = self._last or self.kube.get_policy(NS, POLICY)
+        else:
+            obj = self.kube.get_policy(NS, POLICY)
         assert obj is not None
         if spec is not None:
             obj = {**obj, "spec": spec}
         if status is not None:
             obj = {**obj, "status": status}
         before = self.status_writes()
-        result = engine.reconcile(obj, self.deps(**deps), self.now, failures=failures)
+        counted = Counter(self.requests())
+        result = engine.reconcile(obj, self.deps(**deps), self.now, failures=failures, resync=resync)
+        requests = Counter(self.requests())
+        requests.subtract(counted)
         events = [(e.reason, e.message, e.warning) for e in result.events]
         writes = self.status_writes() - before
-        return Run(result.requeue_after, events, result.status, result.temporary, writes)
+        if self.watching:
+            self._last = None if result.stale else (result.written or obj)
+        return Run(result.requeue_after, events, result.status, result.temporary, writes, +requests)
 
     def tick(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
@@ -204,6 +256,10 @@ class EngineBench:
         found = self.kube.get(f"/apis/apps/v1/namespaces/{NS}/deployments/{DEPLOYMENT}")
         assert found is not None
         return found
+
+    def requests(self) -> Counter[tuple[str, str]]:
+        assert isinstance(self.kube, CountingKube)
+        return self.kube.requests
 
     def status_writes(self) -> int:
         assert isinstance(self.kube, CountingKube)

@@ -92,7 +92,7 @@ def test_without_a_schedule_only_forces_and_spec_changes_rotate(bench: EngineBen
     run = bench.reconcile()
     assert run.step is None
     assert run.status.next_rotation_time is None
-    assert run.requeue == bench.settings.idle_resync
+    assert run.requeue == bench.settings.resync_after("shop/demo-db")
     assert "no rotation scheduled" in run.condition("Ready")[2]
     bench.edit_spec(dryRun=True)
     report = bench.reconcile()

@@ -10,7 +10,7 @@ import pytest
 
 from rotator.models import Phase, Step, reasons
 from rotator.models.keys import FORCE_ROTATE, MANAGED_BY_LABEL
-from tests.engine.harness import NS, SECRET, EngineBench
+from tests.engine.harness import NS, SECRET, SETTINGS, EngineBench
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,10 @@ CASES = {
         message="set spec.store.*.adopt=true",
     ),
     "foreign-path-adopted-when-asked": Case(
-        foreign_path_adopted, ("True", reasons.READY), [reasons.STORE_ADOPTED, reasons.SECRET_DRIFT_REPAIRED]
+        foreign_path_adopted,
+        ("True", reasons.READY),
+        [reasons.STORE_ADOPTED, reasons.SECRET_DRIFT_REPAIRED],
+        SETTINGS.resync_after("shop/demo-db"),  # idle and healthy: the long safety resync
     ),
     "another-policys-path-never-adopted": Case(
         other_policys_path,

@@ -168,7 +168,7 @@ def test_aws_initial_and_forced_rotation_end_to_end(aws: AwsBench) -> None:
     pods = bench.pods()
     assert len(pods) == 2
     assert all(p.ready and p.secret_versions[demo.SECRET].version == second_version for p in pods)
-    assert {"CredentialRevoked", "RotationSucceeded"} <= set(bench.event_reasons())
+    assert "RotationSucceeded" in set(bench.event_reasons())
     assert 'store="aws"' in bench.metrics_text()
 
 

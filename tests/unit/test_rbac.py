@@ -29,6 +29,7 @@ NAMESPACED_NEEDS: frozenset[Grant] = frozenset(
         ("rotator.dev", "rotationstores/status", "patch"),  # engine/store_health.py
         ("", "serviceaccounts/token", "create"),  # tenancy/identity.py mint_token
         *{("", "secrets", v) for v in ("get", "create", "update")},  # managed_secret.py, stores/opener.py
+        *{("", "secrets", v) for v in ("list", "watch")},  # handlers.py: managed Secrets, by label
         *{
             ("apps", kind, v)
             for kind in ("deployments", "statefulsets", "daemonsets")
@@ -105,11 +106,15 @@ def test_namespaced_install_grants_namespace_rights_only_in_its_namespaces() -> 
     }
 
 
-def test_secrets_are_never_listed_watched_or_deleted() -> None:
+def test_secrets_are_never_deleted_and_watched_only_by_label() -> None:
     for path in ("manifests", "manifests/namespaced"):
         every = set()
         for doc in render(path):
             if doc["kind"] in ("ClusterRole", "Role"):
                 every |= grants(doc["rules"])
-        assert {v for g, r, v in every if r == "secrets"} == {"get", "create", "update"}
+        assert {v for g, r, v in every if r == "secrets"} == {"get", "list", "watch", "create", "update"}
         assert not {v for g, r, v in every if v == "delete"}
+    # RBAC cannot restrict list/watch by label; the operator always asks with the selector.
+    source = (ROOT / "operator/rotator/handlers.py").read_text()
+    assert 'settings.watching.label_selectors["v1", "secrets"] = MANAGED_SECRETS' in source
+    assert '@kopf.on.event("v1", "secrets", labels={MANAGED_BY_LABEL: MANAGED_BY})' in source

@@ -153,7 +153,8 @@ def _record(draft: Draft, spec: RotationPolicySpec, result: StepResult, deps: De
     draft.condition(
         ConditionType.ROTATING, True, reasons.ROTATING, f"{step} done: {result.message}; next: {following}"
     )
-    draft.event(reasons.STEP_COMPLETED, f"{step}: {result.message}")
+    # No Event per step (status.rotation.steps and the Rotating condition show each one): a
+    # rotation posts RotationStarted, WorkloadRestarted and its result, plus every Warning.
     return persist(deps.kube, draft, 0.0)
 
 

@@ -42,6 +42,8 @@ class Draft:
     resource_version: str = ""
     status: RotationPolicyStatus = field(init=False)
     events: list[Event] = field(default_factory=list)
+    #: The policy as the status write left it (the API's answer), None until one is made.
+    written: dict[str, Any] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.status = self.before
@@ -126,6 +128,12 @@ class Reconciled:
     #: The reconcile ended on a temporary failure (store or API unreachable): the caller counts
     #: these in a row and passes the count back, so idle policies back off too.
     temporary: bool = False
+    #: The policy object as this reconcile's status write left it (the API's answer to the
+    #: patch): the next reconcile can start from it instead of reading the policy again. None
+    #: when nothing was written, or when the write met a conflict (then read afresh).
+    written: dict[str, Any] | None = None
+    #: The object read was stale (the write met a conflict): read it afresh before the next look.
+    stale: bool = False
 
 
 def persist(kube: Kube, draft: Draft, requeue_after: float | None, *, temporary: bool = False) -> Reconciled:
@@ -142,13 +150,13 @@ def persist(kube: Kube, draft: Draft, requeue_after: float | None, *, temporary:
     patch = draft.patch()
     if patch:
         write_status(kube, draft, patch)
-    return Reconciled(requeue_after, draft.events, draft.status, temporary)
+    return Reconciled(requeue_after, draft.events, draft.status, temporary, draft.written)
 
 
 def write_status(kube: Kube, draft: Draft, patch: dict[str, Any]) -> None:
     """The one status write: conditional on the resourceVersion read, a conflict as StatusConflict."""
     try:
-        kube.patch_policy_status(
+        draft.written = kube.patch_policy_status(
             draft.ref.namespace, draft.ref.name, patch, resource_version=draft.resource_version or None
         )
     except KubeConflict:

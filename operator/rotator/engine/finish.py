@@ -69,7 +69,9 @@ def finish_rotation(
         draft.condition(ConditionType.READY, True, reasons.READY, f"credential at store version {version}")
         draft.event(
             reasons.ROTATION_SUCCEEDED,
-            f"rotation {rotation.id} succeeded: store version {version} is current, the old one revoked",
+            f"rotation {rotation.id} succeeded: new credential written to the store as version "
+            f"{version}, made current, synced to Secret {spec.secret.name}; old credential "
+            f"(version {rotation.old_version or 'none'}) revoked",
         )
         refresh_schedule(draft, spec, deps.metrics)
         return persist(deps.kube, draft, 0.0)

@@ -1,6 +1,12 @@
 """The idle reconciler: no rotation running. Hands off when suspended; otherwise make sure the
 Secret and store path are ours, adopt a value found in the store, repair a drifted Secret, and
-ask the trigger chain whether a rotation starts now."""
+ask the trigger chain whether a rotation starts now.
+
+Between safety resyncs (``resync`` false: the handler was woken by a watch, or went straight on
+after a rotation) an idle policy whose Secret is settled at ``status.currentVersion`` and which
+starts no rotation is decided from status and the watched Secret alone: no store request, no
+API request (the Secret comes from the watch cache), and no status write unless something moved.
+"""
 
 from __future__ import annotations
 
@@ -14,24 +20,37 @@ from rotator.engine.dry_run import report_dry_run
 from rotator.engine.schedule import refresh_schedule
 from rotator.engine.start import start_rotation
 from rotator.engine.store import OpenedStore, open_store
-from rotator.engine.trigger import decide_and_record
-from rotator.managed_secret import ensure_secret_is_ours, write_secret
+from rotator.engine.trigger import decide_and_record, peek
+from rotator.managed_secret import ensure_secret_is_ours, settled, write_secret
 from rotator.models import ConditionType, Phase, RotationPolicySpec, RotationResult, reasons
 from rotator.policy.scope import credential_spec_hash
+from rotator.policy.triggers import Decision
 from rotator.stores.base import Store, StoredVersion, VersionState
 from rotator.stores.errors import StoreAuthError, StoreError, StoreUnavailable
 
 
-def reconcile_idle(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> Reconciled:
+def reconcile_idle(draft: Draft, spec: RotationPolicySpec, deps: Deps, *, resync: bool = True) -> Reconciled:
     opened = open_store(draft, spec, deps)
-    store = opened.store
     if spec.dry_run:
         return report_dry_run(draft, spec, opened, deps)
     if spec.suspend:
         return _suspended(draft, spec, opened, deps)
     # Refuse a foreign Secret before touching the store: a rotation must not start that could
     # never hand its credential over.
-    ensure_secret_is_ours(deps.kube, draft.ref, spec.secret.name)
+    secret = ensure_secret_is_ours(deps.kube, draft.ref, spec.secret.name)
+    known = draft.status.current_version
+    if (
+        not resync
+        and known
+        and settled(
+            secret, draft.ref, spec.secret.key, known, delete_with_policy=spec.secret.delete_with_policy
+        )
+        and not peek(draft, spec, opened.location, store_has_value=True).rotate
+    ):
+        return _ready(
+            draft, spec, decide_and_record(draft, spec, opened.location, store_has_value=True), deps
+        )
+    store = opened.store
     existed = store.ensure_owned(draft.ref.owner, spec.adopt)
     current = store.current()
     if current is not None and existed and not draft.status.current_version:
@@ -41,17 +60,36 @@ def reconcile_idle(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> Reconc
         _credential_missing(draft, spec, opened.location)
     elif current is not None:
         _credential_present(draft, current)
+    if current is not None and (
+        resync
+        or not settled(
+            secret,
+            draft.ref,
+            spec.secret.key,
+            current.version,
+            delete_with_policy=spec.secret.delete_with_policy,
+        )
+    ):
+        # The value itself is compared on a safety resync; otherwise a Secret that is exactly
+        # what rotator wrote for the current version needs no read of it.
         _repair_drift(draft, spec, store, current, deps)
     decision = decide_and_record(draft, spec, opened.location, store_has_value=current is not None)
     if decision.rotate:
         return start_rotation(draft, spec, decision, current, opened.location, deps)
+    return _ready(draft, spec, decision, deps, missing=missing)
+
+
+def _ready(
+    draft: Draft, spec: RotationPolicySpec, decision: Decision, deps: Deps, *, missing: bool = False
+) -> Reconciled:
+    """Idle and staying idle. ``missing``: the store lost the current version, and Ready says so."""
     if draft.status.last_result is not RotationResult.FAILED:
         draft.set(phase=Phase.IDLE)
     if not missing:
         draft.condition(ConditionType.READY, True, reasons.READY, decision.message)
     draft.condition(ConditionType.ROTATING, False, reasons.IDLE, "no rotation in progress")
     due = refresh_schedule(draft, spec, deps.metrics)
-    requeue = deps.settings.idle_resync
+    requeue = deps.settings.resync_after(draft.ref.owner)
     if due is not None:
         requeue = max(0.0, min(requeue, (due - draft.now).total_seconds()))
     return persist(deps.kube, draft, requeue)

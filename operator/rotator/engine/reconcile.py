@@ -37,28 +37,31 @@ from rotator.models import (
 log = logging.getLogger("rotator.engine")
 
 
-def reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime, *, failures: int = 0) -> Reconciled:
+def reconcile(
+    obj: Mapping[str, Any], deps: Deps, now: datetime, *, failures: int = 0, resync: bool = True
+) -> Reconciled:
     """One reconcile of one policy object. Never raises for bad input; raises only when even the
     status write failed (the caller backs off with :func:`rotator.engine.failures.backoff`).
 
     ``failures`` is how many reconciles in a row ended temporarily (``Reconciled.temporary``):
-    an idle policy's backoff grows with it.
+    an idle policy's backoff grows with it. ``resync`` false (a look woken by a watch, or right
+    after a rotation) lets an idle policy with a settled Secret skip the store (``idle``).
 
     A status write that meets a newer resourceVersion (:class:`StatusConflict`) drops this
     reconcile's decision and asks to look again: at once the first time, then with the backoff
     (temporary, so the caller's count grows and a policy rewritten in a loop cannot spin us).
     """
     try:
-        return _reconcile(obj, deps, now, failures)
+        return _reconcile(obj, deps, now, failures, resync)
     except StatusConflict as conflict:
         meta = obj.get("metadata") or {}
         ref = PolicyRef(meta["namespace"], meta["name"], meta.get("uid", ""))
         again = 0.0 if failures == 0 else backoff(ref, failures - 1, deps.settings)
         log.debug("%s changed since it was read; its decision is dropped, looking again", ref.owner)
-        return Reconciled(again, [], conflict.before, temporary=True)
+        return Reconciled(again, [], conflict.before, temporary=True, stale=True)
 
 
-def _reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime, failures: int) -> Reconciled:
+def _reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime, failures: int, resync: bool) -> Reconciled:
     meta = obj.get("metadata") or {}
     ref = PolicyRef(meta["namespace"], meta["name"], meta.get("uid", ""))
     generation = int(meta.get("generation") or 0)
@@ -81,7 +84,7 @@ def _reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime, failures: int)
     try:
         if draft.status.rotation is not None:
             return advance_rotation(draft, spec, deps)
-        return reconcile_idle(draft, spec, deps)
+        return reconcile_idle(draft, spec, deps, resync=resync)
     except StatusConflict:
         raise  # not a failure of the step: the decision is stale, see reconcile()
     except Exception as exc:
@@ -109,4 +112,6 @@ def _hold_unreadable_status(
     draft.condition(ConditionType.READY, False, reasons.INVALID_STATUS, message, event_on_change=True)
     patch = {"conditions": [c.to_patch() for c in draft.status.conditions], "observedGeneration": generation}
     write_status(deps.kube, draft, patch)
-    return Reconciled(deps.settings.permanent_error_recheck, draft.events, draft.status)
+    return Reconciled(
+        deps.settings.permanent_error_recheck, draft.events, draft.status, written=draft.written
+    )

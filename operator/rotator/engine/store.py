@@ -3,8 +3,9 @@ it to a running rotation's location, log in. Records the store kind in status on
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from rotator.engine.deps import Deps
 from rotator.engine.draft import Draft
@@ -13,10 +14,17 @@ from rotator.stores.base import Store
 from rotator.tenancy.resolve import ResolvedStore, pin
 
 
-@dataclass(frozen=True)
+@dataclass
 class OpenedStore:
-    store: Store
+    """The resolved location, and the store opened (logged in) only when a reconcile first
+    touches it: an idle reconcile with nothing to do costs no login."""
+
     resolved: ResolvedStore
+    _open: Callable[[], Store] = field(repr=False)
+
+    @cached_property
+    def store(self) -> Store:
+        return self._open()
 
     @property
     def location(self) -> dict[str, str]:
@@ -30,4 +38,4 @@ def open_store(
     if pinned is not None:
         resolved = pin(resolved, pinned, draft.rotation.id)
     draft.set(store_kind=str(resolved.kind))
-    return OpenedStore(deps.open_store(draft.ref, resolved), resolved)
+    return OpenedStore(resolved, lambda: deps.open_store(draft.ref, resolved))

@@ -14,6 +14,16 @@ from rotator.policy.triggers import Decision, decide
 def decide_and_record(
     draft: Draft, spec: RotationPolicySpec, location: Mapping[str, str], *, store_has_value: bool
 ) -> Decision:
+    decision = peek(draft, spec, location, store_has_value=store_has_value)
+    if decision.force_value_to_record:
+        draft.set(last_handled_force_rotate=decision.force_value_to_record)
+    return decision
+
+
+def peek(
+    draft: Draft, spec: RotationPolicySpec, location: Mapping[str, str], *, store_has_value: bool
+) -> Decision:
+    """The chain's decision, recording nothing (to ask whether a look at the store is needed)."""
     inputs = trigger_inputs(
         spec,
         draft.status,
@@ -23,7 +33,4 @@ def decide_and_record(
         store_has_value=store_has_value,
         location=location,
     )
-    decision = decide(inputs, draft.now)
-    if decision.force_value_to_record:
-        draft.set(last_handled_force_rotate=decision.force_value_to_record)
-    return decision
+    return decide(inputs, draft.now)

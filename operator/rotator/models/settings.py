@@ -6,6 +6,7 @@ flags; tests pass their own. Nothing else in the operator hard-codes a delay.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -65,8 +66,18 @@ class LeaderElection:
 @dataclass(frozen=True)
 class Settings:
     idle_resync: float = 30.0
-    """Seconds between looks at an idle policy (drift repair, schedule). A due time sooner than
-    this wakes the policy at that time instead; a spec or annotation change wakes it at once."""
+    """Seconds between looks at a policy that holds, dry-runs, is suspended or has finished a
+    failed rotation, and the longest wait of a rotation step (a due time sooner wakes it sooner;
+    a spec or annotation change wakes it at once). An idle, healthy policy waits ``resync``."""
+
+    resync: float = 600.0
+    """Seconds between *full* looks at an idle policy that nothing woke: ownership, the store's
+    current version and the Secret compared with it. The safety net under the watches, not the
+    way drift is found: a change to a managed Secret (watched by label) wakes its policy at once,
+    and a due rotation wakes it at its due time. Between resyncs an idle policy costs no request.
+    Jittered per policy (up to 20 % longer, :meth:`resync_after`) so policies created together do
+    not resync together. Ten minutes: a drift the watch missed (a dropped watch, the operator's
+    own restart) is repaired within that; the store sees one look per policy per 10-12 minutes."""
 
     poll: float = 1.0
     """Seconds between looks while a step waits (a rollout in progress, restarts throttled by
@@ -92,3 +103,8 @@ class Settings:
 
     leader_election: LeaderElection = field(default_factory=LeaderElection)
     """Several replicas, one reconciling (see :class:`LeaderElection`)."""
+
+    def resync_after(self, seed: str) -> float:
+        """``resync`` stretched by a per-policy 0-20 % (stable for a policy, spread across them)."""
+        fraction = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:4], "big") / 2**32
+        return self.resync * (1 + 0.2 * fraction)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rotator.managed_secret import authorize_secret_write
-from rotator.models import Event, reasons
 from rotator.policy.transitions import Outcome
 from rotator.steps.checkpoints import Checkpoint
 from rotator.steps.context import StepContext, StepResult
@@ -24,15 +23,7 @@ def run(ctx: StepContext) -> StepResult:
     written = ctx.store.write_pending(ctx.generate(), ctx.rotation_id)
     ctx.checkpoint(Checkpoint.GENERATE_AFTER_WRITE)
     return StepResult(
-        Outcome.DONE,
-        f"wrote store version {written.version} as pending",
-        {"new_version": written.version},
-        (
-            Event(
-                reasons.CREDENTIAL_GENERATED,
-                f"new credential written to the store as version {written.version}",
-            ),
-        ),
+        Outcome.DONE, f"wrote store version {written.version} as pending", {"new_version": written.version}
     )
 
 

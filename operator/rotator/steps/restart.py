@@ -32,6 +32,7 @@ def run(ctx: StepContext) -> StepResult:
         return gave_up(message, reasons.VERIFY_FAILED, Outcome.TIMED_OUT)
     events: list[Event] = []
     kinds: list[str] = []
+    restarted: list[str] = []
     for target in ctx.spec.restart.targets:
         key = target_key(target.kind, target.name)
         if key in done:
@@ -48,11 +49,10 @@ def run(ctx: StepContext) -> StepResult:
         ctx.checkpoint(Checkpoint.RESTART_AFTER_PATCH)
         done.append(key)
         in_flight += 1
-        if patched:
+        if patched is not None:
             kinds.append(target.kind)
-            events.append(Event(reasons.WORKLOAD_RESTARTED, f"restarted {key} for the new credential"))
-            workload = read_workload(ctx.kube, ctx.policy.namespace, target.kind, target.name) or {}
-            if ctx.spec.secret.name not in workload_secret_names(target.kind, workload):
+            restarted.append(key)
+            if ctx.spec.secret.name not in workload_secret_names(target.kind, patched):
                 events.append(
                     Event(
                         reasons.TARGET_NOT_CONSUMING,
@@ -61,6 +61,11 @@ def run(ctx: StepContext) -> StepResult:
                         warning=True,
                     )
                 )
+    if restarted:
+        # One Event per run of the step, naming every target it rolled (not one per target).
+        events.insert(
+            0, Event(reasons.WORKLOAD_RESTARTED, f"restarted {', '.join(restarted)} for the new credential")
+        )
     # Counted against the spec, not against `done`: a target removed from the spec mid-rotation
     # must not make another one look restarted.
     remaining = [t for t in ctx.spec.restart.targets if target_key(t.kind, t.name) not in done]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from rotator.models import Event, reasons
 from rotator.policy.transitions import Outcome, grace_period_over, may_revoke
 from rotator.steps.checkpoints import Checkpoint
 from rotator.steps.context import StepContext, StepResult, write_managed_secret
@@ -27,6 +26,8 @@ def run(ctx: StepContext) -> StepResult:
             remaining,
         )
     secret = ctx.spec.secret
+    # Read from the store, not taken from the Secret: the new credential must still be there
+    # before the old one is destroyed.
     values: dict[str, SecretStr] = {secret.key: ctx.store.read_value(ctx.new_version)}
     ctx.checkpoint(Checkpoint.REVOKE_BEFORE_SECRET)
     write_managed_secret(ctx, values, ctx.new_version)
@@ -34,5 +35,4 @@ def run(ctx: StepContext) -> StepResult:
     if ctx.old_version is not None:
         ctx.store.revoke(ctx.old_version)
     ctx.checkpoint(Checkpoint.REVOKE_AFTER_STORE)
-    message = f"old credential (store version {ctx.old_version or 'none'}) revoked"
-    return StepResult(Outcome.DONE, message, {}, (Event(reasons.CREDENTIAL_REVOKED, message),))
+    return StepResult(Outcome.DONE, f"old credential (store version {ctx.old_version or 'none'}) revoked")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from rotator.models import Event, reasons
+from rotator.managed_secret import ensure_secret_is_ours, held_value
 from rotator.policy.transitions import Outcome
 from rotator.steps.checkpoints import Checkpoint
 from rotator.steps.context import StepContext, StepResult, write_managed_secret
@@ -15,10 +15,12 @@ def run(ctx: StepContext) -> StepResult:
     secret = ctx.spec.secret
     values: dict[str, SecretStr] = {secret.key: ctx.store.read_value(ctx.new_version)}
     if secret.previous_key and ctx.old_version is not None:
-        values[secret.previous_key] = ctx.store.read_value(ctx.old_version)
+        # The old value is what the Secret holds (rotator wrote it, its hash says untouched);
+        # only otherwise is it read back from the store.
+        existing = ensure_secret_is_ours(ctx.kube, ctx.policy, secret.name)
+        old = held_value(existing, ctx.policy, secret.key, ctx.old_version)
+        values[secret.previous_key] = old if old is not None else ctx.store.read_value(ctx.old_version)
     ctx.checkpoint(Checkpoint.SYNC_BEFORE_WRITE)
-    changed = write_managed_secret(ctx, values, ctx.new_version)
+    write_managed_secret(ctx, values, ctx.new_version)
     ctx.checkpoint(Checkpoint.SYNC_AFTER_WRITE)
-    message = f"Secret {secret.name} holds version {ctx.new_version}"
-    events = (Event(reasons.SECRET_SYNCED, message),) if changed else ()
-    return StepResult(Outcome.DONE, message, {}, events)
+    return StepResult(Outcome.DONE, f"Secret {secret.name} holds version {ctx.new_version}")

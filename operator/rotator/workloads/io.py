@@ -31,8 +31,11 @@ def authorize_restart(
             raise
 
 
-def restart(kube: Kube, namespace: str, kind: str, name: str, restart_id: str, now: datetime) -> bool:
-    """Patch the pod template unless it already carries this restart id; True when it patched.
+def restart(
+    kube: Kube, namespace: str, kind: str, name: str, restart_id: str, now: datetime
+) -> Mapping[str, Any] | None:
+    """Patch the pod template unless it already carries this restart id; the workload as patched
+    (the API's answer: no read-back needed) when it patched, None when it was already restarted.
 
     A merge patch touches only our two annotations, so it cannot clobber a concurrent edit and
     needs no resourceVersion; re-reading first is what makes a resumed rotation skip the target.
@@ -41,6 +44,5 @@ def restart(kube: Kube, namespace: str, kind: str, name: str, restart_id: str, n
     if workload is None:
         raise LookupError(f"{kind} {namespace}/{name} not found")
     if already_restarted(workload, restart_id):
-        return False
-    kube.merge_patch(workload_path(kind, namespace, name), restart_patch(restart_id, now))
-    return True
+        return None
+    return kube.merge_patch(workload_path(kind, namespace, name), restart_patch(restart_id, now))

@@ -1,0 +1,68 @@
+"""rotator_kube_requests_total's labels, and the watch cache the engine's reads answer from."""
+
+from __future__ import annotations
+
+import pytest
+
+from rotator.kube import WatchCache, request_labels, watched_object
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "labels"),
+    [
+        ("GET", "/api/v1/namespaces/shop/secrets/db", None, ("get", "secrets")),
+        ("GET", "/api/v1/namespaces/shop/secrets", None, ("list", "secrets")),
+        ("GET", "/api/v1/namespaces/shop/secrets", {"watch": "true"}, ("watch", "secrets")),
+        ("PUT", "/api/v1/namespaces/shop/secrets/db", None, ("update", "secrets")),
+        ("POST", "/api/v1/namespaces/shop/secrets", None, ("create", "secrets")),
+        (
+            "PATCH",
+            "/apis/rotator.dev/v1alpha1/namespaces/shop/rotationpolicies/p/status",
+            None,
+            ("patch", "rotationpolicies/status"),
+        ),
+        ("GET", "/apis/rotator.dev/v1alpha1/clusterrotationstores/s", None, ("get", "clusterrotationstores")),
+        ("GET", "/api/v1/namespaces/shop", None, ("get", "namespaces")),
+        (
+            "POST",
+            "/api/v1/namespaces/shop/serviceaccounts/rotator/token",
+            None,
+            ("create", "serviceaccounts/token"),
+        ),
+        ("PATCH", "/apis/apps/v1/namespaces/shop/deployments/api", None, ("patch", "deployments")),
+        (
+            "PUT",
+            "/apis/coordination.k8s.io/v1/namespaces/rotator-system/leases/l",
+            None,
+            ("update", "leases"),
+        ),
+    ],
+)
+def test_labels_are_verb_and_resource_never_names(
+    method: str, path: str, query: dict[str, str] | None, labels: tuple[str, str]
+) -> None:
+    assert request_labels(method, path, query) == labels
+
+
+def _secret(labels: dict[str, str], version: str = "1") -> dict[str, object]:
+    meta = {"name": "db", "namespace": "shop", "labels": labels, "resourceVersion": version}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta}
+
+
+def test_the_cache_keeps_only_watched_objects_and_knows_absence() -> None:
+    cache = WatchCache(watched_object)
+    path = "/api/v1/namespaces/shop/secrets/db"
+    assert not cache.put(_secret({}))  # a foreign Secret: no watch would ever update it
+    assert cache.lookup(path) == (False, None)
+    managed = _secret({"app.kubernetes.io/managed-by": "rotator"})
+    assert cache.put(managed)
+    assert not cache.put(managed), "the echo of what is held is no news"
+    assert cache.put(_secret({"app.kubernetes.io/managed-by": "rotator"}, "2"))
+    assert cache.lookup(path)[1]["metadata"]["resourceVersion"] == "2"  # type: ignore[index]
+    cache.gone(managed)
+    assert cache.lookup(path) == (True, None)
+    cache.forget(path)
+    assert cache.lookup(path) == (False, None)
+    store = {"apiVersion": "rotator.dev/v1alpha1", "kind": "ClusterRotationStore", "metadata": {"name": "v"}}
+    assert cache.put(store)
+    assert cache.lookup("/apis/rotator.dev/v1alpha1/clusterrotationstores/v")[0]
