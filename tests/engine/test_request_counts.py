@@ -21,8 +21,10 @@ from rotator.stores.fake import FakeStore
 from rotator.workloads.health import rollout_health
 from tests.engine.harness import EngineBench, Run
 
-#: The issue's goals (DESIGN §7) for one rotation with one target.
-API_PER_ROTATION = 15
+#: The issue's goals (DESIGN §7) for one rotation with one target: 15 API requests, plus the two
+#: server-side dry runs (Secret write, restart patch) that prove rotator's RBAC before the first
+#: store write, so a missing verb never leaves a rotation half-done (issue 10's RBAC proof).
+API_PER_ROTATION = 15 + 2
 STORE_PER_ROTATION = 8
 
 
@@ -86,9 +88,9 @@ def test_a_forced_rotation_with_one_target_costs_at_most_15_api_and_8_store_requ
     print("rotation:", len(runs), "reconciles", dict(api), "events", events, dict(store))
     assert dict(api) == {
         ("patch", "rotationpolicies/status"): 7,  # start, generate, dual, sync, restart, verify, revoke
-        ("update", "secrets"): 2,  # sync (new + previousKey), revoke (previousKey dropped)
+        ("update", "secrets"): 3,  # generate's dry run, sync (new + previousKey), revoke (drops it)
         ("get", "deployments"): 2,  # restart's read before its patch, verify's one look
-        ("patch", "deployments"): 1,  # the restart (its answer is the consumption check)
+        ("patch", "deployments"): 2,  # generate's dry run; the restart (its answer is the check)
     }
     assert events == ["RotationStarted", "WorkloadRestarted", "RotationSucceeded"]
     assert api.total() + len(events) <= API_PER_ROTATION

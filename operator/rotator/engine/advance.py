@@ -124,7 +124,8 @@ def _record(draft: Draft, spec: RotationPolicySpec, result: StepResult, deps: De
     if ready is None or ready.status != ConditionStatus.TRUE:
         # The step ran: what kept it from running (an outage, a refused login, an error) is over.
         message = f"rotation {draft.rotation.id} in progress: {step} ran"
-        draft.condition(ConditionType.READY, True, reasons.READY, message, event_on_change=True)
+        # An Event only for a recovery, not for the first Ready of a new policy's first rotation.
+        draft.condition(ConditionType.READY, True, reasons.READY, message, event_on_change=ready is not None)
     draft.set_rotation(**result.updates)
     draft.events.extend(result.events)
     for kind in result.restarted_kinds:
