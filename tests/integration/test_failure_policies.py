@@ -42,6 +42,8 @@ def test_rollback_pauses_automatic_retries_but_not_a_force(bench: Bench) -> None
 
 def test_destroyed_current_credential_is_reported_and_a_rotation_recovers(bench: Bench) -> None:
     bench.seed()
+    # A settled idle policy reads the store only at its safety resync (600 s by default).
+    bench.operator.extra_args = ("--resync", "1")
     bench.operator.start()
     bench.wait_rotations(1)
     bench.vault_client().secrets.kv.v2.destroy_secret_versions(
