@@ -66,7 +66,8 @@ def test_spec_the_models_reject_gets_invalid_spec_condition_and_event(bench: Ben
     assert condition["status"] == "False"
     assert condition["reason"] == "InvalidSpec"
     assert "spec.schedule.cron" in condition["message"]
-    assert "InvalidSpec" in bench.event_reasons()
+    # Kopf posts Events asynchronously: wait for it rather than racing the poster.
+    bench.wait(lambda o: "InvalidSpec" in bench.event_reasons(), 10, "the InvalidSpec Event")
     assert bench.secret() is None
     # Fixing the spec recovers without a restart: the operator never crashed on bad input.
     bench.patch_spec({"schedule": {"cron": "0 3 * * 0"}})
