@@ -12,7 +12,7 @@ import pytest
 from rotator.models import InvalidSpecError, parse_spec
 from rotator.models import spec as spec_mod
 from rotator.sandbox.schema_validation import prune, validate
-from tests.unit.test_crd_table import SCHEMA, V, Obj, _schema_at, crd_admit, edit, model_field
+from tests.unit.test_crd_table import SCHEMA, Obj, V, _schema_at, crd_admit, edit, model_field
 
 
 def schedule(**fields: Any) -> Callable[[], Obj]:

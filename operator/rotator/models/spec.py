@@ -223,7 +223,9 @@ class WindowSpec(_Model):
         # The CRD's x-kubernetes-list-type: set.
         for index, day in enumerate(days):
             if day in days[:index]:
-                raise PydanticCustomError("duplicate", "duplicate value {day}", {"index": index, "day": str(day)})
+                raise PydanticCustomError(
+                    "duplicate", "duplicate value {day}", {"index": index, "day": str(day)}
+                )
         return days
 
     @model_validator(mode="after")

@@ -386,4 +386,5 @@ def _with_satisfied_force(inputs: TriggerInputs, decision: Decision) -> Decision
         f"force-rotate={value!r} is not newer than the current credential (issued "
         f"{format_time(issued)}): already satisfied, no rotation for it"
     )
-    return replace(decision, message=f"{decision.message}; {note}", force_value_to_record=value, force_note=note)
+    message = f"{decision.message}; {note}"
+    return replace(decision, message=message, force_value_to_record=value, force_note=note)
