@@ -109,7 +109,7 @@ def test_plan_a_file_before_merging(bench: Bench, tmp_path: Path) -> None:
     assert {"kind": "StatefulSet", "name": "ghost", "exists": False} in spec_change["restarts"]
     assert "restart target StatefulSet/ghost does not exist" in spec_change["notes"]
     assert (initial["now"]["rotate"], initial["now"]["reason"]) == (True, "Initial")
-    assert initial["next"]["at"] is None  # no schedule: force or spec change only
+    assert initial["next"]["reason"] == "Due"  # the demo's interval, counted from the first rotation
     assert broken["error"].startswith(
         "invalid: spec.schedule.timeZone: unknown time zone 'Mars/Olympus_Mons'"
     )
