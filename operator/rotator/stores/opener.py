@@ -31,7 +31,7 @@ from rotator.stores.base import Store
 from rotator.stores.errors import StoreAuthError
 from rotator.stores.health import Health, check_aws, check_vault
 from rotator.stores.vault.auth import connect, token_from_secret, vault_kubernetes_login
-from rotator.stores.vault.kv2 import VaultKV2Store
+from rotator.stores.vault.kv2 import KV2Cache, VaultKV2Store
 from rotator.tenancy.identity import mint_token
 from rotator.tenancy.resolve import ResolvedStore
 
@@ -43,6 +43,9 @@ RENEW_FRACTION: Final = 0.2
 class _Session:
     client: Any
     expires_at: float  # monotonic seconds; inf for credentials that do not expire
+    kv2: KV2Cache = field(default_factory=KV2Cache)
+    """What this Vault session's stores learned (never a value): one reconcile's store object
+    hands it to the next, so a rotation reads each path's metadata and tags once, not per step."""
 
 
 @dataclass
@@ -60,13 +63,17 @@ class StoreOpener:
 
     def __call__(self, policy: PolicyRef, resolved: ResolvedStore) -> Store:
         if resolved.spec.vault is not None:
-            client = self._vault_session(policy, resolved, resolved.spec.vault)
+            session = self._vault_session(policy, resolved, resolved.spec.vault)
             return VaultKV2Store(
-                client, resolved.spec.vault.kv_mount, resolved.path, on_request=self._count("vault")
+                session.client,
+                resolved.spec.vault.kv_mount,
+                resolved.path,
+                on_request=self._count("vault"),
+                cache=session.kv2,
             )
         aws = resolved.spec.aws_secrets_manager
         assert aws is not None, "the store models guarantee exactly one backend"
-        client = self._aws_session(policy, resolved, aws)
+        client = self._aws_session(policy, resolved, aws).client
         return AwsSecretsManagerStore(client, resolved.path, on_request=self._count("aws"))
 
     def health(self, resolved: ResolvedStore) -> Health:
@@ -101,19 +108,19 @@ class StoreOpener:
                 self._sessions.pop(key, None)
 
     # --- plumbing ----------------------------------------------------------------------------
-    def _cached(self, policy: PolicyRef, key: tuple[str, ...]) -> Any | None:
+    def _cached(self, policy: PolicyRef, key: tuple[str, ...]) -> _Session | None:
         with self._lock:
             session = self._sessions.get(key)
             if session is not None and self.clock() < session.expires_at:
                 self._use(policy, key)
-                return session.client
+                return session
         return None
 
-    def _remember(self, policy: PolicyRef, key: tuple[str, ...], client: Any, expires_at: float) -> Any:
+    def _remember(self, policy: PolicyRef, key: tuple[str, ...], client: Any, expires_at: float) -> _Session:
         with self._lock:
-            self._sessions[key] = _Session(client, expires_at)
+            session = self._sessions[key] = _Session(client, expires_at)
             self._use(policy, key)
-        return client
+        return session
 
     def _use(self, policy: PolicyRef, key: tuple[str, ...]) -> None:
         """Record the policy's session; a session no policy uses any more (rotated token) goes."""
@@ -157,7 +164,7 @@ class StoreOpener:
         return str(path)
 
     # --- Vault -------------------------------------------------------------------------------
-    def _vault_session(self, policy: PolicyRef, resolved: ResolvedStore, vault: VaultConnection) -> Any:
+    def _vault_session(self, policy: PolicyRef, resolved: ResolvedStore, vault: VaultConnection) -> _Session:
         connection: tuple[str, ...] = (vault.address, vault.namespace or "", _digest(vault.ca_bundle or ""))
         kubernetes = vault.auth.kubernetes
         if kubernetes is not None:
@@ -202,7 +209,7 @@ class StoreOpener:
         return self._remember(policy, key, client, float("inf"))
 
     # --- AWS ---------------------------------------------------------------------------------
-    def _aws_session(self, policy: PolicyRef, resolved: ResolvedStore, aws: AwsConnection) -> Any:
+    def _aws_session(self, policy: PolicyRef, resolved: ResolvedStore, aws: AwsConnection) -> _Session:
         connection: tuple[str, ...] = (f"aws:{aws.region}:{aws.endpoint or ''}",)
         web = aws.auth.web_identity
         if web is not None:
