@@ -3,7 +3,9 @@
 The operator runs with its default safety resync (10 minutes): whatever it repairs within
 seconds here, the watch on managed Secrets found. The counts come from
 ``rotator_kube_requests_total`` and ``rotator_store_requests_total`` (real HTTP requests to
-OpenBao, one per request the Vault store makes).
+OpenBao, one per request the Vault store makes, short retries aside;
+tests/integration/test_store_request_counts.py counts them on the wire and explains why a
+rotation costs 13, not the issue's 8).
 """
 
 from __future__ import annotations
@@ -86,4 +88,6 @@ def test_requests_per_rotation_and_at_rest_from_the_metrics(bench: Bench) -> Non
     token_reads = kube_used.pop('resource="secrets",verb="get"', 0)
     assert token_reads <= 10
     assert kube_used.total() <= 20
-    assert store_used.total() <= 60
+    # 13 a rotation, plus the mount's configuration read once per session (this is the
+    # session's first rotation with an old version to keep).
+    assert store_used.total() <= 14

@@ -45,6 +45,21 @@ KV v2 purges versions beyond ``max_versions`` (10 by default); before publishing
 raises the path's ``max_versions`` when the write would otherwise purge the current or previous
 version.
 
+Requests: a rotation costs 13 HTTP requests in the steady state (6 writes, 3 value reads, 4
+metadata reads; tests/integration/test_store_request_counts.py counts them on the wire and says
+why not fewer). A ``KV2Cache`` per Vault session, shared by the store objects of successive
+reconciles, carries what this process learned, never a value: the tags of each KV version
+(rotation id, version id, claim owner; a version's data never changes, and its creation time
+tells a path written anew from its former self), the mount checks, and the last metadata read
+or written per path, updated by rotator's own writes. Only lookups answer from that view
+(``find_by_rotation``; ``write_pending``, which re-reads the published path after staging and
+writes with check-and-set; ``read_value``, whose data read is real and which looks again when
+the version is gone; ``current`` right after ``ensure_owned`` read the path) and the staging
+path, which nobody but rotator writes. ``ensure_owned``, ``promote``, ``revoke`` and
+``mark_failed`` read the published path afresh once per call, and every check-and-set conflict
+re-reads: a foreign write is met exactly where it was before. A crash loses the cache, nothing
+else.
+
 Crash safety: each verb writes in an order whose every prefix is harmless and repeatable
 (promote: publish, then pointers, then drop the staged copy; rollback: pointers, then publish the
 restored value, then destroy the failed one), and each re-derives what is done from the store.
