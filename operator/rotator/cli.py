@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
-    opener = StoreOpener(kube, metrics)
+    opener = StoreOpener(kube, metrics, credential_ttl=args.resync)
     allowed = frozenset(args.allowed_store_address or ())
     election = leader_election_settings(args)
     elector = LeaderElector(kube, election) if election.enabled else None
