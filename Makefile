@@ -47,7 +47,7 @@ test: $(STAMP) postgres controlplane lint typecheck layers
 	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/engine
 
 bench: $(STAMP) postgres
-	$(BIN)/python -m rotator.bench
+	$(BIN)/python -m rotator.bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .sandbox .mypy_cache .ruff_cache .pytest_cache .coverage

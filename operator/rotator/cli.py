@@ -73,6 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     from rotator.leader import LeaderElector
     from rotator.metrics import Metrics
     from rotator.models import Settings
+    from rotator.policy.ratelimit import TokenBucket
     from rotator.steps.checkpoints import Checkpoint
     from rotator.stores.opener import StoreOpener
     from rotator.tenancy.resolver import StoreResolver
@@ -85,10 +86,11 @@ def _run(args: argparse.Namespace) -> int:
         load_api_client(args.kubeconfig),
         on_request=metrics.count_kube_request,
         cache=WatchCache(watched_object),  # fed by the handlers' watches
+        limiter=TokenBucket(args.kube_qps, args.kube_burst),
     )
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
-    opener = StoreOpener(kube, metrics)
+    opener = StoreOpener(kube, metrics, credential_ttl=args.resync)
     allowed = frozenset(args.allowed_store_address or ())
     election = leader_election_settings(args)
     elector = LeaderElector(kube, election) if election.enabled else None
@@ -302,6 +304,8 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rotator.policy.ratelimit import DEFAULT_BURST, DEFAULT_QPS
+
     parser = argparse.ArgumentParser(prog="rotator", description="Rotate credentials with zero downtime.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -327,6 +331,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--poll", type=float, default=1.0, help="seconds between polls while waiting on rollouts"
+    )
+    run.add_argument(
+        "--kube-qps",
+        type=float,
+        default=DEFAULT_QPS,
+        help="requests/s rotator's own client may send to the API server, a token bucket (0: no "
+        "limit; Kopf's watches and Events are not counted); a 429 with Retry-After is honoured",
+    )
+    run.add_argument(
+        "--kube-burst",
+        type=int,
+        default=DEFAULT_BURST,
+        help="requests sent at once before --kube-qps applies",
     )
     run.add_argument(
         "--allowed-store-address",

@@ -70,6 +70,9 @@ class Fault:
     message: str = "injected fault"
     times: int | None = 1
     hits: int = 0
+    retry_after: int | None = None
+    """Seconds for a ``Retry-After`` header (and ``details.retryAfterSeconds``), as
+    kube-apiserver's API Priority and Fairness sends with a 429."""
 
     def matches(self, method: str, path: str) -> bool:
         """Whether the request is one to fail (and the fault is not used up)."""
@@ -182,6 +185,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
             for fault in self.faults:
                 if fault.matches(raw_request.method, raw_request.path):
                     fault.hits += 1
+                    if fault.retry_after is not None:
+                        details = {"retryAfterSeconds": fault.retry_after}
+                        answer = ApiError(fault.code, fault.reason, fault.message, details).status()
+                        headers = {"Retry-After": str(fault.retry_after)}
+                        return aiohttp.web.json_response(answer, status=fault.code, headers=headers)
                     raise ApiError(fault.code, fault.reason, fault.message)
             if self._payloads:  # user-defined kmock reactions win over the emulation
                 with contextlib.suppress(NotImplementedError):
