@@ -72,7 +72,9 @@ def _masked(output: str) -> list[str]:
 
 def _same(outputs: dict[str, str]) -> list[str]:
     real, emulated = _masked(outputs["real"]), _masked(outputs["emulator"])
-    assert emulated == real, "\n".join(["real:", *outputs["real"].splitlines(), "emulator:", outputs["emulator"]])
+    assert emulated == real, "\n".join(
+        ["real:", *outputs["real"].splitlines(), "emulator:", outputs["emulator"]]
+    )
     return real
 
 
@@ -117,7 +119,17 @@ def test_get_rp_all_namespaces_prints_the_same_table(servers: dict[str, Path], r
     assert lines[0].split() == [
         "NAMESPACE", "NAME", "STORE", "PHASE", "CURRENT", "LAST", "ROTATION", "NEXT", "READY", "AGE"
     ]  # fmt: skip
-    assert lines[2].split() == [run["namespace"], "rotated", "Vault", "Idle", "3", "3d", "<invalid>", "True", "<age>"]
+    assert lines[2].split() == [
+        run["namespace"],
+        "rotated",
+        "Vault",
+        "Idle",
+        "3",
+        "3d",
+        "<invalid>",
+        "True",
+        "<age>",
+    ]
     _same(_on_both(servers, "get", "rp", "-n", run["namespace"], "-o", "wide"))
     _same(_on_both(servers, "get", "rp", "rotated", "-n", run["namespace"]))
 
@@ -137,7 +149,9 @@ def test_get_stores_prints_the_same_table(servers: dict[str, Path], run: dict[st
     assert '["shop","billing"]' in lines[1]
 
 
-def test_get_secrets_and_namespaces_print_the_same_table(servers: dict[str, Path], run: dict[str, Any]) -> None:
+def test_get_secrets_and_namespaces_print_the_same_table(
+    servers: dict[str, Path], run: dict[str, Any]
+) -> None:
     namespace = run["namespace"]
     # `kubectl create secret` sends protobuf: the emulator must read it as kube-apiserver does.
     _on_both(servers, "create", "secret", "generic", "creds", "-n", namespace, "--from-literal=a=b")
