@@ -6,7 +6,10 @@ which take priority over the emulation), but replaces kmock's storage and fallba
 :class:`~rotator.sandbox.kube_store.KubeStore`, which implements the API-server rules that the
 clients depend on: resourceVersions with 409 conflicts, generation, the status subresource,
 finalizers, selectors, watches resumable from a resourceVersion, discovery, TokenReview, and
-CRD-schema validation of custom resources.
+CRD-schema validation of custom resources. Server-side printing for ``kubectl get`` (the CRDs'
+printer columns) is :mod:`~rotator.sandbox.kube_table`; the protobuf bodies of kubectl's typed
+``create`` commands are read by :mod:`~rotator.sandbox.kube_protobuf`. Both are checked against
+kube-apiserver in tests/realkube/test_emulator_parity.py.
 
 kmock records every request forever, and its reactions scan that history, making each request
 O(n); this emulator keeps only the last ``history_limit`` requests.
