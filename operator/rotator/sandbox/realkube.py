@@ -78,11 +78,77 @@ _FAULTY = (
     ' and (.metadata.annotations["rotator.dev/rotation-id"] != null)'
 )
 
+# A bound pod's stage: Running at once, and Ready (``ready``) or, for a pod FAULT_LABEL marks
+# (the selector's FAULTY), Running but never Ready. One template, so the two cannot drift.
+_POD_STAGE = """\
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata: {name: @NAME@}
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - {key: .metadata.deletionTimestamp, operator: DoesNotExist}
+    - {key: .status.phase, operator: In, values: [Pending]}
+    - {key: '@FAULTY@', operator: @FAULTY_OPERATOR@, values: ["true"]}
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      phase: Running
+      startTime: {{ $now | Quote }}
+      conditions:
+      - {type: PodScheduled, status: "True", lastTransitionTime: {{ $now | Quote }}}
+      - {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
+      - {type: ContainersReady, status: "@STATUS@"@REASON@, lastTransitionTime: {{ $now | Quote }}}
+      - {type: Ready, status: "@STATUS@"@REASON@, lastTransitionTime: {{ $now | Quote }}}
+      {{ range .spec.readinessGates }}
+      - {type: {{ .conditionType | Quote }}, status: "True", lastTransitionTime: {{ $now | Quote }}}
+      {{ end }}
+      containerStatuses:
+      {{ range .spec.containers }}
+      - name: {{ .name | Quote }}
+        image: {{ .image | Quote }}
+        ready: @READY@
+        started: true
+        restartCount: 0
+        state: {running: {startedAt: {{ $now | Quote }}}}
+      {{ end }}
+      {{ with NodeIPsWith .spec.nodeName }}
+      hostIP: {{ index . 0 | Quote }}
+      {{ end }}
+      {{ with PodIPsWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace }}
+      podIP: {{ index . 0 | Quote }}
+      podIPs:
+      {{ range . }}
+      - {ip: {{ . | Quote }}}
+      {{ end }}
+      {{ end }}
+"""
+
+
+def _pod_stage(name: str, *, ready: bool) -> str:
+    """The kwok Stage for pods that become Ready (``ready``) or never do (the FAULTY ones)."""
+    tokens = {
+        "@NAME@": name,
+        "@FAULTY@": _FAULTY,
+        "@FAULTY_OPERATOR@": "NotIn" if ready else "In",
+        "@STATUS@": "True" if ready else "False",
+        "@REASON@": "" if ready else ", reason: ContainersNotReady",
+        "@READY@": "true" if ready else "false",
+    }
+    stage = _POD_STAGE
+    for token, value in tokens.items():
+        stage = stage.replace(token, value)
+    return stage
+
+
 # kwok ships no stages of its own: these say what a fake kubelet does. A fake node becomes
 # Ready with ample room; a bound pod becomes Running and Ready at once (unless FAULT_LABEL says
 # otherwise: then Running, never Ready); a deleted pod goes away (no kubelet would otherwise
 # confirm the deletion). Node liveness after that is kwok's leases.
-KWOK_STAGES = """\
+KWOK_STAGES = (
+    """\
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata: {name: rotator-node-ready}
@@ -120,90 +186,10 @@ spec:
         systemUUID: ""
         bootID: ""
       phase: Running
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata: {name: rotator-pod-ready}
-spec:
-  resourceRef: {apiGroup: v1, kind: Pod}
-  selector:
-    matchExpressions:
-    - {key: .metadata.deletionTimestamp, operator: DoesNotExist}
-    - {key: .status.phase, operator: In, values: [Pending]}
-    - {key: 'FAULTY', operator: NotIn, values: ["true"]}
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      phase: Running
-      startTime: {{ $now | Quote }}
-      conditions:
-      {{ range list "PodScheduled" "Initialized" "ContainersReady" "Ready" }}
-      - {type: {{ . }}, status: "True", lastTransitionTime: {{ $now | Quote }}}
-      {{ end }}
-      {{ range .spec.readinessGates }}
-      - {type: {{ .conditionType | Quote }}, status: "True", lastTransitionTime: {{ $now | Quote }}}
-      {{ end }}
-      containerStatuses:
-      {{ range .spec.containers }}
-      - name: {{ .name | Quote }}
-        image: {{ .image | Quote }}
-        ready: true
-        started: true
-        restartCount: 0
-        state: {running: {startedAt: {{ $now | Quote }}}}
-      {{ end }}
-      {{ with NodeIPsWith .spec.nodeName }}
-      hostIP: {{ index . 0 | Quote }}
-      {{ end }}
-      {{ with PodIPsWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace }}
-      podIP: {{ index . 0 | Quote }}
-      podIPs:
-      {{ range . }}
-      - {ip: {{ . | Quote }}}
-      {{ end }}
-      {{ end }}
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata: {name: rotator-pod-never-ready}
-spec:
-  resourceRef: {apiGroup: v1, kind: Pod}
-  selector:
-    matchExpressions:
-    - {key: .metadata.deletionTimestamp, operator: DoesNotExist}
-    - {key: .status.phase, operator: In, values: [Pending]}
-    - {key: 'FAULTY', operator: In, values: ["true"]}
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      phase: Running
-      startTime: {{ $now | Quote }}
-      conditions:
-      - {type: PodScheduled, status: "True", lastTransitionTime: {{ $now | Quote }}}
-      - {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
-      - {type: ContainersReady, status: "False", reason: ContainersNotReady,
-         lastTransitionTime: {{ $now | Quote }}}
-      - {type: Ready, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
-      containerStatuses:
-      {{ range .spec.containers }}
-      - name: {{ .name | Quote }}
-        image: {{ .image | Quote }}
-        ready: false
-        started: true
-        restartCount: 0
-        state: {running: {startedAt: {{ $now | Quote }}}}
-      {{ end }}
-      {{ with NodeIPsWith .spec.nodeName }}
-      hostIP: {{ index . 0 | Quote }}
-      {{ end }}
-      {{ with PodIPsWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace }}
-      podIP: {{ index . 0 | Quote }}
-      podIPs:
-      {{ range . }}
-      - {ip: {{ . | Quote }}}
-      {{ end }}
-      {{ end }}
----
+"""
+    + _pod_stage("rotator-pod-ready", ready=True)
+    + _pod_stage("rotator-pod-never-ready", ready=False)
+    + """---
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata: {name: rotator-pod-delete}
@@ -214,7 +200,8 @@ spec:
     - {key: .metadata.deletionTimestamp, operator: Exists}
   next:
     delete: true
-""".replace("FAULTY", _FAULTY)
+"""
+)
 
 
 class ControlPlaneUnavailable(ServerError):
