@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from rotator.sandbox.pod_start import SECRET_VERSIONS_ANNOTATION, PodInfo, SecretVersionRecorder, pod_info
 from rotator.sandbox.processes import LOOPBACK, LocalServer, ServerError, free_port, http_ok, run_checked
 
 JSON = dict[str, Any]
@@ -79,7 +80,9 @@ _FAULTY = (
 )
 
 # A bound pod's stage: Running at once, and Ready (``ready``) or, for a pod FAULT_LABEL marks
-# (the selector's FAULTY), Running but never Ready. One template, so the two cannot drift.
+# (the selector's FAULTY), Running but never Ready. One template, so the two cannot drift. A pod
+# starts only once pod_start.SecretVersionRecorder has recorded the Secret versions it reads
+# (as a kubelet reads its Secrets before it starts the containers).
 _POD_STAGE = """\
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1
@@ -92,6 +95,7 @@ spec:
     - {key: .metadata.deletionTimestamp, operator: DoesNotExist}
     - {key: .status.phase, operator: In, values: [Pending]}
     - {key: '@FAULTY@', operator: @FAULTY_OPERATOR@, values: ["true"]}
+    - {key: '.metadata.annotations["@RECORDED@"]', operator: Exists}
   next:
     statusTemplate: |
       {{ $now := Now }}
@@ -132,6 +136,7 @@ def _pod_stage(name: str, *, ready: bool) -> str:
     tokens = {
         "@NAME@": name,
         "@FAULTY@": _FAULTY,
+        "@RECORDED@": SECRET_VERSIONS_ANNOTATION,
         "@FAULTY_OPERATOR@": "NotIn" if ready else "In",
         "@STATUS@": "True" if ready else "False",
         "@REASON@": "" if ready else ", reason: ContainersNotReady",
@@ -621,6 +626,8 @@ class RealKubeServer:
             self.scheduler,
             self.kwok,
         ]
+        self.recorder = SecretVersionRecorder(lambda method, path, body: self.api(method, path, body))
+        """Plays the kubelet's Secret read at pod start (kwok starts no pod it has not recorded)."""
         self.startup_seconds: float | None = None
         """Wall time of the last successful ``start()``."""
         self._ssl = ssl.create_default_context(cafile=str(self.pki.ca_path))
@@ -653,6 +660,8 @@ class RealKubeServer:
         try:
             for component in self.components:
                 component.start()
+                if component is self.apiserver:
+                    self.recorder.start()
             self._create_nodes()
             self._wait_nodes_ready(began + self.start_timeout)
         except BaseException:
@@ -664,6 +673,7 @@ class RealKubeServer:
     def stop(self) -> None:
         """Stop every component by PID, in reverse order (etcd last). Idempotent."""
         errors: list[BaseException] = []
+        self.recorder.stop()
         for component in reversed(self.components):
             try:
                 component.stop()
@@ -780,6 +790,27 @@ class RealKubeServer:
             with contextlib.suppress(ValueError):
                 decoded = json.loads(raw)
             raise ApiError(exc.code, decoded) from None
+
+    def workload_pods(self, kind: str, namespace: str, name: str) -> list[PodInfo]:
+        """A Deployment's live pods (through its ReplicaSets), with the Secret versions each one
+        started with: the same view the emulator's rollout simulator gives."""
+        if kind != "Deployment":
+            raise ValueError(f"only Deployments are followed on the real control plane, not {kind}")
+        deployment = self.api("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+        owners = {deployment["metadata"]["uid"]}
+        for rs in self.api("GET", f"/apis/apps/v1/namespaces/{namespace}/replicasets")["items"]:
+            if any(ref.get("uid") in owners for ref in rs["metadata"].get("ownerReferences") or []):
+                owners.add(rs["metadata"]["uid"])
+        pods = self.api("GET", f"/api/v1/namespaces/{namespace}/pods")["items"]
+        return [
+            pod_info(pod)
+            for pod in pods
+            if not pod["metadata"].get("deletionTimestamp")
+            and any(
+                ref.get("uid") in owners - {deployment["metadata"]["uid"]}
+                for ref in pod["metadata"].get("ownerReferences") or []
+            )
+        ]
 
     def kubeconfig(
         self,
