@@ -19,7 +19,8 @@ What it does, per workload kind:
 
 Each pod records, in the annotation ``sandbox.rotator.dev/secret-versions``, the Secrets its
 template references with their resourceVersion and ``rotator.dev/version`` at pod start: the
-evidence that a rotation really reached the workload. The fault switch
+evidence that a rotation really reached the workload (the format, and the recorder that keeps
+it on a real control plane, are in pod_start.py). The fault switch
 ``sandbox.rotator.dev/fail-readiness: "true"`` on a workload (or :meth:`set_fail_readiness`)
 makes its new pods never become ready.
 """
