@@ -86,7 +86,11 @@ CASES = {
         message=MANAGED_BY_LABEL,
     ),
     "suspended-ignores-and-records-a-force": Case(
-        suspended_with_force, ("True", reasons.SUSPENDED), [], 30.0, message="force ignored"
+        suspended_with_force,
+        ("True", reasons.SUSPENDED),
+        [reasons.FORCE_IGNORED],
+        30.0,
+        message="force ignored",
     ),
     "dry-run-reports-and-touches-nothing": Case(
         dry_run_first, ("True", reasons.DRY_RUN), [reasons.DRY_RUN], 30.0, message="would rotate (Initial)"
@@ -127,6 +131,55 @@ def test_dry_run_and_suspend_write_nothing_to_store_or_cluster(bench: EngineBenc
     bench.edit_spec(dryRun=False, suspend=True)
     assert bench.reconcile().condition("Ready")[1] == reasons.SUSPENDED
     assert bench.store.tags is None
+
+
+def test_a_force_ignored_while_suspended_is_said_in_a_warning_event_once(bench: EngineBench) -> None:
+    suspended_with_force(bench)
+    run = bench.reconcile()
+    [(reason, message, warning)] = run.events
+    assert (reason, warning) == (reasons.FORCE_IGNORED, True)
+    assert "force-rotate='f1'" in message
+    assert "resuming will not rotate for it" in message
+    assert bench.reconcile().events == [], "recorded as handled: said once"
+
+
+def test_a_dry_run_keeps_its_latest_would_rotate_report(bench: EngineBench) -> None:
+    """A forced dry run says "would rotate" and, the force handled, "no rotation" at the next
+    look: lastDryRun keeps the first with its time; Ready says what the dry run decides now."""
+    bench.seed(schedule={"interval": "10m"})
+    bench.rotate_to_end()
+    bench.edit_spec(dryRun=True)
+    idle = bench.reconcile()
+    assert idle.status.last_dry_run is not None
+    assert not idle.status.last_dry_run.would_rotate, "nothing would rotate yet: that is reported"
+    bench.tick(5)
+    bench.annotate(FORCE_ROTATE, "f1")
+    forced = bench.reconcile()
+    report = forced.status.last_dry_run
+    assert report is not None
+    assert (report.would_rotate, report.reason, report.at) == (
+        True,
+        "Forced",
+        bench.now.replace(microsecond=0),
+    )
+    [(reason, message, _)] = forced.events
+    assert reason == reasons.DRY_RUN
+    assert "turning dryRun off will not rotate for it" in message, "the absorbed force is said"
+    bench.tick(2)
+    after = bench.reconcile()
+    assert after.status.last_dry_run == report, "a later 'no rotation' does not overwrite it"
+    assert after.condition("Ready")[2].startswith("dry run: no rotation: next rotation at")
+    assert after.reasons == [reasons.DRY_RUN], "what the dry run decides now is still posted"
+    assert bench.reconcile().writes == 0, "an unchanged decision writes nothing"
+    bench.tick(600)
+    due = bench.reconcile()
+    assert due.status.last_dry_run is not None
+    assert (due.status.last_dry_run.reason, due.status.last_dry_run.at) == (
+        "Due",
+        bench.now.replace(microsecond=0),
+    )
+    bench.tick(30)
+    assert bench.reconcile().status.last_dry_run == due.status.last_dry_run, "same decision: first time kept"
 
 
 def test_drift_is_repaired_and_warned_once(bench: EngineBench) -> None:
