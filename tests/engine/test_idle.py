@@ -278,3 +278,34 @@ def test_a_spec_made_invalid_mid_rotation_holds_the_rotation_and_revokes_nothing
         assert run.condition("Ready")[:2] == ("False", reasons.INVALID_SPEC)
         assert run.status.rotation == before, "the rotation waits where it was"
     assert bench.store_value("1") is not None, "the old credential is never revoked unverified"
+
+
+def test_a_held_policy_exports_no_next_rotation_so_it_is_never_overdue(bench: EngineBench) -> None:
+    """RotatorRotationOverdue reads rotator_next_rotation_timestamp_seconds: a suspended or dry-run
+    policy (nothing would rotate) must not have one, and says it is held."""
+    labels = {"namespace": NS, "policy": "demo-db"}
+
+    def exported() -> tuple[float | None, float | None]:
+        registry = bench.metrics.registry
+        return (
+            registry.get_sample_value("rotator_next_rotation_timestamp_seconds", labels),
+            registry.get_sample_value("rotator_policy_suspended", labels),
+        )
+
+    bench.seed(schedule={"interval": "10m"})
+    end = bench.rotate_to_end()[-1]
+    assert end.status.next_rotation_time is not None
+    assert exported() == (pytest.approx(end.status.next_rotation_time.timestamp(), abs=1), 0.0)
+    bench.edit_spec(suspend=True)
+    bench.tick(3600)  # long past due
+    bench.reconcile()
+    assert exported() == (None, 1.0), "suspended: nothing due, so never overdue"
+    bench.edit_spec(suspend=False)
+    bench.edit_spec(dryRun=True)
+    bench.reconcile()
+    assert exported() == (None, 1.0), "dry run: nothing would rotate either"
+    bench.edit_spec(dryRun=False)
+    resumed = bench.rotate_to_end()[-1]
+    assert resumed.status.history[0].reason == "Due", "released, the overdue rotation runs"
+    assert resumed.status.next_rotation_time is not None
+    assert exported() == (pytest.approx(resumed.status.next_rotation_time.timestamp(), abs=1), 0.0)

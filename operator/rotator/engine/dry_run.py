@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rotator.engine.deps import Deps
 from rotator.engine.draft import Draft, Reconciled, persist
+from rotator.engine.schedule import export_held
 from rotator.engine.store import OpenedStore
 from rotator.engine.trigger import decide_and_record
 from rotator.models import ConditionType, DryRunReport, Phase, RotationPolicySpec, reasons
@@ -38,5 +39,6 @@ def report_dry_run(draft: Draft, spec: RotationPolicySpec, opened: OpenedStore, 
         report = DryRunReport(at=draft.now, would_rotate=decision.rotate, reason=reason, message=message)
         draft.set(last_dry_run=report)
     draft.set(phase=Phase.IDLE)
+    export_held(draft, spec, deps.metrics)
     draft.condition(ConditionType.READY, True, reasons.DRY_RUN, message)
     return persist(deps.kube, draft, deps.settings.idle_resync)
