@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: sandbox test lint typecheck layers unit bench clean postgres controlplane
+.PHONY: sandbox test lint typecheck layers unit bench clean postgres controlplane helm
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,9 +39,15 @@ layers: $(STAMP)
 controlplane:
 	bash e2e/controlplane/build.sh
 
+# helm for the chart tests (tests/unit/test_helm_chart.py, tests/realkube/test_helm_chart_real.py):
+# built from its Go module (helm.sh/helm/v3) into ~/.cache/rotator/helm/<key>; prints "cached"
+# once built (a few minutes cold).
+helm:
+	bash e2e/helm/build.sh
+
 # The engine's in-process tests run under branch coverage (100 % required: every reconcile
 # branch has a test); everything else runs once, without the coverage overhead.
-test: $(STAMP) postgres controlplane lint typecheck layers
+test: $(STAMP) postgres controlplane helm lint typecheck layers
 	$(BIN)/coverage run -m pytest -q -p no:cacheprovider tests/engine
 	$(BIN)/coverage report
 	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/engine
