@@ -5,7 +5,7 @@
 #     ${ROTATOR_HELM_CACHE:-$HOME/.cache/rotator/helm}/<key>/bin/helm
 # A run that finds it there does nothing but print "cached".
 #
-#     build.sh              build it when missing (about 3 minutes cold on 2 cores)
+#     build.sh              build it when missing (about 12 minutes cold on 2 cores)
 #     build.sh --print-dir  print the bin directory and exit (builds nothing)
 #     build.sh --check      exit 0 when the binary is present, 1 otherwise (builds nothing)
 set -euo pipefail
@@ -54,10 +54,15 @@ fi
 export CGO_ENABLED=0 GOMAXPROCS="${GOMAXPROCS:-2}" GOBIN="$bin_dir/.build"
 echo "building helm $helm_version into $bin_dir ($(go version | cut -d' ' -f3))"
 start=$SECONDS
-# helm reports the version its release builds stamp (internal/version), not "main".
-go install -p 2 -trimpath \
-	-ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" \
-	"helm.sh/helm/v3/cmd/helm@$helm_version"
+# What helm's own Makefile stamps: its version (internal/version), and the Kubernetes version that
+# `helm template` and `helm lint` assume (Capabilities.KubeVersion), that of the k8s.io modules it
+# is built with (v0.37 -> 1.37); without it a chart's kubeVersion is checked against v1.20.
+k8s_minor="37"
+ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+	ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+done
+go install -p 2 -trimpath -ldflags="$ldflags" "helm.sh/helm/v3/cmd/helm@$helm_version"
 mv -f "$GOBIN/helm" "$bin_dir/helm"
 rmdir "$GOBIN" 2>/dev/null || true
 echo "  helm: built in $((SECONDS - start)) s ($(du -h "$bin_dir/helm" | cut -f1))"
