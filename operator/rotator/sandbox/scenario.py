@@ -194,11 +194,15 @@ def run_sandbox(
         assert stack.kube_server is not None
         kube = stack.kube()
         demo.seed(kube, stack.vault.address, stack.vault.root_token)
-        ports: dict[str, int] = {}
-        if metrics_port:  # pinned by --metrics-port; the liveness port stays a free one
-            ports = {"metrics_port": metrics_port, "liveness_port": free_port()}
+        # --metrics-port pins the metrics port (the liveness port stays a free one); 0: both free.
+        liveness_port = free_port() if metrics_port else 0
         operator = OperatorProcess(
-            stack.kubeconfig, workdir / "operator.log", idle_resync=2.0, poll=0.2, **ports
+            stack.kubeconfig,
+            workdir / "operator.log",
+            idle_resync=2.0,
+            poll=0.2,
+            metrics_port=metrics_port,
+            liveness_port=liveness_port,
         )
         operator.start()
         operator.wait_healthy()
