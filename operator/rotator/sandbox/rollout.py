@@ -22,7 +22,9 @@ template references with their resourceVersion and ``rotator.dev/version`` at po
 evidence that a rotation really reached the workload (the format, and the recorder that keeps
 it on a real control plane, are in pod_start.py). The fault switch
 ``sandbox.rotator.dev/fail-readiness: "true"`` on a workload (or :meth:`set_fail_readiness`)
-makes its new pods never become ready.
+makes its new pods never become ready. As on a real cluster, a pod whose template references a
+Secret that does not exist (not ``optional``) waits, ``Pending`` with its containers in
+``CreateContainerConfigError`` ('secret "NAME" not found'), and starts once the Secret appears.
 """
 
 from __future__ import annotations
@@ -85,6 +87,27 @@ def template_hash(template: Mapping[str, Any]) -> str:
     """A stable short hash of a pod template (what pod-template-hash stands for)."""
     digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
     return digest[:10]
+
+
+def required_secret_names(spec: Mapping[str, Any]) -> list[str]:
+    """Secrets a pod cannot start without: every reference of :func:`secret_names` not marked
+    ``optional: true``. While one is missing the kubelet holds the container in
+    ``CreateContainerConfigError`` (env) or ``ContainerCreating`` (volumes); the pod is not ready."""
+    names: list[str] = []
+    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        for env in container.get("env") or []:
+            names.append(_required((env.get("valueFrom") or {}).get("secretKeyRef"), "name"))
+        for env_from in container.get("envFrom") or []:
+            names.append(_required(env_from.get("secretRef"), "name"))
+    for volume in spec.get("volumes") or []:
+        names.append(_required(volume.get("secret"), "secretName"))
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            names.append(_required(source.get("secret"), "name"))
+    return sorted({name for name in names if name})
+
+
+def _required(ref: Mapping[str, Any] | None, field: str) -> str:
+    return "" if not ref or ref.get("optional") else str(ref.get(field) or "")
 
 
 def _scaled(value: Any, replicas: int, default: str, *, round_up: bool) -> int:
@@ -181,6 +204,11 @@ class RolloutSimulator:
         for kind, type_key in WORKLOAD_KINDS.items():
             if rt.key == type_key:
                 self._poke((kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))
+        if rt.key == _SECRETS and event_type != "DELETED":
+            # A Secret that pods wait for may just have appeared: the kubelet retries at once.
+            namespace = obj["metadata"].get("namespace")
+            for key in [key for key in self._states if key[1] == namespace]:
+                self._poke(key)
 
     def _poke(self, key: WorkloadKey) -> None:
         if not self._running:
@@ -291,12 +319,27 @@ class RolloutSimulator:
         state.ready_at[pod_name] = self._clock() + self.pod_delay
         state.last_progress = self._clock()
 
-    def _set_pod_ready(self, pod: JSON, *, ready: bool) -> None:
+    def _missing_secrets(self, pod: JSON) -> list[str]:
+        secrets_rt = self.store.type_for(*_SECRETS)
+        namespace = pod["metadata"]["namespace"]
+        required = required_secret_names(pod.get("spec") or {})
+        return [name for name in required if self.store.find(secrets_rt, namespace, name) is None]
+
+    def _set_pod_ready(self, pod: JSON, *, ready: bool, waiting_for: str | None = None) -> None:
+        """Write the pod's status; ``waiting_for`` names a missing Secret the containers wait on
+        (``CreateContainerConfigError``, phase Pending), written only when not already said."""
         now = now_rfc3339(datetime_now)
         flag = "True" if ready else "False"
         containers = (pod.get("spec") or {}).get("containers") or []
+        waiting: JSON = {}
+        if waiting_for is not None:
+            message = f'secret "{waiting_for}" not found'
+            waiting = {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
+            statuses = (pod.get("status") or {}).get("containerStatuses") or []
+            if statuses and all(c.get("state") == waiting for c in statuses):
+                return
         pod["status"] = {
-            "phase": "Running",
+            "phase": "Running" if waiting_for is None else "Pending",
             "startTime": (pod.get("status") or {}).get("startTime", now),
             "conditions": [
                 {"type": "Initialized", "status": "True", "lastTransitionTime": now},
@@ -307,10 +350,10 @@ class RolloutSimulator:
                 {
                     "name": c.get("name", "main"),
                     "ready": ready,
-                    "started": True,
+                    "started": waiting_for is None,
                     "restartCount": 0,
                     "image": c.get("image", ""),
-                    "state": {"running": {"startedAt": now}},
+                    "state": {"running": {"startedAt": now}} if waiting_for is None else waiting,
                 }
                 for c in containers
             ],
@@ -337,6 +380,13 @@ class RolloutSimulator:
             labels = pod["metadata"].get("labels") or {}
             pod_revision = labels.get("pod-template-hash") or labels.get("controller-revision-hash")
             if failing and pod_revision == revision:
+                continue
+            missing = self._missing_secrets(pod)
+            if missing:
+                # As the kubelet: the container cannot be created until the Secret exists; the
+                # pod starts its ready delay only once it does.
+                state.ready_at.pop(pod["metadata"]["name"], None)
+                self._set_pod_ready(pod, ready=False, waiting_for=missing[0])
                 continue
             due = state.ready_at.setdefault(pod["metadata"]["name"], now + self.pod_delay)
             if due <= now:
