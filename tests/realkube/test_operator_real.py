@@ -30,6 +30,7 @@ from rotator.sandbox.openbao import OpenBaoServer
 from rotator.sandbox.operator_process import OperatorProcess
 from rotator.sandbox.realkube import FAULT_LABEL, FAULT_NEVER_READY, RealKubeServer
 from rotator.steps.checkpoints import Checkpoint
+from rotator.workloads.health import rollout_health
 from tests.realkube.conftest import TIMINGS
 from tests.realkube.test_control_plane import kubectl, wait_for
 
@@ -385,6 +386,56 @@ def test_rotation_initial_and_forced_rolls_the_deployment_on_kwok(cluster: Clust
             )
         ),
     )
+
+
+def consumer(kind: str, name: str, volume: Mapping[str, Any]) -> dict[str, Any]:
+    """A StatefulSet or DaemonSet whose pods read the policy's Secret through ``volume``."""
+    labels = {"app": name}
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": labels},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "containers": [{"name": "app", "image": "registry.example/app:1"}],
+                "volumes": [dict(volume)],
+            },
+        },
+    }
+    if kind == "StatefulSet":
+        spec.update(replicas=REPLICAS, serviceName=name)
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def test_auto_discovery_rolls_every_kind_with_the_granted_list(cluster: Cluster) -> None:
+    """``restart.auto`` lists Deployments, StatefulSets and DaemonSets with the install's RBAC
+    (a 403 here if the ClusterRole lacked ``list``) and controller-manager rolls all three."""
+    ns = cluster.namespace
+    kinds = {"StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
+    cluster.kube.create(
+        f"/apis/apps/v1/namespaces/{ns}/statefulsets",
+        consumer("StatefulSet", "db", {"name": "v", "secret": {"secretName": demo.SECRET, "optional": True}}),
+    )
+    projected = {"name": "v", "projected": {"sources": [{"secret": {"name": demo.SECRET, "optional": True}}]}}
+    cluster.kube.create(
+        f"/apis/apps/v1/namespaces/{ns}/daemonsets", consumer("DaemonSet", "agent", projected)
+    )
+    cluster.seed(restart_targets=False, extra_spec={"restart": {"auto": True}})
+    cluster.operator().start()
+    assert cluster.wait_rotations(1)["history"][0]["result"] == "Succeeded"
+    cluster.force()
+    status = cluster.wait_rotations(2, timeout=90)
+    entry = status["history"][0]
+    assert entry["result"] == "Succeeded", status
+    workloads = {
+        "Deployment": cluster.deployment(),
+        **{
+            kind: cluster.kube.get(f"/apis/apps/v1/namespaces/{ns}/{plural}/{name}") or {}
+            for (kind, plural), name in zip(kinds.items(), ("db", "agent"), strict=True)
+        },
+    }
+    for kind, obj in workloads.items():
+        assert template_rotation(obj) == entry["id"], kind
+        assert rollout_health(kind, obj).complete, (kind, rollout_health(kind, obj).message)
 
 
 def test_failed_rollout_rolls_back_and_keeps_the_old_credential(cluster: Cluster) -> None:
