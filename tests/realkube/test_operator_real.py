@@ -610,9 +610,12 @@ def limited_account(cluster: Cluster, resource: str, verb: str) -> str:
     role = yaml.safe_load((REPO / "manifests" / "clusterrole.yaml").read_text())
     role["metadata"] = {"name": account}
     removed = False
-    for rule in role["rules"]:
+    for rule in list(role["rules"]):
         if resource in rule["resources"] and verb in rule["verbs"]:
-            assert rule["resources"] == [resource], "split the rule before removing a verb"
+            if rule["resources"] != [resource]:  # split: only this resource loses the verb
+                rule["resources"] = [r for r in rule["resources"] if r != resource]
+                rule = {**rule, "resources": [resource]}
+                role["rules"].append(rule)
             rule["verbs"] = [v for v in rule["verbs"] if v != verb]
             removed = True
     assert removed, f"the ClusterRole grants no {verb} on {resource}"
@@ -672,3 +675,25 @@ def test_a_missing_rbac_verb_is_a_named_condition_with_nothing_half_done(cluster
     assert cluster.deployment()["metadata"]["generation"] == generation
     events = cluster.kube.list(f"/api/v1/namespaces/{cluster.namespace}/events")
     assert any("cannot update secrets" in (e.get("message") or "") for e in events)
+
+
+def test_restart_auto_without_the_list_grant_holds_before_any_write(cluster: Cluster) -> None:
+    """Discovery's lists are asked in the same pre-flight as the dry-run writes: without ``list``
+    on deployments the first rotation holds at generate, naming the verb, with nothing written."""
+    account = limited_account(cluster, "deployments", "list")
+    cluster.seed(restart_targets=False, extra_spec={"restart": {"auto": True}})
+    generation = cluster.deployment()["metadata"]["generation"]
+    cluster.operator(account).start()
+    status = cluster.wait(
+        lambda s: bool(s.get("rotation")) and condition(s, "Ready")["reason"] == "KubernetesError",
+        30,
+        "Ready=False KubernetesError",
+    )
+    ready = condition(status, "Ready")
+    user = f"system:serviceaccount:{SYSTEM}:{account}"
+    assert f'{user} cannot list deployments.apps in namespace "{cluster.namespace}"' in ready["message"], (
+        ready
+    )
+    assert status["rotation"]["step"] == "generate", status["rotation"]
+    assert cluster.secret() is None
+    assert cluster.deployment()["metadata"]["generation"] == generation
