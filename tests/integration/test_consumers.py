@@ -26,19 +26,26 @@ SECRET = demo.SECRET
 
 
 def reference(secret: str, how: str) -> dict[str, Any]:
-    """A pod spec reading ``secret`` one of the four ways discovery recognises."""
+    """A pod spec reading ``secret`` one of the four ways discovery recognises. Marked optional,
+    as a consumer that starts before rotator first writes its Secret must be (a required one
+    waits in CreateContainerConfigError, as on a real cluster); discovery ignores the flag."""
     container: dict[str, Any] = {"name": "app", "image": "registry.example/app:1"}
     pod: dict[str, Any] = {"containers": [container]}
     if how == "env":
         container["env"] = [
-            {"name": "PW", "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}
+            {
+                "name": "PW",
+                "valueFrom": {"secretKeyRef": {"name": secret, "key": "password", "optional": True}},
+            }
         ]
     elif how == "envFrom":
-        container["envFrom"] = [{"secretRef": {"name": secret}}]
+        container["envFrom"] = [{"secretRef": {"name": secret, "optional": True}}]
     elif how == "volume":
-        pod["volumes"] = [{"name": "creds", "secret": {"secretName": secret}}]
+        pod["volumes"] = [{"name": "creds", "secret": {"secretName": secret, "optional": True}}]
     else:
-        pod["volumes"] = [{"name": "creds", "projected": {"sources": [{"secret": {"name": secret}}]}}]
+        pod["volumes"] = [
+            {"name": "creds", "projected": {"sources": [{"secret": {"name": secret, "optional": True}}]}}
+        ]
     return pod
 
 
