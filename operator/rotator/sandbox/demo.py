@@ -16,7 +16,7 @@ import yaml
 
 import rotator
 from rotator.kube import API_VERSION, Kube, KubeConflict, policy_path
-from rotator.models.keys import STORE_CREDENTIAL_LABEL
+from rotator.models.keys import STORE_CREDENTIAL_LABEL, TARGET_CREDENTIAL_LABEL
 
 NAMESPACE: Final = "demo"
 POLICY: Final = "demo-db"
@@ -72,6 +72,30 @@ def token_secret(ns: str, token: str, name: str = TOKEN_SECRET) -> dict[str, Any
         "metadata": {"name": name, "namespace": ns, "labels": {STORE_CREDENTIAL_LABEL: "true"}},
         "type": "Opaque",
         "data": {"token": base64.b64encode(token.encode()).decode()},
+    }
+
+
+def target_connection_secret(ns: str, name: str, dsn: str, *, labelled: bool = True) -> dict[str, Any]:
+    """The admin connection of a postgresRole target, opted in for rotator by its label."""
+    labels = {TARGET_CREDENTIAL_LABEL: "true"} if labelled else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "data": {"dsn": base64.b64encode(dsn.encode()).decode()},
+    }
+
+
+def postgres_role_spec(
+    connection_secret: str, role: str, group_role: str, secret: str = SECRET
+) -> dict[str, Any]:
+    """``spec.secret`` + ``spec.credential`` of an alternating-users policy, with a connection
+    string rendered for the consumers."""
+    url = "postgresql://{{ .username }}:{{ .password | urlquery }}@db:5432/app"
+    postgres = {"connectionSecretRef": {"name": connection_secret}, "role": role, "groupRole": group_role}
+    return {
+        "secret": {"name": secret, "template": {"DATABASE_URL": url}},
+        "credential": {"postgresRole": postgres},
     }
 
 
