@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+import psycopg
 import yaml
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 import rotator
 from rotator.kube import API_VERSION, Kube, KubeConflict, policy_path
 from rotator.models.keys import STORE_CREDENTIAL_LABEL, TARGET_CREDENTIAL_LABEL
+from rotator.sandbox.consumers import LOGIN_ANNOTATION
 
 NAMESPACE: Final = "demo"
 POLICY: Final = "demo-db"
@@ -119,9 +124,23 @@ def service_account(ns: str, name: str = "rotator") -> dict[str, Any]:
 
 
 def consumer_deployment(
-    ns: str, name: str = DEPLOYMENT, secret: str = SECRET, replicas: int = 3, progress_deadline: int = 10
+    ns: str,
+    name: str = DEPLOYMENT,
+    secret: str = SECRET,
+    replicas: int = 3,
+    progress_deadline: int = 10,
+    login: str | None = None,
 ) -> dict[str, Any]:
+    """A Deployment whose pods read ``secret``; with ``login`` (``host:port/database``) they also
+    log in to that PostgreSQL server with its username and password (rotator.sandbox.consumers)."""
     labels = {"app": name}
+    env: list[dict[str, Any]] = [
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}
+    ]
+    template_meta: dict[str, Any] = {"labels": labels}
+    if login is not None:
+        env.append({"name": "DB_USER", "valueFrom": {"secretKeyRef": {"name": secret, "key": "username"}}})
+        template_meta["annotations"] = {LOGIN_ANNOTATION: login}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -132,20 +151,9 @@ def consumer_deployment(
             "selector": {"matchLabels": labels},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": template_meta,
                 "spec": {
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": "registry.example/demo-app:1.0",
-                            "env": [
-                                {
-                                    "name": "DB_PASSWORD",
-                                    "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}},
-                                }
-                            ],
-                        }
-                    ]
+                    "containers": [{"name": "app", "image": "registry.example/demo-app:1.0", "env": env}]
                 },
             },
         },
@@ -194,6 +202,42 @@ def seed(kube: Kube, vault_address: str, vault_token: str, ns: str = NAMESPACE) 
     create(kube, store_collection(ns), vault_store(ns, vault_address))
     create(kube, f"/apis/apps/v1/namespaces/{ns}/deployments", consumer_deployment(ns))
     create(kube, policy_path(ns), rotation_policy(ns))
+
+
+PG_POLICY: Final = "demo-pg"
+PG_SECRET: Final = "demo-pg-credentials"
+PG_DEPLOYMENT: Final = "demo-pg-app"
+PG_CONNECTION: Final = "demo-pg-admin"
+PG_ADMIN: Final = "rotator_admin"
+PG_ROLE: Final = "demo_app"
+PG_GROUP: Final = "demo_app_rw"
+
+
+def seed_postgres(kube: Kube, superuser_dsn: str, host: str, port: int, ns: str = NAMESPACE) -> None:
+    """The alternating-users demo: an admin role with CREATEROLE (what a platform team hands
+    rotator), its connection Secret, a consumer whose pods log in, and the postgresRole policy."""
+    admin_password = secrets.token_urlsafe(18)
+    with psycopg.connect(superuser_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (PG_ADMIN,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(
+            sql.SQL(verb + " ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
+                sql.Identifier(PG_ADMIN), sql.Literal(admin_password)
+            )
+        )
+    dsn = make_conninfo(superuser_dsn, user=PG_ADMIN, password=admin_password)
+    create(kube, f"/api/v1/namespaces/{ns}/secrets", target_connection_secret(ns, PG_CONNECTION, dsn))
+    deployment = consumer_deployment(
+        ns, name=PG_DEPLOYMENT, secret=PG_SECRET, replicas=2, login=f"{host}:{port}/postgres"
+    )
+    create(kube, f"/apis/apps/v1/namespaces/{ns}/deployments", deployment)
+    policy = rotation_policy(
+        ns,
+        name=PG_POLICY,
+        deployment=PG_DEPLOYMENT,
+        extra_spec=postgres_role_spec(PG_CONNECTION, PG_ROLE, PG_GROUP, secret=PG_SECRET),
+    )
+    create(kube, policy_path(ns), policy)
 
 
 def store_collection(ns: str) -> str:

@@ -27,6 +27,7 @@ makes its new pods never become ready.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime
 import hashlib
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rotator.models.keys import SECRET_VERSION
+from rotator.sandbox.consumers import LOGIN_ANNOTATION, LOGIN_SECRET_ANNOTATION, PodLogins, login_target
 from rotator.sandbox.kube_store import JSON, KubeStore, ResourceType, now_rfc3339
 
 DEFAULT_POD_DELAY = 0.2
@@ -83,6 +85,10 @@ class PodInfo:
     revision: str
     secret_versions: Mapping[str, SecretVersion]
     node: str | None = None
+    #: Logins to the workload's database with the pod's credential, and how many were refused
+    #: (pods of workloads annotated ``sandbox.rotator.dev/postgres-login``).
+    logins: int = 0
+    refused_logins: int = 0
 
 
 @dataclass
@@ -158,12 +164,15 @@ class RolloutSimulator:
         self._states: dict[WorkloadKey, _State] = {}
         self._fail: set[WorkloadKey] = set()
         self._running = False
+        self.logins = PodLogins()
+        self._loop_ref: asyncio.AbstractEventLoop | None = None
 
     # ---------------------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
         """Begin reacting to workload changes (and adopt workloads that already exist)."""
         self._running = True
+        self._loop_ref = asyncio.get_running_loop()
         self.store.add_listener(self._on_event)
         for kind, (group, version, plural) in WORKLOAD_KINDS.items():
             rt = self.store.type_for(group, version, plural)
@@ -183,6 +192,7 @@ class RolloutSimulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._states.clear()
+        self.logins.close()
 
     def set_fail_readiness(self, kind: str, namespace: str, name: str, fail: bool = True) -> None:
         """Make a workload's new pods never become ready (``fail=False`` heals it)."""
@@ -208,9 +218,16 @@ class RolloutSimulator:
             }
             labels = pod["metadata"].get("labels") or {}
             revision = labels.get("pod-template-hash") or labels.get("controller-revision-hash", "")
+            logins, refused = self.logins.counts(pod["metadata"]["name"])
             result.append(
                 PodInfo(
-                    pod["metadata"]["name"], _is_ready(pod), revision, versions, pod["spec"].get("nodeName")
+                    pod["metadata"]["name"],
+                    _is_ready(pod),
+                    revision,
+                    versions,
+                    pod["spec"].get("nodeName"),
+                    logins,
+                    refused,
                 )
             )
         return result
@@ -341,6 +358,7 @@ class RolloutSimulator:
         }
         pods_rt = self.store.type_for(*_PODS)
         created = self.store.create(pods_rt, meta["namespace"], pod)
+        self._start_logins(obj, template, pod_name)
         self._set_pod_ready(created, ready=False)
         state.ready_at[pod_name] = self._clock() + self.pod_delay
         state.last_progress = self._clock()
@@ -372,8 +390,30 @@ class RolloutSimulator:
         pods_rt = self.store.type_for(*_PODS)
         self.store.replace(pods_rt, pod["metadata"]["namespace"], pod["metadata"]["name"], pod, "status")
 
+    def _start_logins(self, obj: JSON, template: Mapping[str, Any], pod_name: str) -> None:
+        """A pod of a workload annotated for logins logs in with the credential its Secret holds
+        now, at pod start, for as long as it lives (:mod:`rotator.sandbox.consumers`)."""
+        annotations = (template.get("metadata") or {}).get("annotations") or {}
+        target = login_target(str(annotations.get(LOGIN_ANNOTATION, "")))
+        consumed = secret_names(template)
+        secret_name = annotations.get(LOGIN_SECRET_ANNOTATION) or (consumed[0] if consumed else None)
+        if target is None or not secret_name:
+            return
+        secret = self.store.find(self.store.type_for(*_SECRETS), obj["metadata"]["namespace"], secret_name)
+        data = (secret or {}).get("data") or {}
+        username, password = (base64.b64decode(data.get(k, "")).decode() for k in ("username", "password"))
+        key: WorkloadKey = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+        loop = self._loop_ref
+
+        def wake() -> None:
+            if loop is not None and self._running:
+                loop.call_soon_threadsafe(self._poke, key)
+
+        self.logins.start_pod(pod_name, target, username, password, wake)
+
     def _delete_pod(self, pod: JSON, state: _State) -> None:
         pods_rt = self.store.type_for(*_PODS)
+        self.logins.stop_pod(pod["metadata"]["name"])
         state.ready_at.pop(pod["metadata"]["name"], None)
         if self.store.find(pods_rt, pod["metadata"]["namespace"], pod["metadata"]["name"]) is not None:
             self.store.delete(pods_rt, pod["metadata"]["namespace"], pod["metadata"]["name"])
@@ -392,6 +432,10 @@ class RolloutSimulator:
             pod_revision = labels.get("pod-template-hash") or labels.get("controller-revision-hash")
             if failing and pod_revision == revision:
                 continue
+            if self.logins.logs_in(pod["metadata"]["name"]) and not self.logins.first_login(
+                pod["metadata"]["name"]
+            ):
+                continue  # not ready before its first login succeeded (woken when it answers)
             due = state.ready_at.setdefault(pod["metadata"]["name"], now + self.pod_delay)
             if due <= now:
                 self._set_pod_ready(pod, ready=True)
