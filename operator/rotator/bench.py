@@ -142,7 +142,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--policies", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--scale", type=int, metavar="N", help="issue 11's table with N policies (rotator.bench_scale)"
+    )
+    parser.add_argument("--kube-qps", type=float, default=200.0, help="the operator's --kube-qps in --scale")
+    parser.add_argument("--rest-window", type=float, default=20.0, help="seconds at rest measured in --scale")
     args = parser.parse_args()
+    if args.scale:
+        from rotator import bench_scale
+
+        bench_scale.run(args.scale, args.kube_qps, args.rest_window)
+        return
     run(args.policies, args.rounds)
 
 

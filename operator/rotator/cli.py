@@ -1,4 +1,4 @@
-"""`rotator run | sandbox | validate`: the command-line entry point."""
+"""`rotator run | sandbox | validate | status | force | plan`: the command-line entry point."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from rotator.kube import Kube
     from rotator.models import LeaderElection
+    from rotator.tenancy.resolve import ResolvedStore
 
 CRASH_ENV: Final = "ROTATOR_CRASH_AT"
 CRASH_EXIT_CODE: Final = 86
@@ -72,6 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     from rotator.leader import LeaderElector
     from rotator.metrics import Metrics
     from rotator.models import Settings
+    from rotator.policy.ratelimit import TokenBucket
     from rotator.steps.checkpoints import Checkpoint
     from rotator.stores.opener import StoreOpener
     from rotator.tenancy.resolver import StoreResolver
@@ -84,10 +86,11 @@ def _run(args: argparse.Namespace) -> int:
         load_api_client(args.kubeconfig),
         on_request=metrics.count_kube_request,
         cache=WatchCache(watched_object),  # fed by the handlers' watches
+        limiter=TokenBucket(args.kube_qps, args.kube_burst),
     )
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
-    opener = StoreOpener(kube, metrics)
+    opener = StoreOpener(kube, metrics, credential_ttl=args.resync)
     allowed = frozenset(args.allowed_store_address or ())
     election = leader_election_settings(args)
     elector = LeaderElector(kube, election) if election.enabled else None
@@ -207,6 +210,93 @@ def _force(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_inputs(
+    kube: Kube | None, obj: dict[str, Any]
+) -> tuple[dict[str, Any] | None, ResolvedStore | None, str | None, dict[tuple[str, str], bool] | None]:
+    """What the operator would read for one policy, read-only: its live status, its store as
+    resolved under the tenancy rules, which restart targets exist. Nothing is written."""
+    from rotator.kube import KubeError
+    from rotator.models import InvalidSpecError, PermanentError, PolicyRef, parse_spec
+    from rotator.tenancy.resolver import StoreResolver
+    from rotator.workloads.kinds import kind_for
+
+    if kube is None:
+        return None, None, "offline", None
+    meta = obj.get("metadata") or {}
+    namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+    try:
+        spec = parse_spec(obj.get("spec") or {})
+    except InvalidSpecError:
+        return None, None, None, None  # the plan says what is invalid
+    live = kube.get_policy(namespace, name) if name else None
+    status = (live or {}).get("status")
+    resolved, problem = None, None
+    try:
+        resolved = StoreResolver(kube)(PolicyRef(namespace, name, str(meta.get("uid") or "")), spec)
+    except (PermanentError, KubeError, ValueError) as exc:
+        problem = str(exc)
+    existing: dict[tuple[str, str], bool] = {}
+    for target in spec.restart.targets:
+        # Not allowed to look: no entry, and the plan says "not found" only when it was.
+        with contextlib.suppress(KubeError):
+            existing[(str(target.kind), target.name)] = (
+                kube.get(kind_for(target.kind).path(namespace, target.name)) is not None
+            )
+    return status, resolved, problem, existing
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import json
+
+    from rotator.kube import GROUP, PLURAL, VERSION, KubeError, policy_path
+    from rotator.models.manifests import ManifestError, load_manifests
+    from rotator.models.status import utcnow
+    from rotator.plan import Plan, plan_policy, render
+
+    if args.name and args.file:
+        print("rotator plan: give a NAME or -f FILE, not both")
+        return 2
+    kube = None if args.offline and args.file else _kube(args)
+    try:
+        if args.file:
+            objects = []
+            for doc in load_manifests(args.file):
+                if isinstance(doc, dict) and doc.get("kind") == "RotationPolicy":
+                    meta = dict(doc.get("metadata") or {})
+                    meta.setdefault("namespace", args.namespace or "default")
+                    objects.append({**doc, "metadata": meta})
+        elif args.name:
+            found = kube.get_policy(args.namespace or "default", args.name) if kube else None
+            if found is None:
+                print(f"rotator plan: RotationPolicy {args.namespace or 'default'}/{args.name} not found")
+                return 1
+            objects = [found]
+        else:
+            assert kube is not None
+            path = policy_path(args.namespace) if args.namespace else f"/apis/{GROUP}/{VERSION}/{PLURAL}"
+            objects = kube.list(path)
+        now = utcnow()
+        plans: list[Plan] = []
+        for obj in objects:
+            status, resolved, problem, existing = _plan_inputs(kube, obj)
+            plans.append(
+                plan_policy(
+                    obj, now=now, status=status, resolved=resolved, store_problem=problem, existing=existing
+                )
+            )
+    except ManifestError as exc:
+        print(f"rotator plan: {args.file}: {exc.problem}")
+        return 1
+    except KubeError as exc:
+        print(f"rotator plan: {exc}")
+        return 1
+    if args.output == "json":
+        print(json.dumps([plan.to_dict() for plan in plans], indent=2))
+    else:
+        print(render(plans, now) if plans else "no RotationPolicy to plan")
+    return 1 if any(plan.error for plan in plans) else 0
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from rotator.sandbox.scenario import run_sandbox
 
@@ -214,6 +304,8 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rotator.policy.ratelimit import DEFAULT_BURST, DEFAULT_QPS
+
     parser = argparse.ArgumentParser(prog="rotator", description="Rotate credentials with zero downtime.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -239,6 +331,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--poll", type=float, default=1.0, help="seconds between polls while waiting on rollouts"
+    )
+    run.add_argument(
+        "--kube-qps",
+        type=float,
+        default=DEFAULT_QPS,
+        help="requests/s rotator's own client may send to the API server, a token bucket (0: no "
+        "limit; Kopf's watches and Events are not counted); a 429 with Retry-After is honoured",
+    )
+    run.add_argument(
+        "--kube-burst",
+        type=int,
+        default=DEFAULT_BURST,
+        help="requests sent at once before --kube-qps applies",
     )
     run.add_argument(
         "--allowed-store-address",
@@ -297,6 +402,20 @@ def build_parser() -> argparse.ArgumentParser:
     force.add_argument("--kubeconfig")
     force.add_argument("--value", help="annotation value (default: the current Unix time)")
     force.set_defaults(func=_force)
+
+    plan = sub.add_parser(
+        "plan",
+        help="what each policy would do now and next (trigger, steps, restarts, when); touches nothing",
+    )
+    plan.add_argument("name", nargs="?", help="one policy (default: every policy in the namespace(s))")
+    plan.add_argument("--file", "-f", help="plan the RotationPolicies in this YAML file (before applying it)")
+    plan.add_argument("--namespace", "-n", help="namespace (default: all for a listing, default for NAME/-f)")
+    plan.add_argument("--kubeconfig")
+    plan.add_argument(
+        "--offline", action="store_true", help="with -f: do not read the cluster (plan as a new policy)"
+    )
+    plan.add_argument("--output", "-o", choices=["text", "json"], default="text")
+    plan.set_defaults(func=_plan)
 
     validate = sub.add_parser("validate", help="check RotationPolicy YAML files against the schema")
     validate.add_argument("files", nargs="+")

@@ -12,6 +12,7 @@ import copy
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -20,8 +21,10 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
+from urllib3.util.retry import Retry
 
 from rotator.models.keys import MANAGED_BY, MANAGED_BY_LABEL
+from rotator.policy.ratelimit import MAX_RETRY_AFTER, TokenBucket, retry_after_seconds
 
 GROUP: Final = "rotator.dev"
 VERSION: Final = "v1alpha1"
@@ -35,6 +38,10 @@ JSON_PATCH: Final = "application/json-patch+json"
 JsonObject = dict[str, Any]
 
 _DRY_RUN: Final = {"dryRun": "All"}
+
+_TRANSPORT_RETRIES: Final = Retry(total=3, respect_retry_after_header=False)
+"""urllib3's own retries under the API client: its default (3, for connection errors) minus
+honouring Retry-After, which it would sleep out unbounded and uncounted; ``Kube`` does that."""
 
 
 class KubeError(Exception):
@@ -84,6 +91,7 @@ _FORBIDDEN = re.compile(
 def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> k8s.ApiClient:
     """Build one client per process: in-cluster when no kubeconfig is given and one is mounted."""
     configuration = k8s.Configuration()
+    configuration.retries = _TRANSPORT_RETRIES
     if kubeconfig:
         k8s_config.load_kube_config(
             config_file=kubeconfig, context=context, client_configuration=configuration
@@ -224,6 +232,12 @@ class Kube:
     ``rotator_kube_requests_total``), a failed one too: it cost the API server all the same.
     With a ``cache`` (:class:`WatchCache`), ``get`` answers from it where a watch covers the
     object, and the answers to our own writes go into it.
+
+    With a ``limiter`` (:class:`rotator.policy.ratelimit.TokenBucket`, ``--kube-qps`` and
+    ``--kube-burst``) every request waits for its token first. A 429 that says Retry-After
+    (API Priority and Fairness does) is retried after that delay, up to ``retries`` times (each
+    attempt a counted request); without Retry-After, or past the retries, it is KubeUnavailable
+    and the engine backs off.
     """
 
     def __init__(
@@ -232,11 +246,21 @@ class Kube:
         request_timeout: float = 10.0,
         on_request: OnKubeRequest = no_count,
         cache: WatchCache | None = None,
+        *,
+        limiter: TokenBucket | None = None,
+        retries: int = 3,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._api = api_client
+        _own_retry_after(api_client)
         self._timeout = request_timeout
         self._on_request = on_request
         self.cache = cache
+        self.limiter = limiter
+        self._retries = retries
+        self._clock = clock
+        self._sleep = sleep
 
     @property
     def api_client(self) -> k8s.ApiClient:
@@ -254,6 +278,27 @@ class Kube:
         content_type: str = "application/json",
         query: Mapping[str, str] | None = None,
     ) -> JsonObject:
+        for attempt in range(self._retries + 1):
+            try:
+                return self._send(method, path, body, content_type, query)
+            except ApiException as exc:
+                delay = _retry_after(exc) if attempt < self._retries else None
+                if delay is None:
+                    raise _map_error(exc) from None
+                self._sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: object | None,
+        content_type: str,
+        query: Mapping[str, str] | None,
+    ) -> JsonObject:
+        """One request (after its token): the answer, or ApiException for an error status."""
+        if self.limiter is not None and (wait := self.limiter.reserve(self._clock())) > 0:
+            self._sleep(wait)
         self._on_request(*request_labels(method, path, query))
         try:
             response = self._api.call_api(
@@ -269,8 +314,6 @@ class Kube:
             )
             data = response.data
             return json.loads(data) if data else {}
-        except ApiException as exc:
-            raise _map_error(exc) from None
         except (HTTPError, ValueError) as exc:
             # Unreachable, or a body cut short: both are worth a retry, neither is our bug.
             raise KubeUnavailable(0, "Unreachable", type(exc).__name__) from None
@@ -359,6 +402,23 @@ class Kube:
         self, namespace: str, name: str, body: Mapping[str, Any], *, dry_run: bool = False
     ) -> JsonObject:
         return self.replace(secret_path(namespace, name), body, dry_run=dry_run)
+
+
+def _own_retry_after(api_client: k8s.ApiClient) -> None:
+    """Take Retry-After away from urllib3 for a client built elsewhere (tests, the sandbox)."""
+    pool_manager = getattr(getattr(api_client, "rest_client", None), "pool_manager", None)
+    if pool_manager is not None and pool_manager.connection_pool_kw.get("retries") is not _TRANSPORT_RETRIES:
+        pool_manager.connection_pool_kw["retries"] = _TRANSPORT_RETRIES
+        pool_manager.clear()  # pools already open keep the retries they were built with
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    """The wait a 429 asks for, when it asks for one this client honours."""
+    if exc.status != 429:
+        return None
+    headers = exc.headers or {}
+    delay = retry_after_seconds(headers.get("Retry-After"))
+    return delay if delay is not None and delay <= MAX_RETRY_AFTER else None
 
 
 def _map_error(exc: ApiException) -> KubeError:

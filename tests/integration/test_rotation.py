@@ -38,7 +38,9 @@ def test_first_rotation_then_forced_rotation_end_to_end(bench: Bench) -> None:
     assert len(first) == 32
     assert re.fullmatch(r"[A-Za-z0-9]{32}", first)
 
-    bench.force("2026-11-27T10:00:00Z")
+    # A timestamp asks for a credential issued no earlier than it: "now" (a past one is satisfied).
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    bench.force(stamp)
     status = bench.wait_rotations(2).get("status") or {}
     entry = history(status)[0]
     assert entry["result"] == "Succeeded"
@@ -46,7 +48,7 @@ def test_first_rotation_then_forced_rotation_end_to_end(bench: Bench) -> None:
     assert entry["version"] == "2"
     assert status["phase"] == "Idle"
     assert status["currentVersion"] == "2"
-    assert status["lastHandledForceRotate"] == "2026-11-27T10:00:00Z"
+    assert status["lastHandledForceRotate"] == stamp
     assert condition(status, "Ready")["status"] == "True"
     assert condition(status, "Degraded")["status"] == "False"
     assert condition(status, "Rotating")["status"] == "False"

@@ -385,6 +385,11 @@ def test_rotation_initial_and_forced_rolls_the_deployment_on_kwok(cluster: Clust
             )
         ),
     )
+    # Each pod started with Secret version 2: recorded as a kubelet reads it, before kwok starts it
+    # (the same bookkeeping the emulator's rollout simulator keeps).
+    pods = cluster.real_kube.workload_pods("Deployment", cluster.namespace, demo.DEPLOYMENT)
+    assert len(pods) == REPLICAS
+    assert all(p.ready and p.secret_versions[demo.SECRET].version == "2" for p in pods), pods
 
 
 def test_failed_rollout_rolls_back_and_keeps_the_old_credential(cluster: Cluster) -> None:

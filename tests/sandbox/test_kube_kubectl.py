@@ -8,6 +8,7 @@ an invalid custom resource failing with kube-apiserver's 422 message.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -165,3 +166,109 @@ def test_apply_of_an_invalid_custom_resource_fails_with_422(kubectl: Kubectl) ->
     assert result.returncode != 0
     # kubectl rebuilds the text from the Status' details, exactly as for a real 422.
     assert result.stderr.startswith('The RotationPolicy "broken" is invalid: spec.path: '), result.stderr
+
+
+# ------------------------------------------------------------------ server-side printing
+
+
+def _columns(header: str) -> list[str]:
+    """A kubectl table header's column names ("LAST ROTATION" is one)."""
+    return [name.strip() for name in header.split("  ") if name.strip()]
+
+
+def test_get_rp_prints_the_crds_printer_columns(kubectl: Kubectl, kube_server: KubeServer) -> None:
+    kubectl.run("apply", "-f", str(REPO / "crds" / "rotationpolicies.rotator.dev.yaml"))
+    kubectl.run("apply", "-f", "-", stdin=POLICY % "orders-db")
+    status = {
+        "storeKind": "Vault",
+        "phase": "Idle",
+        "currentVersion": "7",
+        "lastRotationTime": "2020-01-01T00:00:00Z",
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Rotated",
+                "message": "",
+                "lastTransitionTime": "2020-01-01T00:00:00Z",
+            }
+        ],
+    }
+    kubectl.run(
+        "patch",
+        "rp",
+        "orders-db",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+    header, row = kubectl.run("get", "rp", "-A").stdout.splitlines()
+    assert _columns(header) == [
+        "NAMESPACE", "NAME", "STORE", "PHASE", "CURRENT", "LAST ROTATION", "NEXT", "READY", "AGE"
+    ]  # fmt: skip
+    cells = row.split()
+    assert cells[:5] == ["default", "orders-db", "Vault", "Idle", "7"], row
+    assert re.fullmatch(r"\d+y(\d+d)?", cells[5]), row  # a date column is an age: years since 2020
+    assert cells[6] == "True", row  # NEXT is null: kubectl prints nothing there
+    assert re.fullmatch(r"\d+s", cells[7]), row
+
+
+def test_get_builtin_kinds_prints_their_columns(kubectl: Kubectl) -> None:
+    kubectl.run("apply", "-f", "-", stdin=DEPLOYMENT % "1")
+    header = kubectl.run("get", "deployment", "web").stdout.splitlines()[0]
+    assert _columns(header) == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    wide = kubectl.run("get", "deployment", "web", "-o", "wide").stdout.splitlines()
+    assert _columns(wide[0])[-3:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
+    assert wide[1].split()[-3:] == ["main", "nginx:1", "app=web"]
+    assert _columns(kubectl.run("get", "ns", "default").stdout.splitlines()[0]) == ["NAME", "STATUS", "AGE"]
+
+
+def test_an_unknown_include_object_is_a_bad_request(kube_server: KubeServer) -> None:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{kube_server.url}/api/v1/namespaces?includeObject=Everything",
+        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400
+    assert "unrecognized includeObject value" in json.loads(refused.value.read())["message"]
+
+
+# ------------------------------------------------------------- protobuf request bodies
+
+
+def test_create_secret_generic_sends_protobuf_and_works(kubectl: Kubectl) -> None:
+    out = kubectl.run("create", "secret", "generic", "x", "--from-literal=a=b", "--from-literal=c=d").stdout
+    assert out.strip() == "secret/x created"
+    secret = kubectl.json("get", "secret", "x")
+    assert secret["data"] == {"a": "Yg==", "c": "ZA=="}
+    assert secret["type"] == "Opaque"
+    header, row = kubectl.run("get", "secret", "x").stdout.splitlines()
+    assert _columns(header) == ["NAME", "TYPE", "DATA", "AGE"]
+    assert row.split()[:3] == ["x", "Opaque", "2"]
+
+
+def test_other_typed_creates_work(kubectl: Kubectl) -> None:
+    assert "namespace/team created" in kubectl.run("create", "namespace", "team").stdout
+    kubectl.run("create", "configmap", "settings", "-n", "team", "--from-literal=mode=fast")
+    assert kubectl.json("get", "configmap", "settings", "-n", "team")["data"] == {"mode": "fast"}
+    kubectl.run("create", "serviceaccount", "robot", "-n", "team")
+    token = kubectl.run("create", "token", "robot", "-n", "team", "--audience=vault").stdout.strip()
+    assert token.count(".") == 2  # a JWT, minted by the emulator's TokenRequest
+    kubectl.run(
+        "create", "secret", "docker-registry", "pull", "-n", "team",
+        "--docker-server=r.example", "--docker-username=u", "--docker-password=p",
+    )  # fmt: skip
+    assert kubectl.json("get", "secret", "pull", "-n", "team")["type"] == "kubernetes.io/dockerconfigjson"
+
+
+def test_a_protobuf_kind_the_emulator_cannot_read_is_refused_with_415_naming_it(kubectl: Kubectl) -> None:
+    result = kubectl.run("create", "deployment", "web", "--image=nginx", check=False)
+    assert result.returncode != 0
+    assert "the body of the request was in an unknown format" in result.stderr
+    assert "not Deployment (apps/v1)" in result.stderr
+    assert "NotFound" in kubectl.run("get", "deployment", "web", check=False).stderr

@@ -14,7 +14,8 @@ import pytest
 
 from rotator.sandbox.kube_server import KubeServer
 from rotator.sandbox.kube_store import JSON, ResourceType
-from rotator.sandbox.rollout import FAIL_READINESS_ANNOTATION, SECRET_VERSIONS_ANNOTATION, SecretVersion
+from rotator.sandbox.pod_start import SECRET_VERSIONS_ANNOTATION, SecretVersion
+from rotator.sandbox.rollout import FAIL_READINESS_ANNOTATION
 from tests.fixtures.kube import KubeHTTP, wait_until
 
 NS = "shop"

@@ -154,10 +154,12 @@ def test_nested_paths() -> None:
     assert errors[0] == FieldError("spec.targets[1].kind", ErrorType.REQUIRED, "")
 
 
-def test_additional_properties_schema_uses_key_paths() -> None:
+def test_additional_properties_entries_are_named_like_properties() -> None:
+    """kube-openapi's object validator appends ``.key`` for an additionalProperties entry (CEL's
+    ``field.Path.Key`` says ``[key]``, see the CEL map test below)."""
     schema = obj_schema(labels={"type": "object", "additionalProperties": {"type": "string"}})
     assert check(schema, {"labels": {"a": "1"}}) == []
-    assert check(schema, {"labels": {"a": 1}})[0].startswith("spec.labels[a]: Invalid value: ")
+    assert check(schema, {"labels": {"a": 1}})[0].startswith("spec.labels.a: Invalid value: ")
 
 
 def test_min_and_max_properties() -> None:

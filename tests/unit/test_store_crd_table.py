@@ -413,24 +413,9 @@ BAD: list[Any] = [
 ]
 
 
-# Known emulator gap, kept visible: kube-apiserver names a map entry's structural error
-# ``matchLabels.team`` (the real-server run of this table in tests/realkube proves it); the
-# emulator (rotator/sandbox/schema_validation.py ``_key``) says ``matchLabels[team]``. The models
-# follow the real server. Strict: once the emulator agrees these XPASS and fail until removed.
-EMULATOR_GAPS = {"cluster-label-value-too-long", "cluster-label-value-not-string"}
-BAD_IN_BOTH: list[Any] = [
-    pytest.param(
-        *row.values,
-        id=row.id,
-        marks=[
-            *row.marks,
-            pytest.mark.xfail(strict=True, reason="the emulator names map entries matchLabels[key]"),
-        ],
-    )
-    if row.id in EMULATOR_GAPS
-    else row
-    for row in BAD
-]
+# kube-apiserver names a map entry's structural error ``matchLabels.team`` (the real-server run of
+# this table in tests/realkube proves it) and so do the emulator and the models.
+MAP_ENTRY_ROWS = {"cluster-label-value-too-long", "cluster-label-value-not-string"}
 
 
 def crd_admit(obj: Obj) -> tuple[Obj, list[str]]:
@@ -468,7 +453,7 @@ def test_both_accept(build: Callable[[], Obj]) -> None:
     assert parse_store_spec(StoreRefKind(kind), stored["spec"]) == parse_store_spec(StoreRefKind(kind), spec)
 
 
-@pytest.mark.parametrize(("build", "field"), BAD_IN_BOTH)
+@pytest.mark.parametrize(("build", "field"), BAD)
 def test_both_reject_naming_the_field(build: Callable[[], Obj], field: str) -> None:
     obj = build()
     _, crd_errors = crd_admit(obj)
@@ -561,14 +546,16 @@ def test_defaults_are_the_documented_ones() -> None:
 
 
 def test_map_entries_are_named_as_the_real_server_names_them() -> None:
-    """The model side of the EMULATOR_GAPS rows, asserted on its own so it cannot regress."""
-    for row in BAD:
-        if row.id in EMULATOR_GAPS:
-            build, field = row.values
-            obj = build()
-            assert model_field(obj["kind"], _pruned_spec(obj)) == field
-            _, crd_errors = crd_admit(obj)
-            assert crd_errors[0] == field.replace(".team", "[team]")
+    """``matchLabels.team``, never ``matchLabels[team]``: the rows exist and both sides agree."""
+    rows = [row for row in BAD if row.id in MAP_ENTRY_ROWS]
+    assert len(rows) == len(MAP_ENTRY_ROWS)
+    for row in rows:
+        build, field = row.values
+        obj = build()
+        assert field.endswith(".matchLabels.team")
+        assert model_field(obj["kind"], _pruned_spec(obj)) == field
+        _, crd_errors = crd_admit(obj)
+        assert crd_errors[0] == field
 
 
 def test_table_is_large_enough() -> None:

@@ -1,5 +1,6 @@
 """Pure mappings from what the engine observed (spec, typed status, annotations, store) onto the
-policy layer's inputs: the trigger chain's facts and the schedule's next due time."""
+policy layer's inputs: the trigger chain's facts and the schedule's deadlines. ``rotator plan``
+asks the same functions, so what it prints is what the operator would decide."""
 
 from __future__ import annotations
 
@@ -8,17 +9,18 @@ from datetime import datetime
 
 from rotator.models import RotationPolicySpec, RotationPolicyStatus
 from rotator.models.keys import FORCE_ROTATE
-from rotator.policy.schedule import next_rotation_time
+from rotator.policy.schedule import Outlook, outlook
 from rotator.policy.scope import credential_spec_hash
 from rotator.policy.triggers import TriggerInputs
+from rotator.policy.window import schedule_zone, window_of
 
 
-def next_due(
+def schedule_outlook(
     spec: RotationPolicySpec, status: RotationPolicyStatus, seed: str, now: datetime
-) -> datetime | None:
-    """When the schedule wants the next rotation, from the last one and the credential's age."""
+) -> Outlook:
+    """The schedule's deadlines from the last rotation, the credential's age and the window."""
     schedule = spec.schedule
-    return next_rotation_time(
+    return outlook(
         status.last_rotation_time,
         status.credential_created_at,
         schedule.interval_delta,
@@ -27,7 +29,16 @@ def next_due(
         schedule.jitter_delta,
         seed,
         now,
+        time_zone=schedule_zone(schedule),
+        window=window_of(schedule),
     )
+
+
+def next_due(
+    spec: RotationPolicySpec, status: RotationPolicyStatus, seed: str, now: datetime
+) -> datetime | None:
+    """When the schedule wants the next rotation (the earlier deadline)."""
+    return schedule_outlook(spec, status, seed, now).next
 
 
 def trigger_inputs(
@@ -42,6 +53,8 @@ def trigger_inputs(
 ) -> TriggerInputs:
     """The trigger chain's facts. ``rotating`` comes from status: the chain is the one gate."""
     spec_hash = credential_spec_hash(spec, location)
+    deadlines = schedule_outlook(spec, status, seed, now)
+    window = window_of(spec.schedule)
     return TriggerInputs(
         suspended=spec.suspend,
         rotating=status.rotation is not None,
@@ -51,8 +64,12 @@ def trigger_inputs(
         store_has_adoptable_value=store_has_value,
         last_rotation_time=status.last_rotation_time,
         credential_created_at=status.credential_created_at,
-        next_due=status.next_rotation_time or next_due(spec, status, seed, now),
+        next_due=status.next_rotation_time or deadlines.next,
         max_age=spec.schedule.max_age_delta,
+        max_age_deadline=deadlines.max_age_deadline,
+        window=window.describe() if window else None,
+        window_open=window.contains(now) if window else True,
+        window_opens_at=window.next_opening(now) if window else None,
         credential_spec_hash=spec_hash,
         handled_credential_spec_hash=status.credential_spec_hash or spec_hash,
         retry_not_before=status.retry_not_before,

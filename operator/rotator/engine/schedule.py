@@ -7,16 +7,25 @@ from datetime import datetime
 from rotator.engine.draft import Draft
 from rotator.engine.facts import next_due
 from rotator.metrics import Metrics
-from rotator.models import RotationPolicySpec
+from rotator.models import RotationPolicySpec, RotationPolicyStatus
+
+
+def published_next(
+    spec: RotationPolicySpec, status: RotationPolicyStatus, seed: str, now: datetime
+) -> datetime | None:
+    """``status.nextRotationTime``: the schedule's next deadline (window honoured), never before a
+    pause after failure ends. Pure; ``rotator plan`` prints the same."""
+    due = next_due(spec, status, seed, now)
+    if due is not None and status.retry_not_before is not None and status.retry_not_before > due:
+        due = status.retry_not_before  # after a failed rotation nothing but a force comes sooner
+    return due
 
 
 def refresh_schedule(draft: Draft, spec: RotationPolicySpec, metrics: Metrics) -> datetime | None:
-    """Record when the next rotation is due (never before a pause after failure ends) and export
-    the gauges from status, so an operator restart keeps every series."""
+    """Record when the next rotation is due and export the gauges from status, so an operator
+    restart keeps every series."""
     status = draft.status
-    due = next_due(spec, status, draft.ref.owner, draft.now)
-    if due is not None and status.retry_not_before is not None and status.retry_not_before > due:
-        due = status.retry_not_before  # after a failed rotation nothing but a force comes sooner
+    due = published_next(spec, status, draft.ref.owner, draft.now)
     draft.set(next_rotation_time=due)
     labels = draft.labels
     if due is not None:

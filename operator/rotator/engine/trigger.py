@@ -1,5 +1,6 @@
 """Asking the trigger chain, from any reconciler: the one place a decision is made and a force
-it consumed (acted on, absorbed by a running rotation, or ignored) is recorded as handled."""
+it consumed (acted on, absorbed by a running rotation, ignored, or already satisfied) is recorded
+as handled."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Mapping
 
 from rotator.engine.draft import Draft
 from rotator.engine.facts import trigger_inputs
-from rotator.models import RotationPolicySpec
+from rotator.models import RotationPolicySpec, reasons
 from rotator.policy.triggers import Decision, decide
 
 
@@ -17,6 +18,9 @@ def decide_and_record(
     decision = peek(draft, spec, location, store_has_value=store_has_value)
     if decision.force_value_to_record:
         draft.set(last_handled_force_rotate=decision.force_value_to_record)
+    if decision.force_note and draft.status.rotation is None:
+        # Mid-rotation the advance reconciler reports every consumed force itself.
+        draft.event(reasons.FORCE_IGNORED, decision.force_note)
     return decision
 
 

@@ -37,6 +37,7 @@ from rotator.models.durations import (
     parse_duration,
 )
 from rotator.models.errors import InvalidSpecError
+from rotator.models.zones import load_zone
 
 DNS_SUBDOMAIN_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"
@@ -247,16 +248,85 @@ def _delta(text: str | None) -> timedelta | None:
     return parse_duration(text) if text is not None else None
 
 
+TIME_ZONE_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
+WALL_CLOCK_PATTERN: Final = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+def _known_zone(name: str) -> str:
+    # The CRD can only check the shape; whether the tz database knows the name is the models'
+    # (like a cron line that never fires): the operator says InvalidSpec naming the field.
+    try:
+        load_zone(name)
+    except ValueError as exc:
+        raise PydanticCustomError("time_zone", str(exc)) from None
+    return name
+
+
+TimeZoneName = Annotated[
+    str, StringConstraints(strict=True, max_length=64, pattern=TIME_ZONE_PATTERN), AfterValidator(_known_zone)
+]
+WallClock = Annotated[str, StringConstraints(strict=True, pattern=WALL_CLOCK_PATTERN)]
+
+
+class Weekday(StrEnum):
+    """``schedule.window.days``: the day a window opens on."""
+
+    MON = "Mon"
+    TUE = "Tue"
+    WED = "Wed"
+    THU = "Thu"
+    FRI = "Fri"
+    SAT = "Sat"
+    SUN = "Sun"
+
+
+ALL_DAYS: Final = tuple(Weekday)
+
+
+class WindowSpec(_Model):
+    """A maintenance window: scheduled and maxAge rotations start only inside it.
+
+    ``start``/``end`` are wall-clock ``HH:MM`` in ``timeZone`` (default: the schedule's, else
+    UTC); ``end`` before ``start`` runs past midnight. ``days`` names the day it opens.
+    """
+
+    days: Annotated[tuple[Weekday, ...], Field(min_length=1, max_length=7)] = ALL_DAYS
+    start: WallClock
+    end: WallClock
+    time_zone: TimeZoneName | None = None
+
+    @field_validator("days")
+    @classmethod
+    def _unique_days(cls, days: tuple[Weekday, ...]) -> tuple[Weekday, ...]:
+        # The CRD's x-kubernetes-list-type: set.
+        for index, day in enumerate(days):
+            if day in days[:index]:
+                raise PydanticCustomError(
+                    "duplicate", "duplicate value {day}", {"index": index, "day": str(day)}
+                )
+        return days
+
+    @model_validator(mode="after")
+    def _spans_time(self) -> Self:
+        if self.start == self.end:
+            raise PydanticCustomError("empty_window", "start and end must differ")
+        return self
+
+
 class ScheduleSpec(_Model):
     """When to rotate; without interval or cron only force and maxAge trigger a rotation.
 
-    ``interval`` is 1m to 87600h, ``maxAge`` and ``jitter`` at most 87600h (ten years).
+    ``interval`` is 1m to 87600h, ``maxAge`` and ``jitter`` at most 87600h (ten years); ``cron``
+    is read in ``timeZone`` (an IANA name, default UTC); ``window`` gates scheduled and maxAge
+    rotations.
     """
 
     interval: Interval | None = None
     cron: CronExpression | None = None
+    time_zone: TimeZoneName | None = None
     max_age: ScheduleDuration | None = None
     jitter: ScheduleDuration | None = None
+    window: WindowSpec | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:

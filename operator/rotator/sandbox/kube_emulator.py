@@ -6,7 +6,10 @@ which take priority over the emulation), but replaces kmock's storage and fallba
 :class:`~rotator.sandbox.kube_store.KubeStore`, which implements the API-server rules that the
 clients depend on: resourceVersions with 409 conflicts, generation, the status subresource,
 finalizers, selectors, watches resumable from a resourceVersion, discovery, TokenReview, and
-CRD-schema validation of custom resources.
+CRD-schema validation of custom resources. Server-side printing for ``kubectl get`` (the CRDs'
+printer columns) is :mod:`~rotator.sandbox.kube_table`; the protobuf bodies of kubectl's typed
+``create`` commands are read by :mod:`~rotator.sandbox.kube_protobuf`. Both are checked against
+kube-apiserver in tests/realkube/test_emulator_parity.py.
 
 kmock records every request forever, and its reactions scan that history, making each request
 O(n); this emulator keeps only the last ``history_limit`` requests.
@@ -32,7 +35,7 @@ import attrs
 import kmock
 from kmock._internal import apps, parsing, rendering
 
-from rotator.sandbox import kube_patch
+from rotator.sandbox import kube_patch, kube_protobuf, kube_table
 from rotator.sandbox.kube_store import JSON, ApiError, KubeStore, ResourceType
 
 logger = logging.getLogger(__name__)
@@ -70,6 +73,9 @@ class Fault:
     message: str = "injected fault"
     times: int | None = 1
     hits: int = 0
+    retry_after: int | None = None
+    """Seconds for a ``Retry-After`` header (and ``details.retryAfterSeconds``), as
+    kube-apiserver's API Priority and Fairness sends with a 429."""
 
     def matches(self, method: str, path: str) -> bool:
         """Whether the request is one to fail (and the fault is not used up)."""
@@ -182,6 +188,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
             for fault in self.faults:
                 if fault.matches(raw_request.method, raw_request.path):
                     fault.hits += 1
+                    if fault.retry_after is not None:
+                        details = {"retryAfterSeconds": fault.retry_after}
+                        answer = ApiError(fault.code, fault.reason, fault.message, details).status()
+                        headers = {"Retry-After": str(fault.retry_after)}
+                        return aiohttp.web.json_response(answer, status=fault.code, headers=headers)
                     raise ApiError(fault.code, fault.reason, fault.message)
             if self._payloads:  # user-defined kmock reactions win over the emulation
                 with contextlib.suppress(NotImplementedError):
@@ -201,7 +212,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
         content_type = raw.headers.get("Content-Type", "")
         data: Any = None
         text = ""
-        if "protobuf" not in content_type and "cbor" not in content_type:
+        if "protobuf" in content_type:
+            with contextlib.suppress(kube_protobuf.UnsupportedProtobuf):
+                data = kube_protobuf.decode(body)  # kubectl's typed commands (create secret, …)
+        elif "cbor" not in content_type:
             text = body.decode("utf-8", errors="replace")
             with contextlib.suppress(ValueError):
                 data = json.loads(text, parse_int=_json_int) if text else None
@@ -236,13 +250,20 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self, request: rendering.Request, raw: aiohttp.web.BaseRequest
     ) -> aiohttp.web.StreamResponse:
         method, path = raw.method.upper(), raw.path
-        if "protobuf" in raw.headers.get("Content-Type", "") or "cbor" in raw.headers.get("Content-Type", ""):
+        content_type = raw.headers.get("Content-Type", "")
+        unreadable = "cbor" in content_type
+        if "protobuf" in content_type and request.body:
+            try:
+                kube_protobuf.decode(request.body)
+            except kube_protobuf.UnsupportedProtobuf as exc:
+                unreadable, content_type = True, f"{content_type}: {exc}"
+        if unreadable:  # client-go retries in JSON after a 415 to CBOR; protobuf it never retries
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
                 f"the body of the request was in an unknown format - accepted media types include: "
                 f"application/json, application/json-patch+json, application/merge-patch+json, "
-                f"application/strategic-merge-patch+json (got {raw.headers.get('Content-Type')})",
+                f"application/strategic-merge-patch+json (got {content_type})",
             )
         if method == "GET":
             discovery = self._discovery(path, raw)
@@ -270,12 +291,13 @@ class KubeEmulator(kmock.KubernetesEmulator):
                     "metadata": {"resourceVersion": str(rv)},
                     "items": items,
                 }
-                return self._respond(listing, raw)
+                return self._respond(listing, raw, rt)
             if method == "POST":
                 body = self._body(request)
                 if rt.key == ("authentication.k8s.io", "v1", "tokenreviews"):
                     return aiohttp.web.json_response(self._token_review(body), status=201)
-                return self._respond(self.store.create(rt, namespace, body, dry_run=dry_run), raw, status=201)
+                created = self.store.create(rt, namespace, body, dry_run=dry_run)
+                return self._respond(created, raw, rt, status=201)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
         name, sub = parsed.name, parsed.subresource
         if sub == "scale":
@@ -286,18 +308,18 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if sub not in (None, "status"):
             raise ApiError(404, "NotFound", f"the server could not find the subresource {sub!r}")
         if method == "GET":
-            return self._respond(self.store.get(rt, namespace, name), raw)
+            return self._respond(self.store.get(rt, namespace, name), raw, rt)
         if method == "PUT":
             replaced = self.store.replace(rt, namespace, name, self._body(request), sub, dry_run=dry_run)
-            return self._respond(replaced, raw)
+            return self._respond(replaced, raw, rt)
         if method == "PATCH":
             content_type = raw.headers.get("Content-Type", "application/merge-patch+json")
             patched = self.store.patch(rt, namespace, name, content_type, request.data, sub, dry_run=dry_run)
-            return self._respond(patched, raw)
+            return self._respond(patched, raw, rt)
         if method == "DELETE":
             body = request.data if isinstance(request.data, dict) else {}
             deleted = self.store.delete(rt, namespace, name, body.get("preconditions"), dry_run=dry_run)
-            return self._respond(deleted, raw)
+            return self._respond(deleted, raw, rt)
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
 
     @staticmethod
@@ -307,12 +329,20 @@ class KubeEmulator(kmock.KubernetesEmulator):
         return request.data
 
     def _respond(
-        self, payload: JSON, raw: aiohttp.web.BaseRequest, status: int = 200
+        self, payload: JSON, raw: aiohttp.web.BaseRequest, rt: ResourceType, status: int = 200
     ) -> aiohttp.web.Response:
         """Answer JSON, or a meta.k8s.io Table when kubectl asks for server-side printing."""
         if "as=Table" in raw.headers.get("Accept", ""):
-            payload = _as_table(payload)
+            payload = self._as_table(payload, rt, raw)
         return aiohttp.web.json_response(payload, status=status)
+
+    def _as_table(self, payload: JSON, rt: ResourceType, raw: aiohttp.web.BaseRequest) -> JSON:
+        """The Table kube-apiserver prints ``payload`` as (a CRD's printer columns, for a CR)."""
+        columns = kube_table.columns_for(rt.group, rt.kind, rt.printer_columns)
+        try:
+            return kube_table.as_table(payload, columns, self.store.now(), raw.query.get("includeObject", ""))
+        except kube_table.BadTableRequest as exc:
+            raise ApiError(400, "BadRequest", str(exc)) from exc
 
     # --------------------------------------------------------------------------- discovery
 
@@ -576,6 +606,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             return response
         timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
         table = "as=Table" in raw.headers.get("Accept", "")
+        if table:  # refuse a bad includeObject before the stream starts, as kube-apiserver does
+            self._as_table({"items": []}, rt, raw)
         bookmarks = _truthy(params.get("allowWatchBookmarks"))
 
         def bookmark() -> bytes:
@@ -610,7 +642,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 if event is None:  # the server is shutting down, or dropped its watches
                     break
                 if table:
-                    event = {"type": event["type"], "object": _as_table(event["object"])}
+                    event = {"type": event["type"], "object": self._as_table(event["object"], rt, raw)}
                 await response.write(json.dumps(event).encode() + b"\n")
             await response.write_eof()
         except ConnectionResetError:
@@ -675,34 +707,4 @@ def _scale_of(obj: JSON) -> JSON:
             "replicas": (obj.get("status") or {}).get("replicas", 0),
             "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
         },
-    }
-
-
-def _as_table(payload: JSON) -> JSON:
-    """Server-side printing for kubectl: Name and Age columns, the full object in each row."""
-    if payload.get("kind") == "Status":
-        return payload
-    is_list = "items" in payload
-    items = payload["items"] if is_list else [payload]
-    return {
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": (payload.get("metadata") or {}).get("resourceVersion", "")},
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0},
-            {
-                "name": "Created At",
-                "type": "date",
-                "format": "",
-                "description": "Creation time",
-                "priority": 0,
-            },
-        ],
-        "rows": [
-            {
-                "cells": [item["metadata"].get("name", ""), item["metadata"].get("creationTimestamp", "")],
-                "object": item,
-            }
-            for item in items
-        ],
     }

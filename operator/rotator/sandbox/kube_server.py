@@ -34,7 +34,8 @@ from rotator.sandbox.kube_emulator import (
     TokenIdentity,
 )
 from rotator.sandbox.kube_store import JSON, KubeStore
-from rotator.sandbox.rollout import DEFAULT_POD_DELAY, PodInfo, RolloutSimulator
+from rotator.sandbox.pod_start import PodInfo
+from rotator.sandbox.rollout import DEFAULT_POD_DELAY, RolloutSimulator
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)

@@ -97,6 +97,8 @@ class ResourceType:
     categories: tuple[str, ...] = ()  # e.g. "all": what ``kubectl get all`` expands to
     schema: Mapping[str, Any] | None = None
     crd_name: str | None = None  # set for custom resources: which CRD registered them
+    #: The CRD version's additionalPrinterColumns (custom resources only; empty: served default).
+    printer_columns: tuple[Mapping[str, Any], ...] | None = None
 
     @property
     def key(self) -> TypeKey:
@@ -285,6 +287,10 @@ class KubeStore:
             if resource_type.api_version == api_version and resource_type.kind == kind:
                 return resource_type
         raise ApiError(404, "NotFound", f"no resource for {api_version}/{kind}")
+
+    def now(self) -> datetime.datetime:
+        """The store's clock: what creationTimestamps are stamped with, and ages measured from."""
+        return self._clock()
 
     @property
     def resource_version(self) -> int:
@@ -683,6 +689,7 @@ class KubeStore:
                     tracks_generation=True,
                     schema=(version.get("schema") or {}).get("openAPIV3Schema"),
                     crd_name=crd_name,
+                    printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
                 )
             )
         previous = {c.get("type"): c for c in (crd.get("status") or {}).get("conditions") or []}

@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from rotator.sandbox.pod_start import SECRET_VERSIONS_ANNOTATION, PodInfo, SecretVersionRecorder, pod_info
 from rotator.sandbox.processes import LOOPBACK, LocalServer, ServerError, free_port, http_ok, run_checked
 
 JSON = dict[str, Any]
@@ -78,11 +79,81 @@ _FAULTY = (
     ' and (.metadata.annotations["rotator.dev/rotation-id"] != null)'
 )
 
+# A bound pod's stage: Running at once, and Ready (``ready``) or, for a pod FAULT_LABEL marks
+# (the selector's FAULTY), Running but never Ready. One template, so the two cannot drift. A pod
+# starts only once pod_start.SecretVersionRecorder has recorded the Secret versions it reads
+# (as a kubelet reads its Secrets before it starts the containers).
+_POD_STAGE = """\
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata: {name: @NAME@}
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - {key: .metadata.deletionTimestamp, operator: DoesNotExist}
+    - {key: .status.phase, operator: In, values: [Pending]}
+    - {key: '@FAULTY@', operator: @FAULTY_OPERATOR@, values: ["true"]}
+    - {key: '.metadata.annotations["@RECORDED@"]', operator: Exists}
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      phase: Running
+      startTime: {{ $now | Quote }}
+      conditions:
+      - {type: PodScheduled, status: "True", lastTransitionTime: {{ $now | Quote }}}
+      - {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
+      - {type: ContainersReady, status: "@STATUS@"@REASON@, lastTransitionTime: {{ $now | Quote }}}
+      - {type: Ready, status: "@STATUS@"@REASON@, lastTransitionTime: {{ $now | Quote }}}
+      {{ range .spec.readinessGates }}
+      - {type: {{ .conditionType | Quote }}, status: "True", lastTransitionTime: {{ $now | Quote }}}
+      {{ end }}
+      containerStatuses:
+      {{ range .spec.containers }}
+      - name: {{ .name | Quote }}
+        image: {{ .image | Quote }}
+        ready: @READY@
+        started: true
+        restartCount: 0
+        state: {running: {startedAt: {{ $now | Quote }}}}
+      {{ end }}
+      {{ with NodeIPsWith .spec.nodeName }}
+      hostIP: {{ index . 0 | Quote }}
+      {{ end }}
+      {{ with PodIPsWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace }}
+      podIP: {{ index . 0 | Quote }}
+      podIPs:
+      {{ range . }}
+      - {ip: {{ . | Quote }}}
+      {{ end }}
+      {{ end }}
+"""
+
+
+def _pod_stage(name: str, *, ready: bool) -> str:
+    """The kwok Stage for pods that become Ready (``ready``) or never do (the FAULTY ones)."""
+    tokens = {
+        "@NAME@": name,
+        "@FAULTY@": _FAULTY,
+        "@RECORDED@": SECRET_VERSIONS_ANNOTATION,
+        "@FAULTY_OPERATOR@": "NotIn" if ready else "In",
+        "@STATUS@": "True" if ready else "False",
+        "@REASON@": "" if ready else ", reason: ContainersNotReady",
+        "@READY@": "true" if ready else "false",
+    }
+    stage = _POD_STAGE
+    for token, value in tokens.items():
+        stage = stage.replace(token, value)
+    return stage
+
+
 # kwok ships no stages of its own: these say what a fake kubelet does. A fake node becomes
 # Ready with ample room; a bound pod becomes Running and Ready at once (unless FAULT_LABEL says
 # otherwise: then Running, never Ready); a deleted pod goes away (no kubelet would otherwise
 # confirm the deletion). Node liveness after that is kwok's leases.
-KWOK_STAGES = """\
+KWOK_STAGES = (
+    """\
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata: {name: rotator-node-ready}
@@ -120,90 +191,10 @@ spec:
         systemUUID: ""
         bootID: ""
       phase: Running
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata: {name: rotator-pod-ready}
-spec:
-  resourceRef: {apiGroup: v1, kind: Pod}
-  selector:
-    matchExpressions:
-    - {key: .metadata.deletionTimestamp, operator: DoesNotExist}
-    - {key: .status.phase, operator: In, values: [Pending]}
-    - {key: 'FAULTY', operator: NotIn, values: ["true"]}
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      phase: Running
-      startTime: {{ $now | Quote }}
-      conditions:
-      {{ range list "PodScheduled" "Initialized" "ContainersReady" "Ready" }}
-      - {type: {{ . }}, status: "True", lastTransitionTime: {{ $now | Quote }}}
-      {{ end }}
-      {{ range .spec.readinessGates }}
-      - {type: {{ .conditionType | Quote }}, status: "True", lastTransitionTime: {{ $now | Quote }}}
-      {{ end }}
-      containerStatuses:
-      {{ range .spec.containers }}
-      - name: {{ .name | Quote }}
-        image: {{ .image | Quote }}
-        ready: true
-        started: true
-        restartCount: 0
-        state: {running: {startedAt: {{ $now | Quote }}}}
-      {{ end }}
-      {{ with NodeIPsWith .spec.nodeName }}
-      hostIP: {{ index . 0 | Quote }}
-      {{ end }}
-      {{ with PodIPsWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace }}
-      podIP: {{ index . 0 | Quote }}
-      podIPs:
-      {{ range . }}
-      - {ip: {{ . | Quote }}}
-      {{ end }}
-      {{ end }}
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata: {name: rotator-pod-never-ready}
-spec:
-  resourceRef: {apiGroup: v1, kind: Pod}
-  selector:
-    matchExpressions:
-    - {key: .metadata.deletionTimestamp, operator: DoesNotExist}
-    - {key: .status.phase, operator: In, values: [Pending]}
-    - {key: 'FAULTY', operator: In, values: ["true"]}
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      phase: Running
-      startTime: {{ $now | Quote }}
-      conditions:
-      - {type: PodScheduled, status: "True", lastTransitionTime: {{ $now | Quote }}}
-      - {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
-      - {type: ContainersReady, status: "False", reason: ContainersNotReady,
-         lastTransitionTime: {{ $now | Quote }}}
-      - {type: Ready, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
-      containerStatuses:
-      {{ range .spec.containers }}
-      - name: {{ .name | Quote }}
-        image: {{ .image | Quote }}
-        ready: false
-        started: true
-        restartCount: 0
-        state: {running: {startedAt: {{ $now | Quote }}}}
-      {{ end }}
-      {{ with NodeIPsWith .spec.nodeName }}
-      hostIP: {{ index . 0 | Quote }}
-      {{ end }}
-      {{ with PodIPsWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace }}
-      podIP: {{ index . 0 | Quote }}
-      podIPs:
-      {{ range . }}
-      - {ip: {{ . | Quote }}}
-      {{ end }}
-      {{ end }}
----
+"""
+    + _pod_stage("rotator-pod-ready", ready=True)
+    + _pod_stage("rotator-pod-never-ready", ready=False)
+    + """---
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata: {name: rotator-pod-delete}
@@ -214,7 +205,8 @@ spec:
     - {key: .metadata.deletionTimestamp, operator: Exists}
   next:
     delete: true
-""".replace("FAULTY", _FAULTY)
+"""
+)
 
 
 class ControlPlaneUnavailable(ServerError):
@@ -634,6 +626,8 @@ class RealKubeServer:
             self.scheduler,
             self.kwok,
         ]
+        self.recorder = SecretVersionRecorder(lambda method, path, body: self.api(method, path, body))
+        """Plays the kubelet's Secret read at pod start (kwok starts no pod it has not recorded)."""
         self.startup_seconds: float | None = None
         """Wall time of the last successful ``start()``."""
         self._ssl = ssl.create_default_context(cafile=str(self.pki.ca_path))
@@ -666,6 +660,8 @@ class RealKubeServer:
         try:
             for component in self.components:
                 component.start()
+                if component is self.apiserver:
+                    self.recorder.start()
             self._create_nodes()
             self._wait_nodes_ready(began + self.start_timeout)
         except BaseException:
@@ -677,6 +673,7 @@ class RealKubeServer:
     def stop(self) -> None:
         """Stop every component by PID, in reverse order (etcd last). Idempotent."""
         errors: list[BaseException] = []
+        self.recorder.stop()
         for component in reversed(self.components):
             try:
                 component.stop()
@@ -793,6 +790,27 @@ class RealKubeServer:
             with contextlib.suppress(ValueError):
                 decoded = json.loads(raw)
             raise ApiError(exc.code, decoded) from None
+
+    def workload_pods(self, kind: str, namespace: str, name: str) -> list[PodInfo]:
+        """A Deployment's live pods (through its ReplicaSets), with the Secret versions each one
+        started with: the same view the emulator's rollout simulator gives."""
+        if kind != "Deployment":
+            raise ValueError(f"only Deployments are followed on the real control plane, not {kind}")
+        deployment = self.api("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+        owners = {deployment["metadata"]["uid"]}
+        for rs in self.api("GET", f"/apis/apps/v1/namespaces/{namespace}/replicasets")["items"]:
+            if any(ref.get("uid") in owners for ref in rs["metadata"].get("ownerReferences") or []):
+                owners.add(rs["metadata"]["uid"])
+        pods = self.api("GET", f"/api/v1/namespaces/{namespace}/pods")["items"]
+        return [
+            pod_info(pod)
+            for pod in pods
+            if not pod["metadata"].get("deletionTimestamp")
+            and any(
+                ref.get("uid") in owners - {deployment["metadata"]["uid"]}
+                for ref in pod["metadata"].get("ownerReferences") or []
+            )
+        ]
 
     def kubeconfig(
         self,

@@ -19,7 +19,8 @@ What it does, per workload kind:
 
 Each pod records, in the annotation ``sandbox.rotator.dev/secret-versions``, the Secrets its
 template references with their resourceVersion and ``rotator.dev/version`` at pod start: the
-evidence that a rotation really reached the workload. The fault switch
+evidence that a rotation really reached the workload (the format, and the recorder that keeps
+it on a real control plane, are in pod_start.py). The fault switch
 ``sandbox.rotator.dev/fail-readiness: "true"`` on a workload (or :meth:`set_fail_readiness`)
 makes its new pods never become ready.
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -40,9 +42,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rotator.models.keys import SECRET_VERSION
 from rotator.sandbox.consumers import LOGIN_ANNOTATION, LOGIN_SECRET_ANNOTATION, PodLogins, login_target
 from rotator.sandbox.kube_store import JSON, KubeStore, ResourceType, now_rfc3339
+from rotator.sandbox.pod_start import (
+    SECRET_VERSIONS_ANNOTATION,
+    PodInfo,
+    pod_info,
+    secret_names,
+    secret_versions,
+)
 
 DEFAULT_POD_DELAY = 0.2
 """Seconds a new pod takes to become ready: visible in a demo, short enough for tests."""
@@ -51,8 +59,6 @@ DEFAULT_PROGRESS_DEADLINE = 600.0
 """Kubernetes' default ``spec.progressDeadlineSeconds``."""
 
 FAIL_READINESS_ANNOTATION = "sandbox.rotator.dev/fail-readiness"
-SECRET_VERSIONS_ANNOTATION = "sandbox.rotator.dev/secret-versions"
-VERSION_ANNOTATION = SECRET_VERSION
 
 WORKLOAD_KINDS: dict[str, tuple[str, str, str]] = {
     "Deployment": ("apps", "v1", "deployments"),
@@ -66,29 +72,6 @@ _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 WorkloadKey = tuple[str, str, str]  # (kind, namespace, name)
 logger = logging.getLogger(__name__)
 _ERROR_RETRY = 1.0  # seconds before retrying a workload whose step raised
-
-
-@dataclass(frozen=True)
-class SecretVersion:
-    """Which version of a Secret a pod started with (None when the Secret was absent)."""
-
-    resource_version: str | None
-    version: str | None
-
-
-@dataclass(frozen=True)
-class PodInfo:
-    """A pod of a workload as a test wants to see it."""
-
-    name: str
-    ready: bool
-    revision: str
-    secret_versions: Mapping[str, SecretVersion]
-    node: str | None = None
-    #: Logins to the workload's database with the pod's credential, and how many were refused
-    #: (pods of workloads annotated ``sandbox.rotator.dev/postgres-login``).
-    logins: int = 0
-    refused_logins: int = 0
 
 
 @dataclass
@@ -105,23 +88,6 @@ def template_hash(template: Mapping[str, Any]) -> str:
     """A stable short hash of a pod template (what pod-template-hash stands for)."""
     digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
     return digest[:10]
-
-
-def secret_names(template: Mapping[str, Any]) -> list[str]:
-    """Secrets a pod template consumes: env secretKeyRef, envFrom secretRef, secret volumes."""
-    spec = template.get("spec") or {}
-    names: list[str] = []
-    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
-        for env in container.get("env") or []:
-            ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
-            names.append(ref.get("name", ""))
-        for env_from in container.get("envFrom") or []:
-            names.append((env_from.get("secretRef") or {}).get("name", ""))
-    for volume in spec.get("volumes") or []:
-        names.append((volume.get("secret") or {}).get("secretName", ""))
-        for source in (volume.get("projected") or {}).get("sources") or []:
-            names.append((source.get("secret") or {}).get("name", ""))
-    return sorted({name for name in names if name})
 
 
 def _scaled(value: Any, replicas: int, default: str, *, round_up: bool) -> int:
@@ -209,28 +175,11 @@ class RolloutSimulator:
         obj = self.store.find(rt, namespace, name)
         if obj is None:
             return []
-        result = []
+        pods = []
         for pod in self._owned_pods(obj):
-            raw = json.loads(pod["metadata"].get("annotations", {}).get(SECRET_VERSIONS_ANNOTATION, "{}"))
-            versions = {
-                secret: SecretVersion(entry.get("resourceVersion"), entry.get("version"))
-                for secret, entry in raw.items()
-            }
-            labels = pod["metadata"].get("labels") or {}
-            revision = labels.get("pod-template-hash") or labels.get("controller-revision-hash", "")
             logins, refused = self.logins.counts(pod["metadata"]["name"])
-            result.append(
-                PodInfo(
-                    pod["metadata"]["name"],
-                    _is_ready(pod),
-                    revision,
-                    versions,
-                    pod["spec"].get("nodeName"),
-                    logins,
-                    refused,
-                )
-            )
-        return result
+            pods.append(dataclasses.replace(pod_info(pod), logins=logins, refused_logins=refused))
+        return pods
 
     # ------------------------------------------------------------------------- event wiring
 
@@ -299,19 +248,12 @@ class RolloutSimulator:
             and not pod["metadata"].get("deletionTimestamp")
         ]
 
-    def _secret_versions(
-        self, namespace: str, template: Mapping[str, Any]
-    ) -> dict[str, dict[str, str | None]]:
+    def _secret_versions(self, namespace: str, template: Mapping[str, Any]) -> str:
+        """The annotation a new pod gets: what it would read from each Secret at start."""
         secrets_rt = self.store.type_for(*_SECRETS)
-        versions: dict[str, dict[str, str | None]] = {}
-        for secret_name in secret_names(template):
-            secret = self.store.find(secrets_rt, namespace, secret_name)
-            meta = secret["metadata"] if secret else {}
-            versions[secret_name] = {
-                "resourceVersion": meta.get("resourceVersion"),
-                "version": (meta.get("annotations") or {}).get(VERSION_ANNOTATION),
-            }
-        return versions
+        return secret_versions(
+            {name: self.store.find(secrets_rt, namespace, name) for name in secret_names(template)}
+        )
 
     def _create_pod(
         self,
@@ -335,9 +277,7 @@ class RolloutSimulator:
         if node is not None:
             spec["nodeName"] = node
         annotations = dict(template_meta.get("annotations") or {})
-        annotations[SECRET_VERSIONS_ANNOTATION] = json.dumps(
-            self._secret_versions(meta["namespace"], template), sort_keys=True
-        )
+        annotations[SECRET_VERSIONS_ANNOTATION] = self._secret_versions(meta["namespace"], template)
         pod = {
             "metadata": {
                 "name": pod_name,

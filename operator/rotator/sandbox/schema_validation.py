@@ -18,7 +18,7 @@ import datetime as dt
 import functools
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
@@ -166,7 +166,14 @@ def _index(path: str, i: int) -> str:
     return f"{path}[{i}]"
 
 
+def _entry(path: str, key: str) -> str:
+    """A map entry (additionalProperties) as OpenAPI validation and pruning name it: like a
+    property (kube-openapi's object validator and the pruner both append ``.key``)."""
+    return _child(path, key)
+
+
 def _key(path: str, key: str) -> str:
+    """A map entry as CEL validation names it (``field.Path.Key``: ``path[key]``)."""
     return f"{path}[{key}]"
 
 
@@ -216,7 +223,7 @@ def _prune(schema: Schema, value: Any, path: str, dropped: list[str], root: bool
             if key in props:
                 value[key] = _prune(props[key], value[key], _child(path, key), dropped)
             elif extra is not None:
-                value[key] = _prune(extra, value[key], _key(path, key), dropped)
+                value[key] = _prune(extra, value[key], _entry(path, key), dropped)
             elif not _preserves(schema):
                 dropped.append(_child(path, key))
                 del value[key]
@@ -493,10 +500,15 @@ def _check_object(
 
 
 def _properties(
-    schema: Schema, value: Mapping[str, Any], path: str, root: bool
+    schema: Schema,
+    value: Mapping[str, Any],
+    path: str,
+    root: bool,
+    entry: Callable[[str, str], str] = _entry,
 ) -> Iterator[tuple[Schema, Any, str]]:
     """Each property with the schema that governs it (declared, or additionalProperties) and
-    its field path; unknown fields and, at the root, apiVersion/kind/metadata are skipped."""
+    its field path (a map entry's named by ``entry``); unknown fields and, at the root,
+    apiVersion/kind/metadata are skipped."""
     props = _props(schema)
     extra = _additional(schema)
     for key, item in value.items():
@@ -505,7 +517,7 @@ def _properties(
         if key in props:
             yield props[key], item, _child(path, key)
         elif extra is not None:
-            yield extra, item, _key(path, key)
+            yield extra, item, entry(path, key)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -550,7 +562,7 @@ def _check_rules(schema: Schema, value: Any, path: str, errors: list[FieldError]
     for rule in schema.get("x-kubernetes-validations") or []:
         _run_rule(schema, rule, value, path, errors)
     if isinstance(value, Mapping):
-        for child_schema, item, child_path in _properties(schema, value, path, root):
+        for child_schema, item, child_path in _properties(schema, value, path, root, _key):
             _check_rules(child_schema, item, child_path, errors)
     elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
         items = cast(Schema, schema["items"])

@@ -6,6 +6,14 @@ identity log in with a token minted for a service account *of the policy's names
 (``rotator.tenancy.identity``); static credentials are read from a Secret the store's admin named,
 and only when that Secret is labelled ``rotator.dev/store-credential=true``. A session is renewed
 shortly before it expires, or at once after the store refused it (``auth_failed``).
+
+A credential Secret read is reused for ``credential_ttl`` seconds (the operator passes its safety
+resync, 10 minutes): a rotation opens the store at every step and the store loop re-checks its
+health every minute, and neither re-reads the Secret. The watches cannot cover it (the Secrets
+watch is label-selected on ``app.kubernetes.io/managed-by=rotator``, and a selector cannot OR a
+second label), so a changed credential is noticed at the latest after ``credential_ttl``, and at
+once where it matters: a store that refuses the credential (``auth_failed``, a failed health
+check) drops every cached credential Secret, and the next open reads them again.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from rotator.stores.base import Store
 from rotator.stores.errors import StoreAuthError
 from rotator.stores.health import Health, check_aws, check_vault
 from rotator.stores.vault.auth import connect, token_from_secret, vault_kubernetes_login
-from rotator.stores.vault.kv2 import VaultKV2Store
+from rotator.stores.vault.kv2 import KV2Cache, VaultKV2Store
 from rotator.tenancy.identity import mint_token
 from rotator.tenancy.resolve import ResolvedStore
 
@@ -43,6 +51,9 @@ RENEW_FRACTION: Final = 0.2
 class _Session:
     client: Any
     expires_at: float  # monotonic seconds; inf for credentials that do not expire
+    kv2: KV2Cache = field(default_factory=KV2Cache)
+    """What this Vault session's stores learned (never a value): one reconcile's store object
+    hands it to the next, so a rotation reads each path's metadata and tags once, not per step."""
 
 
 @dataclass
@@ -52,21 +63,29 @@ class StoreOpener:
     vault_timeout: float = 5.0
     aws_timeout: float = 5.0
     clock: Callable[[], float] = time.monotonic
+    credential_ttl: float = 600.0
     # Keys hold digests, never raw tokens or keys; repr=False keeps clients out of any repr.
     _sessions: dict[tuple[str, ...], _Session] = field(default_factory=dict, repr=False)
     _policy_keys: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _credentials: dict[tuple[str, str], tuple[float, Mapping[str, Any] | None]] = field(
+        default_factory=dict, repr=False
+    )
     _ca_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rotator-ca-")), repr=False)
 
     def __call__(self, policy: PolicyRef, resolved: ResolvedStore) -> Store:
         if resolved.spec.vault is not None:
-            client = self._vault_session(policy, resolved, resolved.spec.vault)
+            session = self._vault_session(policy, resolved, resolved.spec.vault)
             return VaultKV2Store(
-                client, resolved.spec.vault.kv_mount, resolved.path, on_request=self._count("vault")
+                session.client,
+                resolved.spec.vault.kv_mount,
+                resolved.path,
+                on_request=self._count("vault"),
+                cache=session.kv2,
             )
         aws = resolved.spec.aws_secrets_manager
         assert aws is not None, "the store models guarantee exactly one backend"
-        client = self._aws_session(policy, resolved, aws)
+        client = self._aws_session(policy, resolved, aws).client
         return AwsSecretsManagerStore(client, resolved.path, on_request=self._count("aws"))
 
     def health(self, resolved: ResolvedStore) -> Health:
@@ -80,7 +99,7 @@ class StoreOpener:
                     resolved, ref.name, ref.namespace, "vault.auth.tokenSecretRef"
                 )
                 token = token_from_secret(where, secret, ref.key)
-            return check_vault(vault, token, self.vault_timeout, self._ca_file(vault.ca_bundle))
+            return self._judged(check_vault(vault, token, self.vault_timeout, self._ca_file(vault.ca_bundle)))
         assert aws is not None
         keys = None
         key_ref = aws.auth.access_key_secret_ref
@@ -91,7 +110,12 @@ class StoreOpener:
                 access_key_from_secret(where, secret, key_ref.access_key_id_key),
                 access_key_from_secret(where, secret, key_ref.secret_access_key_key),
             )
-        return check_aws(aws, keys, self.aws_timeout)
+        return self._judged(check_aws(aws, keys, self.aws_timeout))
+
+    def _judged(self, health: Health) -> Health:
+        if health.reason == reasons.STORE_AUTH_FAILED:
+            self._forget_credentials()  # the next look reads the Secret again: it may have changed
+        return health
 
     def auth_failed(self, policy: PolicyRef) -> None:
         """Drop the session this policy used (only that one: others' sessions are fine)."""
@@ -99,21 +123,26 @@ class StoreOpener:
             key = self._policy_keys.pop(policy.owner, None)
             if key is not None and key not in self._policy_keys.values():
                 self._sessions.pop(key, None)
+        self._forget_credentials()
+
+    def _forget_credentials(self) -> None:
+        with self._lock:
+            self._credentials.clear()
 
     # --- plumbing ----------------------------------------------------------------------------
-    def _cached(self, policy: PolicyRef, key: tuple[str, ...]) -> Any | None:
+    def _cached(self, policy: PolicyRef, key: tuple[str, ...]) -> _Session | None:
         with self._lock:
             session = self._sessions.get(key)
             if session is not None and self.clock() < session.expires_at:
                 self._use(policy, key)
-                return session.client
+                return session
         return None
 
-    def _remember(self, policy: PolicyRef, key: tuple[str, ...], client: Any, expires_at: float) -> Any:
+    def _remember(self, policy: PolicyRef, key: tuple[str, ...], client: Any, expires_at: float) -> _Session:
         with self._lock:
-            self._sessions[key] = _Session(client, expires_at)
+            session = self._sessions[key] = _Session(client, expires_at)
             self._use(policy, key)
-        return client
+        return session
 
     def _use(self, policy: PolicyRef, key: tuple[str, ...]) -> None:
         """Record the policy's session; a session no policy uses any more (rotated token) goes."""
@@ -139,7 +168,7 @@ class StoreOpener:
         """A credential Secret, where the tenancy rules allow it and only if it opted in."""
         namespace = resolved.credential_namespace(declared_namespace)
         where = f"{resolved.ref} spec.{field_name}: Secret {namespace}/{name}"
-        secret = self.kube.get_secret(namespace, name)
+        secret = self._credential_secret(namespace, name)
         labels = ((secret or {}).get("metadata") or {}).get("labels") or {}
         if secret is not None and labels.get(STORE_CREDENTIAL_LABEL) != "true":
             # Without the opt-in, naming a Secret in a store would be a way to read it.
@@ -147,6 +176,19 @@ class StoreOpener:
                 reasons.STORE_AUTH_MISSING, f"{where} is not labelled {STORE_CREDENTIAL_LABEL}=true"
             )
         return where, secret
+
+    def _credential_secret(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        with self._lock:
+            cached = self._credentials.get((namespace, name))
+        if cached is not None and self.clock() < cached[0]:
+            return cached[1]
+        secret = self.kube.get_secret(namespace, name)
+        labels = ((secret or {}).get("metadata") or {}).get("labels") or {}
+        if secret is not None and labels.get(STORE_CREDENTIAL_LABEL) == "true":
+            # Only a usable one: a missing Secret or opt-in label, once fixed, is seen at once.
+            with self._lock:
+                self._credentials[(namespace, name)] = (self.clock() + self.credential_ttl, secret)
+        return secret
 
     def _ca_file(self, pem: str | None) -> str | None:
         if not pem:
@@ -157,7 +199,7 @@ class StoreOpener:
         return str(path)
 
     # --- Vault -------------------------------------------------------------------------------
-    def _vault_session(self, policy: PolicyRef, resolved: ResolvedStore, vault: VaultConnection) -> Any:
+    def _vault_session(self, policy: PolicyRef, resolved: ResolvedStore, vault: VaultConnection) -> _Session:
         connection: tuple[str, ...] = (vault.address, vault.namespace or "", _digest(vault.ca_bundle or ""))
         kubernetes = vault.auth.kubernetes
         if kubernetes is not None:
@@ -202,7 +244,7 @@ class StoreOpener:
         return self._remember(policy, key, client, float("inf"))
 
     # --- AWS ---------------------------------------------------------------------------------
-    def _aws_session(self, policy: PolicyRef, resolved: ResolvedStore, aws: AwsConnection) -> Any:
+    def _aws_session(self, policy: PolicyRef, resolved: ResolvedStore, aws: AwsConnection) -> _Session:
         connection: tuple[str, ...] = (f"aws:{aws.region}:{aws.endpoint or ''}",)
         web = aws.auth.web_identity
         if web is not None:

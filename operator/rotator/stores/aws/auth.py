@@ -38,9 +38,16 @@ def aws_client(
 
     Without keys the default credential chain applies (environment, IRSA web identity, instance
     profile). ``timeout`` bounds connect and read, and botocore's own retries are cut to one so
-    the store's short retries and the engine's backoff decide, not a hidden loop.
+    the store's short retries and the engine's backoff decide, not a hidden loop. Retry mode
+    ``adaptive`` keeps botocore's client-side rate limiter: after a throttling answer
+    (ThrottlingException, 429) the client slows its sends for every policy sharing it (one
+    client per session, ``rotator.stores.opener``), which is how AWS asks clients to back off.
     """
-    config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
+    config = Config(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries={"mode": "adaptive", "total_max_attempts": 1},
+    )
     session = boto3.session.Session()  # a session per client: boto3's default one is not thread-safe
     return session.client(
         "secretsmanager",

@@ -45,6 +45,21 @@ KV v2 purges versions beyond ``max_versions`` (10 by default); before publishing
 raises the path's ``max_versions`` when the write would otherwise purge the current or previous
 version.
 
+Requests: a rotation costs 13 HTTP requests in the steady state (6 writes, 3 value reads, 4
+metadata reads; tests/integration/test_store_request_counts.py counts them on the wire and says
+why not fewer). A ``KV2Cache`` per Vault session, shared by the store objects of successive
+reconciles, carries what this process learned, never a value: the tags of each KV version
+(rotation id, version id, claim owner; a version's data never changes, and its creation time
+tells a path written anew from its former self), the mount checks, and the last metadata read
+or written per path, updated by rotator's own writes. Only lookups answer from that view
+(``find_by_rotation``; ``write_pending``, which re-reads the published path after staging and
+writes with check-and-set; ``read_value``, whose data read is real and which looks again when
+the version is gone; ``current`` right after ``ensure_owned`` read the path) and the staging
+path, which nobody but rotator writes. ``ensure_owned``, ``promote``, ``revoke`` and
+``mark_failed`` read the published path afresh once per call, and every check-and-set conflict
+re-reads: a foreign write is met exactly where it was before. A crash loses the cache, nothing
+else.
+
 Crash safety: each verb writes in an order whose every prefix is harmless and repeatable
 (promote: publish, then pointers, then drop the staged copy; rollback: pointers, then publish the
 restored value, then destroy the failed one), and each re-derives what is done from the store.
@@ -155,8 +170,6 @@ class _Metadata:
     versions: dict[int, Mapping[str, Any]]
     custom: dict[str, str]
     max_versions: int
-    reads: dict[int, Mapping[str, Any] | None] = field(default_factory=dict)
-    """Per-call cache of version data already read (None = deleted/destroyed)."""
 
     def alive(self, version: int) -> bool:
         info = self.versions.get(version)
@@ -164,6 +177,11 @@ class _Metadata:
 
     def created_at(self, version: int) -> datetime | None:
         return _parse_time((self.versions.get(version) or {}).get("created_time"))
+
+    def stamp(self, version: int) -> tuple[int, str]:
+        """Names one immutable KV version: a number is reused after the path is deleted and
+        written again, its creation time is not."""
+        return version, str((self.versions.get(version) or {}).get("created_time") or "")
 
     def failed(self) -> list[str]:
         raw = self.custom.get(FAILED_VERSIONS, "")
@@ -177,6 +195,43 @@ class _Metadata:
         if self.custom.get(MANAGED_BY) != MANAGED_BY_VALUE:
             return None
         return self.custom.get(OWNER) or None
+
+
+@dataclass(frozen=True)
+class _Tags:
+    """What rotator looks up in a version's data, without its value (cached: never a secret)."""
+
+    rotation_id: str | None
+    version: str | None
+    owner: str | None
+    adoptable: bool
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> _Tags:
+        return cls(
+            _text(data, ROTATION_ID),
+            _text(data, VERSION_KEY),
+            _text(data, OWNER),
+            _adoptable_value(data) is not None,
+        )
+
+
+@dataclass
+class KV2Cache:
+    """What one Vault session learned, carried from one reconcile (store object) to the next.
+
+    Never a secret value. ``tags`` are immutable facts (a KV version's data never changes; the
+    key includes its creation time, so a path deleted and written again is not confused with
+    its former self). ``views`` are the last metadata read or written for each path, updated by
+    rotator's own writes; only lookups use them (``find_by_rotation``, ``write_pending``,
+    ``read_value``), and each of those is guarded by a real read or a check-and-set (module
+    docstring). ``mounts`` and ``limits`` remember the KV v2 check and the mount's max_versions.
+    """
+
+    tags: dict[str, dict[tuple[int, str], _Tags]] = field(default_factory=dict)
+    views: dict[str, _Metadata | None] = field(default_factory=dict)
+    mounts: set[str] = field(default_factory=set)
+    limits: dict[str, int] = field(default_factory=dict)
 
 
 class VaultKV2Store:
@@ -193,6 +248,7 @@ class VaultKV2Store:
         *,
         attempts: int = 3,
         sleep: Callable[[float], None] | None = None,
+        cache: KV2Cache | None = None,
     ) -> None:
         try:
             # Defence in depth: the spec validates these too, but a store must never be built on
@@ -203,8 +259,11 @@ class VaultKV2Store:
             raise StoreRefused(f"vault {mount!r} / {path!r}: refused: {exc}") from None
         self._client = client
         self._on_request = on_request
-        self._mount_limit: int | None = None
-        self._kv2_checked = False
+        # One per Vault session (rotator.stores.opener), shared by the store objects of
+        # successive reconciles; a store built without one learns only for itself.
+        self._cache = cache if cache is not None else KV2Cache()
+        self._owned_view = False
+        """ensure_owned just read the published path: the current() that follows answers from it."""
         retry_args: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         self._retrying = Retrying(
             stop=stop_after_attempt(attempts),
@@ -275,40 +334,75 @@ class VaultKV2Store:
         """The sibling path holding the claim record and pending values (module docstring)."""
         return f"{self.path}{STAGING_SUFFIX}"
 
-    def _metadata(self, path: str | None = None) -> _Metadata | None:
+    def _metadata(self, path: str | None = None, *, carried: bool = False) -> _Metadata | None:
+        """A path's metadata: read now, or with ``carried`` the session's view when it has one.
+
+        Only lookups pass ``carried`` (module docstring, "Requests"); every verb that writes
+        pointers or destroys reads the published path afresh, once per call.
+        """
         where = path or self.path
+        if carried and where in self._cache.views:
+            return self._cache.views[where]
         response = self._call(
             "read_metadata",
             lambda: self._kv.read_secret_metadata(path=where, mount_point=self.mount),
             missing_ok=True,
         )
-        if response is None:
-            return None
-        data: Mapping[str, Any] = response.get("data") or {}
-        return _Metadata(
-            path=where,
-            latest=int(data.get("current_version") or 0),
-            versions={int(k): v for k, v in (data.get("versions") or {}).items()},
-            custom={str(k): str(v) for k, v in (data.get("custom_metadata") or {}).items()},
-            max_versions=int(data.get("max_versions") or 0),
-        )
-
-    def _read(self, meta: _Metadata, version: int) -> Mapping[str, Any] | None:
-        """A version's data, or None if deleted/destroyed (cached per call in ``meta``)."""
-        if version in meta.reads:
-            return meta.reads[version]
-        data: Mapping[str, Any] | None = None
-        if meta.alive(version):
-            response = self._call(
-                "read_version",
-                lambda: self._kv.read_secret_version(
-                    path=meta.path, version=version, mount_point=self.mount, raise_on_deleted_version=True
-                ),
-                missing_ok=True,
+        meta: _Metadata | None = None
+        if response is not None:
+            data: Mapping[str, Any] = response.get("data") or {}
+            meta = _Metadata(
+                path=where,
+                latest=int(data.get("current_version") or 0),
+                versions={int(k): v for k, v in (data.get("versions") or {}).items()},
+                custom={str(k): str(v) for k, v in (data.get("custom_metadata") or {}).items()},
+                max_versions=int(data.get("max_versions") or 0),
             )
-            data = ((response or {}).get("data") or {}).get("data")
-        meta.reads[version] = data
+        self._cache.views[where] = meta
+        # Tags of versions that are gone can never be asked for again: keep the cache bounded.
+        known = self._cache.tags.get(where)
+        if known:
+            alive = {meta.stamp(v) for v in meta.newest_alive()} if meta is not None else set()
+            self._cache.tags[where] = {k: t for k, t in known.items() if k in alive}
+        return meta
+
+    def _tags(self, meta: _Metadata, version: int) -> _Tags | None:
+        """A live version's tags (None if deleted/destroyed): from the cache, else one read."""
+        if not meta.alive(version):
+            return None
+        cached = self._cache.tags.get(meta.path, {}).get(meta.stamp(version))
+        if cached is not None:
+            return cached
+        data = self._fetch(meta, version)
+        return _Tags.of(data) if data is not None else None
+
+    def _fetch(self, meta: _Metadata, version: int) -> Mapping[str, Any] | None:
+        """A version's data read now (its value is needed), or None if deleted/destroyed."""
+        if not meta.alive(version):
+            return None
+        response = self._call(
+            "read_version",
+            lambda: self._kv.read_secret_version(
+                path=meta.path, version=version, mount_point=self.mount, raise_on_deleted_version=True
+            ),
+            missing_ok=True,
+        )
+        data: Mapping[str, Any] | None = ((response or {}).get("data") or {}).get("data")
+        if data is not None:
+            self._cache.tags.setdefault(meta.path, {})[meta.stamp(version)] = _Tags.of(data)
         return data
+
+    def _learn_write(self, path: str, written: Mapping[str, Any], payload: Mapping[str, str]) -> None:
+        """Our own data write, into the session's view of ``path`` (if it has one)."""
+        if path not in self._cache.views:
+            return
+        version = int(written["version"])
+        info = {"created_time": written.get("created_time") or "", "deletion_time": "", "destroyed": False}
+        meta = self._cache.views[path] or _Metadata(path, 0, {}, {}, 0)
+        meta.versions[version] = info
+        meta.latest = max(meta.latest, version)
+        self._cache.views[path] = meta
+        self._cache.tags.setdefault(path, {})[meta.stamp(version)] = _Tags.of(payload)
 
     def _write(self, path: str, payload: Mapping[str, str], cas: int, operation: str) -> Mapping[str, Any]:
         """One check-and-set data write; _CasMismatch when ``cas`` is no longer the latest version."""
@@ -327,6 +421,7 @@ class VaultKV2Store:
         data: Mapping[str, Any] = (response or {}).get("data") or {}
         if not isinstance(data.get("version"), int):
             raise StoreError(f"{self.location}: {operation} answered without a version number")
+        self._learn_write(path, data, payload)
         return data
 
     def _merge_custom(self, changes: Mapping[str, str | None]) -> None:
@@ -354,6 +449,14 @@ class VaultKV2Store:
                     path=self.path, custom_metadata=created, mount_point=self.mount
                 ),
             )
+        if self.path in self._cache.views:
+            meta = self._cache.views[self.path] or _Metadata(self.path, 0, {}, {}, 0)
+            for key, value in changes.items():
+                if value is None:
+                    meta.custom.pop(key, None)
+                else:
+                    meta.custom[key] = value
+            self._cache.views[self.path] = meta
 
     def _destroy(self, path: str, versions: list[int]) -> None:
         if not versions:
@@ -363,6 +466,11 @@ class VaultKV2Store:
             lambda: self._kv.destroy_secret_versions(path=path, versions=versions, mount_point=self.mount),
             missing_ok=True,
         )
+        meta = self._cache.views.get(path)
+        if meta is not None:
+            for version in versions:
+                if version in meta.versions:
+                    meta.versions[version] = {**meta.versions[version], "destroyed": True}
 
     def _require_kv2(self) -> None:
         """Refuse a mount that is not a KV version 2 engine, before the first write to a path.
@@ -374,7 +482,7 @@ class VaultKV2Store:
         it names the mount that *contains* the path, so the answer must be this exact mount.
         Checked once per store object, and only when the path is not ours yet.
         """
-        if self._kv2_checked:
+        if self.mount in self._cache.mounts:
             return
         where = f"{self.location}: mount {self.mount!r}"
         try:
@@ -397,21 +505,22 @@ class VaultKV2Store:
         if mount_type != "kv" or version != "2":
             found = f"type {mount_type!r}" + (f", version {version}" if mount_type == "kv" else "")
             raise StoreMountError(f"{where} is not a KV version 2 engine ({found}); nothing was written")
-        self._kv2_checked = True
+        self._cache.mounts.add(self.mount)
 
     def _mount_max_versions(self) -> int:
-        """The mount's max_versions (0 means the KV v2 default); cached per store."""
-        if self._mount_limit is None:
+        """The mount's max_versions (0 means the KV v2 default); cached per session."""
+        if self.mount not in self._cache.limits:
             try:
                 response = self._call(
                     "read_config", lambda: self._kv.read_configuration(mount_point=self.mount)
                 )
-                self._mount_limit = int(((response or {}).get("data") or {}).get("max_versions") or 0)
+                limit = int(((response or {}).get("data") or {}).get("max_versions") or 0)
             except StoreUnavailable:
                 raise
             except StoreError:
-                self._mount_limit = 0  # no read on <mount>/config: assume the default
-        return self._mount_limit or KV_DEFAULT_MAX_VERSIONS
+                limit = 0  # no read on <mount>/config: assume the default
+            self._cache.limits[self.mount] = limit
+        return self._cache.limits[self.mount] or KV_DEFAULT_MAX_VERSIONS
 
     def _keep_protected_versions(self, meta: _Metadata) -> None:
         """Raise the path's max_versions if the next write would purge current or previous.
@@ -441,6 +550,7 @@ class VaultKV2Store:
             return True
 
         self._call("patch_metadata", patch)
+        meta.max_versions = needed
 
     # -- version ids -----------------------------------------------------------------------------
 
@@ -454,14 +564,13 @@ class VaultKV2Store:
         """
         found: list[int] = []
         for version in meta.newest_alive():
-            data = self._read(meta, version)
-            if data is None:
+            tags = self._tags(meta, version)
+            if tags is None:
                 continue
-            tagged = _text(data, VERSION_KEY)
-            if tagged == vid or (
-                tagged is None
+            if tags.version == vid or (
+                tags.version is None
                 and str(version) == vid
-                and (bare == "any" or (bare == "rotator" and ROTATION_ID in data))
+                and (bare == "any" or (bare == "rotator" and tags.rotation_id is not None))
             ):
                 found.append(version)
         return found
@@ -477,15 +586,15 @@ class VaultKV2Store:
         return [
             version
             for version in staged.newest_alive()
-            if _text(self._read(staged, version), VERSION_KEY) == vid
+            if (tags := self._tags(staged, version)) is not None and tags.version == vid
         ]
 
     def _latest_is(self, meta: _Metadata, vid: str) -> bool:
         """Readers of latest see ``vid``: the newest version is alive and holds it."""
         if not meta.alive(meta.latest):
             return False
-        data = self._read(meta, meta.latest) or {}
-        tagged = _text(data, VERSION_KEY)
+        tags = self._tags(meta, meta.latest)
+        tagged = tags.version if tags is not None else None
         return tagged == vid or (tagged is None and str(meta.latest) == vid)
 
     def _current_id(self, meta: _Metadata) -> str | None:
@@ -494,12 +603,12 @@ class VaultKV2Store:
             return pointer
         # No pointer yet: the newest live value that rotator did not write is the adopted current.
         for version in meta.newest_alive():
-            data = self._read(meta, version)
-            if data is None or ROTATION_ID in data:
+            tags = self._tags(meta, version)
+            if tags is None or tags.rotation_id is not None:
                 continue
-            if _adoptable_value(data) is None:
+            if not tags.adoptable:
                 return None
-            return _text(data, VERSION_KEY) or str(version)
+            return tags.version or str(version)
         return None
 
     def _state(self, meta: _Metadata, vid: str) -> VersionState:
@@ -517,15 +626,15 @@ class VaultKV2Store:
         """The credential written for ``rotation_id``: published (any state) or still pending."""
         if meta is not None:
             for version in meta.newest_alive():
-                data = self._read(meta, version)
-                if _text(data, ROTATION_ID) == rotation_id:
-                    vid = _text(data, VERSION_KEY) or str(version)
+                tags = self._tags(meta, version)
+                if tags is not None and tags.rotation_id == rotation_id:
+                    vid = tags.version or str(version)
                     return StoredVersion(vid, rotation_id, meta.created_at(version), self._state(meta, vid))
         if staged is not None:
             for version in staged.newest_alive():
-                data = self._read(staged, version)
-                pending = _text(data, VERSION_KEY)
-                if pending and _text(data, ROTATION_ID) == rotation_id:
+                tags = self._tags(staged, version)
+                pending = tags.version if tags is not None else None
+                if pending and tags is not None and tags.rotation_id == rotation_id:
                     state = self._state(meta, pending) if meta is not None else VersionState.PENDING
                     return StoredVersion(pending, rotation_id, staged.created_at(version), state)
         return None
@@ -546,12 +655,14 @@ class VaultKV2Store:
         staged = self._metadata(self.staging_path)
         if staged is None:
             return None
-        return _text(self._read(staged, 1), OWNER)
+        record = self._tags(staged, 1)
+        return record.owner if record is not None else None
 
     def ensure_owned(self, owner: str, adopt: bool) -> bool:
         meta = self._metadata()
         found = meta.owner() if meta is not None else None
         if found == owner:
+            self._owned_view = True
             return True
         if found is not None or (meta is not None and not adopt):
             raise StoreOwnershipError(self.location, found, owner)
@@ -565,12 +676,14 @@ class VaultKV2Store:
         final = after.owner() if after is not None else None
         if final != owner:
             raise StoreOwnershipError(self.location, final, owner)
+        self._owned_view = True
         return meta is not None
 
     # -- Store -----------------------------------------------------------------------------------
 
     def current(self) -> StoredVersion | None:
-        meta = self._metadata()
+        # Right after ensure_owned (the idle reconcile's pair) its read is as fresh as a new one.
+        meta = self._metadata(carried=self._fresh_after_owned())
         if meta is None:
             return None
         vid = self._current_id(meta)
@@ -580,17 +693,26 @@ class VaultKV2Store:
         if number is None:
             created = meta.created_at(int(vid)) if vid.isdigit() else None
             return StoredVersion(vid, None, created, VersionState.DESTROYED)
-        rotation_id = _text(self._read(meta, number), ROTATION_ID)
+        tags = self._tags(meta, number)
+        rotation_id = tags.rotation_id if tags is not None else None
         return StoredVersion(vid, rotation_id, meta.created_at(number), VersionState.CURRENT)
 
+    def _fresh_after_owned(self) -> bool:
+        fresh, self._owned_view = self._owned_view, False
+        return fresh
+
     def find_by_rotation(self, rotation_id: str) -> StoredVersion | None:
-        return self._find(self._metadata(), self._metadata(self.staging_path), rotation_id)
+        self._owned_view = False
+        return self._find(
+            self._metadata(carried=True), self._metadata(self.staging_path, carried=True), rotation_id
+        )
 
     def write_pending(self, value: SecretStr, rotation_id: str) -> StoredVersion:
-        meta = self._metadata()
+        self._owned_view = False
+        meta = self._metadata(carried=True)
         if meta is None or meta.owner() is None:
             self._require_kv2()  # not ours yet (a KV v1 mount never shows metadata at all)
-        staged = self._metadata(self.staging_path)
+        staged = self._metadata(self.staging_path, carried=True)
         if (existing := self._find(meta, staged, rotation_id)) is not None:
             return existing
         latest = meta.latest if meta is not None else 0
@@ -601,7 +723,7 @@ class VaultKV2Store:
             written = self._write(self.staging_path, payload, cas, "write")
         except _CasMismatch:
             # Lost the race. Our own earlier attempt (answer lost, then retried)? Adopt it.
-            found = self.find_by_rotation(rotation_id)
+            found = self._find(self._metadata(), self._metadata(self.staging_path), rotation_id)
             if found is not None:
                 return found
             raise StoreConflict(
@@ -623,10 +745,15 @@ class VaultKV2Store:
         number = _version_number(new_version)
         if new_version == old_version:
             raise StoreRefused(f"{self.location}: cannot promote version {new_version} over itself")
+        self._owned_view = False
         meta = self._metadata()
-        staged = self._metadata(self.staging_path)
+        staged = self._metadata(self.staging_path, carried=True)
         records = self._staged(staged, new_version)
         if meta is None or self._newest(meta, new_version, bare="rotator") is None:
+            if not records or staged is None:
+                # The carried view of the staging path may predate a write we did not see.
+                staged = self._metadata(self.staging_path)
+                records = self._staged(staged, new_version)
             if not records or staged is None:
                 raise StoreVersionNotFound(f"{self.location}: cannot promote version {new_version}: gone")
             self._publish(meta, staged, records[0], number)
@@ -646,7 +773,7 @@ class VaultKV2Store:
         )
         if latest != number - 1:
             raise taken
-        data = self._read(staged, record) or {}
+        data = self._fetch(staged, record) or {}
         value, rotation_id = _text(data, VALUE_KEY), _text(data, ROTATION_ID)
         if value is None or rotation_id is None:
             raise StoreVersionNotFound(f"{self.location}: pending version {number} is unreadable")
@@ -663,17 +790,12 @@ class VaultKV2Store:
 
     def read_value(self, version: str) -> SecretStr:
         _version_number(version)
-        meta = self._metadata()
-        data: Mapping[str, Any] | None = None
-        if meta is not None and (number := self._newest(meta, version, bare="no")) is not None:
-            data = self._read(meta, number)
+        self._owned_view = False
+        # The data read is real either way; only which KV version holds ``version`` comes from
+        # the carried view, and a version destroyed since is looked up again afresh.
+        data = self._value_data(version, carried=True)
         if data is None:
-            staged = self._metadata(self.staging_path)
-            records = self._staged(staged, version)
-            if staged is not None and records:
-                data = self._read(staged, records[0])
-        if data is None and meta is not None and (number := self._newest(meta, version, bare="any")):
-            data = self._read(meta, number)
+            data = self._value_data(version, carried=False)
         if data is None:
             raise StoreVersionNotFound(f"{self.location}: version {version} is destroyed or missing")
         value = _adoptable_value(data)
@@ -682,8 +804,23 @@ class VaultKV2Store:
         SENSITIVE.add(value)  # whatever this process holds, its logs mask
         return SecretStr(value)
 
+    def _value_data(self, version: str, *, carried: bool) -> Mapping[str, Any] | None:
+        meta = self._metadata(carried=carried)
+        data: Mapping[str, Any] | None = None
+        if meta is not None and (number := self._newest(meta, version, bare="no")) is not None:
+            data = self._fetch(meta, number)
+        if data is None:
+            staged = self._metadata(self.staging_path, carried=carried)
+            records = self._staged(staged, version)
+            if staged is not None and records:
+                data = self._fetch(staged, records[0])
+        if data is None and meta is not None and (number := self._newest(meta, version, bare="any")):
+            data = self._fetch(meta, number)
+        return data
+
     def revoke(self, version: str) -> None:
         _version_number(version)
+        self._owned_view = False
         meta = self._metadata()
         if meta is None:
             return
@@ -695,7 +832,8 @@ class VaultKV2Store:
                 f"{self.location}: refusing to revoke version {version}: readers of latest see it"
             )
         self._destroy(self.path, targets)
-        self._destroy(self.staging_path, self._staged(self._metadata(self.staging_path), version))
+        staged = self._metadata(self.staging_path, carried=True)
+        self._destroy(self.staging_path, self._staged(staged, version))
         if meta.custom.get(PREVIOUS_VERSION) == version:
             self._merge_custom({PREVIOUS_VERSION: None})
 
@@ -703,6 +841,7 @@ class VaultKV2Store:
         _version_number(failed_version)
         if restore_version == failed_version:
             raise StoreRefused(f"{self.location}: cannot restore version {failed_version} onto itself")
+        self._owned_view = False
         meta = self._metadata()
         if meta is None:
             return
@@ -733,10 +872,11 @@ class VaultKV2Store:
             and not self._latest_is(meta, restore_version)
         ):
             self._republish(meta, restore_version, restore_from)
-            meta = self._metadata() or meta
+            meta = self._cache.views.get(self.path) or meta  # our write, or a re-read on conflict
         # 3. Destroy every copy of the failed version (never a foreign value that took its number).
         self._destroy(self.path, self._versions_of(meta, failed_version, bare="rotator"))
-        self._destroy(self.staging_path, self._staged(self._metadata(self.staging_path), failed_version))
+        staged = self._metadata(self.staging_path, carried=True)
+        self._destroy(self.staging_path, self._staged(staged, failed_version))
 
     def _republish(self, meta: _Metadata, vid: str, source: int) -> None:
         """Write version ``source``'s value anew as the newest version, carrying id ``vid``.
@@ -744,7 +884,7 @@ class VaultKV2Store:
         A destroyed version cannot be undeleted, and an older live one is not what readers of
         latest see: restoring means a new version holding the old value.
         """
-        data = self._read(meta, source) or {}
+        data = self._fetch(meta, source) or {}
         value = _adoptable_value(data)
         if value is None:
             raise StoreVersionNotFound(f"{self.location}: cannot restore version {vid}: unreadable")
@@ -763,4 +903,4 @@ class VaultKV2Store:
                 ) from None
 
 
-__all__ = ["KV_DEFAULT_MAX_VERSIONS", "SCAN_LIMIT", "VaultKV2Store"]
+__all__ = ["KV_DEFAULT_MAX_VERSIONS", "SCAN_LIMIT", "KV2Cache", "VaultKV2Store"]

@@ -1,0 +1,214 @@
+"""`make bench ARGS="--scale N"`: issue 11's table, measured on the embedded stack, never asserted.
+
+Rows: Kubernetes API and Vault requests per rotation (the operator's own counters, Lease
+renewals excluded), one rotation vs a straight-line script making the bare calls on the same
+stack, N policies at rest (operator CPU, requests/s, RSS), N new policies' first rotations,
+N forced at once; with the machine's load average, since other work on it skews every time.
+The N policies have no restart target (the single policy with a Deployment gives the
+per-rotation figures); they share one Vault store.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import hvac
+
+from rotator.kube import Kube, policy_path, secret_path
+from rotator.models.keys import FORCE_ROTATE
+from rotator.sandbox import demo
+from rotator.sandbox.operator_process import OperatorProcess
+from rotator.sandbox.stack import Stack
+
+NS = "bench"
+_SAMPLE = re.compile(r"^(rotator_kube_requests_total|rotator_store_requests_total)\{(.*)\} ([0-9.e+]+)$")
+
+
+def _counts(operator: OperatorProcess) -> tuple[Counter[str], Counter[str]]:
+    with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    kube: Counter[str] = Counter()
+    store: Counter[str] = Counter()
+    for line in text.splitlines():
+        if (found := _SAMPLE.match(line)) and 'resource="leases"' not in found[2]:
+            (kube if found[1].startswith("rotator_kube") else store)[found[2]] += int(float(found[3]))
+    return kube, store
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _done(kube: Kube, count: int, names: set[str]) -> bool:
+    """Every named policy idle with at least ``count`` rotations (one LIST, not N GETs)."""
+    seen = 0
+    for item in kube.list(policy_path(NS)):
+        if item["metadata"]["name"] in names:
+            status = item.get("status") or {}
+            if status.get("rotation") or len(status.get("history") or []) < count:
+                return False
+            seen += 1
+    return seen == len(names)
+
+
+def _wait(kube: Kube, count: int, names: set[str], timeout: float) -> float:
+    began = time.monotonic()
+    while not _done(kube, count, names):
+        if time.monotonic() - began > timeout:
+            raise TimeoutError(f"{len(names)} policies did not reach {count} rotations in {timeout:.0f}s")
+        time.sleep(0.05 if len(names) == 1 else 0.5)
+    return time.monotonic() - began
+
+
+def _force(kube: Kube, name: str, value: str) -> None:
+    kube.merge_patch(policy_path(NS, name), {"metadata": {"annotations": {FORCE_ROTATE: value}}})
+
+
+def _baseline(kube: Kube, vault: hvac.Client) -> float:
+    """The bare calls of one rotation, straight-line: write the new value, put it into the
+    Secret, restart the Deployment, wait for the rollout, destroy the old value."""
+    kv = vault.secrets.kv.v2
+    path = "bench/baseline"
+    kv.create_or_update_secret(path=path, secret={"value": "old"}, mount_point="secret")
+    secret = {"metadata": {"name": "baseline"}, "stringData": {"password": "old"}}
+    kube.create(secret_path(NS), secret)
+    deployment = f"/apis/apps/v1/namespaces/{NS}/deployments/{demo.DEPLOYMENT}"
+    began = time.monotonic()
+    written = kv.create_or_update_secret(path=path, secret={"value": "new"}, mount_point="secret")
+    current = kube.get(secret_path(NS, "baseline")) or {}
+    current["data"] = {"password": "bmV3"}
+    kube.replace(secret_path(NS, "baseline"), current)
+    patched = kube.merge_patch(
+        deployment,
+        {"spec": {"template": {"metadata": {"annotations": {"bench/restartedAt": str(time.time())}}}}},
+    )
+    generation = patched["metadata"]["generation"]
+    while True:
+        status = (kube.get(deployment) or {}).get("status") or {}
+        replicas = patched["spec"].get("replicas", 1)
+        if (
+            status.get("observedGeneration", 0) >= generation
+            and status.get("updatedReplicas") == replicas
+            and status.get("availableReplicas") == replicas
+            and status.get("replicas") == replicas
+        ):
+            break
+        time.sleep(0.01)
+    kv.destroy_secret_versions(path=path, versions=[written["data"]["version"] - 1], mount_point="secret")
+    return time.monotonic() - began
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+def run(policies: int, kube_qps: float, rest_window: float) -> None:
+    with (
+        tempfile.TemporaryDirectory(prefix="rotator-scale-") as tmp,
+        Stack(Path(tmp), pod_delay=0.05) as stack,
+    ):
+        assert stack.vault is not None
+        print(f"scale bench, N={policies}; {_load()}")
+        kube = stack.kube()
+        demo.apply_crd(kube)
+        demo.create(kube, "/api/v1/namespaces", demo.namespace(NS))
+        demo.create(kube, secret_path(NS), demo.token_secret(NS, stack.vault.root_token))
+        demo.create(kube, demo.store_collection(NS), demo.vault_store(NS, stack.vault.address))
+        demo.create(
+            kube, f"/apis/apps/v1/namespaces/{NS}/deployments", demo.consumer_deployment(NS, replicas=2)
+        )
+        operator = OperatorProcess(
+            stack.kubeconfig,
+            Path(tmp) / "operator.log",
+            idle_resync=30.0,
+            poll=0.1,
+            extra_args=("--kube-qps", str(kube_qps), "--kube-burst", str(max(10, int(kube_qps * 2)))),
+        )
+        operator.start()
+        try:
+            operator.wait_healthy()
+            pid = operator.pid or 0
+            single = demo.rotation_policy(
+                NS, name="single", extra_spec={"revoke": {"gracePeriod": "0s"}, "verify": {"timeout": "60s"}}
+            )
+            kube.create(policy_path(NS), single)
+            _wait(kube, 1, {"single"}, 60)
+            _force(kube, "single", "warm")  # the first with an old version: sessions, mount config
+            _wait(kube, 2, {"single"}, 60)
+            time.sleep(1)
+            kube_before, store_before = _counts(operator)
+            began = time.monotonic()
+            _force(kube, "single", "measured")
+            _wait(kube, 3, {"single"}, 60)
+            one = time.monotonic() - began
+            time.sleep(1)
+            kube_after, store_after = _counts(operator)
+            vault = hvac.Client(url=stack.vault.address, token=stack.vault.root_token, timeout=5)
+            baseline = _baseline(kube, vault)
+            print("| figure | measured |")
+            print("|---|---|")
+            print(
+                "| Kubernetes API requests per rotation, one Deployment target (watches, Lease and "
+                f"Kopf's Events excluded) | {(kube_after - kube_before).total()} |"
+            )
+            print(f"| Vault requests per rotation | {(store_after - store_before).total()} |")
+            print(
+                f"| one rotation, grace 0, vs straight-line script | {one * 1000:.0f} ms vs "
+                f"{baseline * 1000:.0f} ms = {one / baseline:.1f}x |"
+            )
+
+            names = {f"p{i:04d}" for i in range(policies)}
+            began = time.monotonic()
+            for name in sorted(names):
+                body = demo.rotation_policy(
+                    NS,
+                    name=name,
+                    secret=f"{name}-credentials",
+                    deployment=None,
+                    extra_spec={"revoke": {"gracePeriod": "0s"}},
+                )
+                kube.create(policy_path(NS), body)
+            first = _wait(kube, 1, names, 1800)
+            time.sleep(5)  # settle: the last reconciles' status writes
+            kube_before, store_before = _counts(operator)
+            cpu_before, rest_began = _cpu_seconds(pid), time.monotonic()
+            time.sleep(rest_window)
+            elapsed = time.monotonic() - rest_began
+            cpu = (_cpu_seconds(pid) - cpu_before) / elapsed * 100
+            kube_after, store_after = _counts(operator)
+            kube_rate = (kube_after - kube_before).total() / elapsed
+            store_rate = (store_after - store_before).total() / elapsed
+            print(
+                f"| {policies} policies at rest ({elapsed:.0f} s window): operator CPU | "
+                f"{cpu:.1f} % of a core; "
+                f"{kube_rate:.2f} API + {store_rate:.2f} Vault requests/s |"
+            )
+            print(f"| {policies} policies: RSS | {_rss_mib(pid):.0f} MiB idle |")
+            print(
+                f"| {policies} new policies: all first rotations | {first:.1f} s ({policies / first:.1f}/s) |"
+            )
+            began = time.monotonic()
+            for name in sorted(names):
+                _force(kube, name, "all")
+            took = _wait(kube, 2, names, 1800)
+            print(
+                f"| {policies} forced at once | all done in {took:.1f} s; RSS after {_rss_mib(pid):.0f} MiB |"
+            )
+            print(f"(--kube-qps {kube_qps}; {_load()})")
+        finally:
+            operator.stop()

@@ -1,0 +1,174 @@
+"""Real HTTP requests per rotation against the real stores (issue 11), counted on the wire.
+
+The Store verbs are called in the order the engine calls them in one rotation
+(tests/engine/test_request_counts.py pins that order: start = ensure_owned + current, generate =
+find_by_rotation + write_pending, dual = promote, sync = read_value(new) (the old value comes
+from the Secret), revoke = read_value(new) + revoke(old)), each reconcile on a new store object
+as the operator builds them, sharing the session's ``KV2Cache`` as ``StoreOpener`` shares it.
+Counted are the HTTP responses the client's ``requests.Session`` (Vault) or botocore's
+``before-send`` hook (AWS) sees: retries included, nothing estimated.
+
+Vault: 13 requests per rotation, not the issue's goal of 8, and no lower without giving up
+crash safety or holding secret values in memory across reconciles:
+
+- 6 writes are the crash-safe protocol itself (kv2 module docstring): stage the pending value
+  (check-and-set on the staging path), publish it (check-and-set on the published path), merge
+  the pointers, destroy the staged copy, destroy the old version, drop the previous pointer.
+  Fewer means either a pending value visible to readers of latest, or a copy of a secret left
+  behind, or pointers that lag the data.
+- 3 value reads: promote reads the staged value to publish it, sync reads the new value, and
+  revoke reads it again on purpose (the new credential must still be in the store before the
+  old one is destroyed). The session cache holds tags, never values.
+- 4 metadata reads are the freshness points that make the carried view safe: ensure_owned at
+  the rotation's start (ownership, pointers), the re-read after staging (a foreign write took
+  the number we promised), and one fresh read each in promote and revoke, which write pointers
+  and destroy versions: they never act on a view that may predate someone else's write.
+Tags of versions (rotation id, version id; immutable per KV version) and the staging path's
+metadata (nobody else writes it) are carried across reconciles: that is what took a rotation
+from 35 requests to 13. The first rotation on a new session also reads the mount's
+configuration once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse
+
+import hvac
+import pytest
+import requests
+from pydantic import SecretStr
+
+from rotator.sandbox.moto_server import MotoServer
+from rotator.sandbox.openbao import OpenBaoServer
+from rotator.stores.aws.auth import aws_client
+from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore
+from rotator.stores.base import Store
+from rotator.stores.errors import StoreConflict, StoreRefused, StoreVersionNotFound
+from rotator.stores.vault.kv2 import KV2Cache, VaultKV2Store
+
+OWNER = "shop/orders-db"
+VAULT_PER_ROTATION = 13
+AWS_PER_ROTATION = 26
+
+
+def _rotation(open_store: Callable[[], Store], old: str | None) -> str:
+    """One rotation as the engine runs it, one store object per reconcile; the new version."""
+    start = open_store()
+    start.ensure_owned(OWNER, adopt=True)
+    current = start.current()
+    assert (current.version if current else None) == old
+    rotation_id = uuid.uuid4().hex
+    generate = open_store()
+    assert generate.find_by_rotation(rotation_id) is None
+    new = generate.write_pending(SecretStr(f"value-{rotation_id}"), rotation_id).version
+    open_store().promote(new, old)
+    assert open_store().read_value(new).get_secret_value() == f"value-{rotation_id}"
+    revoke = open_store()
+    revoke.read_value(new)
+    if old is not None:
+        revoke.revoke(old)
+    return new
+
+
+class _VaultWire:
+    def __init__(self, server: OpenBaoServer) -> None:
+        self.sent: Counter[str] = Counter()
+        session = requests.Session()
+        session.hooks["response"].append(self._count)
+        self.client = hvac.Client(url=server.address, token=server.root_token, timeout=5, session=session)
+        self.admin = hvac.Client(url=server.address, token=server.root_token, timeout=5)
+        self.cache = KV2Cache()
+        self.path = f"test/{uuid.uuid4().hex}"
+
+    def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        request = response.request
+        path = urlparse(request.url or "").path
+        self.sent[f"{request.method} {path.split('/')[3] if path.count('/') > 3 else path}"] += 1
+
+    def store(self) -> VaultKV2Store:
+        return VaultKV2Store(self.client, "secret", self.path, cache=self.cache)
+
+
+def test_vault_rotation_costs_13_http_requests(openbao: OpenBaoServer) -> None:
+    wire = _VaultWire(openbao)
+    first = _rotation(wire.store, None)  # claims the path, checks the mount
+    second = _rotation(wire.store, first)  # the first with an old version: reads the mount config
+    wire.sent.clear()
+    _rotation(wire.store, second)
+    print("vault HTTP per rotation:", wire.sent.total(), dict(wire.sent))
+    assert dict(wire.sent) == {
+        "GET metadata": 4,  # start, after staging, promote, revoke
+        "GET data": 3,  # the staged value (publish), sync, revoke
+        "POST data": 2,  # stage, publish (both check-and-set)
+        "PATCH metadata": 2,  # pointers at promote, previous dropped at revoke
+        "POST destroy": 2,  # the staged copy, the old version
+    }
+    assert wire.sent.total() == VAULT_PER_ROTATION
+
+
+def test_vault_carried_view_still_meets_foreign_writes(openbao: OpenBaoServer) -> None:
+    """The session's view is only a guess for lookups: what writes or destroys reads afresh."""
+    wire = _VaultWire(openbao)
+    kv = wire.admin.secrets.kv.v2
+    first = _rotation(wire.store, None)
+    second = _rotation(wire.store, first)
+    # A foreign write to the published path after the view was taken: the id promised from the
+    # view is taken, and the re-read after staging says so.
+    kv.create_or_update_secret(path=wire.path, secret={"value": "foreign"}, mount_point="secret")
+    with pytest.raises(StoreConflict):
+        wire.store().write_pending(SecretStr("v"), uuid.uuid4().hex)
+    # Re-observed, the next attempt stages fine; someone then points current at the old version
+    # by hand: revoke reads afresh and refuses to destroy what is now current.
+    rotation_id = uuid.uuid4().hex
+    store = wire.store()
+    store.ensure_owned(OWNER, adopt=True)
+    third = store.write_pending(SecretStr("v3"), rotation_id).version
+    wire.store().promote(third, second)
+    custom = kv.read_secret_metadata(path=wire.path, mount_point="secret")["data"]["custom_metadata"]
+    custom["rotator.dev/current-version"] = second
+    kv.update_metadata(path=wire.path, custom_metadata=custom, mount_point="secret")
+    with pytest.raises(StoreRefused):
+        wire.store().revoke(second)
+    # A version destroyed by someone else behind the view: read_value looks again and says so.
+    kv.destroy_secret_versions(path=wire.path, versions=[int(third)], mount_point="secret")
+    with pytest.raises(StoreVersionNotFound):
+        wire.store().read_value(third)
+
+
+def test_aws_rotation_http_requests(moto_server: MotoServer) -> None:
+    """Secrets Manager on moto, counted the same way. No check-and-set there: write_pending lists
+    the versions before and after its write, and every verb reads tags and version labels
+    afresh (DescribeSecret + ListSecretVersionIds), so nothing is carried between reconciles:
+    the emulated check-and-set is only as good as those fresh listings. Not reduced (yet)."""
+    client = aws_client("us-east-1", moto_server.endpoint_url, "testing", "testing", timeout=5.0)
+    sent: Counter[str] = Counter()
+
+    def count(request: Any, **kwargs: Any) -> None:
+        target = request.headers.get("X-Amz-Target", b"")
+        text = target.decode() if isinstance(target, bytes) else str(target)
+        sent[text.split(".")[-1]] += 1
+
+    client.meta.events.register("before-send.secrets-manager", count)
+    secret_id = f"test/{uuid.uuid4().hex}"
+
+    def store() -> AwsSecretsManagerStore:
+        return AwsSecretsManagerStore(client, secret_id)
+
+    first = _rotation(store, None)
+    second = _rotation(store, first)
+    sent.clear()
+    _rotation(store, second)
+    print("aws HTTP per rotation:", sent.total(), dict(sent))
+    assert dict(sent) == {
+        "DescribeSecret": 10,  # every verb, and the re-read after each write
+        "ListSecretVersionIds": 9,
+        "UpdateSecretVersionStage": 3,  # AWSCURRENT to the new, AWSPENDING off it, the old stripped
+        "GetSecretValue": 2,  # sync, revoke
+        "TagResource": 1,  # the new id remembered before the write
+        "PutSecretValue": 1,
+    }
+    assert sent.total() == AWS_PER_ROTATION
