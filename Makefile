@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: sandbox test lint typecheck layers unit bench clean postgres controlplane controlplane-for-test
+.PHONY: sandbox test lint typecheck layers unit bench clean postgres controlplane controlplane-for-test helm helm-for-test
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,9 +47,21 @@ controlplane-for-test:
 	elif bash e2e/controlplane/build.sh; then :; \
 	else echo "!!!! make test: the real control plane could not be built: tests/realkube will be SKIPPED !!!!" >&2; fi
 
+# helm for the chart tests (tests/unit/test_helm_chart.py, tests/realkube/test_helm_chart_real.py):
+# built from its Go module (helm.sh/helm/v3) into ~/.cache/rotator/helm/<key>; prints "cached"
+# once built (a few minutes cold).
+helm:
+	bash e2e/helm/build.sh
+
+# As for the control plane: CI fails without helm, elsewhere the chart tests are skipped, loudly.
+helm-for-test:
+	@if [ "$$CI" = true ]; then bash e2e/helm/build.sh; \
+	elif bash e2e/helm/build.sh; then :; \
+	else echo "!!!! make test: helm could not be built: the chart tests will be SKIPPED !!!!" >&2; fi
+
 # The engine's in-process tests run under branch coverage (100 % required: every reconcile
 # branch has a test); everything else runs once, without the coverage overhead.
-test: $(STAMP) postgres controlplane-for-test lint typecheck layers
+test: $(STAMP) postgres controlplane-for-test helm-for-test lint typecheck layers
 	$(BIN)/coverage run -m pytest -q -p no:cacheprovider tests/engine
 	$(BIN)/coverage report
 	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/engine

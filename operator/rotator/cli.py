@@ -300,7 +300,7 @@ def _plan(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     from rotator.sandbox.scenario import run_sandbox
 
-    return run_sandbox(Path(args.dir), once=args.once, scenario=args.scenario)
+    return run_sandbox(Path(args.dir), once=args.once, scenario=args.scenario, metrics_port=args.metrics_port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -388,7 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="start the embedded local stack and run a rotation")
     sandbox.add_argument("--once", action="store_true", help="run the scenario to its end and exit 0/1")
     sandbox.add_argument("--scenario", choices=["rotation", "failed-rollout"], default="rotation")
-    sandbox.add_argument("--dir", default=".sandbox", help="working directory (kubeconfig, logs)")
+    sandbox.add_argument("--dir", default=".sandbox", help="working directory (kubeconfig, logs, env)")
+    sandbox.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="the operator's metrics port (default 0: a free port, printed and written to DIR/env)",
+    )
     sandbox.set_defaults(func=_sandbox)
 
     status = sub.add_parser("status", help="list RotationPolicies with phase, versions and readiness")

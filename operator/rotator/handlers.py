@@ -5,7 +5,8 @@ RotationPolicy gets one asyncio task that loops
 `engine.reconcile -> post events -> sleep until requeue or a wake-up`: a rotation chains steps
 back to back (requeue 0) and waits on rollouts at a short poll, an idle policy only needs a look
 at its due time or every `idle_resync` seconds. Every RotationStore / ClusterRotationStore gets a
-task that re-checks its health every `store_recheck` seconds.
+task that re-checks its health every `store_recheck` seconds (within seconds while its static
+credential Secret is missing: creating it is the fix, and should take effect at once).
 
 Drift is found by watching, not by polling: the operator watches the Secrets it manages (label
 ``app.kubernetes.io/managed-by=rotator``, a server-side label selector: never all Secrets) and
@@ -357,10 +358,14 @@ async def _store_loop(runtime: Runtime, kind: StoreRefKind, key: Key) -> None:
                 runtime.allowed_addresses,
             )
             _post(obj, checked.events)
+            recheck = runtime.store_recheck
+            if checked.awaiting_secret:
+                recheck = min(recheck, runtime.deps.settings.credential_secret_recheck)
         except Exception:
             log.warning("health check of %s %s failed", kind, "/".join(key[1:]), exc_info=True)
+            recheck = runtime.store_recheck
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=runtime.store_recheck)
+            await asyncio.wait_for(wake.wait(), timeout=recheck)
 
 
 def run_operator(

@@ -48,7 +48,15 @@ class Metrics:
         )
         self.next_rotation = Gauge(
             "rotator_next_rotation_timestamp_seconds",
-            "Unix time of the next scheduled rotation.",
+            "Unix time of the next scheduled rotation; absent while the policy is suspended or in "
+            "dry run (nothing would rotate then, so nothing can be overdue).",
+            policy,
+            registry=reg,
+        )
+        self.suspended = Gauge(
+            "rotator_policy_suspended",
+            "1 while the policy is suspended or in dry run (no rotation starts; no next rotation "
+            "is exported).",
             policy,
             registry=reg,
         )
@@ -81,6 +89,12 @@ class Metrics:
 
     def forget_policy(self, namespace: str, policy: str) -> None:
         """Drop per-policy series when a policy is deleted, so dashboards do not show ghosts."""
-        for gauge in (self.in_progress, self.credential_age, self.next_rotation, self.last_success):
+        for gauge in (
+            self.in_progress,
+            self.credential_age,
+            self.next_rotation,
+            self.last_success,
+            self.suspended,
+        ):
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, policy)

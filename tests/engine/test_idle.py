@@ -86,7 +86,11 @@ CASES = {
         message=MANAGED_BY_LABEL,
     ),
     "suspended-ignores-and-records-a-force": Case(
-        suspended_with_force, ("True", reasons.SUSPENDED), [], 30.0, message="force ignored"
+        suspended_with_force,
+        ("True", reasons.SUSPENDED),
+        [reasons.FORCE_IGNORED],
+        30.0,
+        message="force ignored",
     ),
     "dry-run-reports-and-touches-nothing": Case(
         dry_run_first, ("True", reasons.DRY_RUN), [reasons.DRY_RUN], 30.0, message="would rotate (Initial)"
@@ -127,6 +131,55 @@ def test_dry_run_and_suspend_write_nothing_to_store_or_cluster(bench: EngineBenc
     bench.edit_spec(dryRun=False, suspend=True)
     assert bench.reconcile().condition("Ready")[1] == reasons.SUSPENDED
     assert bench.store.tags is None
+
+
+def test_a_force_ignored_while_suspended_is_said_in_a_warning_event_once(bench: EngineBench) -> None:
+    suspended_with_force(bench)
+    run = bench.reconcile()
+    [(reason, message, warning)] = run.events
+    assert (reason, warning) == (reasons.FORCE_IGNORED, True)
+    assert "force-rotate='f1'" in message
+    assert "resuming will not rotate for it" in message
+    assert bench.reconcile().events == [], "recorded as handled: said once"
+
+
+def test_a_dry_run_keeps_its_latest_would_rotate_report(bench: EngineBench) -> None:
+    """A forced dry run says "would rotate" and, the force handled, "no rotation" at the next
+    look: lastDryRun keeps the first with its time; Ready says what the dry run decides now."""
+    bench.seed(schedule={"interval": "10m"})
+    bench.rotate_to_end()
+    bench.edit_spec(dryRun=True)
+    idle = bench.reconcile()
+    assert idle.status.last_dry_run is not None
+    assert not idle.status.last_dry_run.would_rotate, "nothing would rotate yet: that is reported"
+    bench.tick(5)
+    bench.annotate(FORCE_ROTATE, "f1")
+    forced = bench.reconcile()
+    report = forced.status.last_dry_run
+    assert report is not None
+    assert (report.would_rotate, report.reason, report.at) == (
+        True,
+        "Forced",
+        bench.now.replace(microsecond=0),
+    )
+    [(reason, message, _)] = forced.events
+    assert reason == reasons.DRY_RUN
+    assert "turning dryRun off will not rotate for it" in message, "the absorbed force is said"
+    bench.tick(2)
+    after = bench.reconcile()
+    assert after.status.last_dry_run == report, "a later 'no rotation' does not overwrite it"
+    assert after.condition("Ready")[2].startswith("dry run: no rotation: next rotation at")
+    assert after.reasons == [reasons.DRY_RUN], "what the dry run decides now is still posted"
+    assert bench.reconcile().writes == 0, "an unchanged decision writes nothing"
+    bench.tick(600)
+    due = bench.reconcile()
+    assert due.status.last_dry_run is not None
+    assert (due.status.last_dry_run.reason, due.status.last_dry_run.at) == (
+        "Due",
+        bench.now.replace(microsecond=0),
+    )
+    bench.tick(30)
+    assert bench.reconcile().status.last_dry_run == due.status.last_dry_run, "same decision: first time kept"
 
 
 def test_drift_is_repaired_and_warned_once(bench: EngineBench) -> None:
@@ -225,3 +278,34 @@ def test_a_spec_made_invalid_mid_rotation_holds_the_rotation_and_revokes_nothing
         assert run.condition("Ready")[:2] == ("False", reasons.INVALID_SPEC)
         assert run.status.rotation == before, "the rotation waits where it was"
     assert bench.store_value("1") is not None, "the old credential is never revoked unverified"
+
+
+def test_a_held_policy_exports_no_next_rotation_so_it_is_never_overdue(bench: EngineBench) -> None:
+    """RotatorRotationOverdue reads rotator_next_rotation_timestamp_seconds: a suspended or dry-run
+    policy (nothing would rotate) must not have one, and says it is held."""
+    labels = {"namespace": NS, "policy": "demo-db"}
+
+    def exported() -> tuple[float | None, float | None]:
+        registry = bench.metrics.registry
+        return (
+            registry.get_sample_value("rotator_next_rotation_timestamp_seconds", labels),
+            registry.get_sample_value("rotator_policy_suspended", labels),
+        )
+
+    bench.seed(schedule={"interval": "10m"})
+    end = bench.rotate_to_end()[-1]
+    assert end.status.next_rotation_time is not None
+    assert exported() == (pytest.approx(end.status.next_rotation_time.timestamp(), abs=1), 0.0)
+    bench.edit_spec(suspend=True)
+    bench.tick(3600)  # long past due
+    bench.reconcile()
+    assert exported() == (None, 1.0), "suspended: nothing due, so never overdue"
+    bench.edit_spec(suspend=False)
+    bench.edit_spec(dryRun=True)
+    bench.reconcile()
+    assert exported() == (None, 1.0), "dry run: nothing would rotate either"
+    bench.edit_spec(dryRun=False)
+    resumed = bench.rotate_to_end()[-1]
+    assert resumed.status.history[0].reason == "Due", "released, the overdue rotation runs"
+    assert resumed.status.next_rotation_time is not None
+    assert exported() == (pytest.approx(resumed.status.next_rotation_time.timestamp(), abs=1), 0.0)

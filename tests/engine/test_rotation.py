@@ -54,6 +54,9 @@ def test_initial_rotation_walks_every_step_in_order(bench: EngineBench) -> None:
     assert template[ROTATION_ID] == "r1"
     everything = [reason for run in runs for reason in run.reasons]
     assert everything == [reasons.WORKLOAD_RESTARTED, reasons.ROTATION_SUCCEEDED], "one Event per change"
+    said = [message for run in runs for _, message, _ in run.events] + [runs[-2].condition("Rotating")[2]]
+    assert not [m for m in said if "none" in m], "the first credential has nothing to revoke: said so"
+    assert said[-2].endswith("no old credential to revoke")
     assert runs[-1].condition("Ready") == ("True", reasons.READY, "credential at store version 1")
     assert (
         bench.metrics.rotations_total.labels(

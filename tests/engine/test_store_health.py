@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from rotator.engine.store_health import check_store
-from rotator.models import PermanentError, RotationPolicyStatus, reasons
+from rotator.models import PermanentError, PolicyRef, RotationPolicyStatus, reasons
 from rotator.models.store import StoreRefKind
 from rotator.sandbox import demo
+from rotator.stores.base import Store
 from rotator.stores.health import Health
+from rotator.stores.opener import StoreOpener
+from rotator.stores.vault.auth import token_from_secret
 from rotator.tenancy.resolve import ResolvedStore
 from tests.engine.harness import NS, T0, EngineBench
 
@@ -106,3 +109,45 @@ def test_a_cluster_store_is_checked_without_a_namespace(bench: EngineBench) -> N
     assert seen[0].store_namespace is None
     after = bench.kube.get("/apis/rotator.dev/v1alpha1/clusterrotationstores/shared") or {}
     assert after["status"]["conditions"][0]["reason"] == reasons.STORE_READY
+
+
+def test_a_missing_token_secret_is_not_found_and_looked_at_again_soon(bench: EngineBench) -> None:
+    """The store applied before its token Secret: Ready=False "not found", re-checked within
+    seconds (not the minute of other refusals), Ready as soon as the Secret exists."""
+    bench.seed()
+    opener = StoreOpener(bench.kube, bench.metrics)
+
+    def credential_then_reachable(resolved: ResolvedStore) -> Health:
+        """``opener.health`` short of asking Vault (none runs here): the Secret read and parsed."""
+        ref = resolved.spec.vault.auth.token_secret_ref if resolved.spec.vault else None
+        assert ref is not None
+        where, secret = opener._static_secret(resolved, ref.name, ref.namespace, "vault.auth.tokenSecretRef")
+        token_from_secret(where, secret, ref.key)
+        return healthy(resolved)
+
+    missing = check_store(stored(bench), StoreRefKind.ROTATION_STORE, bench.kube, opener.health, T0)
+    assert (missing.health.ready, missing.health.reason) == (False, reasons.STORE_AUTH_MISSING)
+    assert missing.health.message.endswith(f"Secret {NS}/{demo.TOKEN_SECRET} not found")
+    assert missing.awaiting_secret
+    bench.kube.create_secret(NS, demo.token_secret(NS, "root"))
+    found = check_store(stored(bench), StoreRefKind.ROTATION_STORE, bench.kube, credential_then_reachable, T0)
+    assert (found.health.ready, found.awaiting_secret) == (True, False)
+
+
+def test_a_policy_waiting_for_its_token_secret_recovers_at_the_short_recheck(bench: EngineBench) -> None:
+    bench.seed()
+    opener = StoreOpener(bench.kube, bench.metrics)
+
+    def open_store(ref: PolicyRef, resolved: ResolvedStore) -> Store:
+        opener(ref, resolved)  # reads the token Secret as the operator does (no request to Vault)
+        return bench.store
+
+    waiting = bench.reconcile(open_store=open_store)
+    ready_status, reason, message = waiting.condition("Ready")
+    assert (ready_status, reason) == ("False", reasons.STORE_AUTH_MISSING)
+    assert message.endswith("not found")
+    assert waiting.requeue == bench.settings.credential_secret_recheck
+    assert waiting.requeue < bench.settings.permanent_error_recheck
+    bench.kube.create_secret(NS, demo.token_secret(NS, "root"))
+    started = bench.reconcile(open_store=open_store)
+    assert started.status.rotation is not None, "the next look, seconds later, goes on"

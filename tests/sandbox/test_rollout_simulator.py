@@ -42,13 +42,20 @@ def workload(kind: str, name: str = "api", replicas: int = 3, **spec: Any) -> di
                         {
                             "name": "main",
                             "image": "api:1",
+                            # Optional references: these tests roll workloads whose Secrets
+                            # may not exist (a required one holds its pods: see the test below).
                             "env": [
-                                {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}
+                                {
+                                    "name": "PW",
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": "db", "key": "pw", "optional": True}
+                                    },
+                                }
                             ],
-                            "envFrom": [{"secretRef": {"name": "extra"}}],
+                            "envFrom": [{"secretRef": {"name": "extra", "optional": True}}],
                         }
                     ],
-                    "volumes": [{"name": "certs", "secret": {"secretName": "tls"}}],
+                    "volumes": [{"name": "certs", "secret": {"secretName": "tls", "optional": True}}],
                 },
             },
             **spec,
@@ -159,6 +166,36 @@ def test_pods_are_real_owned_objects_recording_secret_versions(
         "extra": SecretVersion(None, None),
         "tls": SecretVersion(tls_rv, "3"),
     }
+
+
+def test_a_pod_waits_while_a_secret_it_requires_does_not_exist(
+    kube_server: KubeServer, kube_http: KubeHTTP
+) -> None:
+    """As the kubelet: CreateContainerConfigError, Pending, not ready; ready once the Secret exists."""
+    body = workload("Deployment", replicas=1)
+    env = body["spec"]["template"]["spec"]["containers"][0]["env"][0]
+    env["valueFrom"]["secretKeyRef"].pop("optional")
+    kube_http.request("POST", PATHS["Deployment"], body)
+
+    def waiting() -> dict[str, Any] | None:
+        listed = kube_http.request(
+            "GET", f"/api/v1/namespaces/{NS}/pods", params={"labelSelector": "app=api"}
+        )
+        pods = listed[1]["items"]
+        statuses = [c for pod in pods for c in (pod.get("status") or {}).get("containerStatuses") or []]
+        held = [c["state"]["waiting"] for c in statuses if "waiting" in c.get("state", {})]
+        return held[0] if held and pods[0]["status"]["phase"] == "Pending" else None
+
+    wait_until(lambda: waiting() is not None, what="the pod held for its Secret")
+    assert waiting() == {"reason": "CreateContainerConfigError", "message": 'secret "db" not found'}
+    assert not any(pod.ready for pod in kube_server.workload_pods("Deployment", NS, "api"))
+    assert not deployment_complete(get(kube_http, "Deployment"))
+    put_secret(kube_http, "db", "1")
+    wait_until(
+        lambda: deployment_complete(get(kube_http, "Deployment")), what="the rollout once the Secret exists"
+    )
+    [pod] = kube_server.workload_pods("Deployment", NS, "api")
+    assert pod.ready
 
 
 def test_template_change_rolls_pod_by_pod_with_zero_downtime(

@@ -26,6 +26,7 @@ from rotator.kube import KubeConflict, KubeError, KubeUnavailable
 from rotator.models import (
     ConditionStatus,
     ConditionType,
+    CredentialSecretUnusable,
     PermanentError,
     PolicyRef,
     RotationPolicySpec,
@@ -78,6 +79,8 @@ def handle_failure(
         draft.condition(ConditionType.READY, False, exc.reason, str(exc), event_on_change=True)
         if draft.status.rotation is not None:
             draft.condition(ConditionType.DEGRADED, True, exc.reason, str(exc))
+        if isinstance(exc, CredentialSecretUnusable):
+            recheck = deps.settings.credential_secret_recheck  # fixed by one Secret: look soon
         return persist(deps.kube, draft, recheck)
     if isinstance(exc, StoreError | KubeError):
         reason = reasons.KUBE_ERROR if isinstance(exc, KubeError) else reasons.STORE_ERROR

@@ -67,11 +67,15 @@ def finish_rotation(
             ConditionType.DEGRADED, False, reasons.ROTATION_SUCCEEDED, f"rotation {rotation.id} succeeded"
         )
         draft.condition(ConditionType.READY, True, reasons.READY, f"credential at store version {version}")
+        revoked = (
+            f"old credential (version {rotation.old_version}) revoked"
+            if rotation.old_version
+            else "no old credential to revoke"
+        )
         draft.event(
             reasons.ROTATION_SUCCEEDED,
             f"rotation {rotation.id} succeeded: new credential written to the store as version "
-            f"{version}, made current, synced to Secret {spec.secret.name}; old credential "
-            f"(version {rotation.old_version or 'none'}) revoked",
+            f"{version}, made current, synced to Secret {spec.secret.name}; {revoked}",
         )
         refresh_schedule(draft, spec, deps.metrics)
         return persist(deps.kube, draft, 0.0)

@@ -107,6 +107,14 @@ def _suspended(draft: Draft, spec: RotationPolicySpec, opened: OpenedStore, deps
     """Hands off: no ownership tags, no drift repair over an emergency edit."""
     has_value = opened.store.current() is not None
     decision = decide_and_record(draft, spec, opened.location, store_has_value=has_value)
+    if decision.force_value_to_record:
+        # Said where people look: the Event, not only a condition message that moves on.
+        draft.event(
+            reasons.FORCE_IGNORED,
+            f"{decision.message}: recorded as handled, so resuming will not rotate for it; "
+            "set a new value after resuming to rotate",
+            warning=True,
+        )
     draft.condition(ConditionType.READY, True, reasons.SUSPENDED, decision.message)
     refresh_schedule(draft, spec, deps.metrics)
     return persist(deps.kube, draft, deps.settings.idle_resync)

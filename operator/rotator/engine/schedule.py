@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 from rotator.engine.draft import Draft
@@ -28,7 +29,10 @@ def refresh_schedule(draft: Draft, spec: RotationPolicySpec, metrics: Metrics) -
     due = published_next(spec, status, draft.ref.owner, draft.now)
     draft.set(next_rotation_time=due)
     labels = draft.labels
-    if due is not None:
+    export_held(draft, spec, metrics)
+    if due is None:
+        _forget_next_rotation(draft, metrics)  # a schedule removed: no stale due time
+    elif not (spec.suspend or spec.dry_run):
         metrics.next_rotation.labels(**labels).set(due.timestamp())
     if status.credential_created_at is not None:
         age = (draft.now - status.credential_created_at).total_seconds()
@@ -37,3 +41,18 @@ def refresh_schedule(draft: Draft, spec: RotationPolicySpec, metrics: Metrics) -
         metrics.last_success.labels(**labels).set(status.last_rotation_time.timestamp())
     metrics.in_progress.labels(**labels).set(0)
     return due
+
+
+def export_held(draft: Draft, spec: RotationPolicySpec, metrics: Metrics) -> None:
+    """``rotator_policy_suspended``, and no next-rotation series while nothing would rotate: a
+    suspended or dry-run policy keeps its schedule in status, but exporting it would let
+    RotatorRotationOverdue fire for a policy that is held on purpose."""
+    held = spec.suspend or spec.dry_run
+    metrics.suspended.labels(**draft.labels).set(1 if held else 0)
+    if held:
+        _forget_next_rotation(draft, metrics)
+
+
+def _forget_next_rotation(draft: Draft, metrics: Metrics) -> None:
+    with contextlib.suppress(KeyError):  # never exported in this process
+        metrics.next_rotation.remove(draft.ref.namespace, draft.ref.name)

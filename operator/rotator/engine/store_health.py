@@ -13,6 +13,7 @@ from rotator.kube import Kube
 from rotator.models import (
     Condition,
     ConditionType,
+    CredentialSecretUnusable,
     Event,
     InvalidSpecError,
     PermanentError,
@@ -31,6 +32,9 @@ HealthCheck = Callable[[ResolvedStore], Health]
 class StoreChecked:
     health: Health
     events: list[Event] = field(default_factory=list)
+    #: Not ready for want of its static credential Secret: the loop looks again within
+    #: ``Settings.credential_secret_recheck``, so creating the Secret takes effect at once.
+    awaiting_secret: bool = False
 
 
 def check_store(
@@ -44,7 +48,11 @@ def check_store(
     meta = obj.get("metadata") or {}
     name, namespace = str(meta.get("name", "")), meta.get("namespace")
     generation = int(meta.get("generation") or 0)
-    health = _health(obj, kind, name, namespace, health_check, allowed_addresses)
+    try:
+        health = _health(obj, kind, name, namespace, health_check, allowed_addresses)
+        awaiting_secret = False
+    except CredentialSecretUnusable as exc:
+        health, awaiting_secret = Health(False, exc.reason, str(exc)), True
     raw = obj.get("status") or {}
     before: tuple[Condition, ...] = ()
     try:
@@ -61,7 +69,7 @@ def check_store(
     if after != before or raw.get("observedGeneration") != generation:
         status = {"conditions": [c.to_patch() for c in after], "observedGeneration": generation}
         kube.merge_patch(store_path(kind, namespace or "", name) + "/status", {"status": status})
-    return StoreChecked(health, events)
+    return StoreChecked(health, events, awaiting_secret)
 
 
 def _health(
@@ -83,5 +91,7 @@ def _health(
         return Health(False, reasons.STORE_NOT_ALLOWED, message)
     try:
         return health_check(resolved)
+    except CredentialSecretUnusable:
+        raise
     except PermanentError as exc:
         return Health(False, exc.reason, str(exc))

@@ -7,7 +7,7 @@ spec and status types, condition and Event reasons (``reasons``), annotation/lab
 
 from rotator.models.conditions import get_condition, set_condition
 from rotator.models.durations import format_duration, next_cron_time, parse_duration
-from rotator.models.errors import InvalidSpecError, PermanentError
+from rotator.models.errors import CredentialSecretUnusable, InvalidSpecError, PermanentError
 from rotator.models.refs import Event, PolicyRef
 from rotator.models.settings import LeaderElection, Settings
 from rotator.models.spec import (
@@ -43,6 +43,7 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "ConditionType",
+    "CredentialSecretUnusable",
     "DryRunReport",
     "Event",
     "HistoryEntry",

@@ -26,3 +26,13 @@ class PermanentError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class CredentialSecretUnusable(PermanentError):
+    """A store's static credential Secret is missing, unlabelled or lacks its key.
+
+    Permanent in that no retry of the same state helps, but the fix is an edit of one Secret
+    (often one about to be created: a store applied before its token Secret), and the policy
+    should work as soon as it lands: the engine and the store loop re-check it within
+    ``Settings.credential_secret_recheck`` instead of the slow permanent-error re-check.
+    """

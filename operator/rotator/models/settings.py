@@ -96,6 +96,12 @@ class Settings:
     """Seconds between re-checks of a permanent refusal (foreign Secret, unowned store path). A
     human fixes those; a minute is soon enough to notice and cheap for many broken policies."""
 
+    credential_secret_recheck: float = 3.0
+    """Seconds between re-checks while a store's static credential Secret is missing or unusable
+    (:class:`rotator.models.errors.CredentialSecretUnusable`): creating or labelling it is the fix,
+    and the policy and the store should turn Ready within seconds of it, not a minute later. One
+    GET of that Secret per look, for broken stores only."""
+
     pause_after_failure: timedelta = field(default_factory=lambda: timedelta(hours=1))
     """After a rolled-back or failed rotation, scheduled, maxAge and spec-change triggers wait
     this long (``status.retryNotBefore``): the trigger that fired still holds, and retrying at

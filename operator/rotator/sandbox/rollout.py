@@ -22,7 +22,9 @@ template references with their resourceVersion and ``rotator.dev/version`` at po
 evidence that a rotation really reached the workload (the format, and the recorder that keeps
 it on a real control plane, are in pod_start.py). The fault switch
 ``sandbox.rotator.dev/fail-readiness: "true"`` on a workload (or :meth:`set_fail_readiness`)
-makes its new pods never become ready.
+makes its new pods never become ready. As on a real cluster, a pod whose template references a
+Secret that does not exist (not ``optional``) waits, ``Pending`` with its containers in
+``CreateContainerConfigError`` ('secret "NAME" not found'), and starts once the Secret appears.
 """
 
 from __future__ import annotations
@@ -88,6 +90,27 @@ def template_hash(template: Mapping[str, Any]) -> str:
     """A stable short hash of a pod template (what pod-template-hash stands for)."""
     digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
     return digest[:10]
+
+
+def required_secret_names(spec: Mapping[str, Any]) -> list[str]:
+    """Secrets a pod cannot start without: every reference of :func:`secret_names` not marked
+    ``optional: true``. While one is missing the kubelet holds the container in
+    ``CreateContainerConfigError`` (env) or ``ContainerCreating`` (volumes); the pod is not ready."""
+    names: list[str] = []
+    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        for env in container.get("env") or []:
+            names.append(_required((env.get("valueFrom") or {}).get("secretKeyRef"), "name"))
+        for env_from in container.get("envFrom") or []:
+            names.append(_required(env_from.get("secretRef"), "name"))
+    for volume in spec.get("volumes") or []:
+        names.append(_required(volume.get("secret"), "secretName"))
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            names.append(_required(source.get("secret"), "name"))
+    return sorted({name for name in names if name})
+
+
+def _required(ref: Mapping[str, Any] | None, field: str) -> str:
+    return "" if not ref or ref.get("optional") else str(ref.get(field) or "")
 
 
 def _scaled(value: Any, replicas: int, default: str, *, round_up: bool) -> int:
@@ -192,6 +215,11 @@ class RolloutSimulator:
         for kind, type_key in WORKLOAD_KINDS.items():
             if rt.key == type_key:
                 self._poke((kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))
+        if rt.key == _SECRETS and event_type != "DELETED":
+            # A Secret that pods wait for may just have appeared: the kubelet retries at once.
+            namespace = obj["metadata"].get("namespace")
+            for key in [key for key in self._states if key[1] == namespace]:
+                self._poke(key)
 
     def _poke(self, key: WorkloadKey) -> None:
         if not self._running:
@@ -298,17 +326,31 @@ class RolloutSimulator:
         }
         pods_rt = self.store.type_for(*_PODS)
         created = self.store.create(pods_rt, meta["namespace"], pod)
-        self._start_logins(obj, template, pod_name)
         self._set_pod_ready(created, ready=False)
         state.ready_at[pod_name] = self._clock() + self.pod_delay
         state.last_progress = self._clock()
 
-    def _set_pod_ready(self, pod: JSON, *, ready: bool) -> None:
+    def _missing_secrets(self, pod: JSON) -> list[str]:
+        secrets_rt = self.store.type_for(*_SECRETS)
+        namespace = pod["metadata"]["namespace"]
+        required = required_secret_names(pod.get("spec") or {})
+        return [name for name in required if self.store.find(secrets_rt, namespace, name) is None]
+
+    def _set_pod_ready(self, pod: JSON, *, ready: bool, waiting_for: str | None = None) -> None:
+        """Write the pod's status; ``waiting_for`` names a missing Secret the containers wait on
+        (``CreateContainerConfigError``, phase Pending), written only when not already said."""
         now = now_rfc3339(datetime_now)
         flag = "True" if ready else "False"
         containers = (pod.get("spec") or {}).get("containers") or []
+        waiting: JSON = {}
+        if waiting_for is not None:
+            message = f'secret "{waiting_for}" not found'
+            waiting = {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
+            statuses = (pod.get("status") or {}).get("containerStatuses") or []
+            if statuses and all(c.get("state") == waiting for c in statuses):
+                return
         pod["status"] = {
-            "phase": "Running",
+            "phase": "Running" if waiting_for is None else "Pending",
             "startTime": (pod.get("status") or {}).get("startTime", now),
             "conditions": [
                 {"type": "Initialized", "status": "True", "lastTransitionTime": now},
@@ -319,10 +361,10 @@ class RolloutSimulator:
                 {
                     "name": c.get("name", "main"),
                     "ready": ready,
-                    "started": True,
+                    "started": waiting_for is None,
                     "restartCount": 0,
                     "image": c.get("image", ""),
-                    "state": {"running": {"startedAt": now}},
+                    "state": {"running": {"startedAt": now}} if waiting_for is None else waiting,
                 }
                 for c in containers
             ],
@@ -330,26 +372,33 @@ class RolloutSimulator:
         pods_rt = self.store.type_for(*_PODS)
         self.store.replace(pods_rt, pod["metadata"]["namespace"], pod["metadata"]["name"], pod, "status")
 
-    def _start_logins(self, obj: JSON, template: Mapping[str, Any], pod_name: str) -> None:
-        """A pod of a workload annotated for logins logs in with the credential its Secret holds
-        now, at pod start, for as long as it lives (:mod:`rotator.sandbox.consumers`)."""
-        annotations = (template.get("metadata") or {}).get("annotations") or {}
+    def _start_logins(self, pod: JSON) -> bool:
+        """A pod of a workload annotated for logins logs in, for as long as it lives, with the
+        credential its Secret holds when its container is created (once every Secret it needs
+        exists, as a kubelet resolves env then); see :mod:`rotator.sandbox.consumers`. True if
+        the pod logs in (now or already)."""
+        meta = pod["metadata"]
+        if self.logins.logs_in(meta["name"]):
+            return True
+        annotations = meta.get("annotations") or {}
         target = login_target(str(annotations.get(LOGIN_ANNOTATION, "")))
-        consumed = secret_names(template)
+        consumed = secret_names({"spec": pod.get("spec") or {}})
         secret_name = annotations.get(LOGIN_SECRET_ANNOTATION) or (consumed[0] if consumed else None)
-        if target is None or not secret_name:
-            return
-        secret = self.store.find(self.store.type_for(*_SECRETS), obj["metadata"]["namespace"], secret_name)
+        owner = next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), None)
+        if target is None or not secret_name or owner is None:
+            return False
+        secret = self.store.find(self.store.type_for(*_SECRETS), meta["namespace"], secret_name)
         data = (secret or {}).get("data") or {}
         username, password = (base64.b64decode(data.get(k, "")).decode() for k in ("username", "password"))
-        key: WorkloadKey = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+        key: WorkloadKey = (owner["kind"], meta["namespace"], owner["name"])
         loop = self._loop_ref
 
         def wake() -> None:
             if loop is not None and self._running:
                 loop.call_soon_threadsafe(self._poke, key)
 
-        self.logins.start_pod(pod_name, target, username, password, wake)
+        self.logins.start_pod(meta["name"], target, username, password, wake)
+        return True
 
     def _delete_pod(self, pod: JSON, state: _State) -> None:
         pods_rt = self.store.type_for(*_PODS)
@@ -372,9 +421,14 @@ class RolloutSimulator:
             pod_revision = labels.get("pod-template-hash") or labels.get("controller-revision-hash")
             if failing and pod_revision == revision:
                 continue
-            if self.logins.logs_in(pod["metadata"]["name"]) and not self.logins.first_login(
-                pod["metadata"]["name"]
-            ):
+            missing = self._missing_secrets(pod)
+            if missing:
+                # As the kubelet: the container cannot be created until the Secret exists; the
+                # pod starts its ready delay only once it does.
+                state.ready_at.pop(pod["metadata"]["name"], None)
+                self._set_pod_ready(pod, ready=False, waiting_for=missing[0])
+                continue
+            if self._start_logins(pod) and not self.logins.first_login(pod["metadata"]["name"]):
                 continue  # not ready before its first login succeeded (woken when it answers)
             due = state.ready_at.setdefault(pod["metadata"]["name"], now + self.pod_delay)
             if due <= now:

@@ -7,6 +7,7 @@ when and for how long, which Secret version the pods hold before and after, and 
 from __future__ import annotations
 
 import base64
+import shlex
 import signal
 import sys
 import time
@@ -19,6 +20,7 @@ from rotator.kube import Kube, policy_path
 from rotator.models.keys import FORCE_ROTATE, SECRET_VERSION
 from rotator.sandbox import demo
 from rotator.sandbox.operator_process import OperatorProcess, OperatorSupervisor
+from rotator.sandbox.processes import free_port
 from rotator.sandbox.stack import Stack
 
 SCENARIOS = ("rotation", "failed-rollout")
@@ -196,8 +198,27 @@ def run_scenario(stack: Stack, operator: OperatorProcess, scenario: str, out: Ca
     return result == "Succeeded" and after != before and postgres_ok
 
 
+def write_env(workdir: Path, stack: Stack, operator: OperatorProcess) -> Path:
+    """``<dir>/env``: the running sandbox's addresses as shell exports, for a second terminal
+    (``. .sandbox/env``): the ports are free ones chosen at start, so nothing else need be known."""
+    assert stack.vault is not None
+    lines = {
+        "KUBECONFIG": str(stack.kubeconfig),
+        "VAULT_ADDR": stack.vault.address,
+        "VAULT_TOKEN": stack.vault.root_token,  # the throwaway dev server's, printed at start too
+        "ROTATOR_METRICS_URL": operator.metrics_url,
+    }
+    path = workdir / "env"
+    path.write_text("".join(f"export {key}={shlex.quote(value)}\n" for key, value in lines.items()))
+    return path
+
+
 def run_sandbox(
-    workdir: Path, once: bool, scenario: str = "rotation", out: Callable[[str], None] = print
+    workdir: Path,
+    once: bool,
+    scenario: str = "rotation",
+    out: Callable[[str], None] = print,
+    metrics_port: int = 0,
 ) -> int:
     workdir = workdir.resolve()
     stack = Stack(workdir)
@@ -220,7 +241,16 @@ def run_sandbox(
         demo.seed(kube, stack.vault.address, stack.vault.root_token)
         if stack.postgres is not None:
             demo.seed_postgres(kube, stack.postgres.dsn, stack.postgres.host, stack.postgres.port)
-        operator = OperatorProcess(stack.kubeconfig, workdir / "operator.log", idle_resync=2.0, poll=0.2)
+        # --metrics-port pins the metrics port (the liveness port stays a free one); 0: both free.
+        liveness_port = free_port() if metrics_port else 0
+        operator = OperatorProcess(
+            stack.kubeconfig,
+            workdir / "operator.log",
+            idle_resync=2.0,
+            poll=0.2,
+            metrics_port=metrics_port,
+            liveness_port=liveness_port,
+        )
         operator.start()
         operator.wait_healthy()
         supervisor = OperatorSupervisor(operator, out=out).start()  # a crashed operator comes back
@@ -233,6 +263,7 @@ def run_sandbox(
         if stack.postgres:
             out(f"  PostgreSQL       127.0.0.1:{stack.postgres.port}")
         out(f"  operator         pid {operator.pid}, metrics {operator.metrics_url}, log {operator.log_path}")
+        out(f"  addresses        {write_env(workdir, stack, operator)} (. it in another terminal)")
         out(f"look at it:  kubectl --kubeconfig {stack.kubeconfig} get rp -A")
         ok = run_scenario(stack, operator, scenario, out)
         out(f"\nscenario {scenario}: {'as expected' if ok else 'NOT as expected'}")

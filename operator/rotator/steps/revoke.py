@@ -41,7 +41,9 @@ def run(ctx: StepContext) -> StepResult:
             ctx.target.retire(old, keep=new)
         ctx.store.revoke(ctx.old_version)
     ctx.checkpoint(Checkpoint.REVOKE_AFTER_STORE)
-    return StepResult(Outcome.DONE, f"old credential (store version {ctx.old_version or 'none'}) revoked")
+    if ctx.old_version is None:  # the first credential: nothing was revoked
+        return StepResult(Outcome.DONE, "no old credential to revoke (first credential)")
+    return StepResult(Outcome.DONE, f"old credential (store version {ctx.old_version}) revoked")
 
 
 def _old_credential(ctx: StepContext, version: str) -> Credential | None:

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from rotator.kube import Kube
 from rotator.metrics import Metrics
-from rotator.models import PermanentError, PolicyRef, reasons, utcnow
+from rotator.models import CredentialSecretUnusable, PermanentError, PolicyRef, reasons, utcnow
 from rotator.models.keys import STORE_CREDENTIAL_LABEL
 from rotator.models.store import NAMESPACE_PLACEHOLDER, AwsConnection, VaultConnection
 from rotator.stores.aws.auth import access_key_from_secret, assume_web_identity, aws_client
@@ -172,7 +172,7 @@ class StoreOpener:
         labels = ((secret or {}).get("metadata") or {}).get("labels") or {}
         if secret is not None and labels.get(STORE_CREDENTIAL_LABEL) != "true":
             # Without the opt-in, naming a Secret in a store would be a way to read it.
-            raise PermanentError(
+            raise CredentialSecretUnusable(
                 reasons.STORE_AUTH_MISSING, f"{where} is not labelled {STORE_CREDENTIAL_LABEL}=true"
             )
         return where, secret

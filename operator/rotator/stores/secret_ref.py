@@ -11,7 +11,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from rotator.models import PermanentError, reasons
+from rotator.models import CredentialSecretUnusable, reasons
 
 
 def single_line_value(where: str, secret: Mapping[str, Any] | None, key: str, what: str) -> str:
@@ -21,13 +21,13 @@ def single_line_value(where: str, secret: Mapping[str, Any] | None, key: str, wh
     ``what`` says what the value should be ("Vault token", "AWS key").
     """
     if secret is None:
-        raise PermanentError(reasons.STORE_AUTH_MISSING, f"{where} not found")
+        raise CredentialSecretUnusable(reasons.STORE_AUTH_MISSING, f"{where} not found")
     encoded = (secret.get("data") or {}).get(key)
     if not encoded:
-        raise PermanentError(reasons.STORE_AUTH_MISSING, f"{where} has no key {key!r}")
+        raise CredentialSecretUnusable(reasons.STORE_AUTH_MISSING, f"{where} has no key {key!r}")
     text = base64.b64decode(encoded).decode(errors="replace").strip()
     if not text or not text.isprintable() or any(c.isspace() for c in text):
-        raise PermanentError(
+        raise CredentialSecretUnusable(
             reasons.STORE_AUTH_MISSING, f"{where} key {key!r} does not hold a single-line {what}"
         )
     return text
