@@ -215,6 +215,7 @@ RESTART = either(
         {},
         optional={
             "targets": either(st.lists(TARGET, max_size=4), st.lists(TARGET, min_size=51, max_size=52)),
+            "auto": either(st.booleans()),
             "maxConcurrent": either(st.integers(1, 50), INTEGERS),
         },
     )
@@ -290,6 +291,7 @@ VALID = st.fixed_dictionaries(
                     ),
                     max_size=1,
                 ),
+                "auto": st.booleans(),
                 "maxConcurrent": st.integers(1, 50),
             },
         ),
@@ -317,6 +319,7 @@ MUTATIONS: list[tuple[tuple[str, ...], st.SearchStrategy[Any]]] = [
     (("schedule", "jitter"), DURATIONS),
     (("schedule", "cron"), CRONS),
     (("restart", "maxConcurrent"), INTEGERS),
+    (("restart", "auto"), JUNK),
     (("restart", "targets"), st.lists(TARGET, max_size=3)),
     (("verify", "timeout"), DURATIONS),
     (("revoke", "gracePeriod"), DURATIONS),

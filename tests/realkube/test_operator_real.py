@@ -30,6 +30,7 @@ from rotator.sandbox.openbao import OpenBaoServer
 from rotator.sandbox.operator_process import OperatorProcess
 from rotator.sandbox.realkube import FAULT_LABEL, FAULT_NEVER_READY, RealKubeServer
 from rotator.steps.checkpoints import Checkpoint
+from rotator.workloads.health import rollout_health
 from tests.realkube.conftest import TIMINGS
 from tests.realkube.test_control_plane import kubectl, wait_for
 
@@ -392,6 +393,56 @@ def test_rotation_initial_and_forced_rolls_the_deployment_on_kwok(cluster: Clust
     assert all(p.ready and p.secret_versions[demo.SECRET].version == "2" for p in pods), pods
 
 
+def consumer(kind: str, name: str, volume: Mapping[str, Any]) -> dict[str, Any]:
+    """A StatefulSet or DaemonSet whose pods read the policy's Secret through ``volume``."""
+    labels = {"app": name}
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": labels},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "containers": [{"name": "app", "image": "registry.example/app:1"}],
+                "volumes": [dict(volume)],
+            },
+        },
+    }
+    if kind == "StatefulSet":
+        spec.update(replicas=REPLICAS, serviceName=name)
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def test_auto_discovery_rolls_every_kind_with_the_granted_list(cluster: Cluster) -> None:
+    """``restart.auto`` lists Deployments, StatefulSets and DaemonSets with the install's RBAC
+    (a 403 here if the ClusterRole lacked ``list``) and controller-manager rolls all three."""
+    ns = cluster.namespace
+    kinds = {"StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
+    cluster.kube.create(
+        f"/apis/apps/v1/namespaces/{ns}/statefulsets",
+        consumer("StatefulSet", "db", {"name": "v", "secret": {"secretName": demo.SECRET, "optional": True}}),
+    )
+    projected = {"name": "v", "projected": {"sources": [{"secret": {"name": demo.SECRET, "optional": True}}]}}
+    cluster.kube.create(
+        f"/apis/apps/v1/namespaces/{ns}/daemonsets", consumer("DaemonSet", "agent", projected)
+    )
+    cluster.seed(restart_targets=False, extra_spec={"restart": {"auto": True}})
+    cluster.operator().start()
+    assert cluster.wait_rotations(1)["history"][0]["result"] == "Succeeded"
+    cluster.force()
+    status = cluster.wait_rotations(2, timeout=90)
+    entry = status["history"][0]
+    assert entry["result"] == "Succeeded", status
+    workloads = {
+        "Deployment": cluster.deployment(),
+        **{
+            kind: cluster.kube.get(f"/apis/apps/v1/namespaces/{ns}/{plural}/{name}") or {}
+            for (kind, plural), name in zip(kinds.items(), ("db", "agent"), strict=True)
+        },
+    }
+    for kind, obj in workloads.items():
+        assert template_rotation(obj) == entry["id"], kind
+        assert rollout_health(kind, obj).complete, (kind, rollout_health(kind, obj).message)
+
+
 def test_failed_rollout_rolls_back_and_keeps_the_old_credential(cluster: Cluster) -> None:
     # The consumer's pods that rotator restarts never turn Ready (kwok's fault stage): a new
     # credential that breaks the app. The initial rotation restarts nothing, so it succeeds.
@@ -564,9 +615,12 @@ def limited_account(cluster: Cluster, resource: str, verb: str) -> str:
     role = yaml.safe_load((REPO / "manifests" / "clusterrole.yaml").read_text())
     role["metadata"] = {"name": account}
     removed = False
-    for rule in role["rules"]:
+    for rule in list(role["rules"]):
         if resource in rule["resources"] and verb in rule["verbs"]:
-            assert rule["resources"] == [resource], "split the rule before removing a verb"
+            if rule["resources"] != [resource]:  # split: only this resource loses the verb
+                rule["resources"] = [r for r in rule["resources"] if r != resource]
+                rule = {**rule, "resources": [resource]}
+                role["rules"].append(rule)
             rule["verbs"] = [v for v in rule["verbs"] if v != verb]
             removed = True
     assert removed, f"the ClusterRole grants no {verb} on {resource}"
@@ -626,3 +680,25 @@ def test_a_missing_rbac_verb_is_a_named_condition_with_nothing_half_done(cluster
     assert cluster.deployment()["metadata"]["generation"] == generation
     events = cluster.kube.list(f"/api/v1/namespaces/{cluster.namespace}/events")
     assert any("cannot update secrets" in (e.get("message") or "") for e in events)
+
+
+def test_restart_auto_without_the_list_grant_holds_before_any_write(cluster: Cluster) -> None:
+    """Discovery's lists are asked in the same pre-flight as the dry-run writes: without ``list``
+    on deployments the first rotation holds at generate, naming the verb, with nothing written."""
+    account = limited_account(cluster, "deployments", "list")
+    cluster.seed(restart_targets=False, extra_spec={"restart": {"auto": True}})
+    generation = cluster.deployment()["metadata"]["generation"]
+    cluster.operator(account).start()
+    status = cluster.wait(
+        lambda s: bool(s.get("rotation")) and condition(s, "Ready")["reason"] == "KubernetesError",
+        30,
+        "Ready=False KubernetesError",
+    )
+    ready = condition(status, "Ready")
+    user = f"system:serviceaccount:{SYSTEM}:{account}"
+    assert f'{user} cannot list deployments.apps in namespace "{cluster.namespace}"' in ready["message"], (
+        ready
+    )
+    assert status["rotation"]["step"] == "generate", status["rotation"]
+    assert cluster.secret() is None
+    assert cluster.deployment()["metadata"]["generation"] == generation

@@ -137,6 +137,11 @@ GOOD: list[Any] = [
         ),
         id="same-name-other-kind",
     ),
+    pytest.param(edit(V, lambda s: s.update(restart={"auto": True})), id="auto-discovery-only"),
+    pytest.param(
+        edit(V, lambda s: s.update(restart={"auto": True, "targets": targets(2), "maxConcurrent": 1})),
+        id="auto-with-targets",
+    ),
     pytest.param(edit(V, lambda s: s.update(suspend=True, dryRun=True)), id="suspend-dry-run"),
     pytest.param(edit(V, lambda s: s.update(surprise={"x": 1})), id="unknown-field-pruned"),
     pytest.param(edit(V, lambda s: s["secret"].update(key=None)), id="null-key-defaulted"),
@@ -400,6 +405,9 @@ BAD: list[Any] = [
     ),
     pytest.param(
         edit(V, lambda s: s.update(restart={"targets": targets(51)})), "spec.restart.targets", id="51-targets"
+    ),
+    pytest.param(
+        edit(V, lambda s: s.update(restart={"auto": "true"})), "spec.restart.auto", id="auto-string"
     ),
     pytest.param(
         edit(V, lambda s: s.update(restart={"maxConcurrent": 0})),

@@ -228,7 +228,11 @@ def test_spec_is_frozen() -> None:
 def test_dump_uses_camel_case_and_parses_back() -> None:
     parsed = parse_spec(spec(restart={"targets": [{"kind": "Deployment", "name": "api"}]}))
     dumped = parsed.model_dump(mode="json", by_alias=True, exclude_none=True)
-    assert dumped["restart"] == {"targets": [{"kind": "Deployment", "name": "api"}], "maxConcurrent": 5}
+    assert dumped["restart"] == {
+        "targets": [{"kind": "Deployment", "name": "api"}],
+        "auto": False,
+        "maxConcurrent": 5,
+    }
     assert dumped["dryRun"] is False
     assert parse_spec(dumped) == parsed
     assert parsed.restart.targets[0].kind is WorkloadKind.DEPLOYMENT

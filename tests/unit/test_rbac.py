@@ -33,8 +33,8 @@ NAMESPACED_NEEDS: frozenset[Grant] = frozenset(
         *{
             ("apps", kind, v)
             for kind in ("deployments", "statefulsets", "daemonsets")
-            for v in ("get", "patch")
-        },
+            for v in ("get", "list", "patch")
+        },  # workloads/io.py: restart, rollout health, restart.auto discovery (list)
         *{("", "events", v) for v in ("create", "patch")},  # Kopf posting
     }
 )

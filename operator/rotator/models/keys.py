@@ -39,6 +39,10 @@ ROTATION_ID: Final = f"{DOMAIN}/rotation-id"
 
 # --- on pod templates -----------------------------------------------------------------------------
 RESTARTED_AT: Final = f"{DOMAIN}/restarted-at"
+RESTARTED_FOR: Final = f"{DOMAIN}/restarted-for"
+"""Pod-template annotation: JSON ``{secret name: rotation id}`` of the rotator-managed Secrets the
+template reads, each with the rotation that had last written it when the restart was patched: the
+pods this template starts read at least those values (see rotator.workloads.restarter)."""
 
 # --- store tags (Vault custom metadata, AWS tags) -------------------------------------------------
 STORE_MANAGED_BY: Final = "managed-by"

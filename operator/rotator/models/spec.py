@@ -359,9 +359,15 @@ class RestartTarget(_Model):
 
 
 class RestartSpec(_Model):
-    """Workloads restarted after the Secret changes, at most ``max_concurrent`` at a time."""
+    """Workloads restarted after the Secret changes, at most ``max_concurrent`` at a time.
+
+    ``auto`` adds, Reloader-style, every Deployment, StatefulSet and DaemonSet of the policy's
+    namespace whose pod template reads the Secret (found from the pod templates, see
+    :mod:`rotator.workloads.discovery`) to the explicit ``targets``.
+    """
 
     targets: Annotated[tuple[RestartTarget, ...], Field(max_length=MAX_RESTART_TARGETS)] = ()
+    auto: StrictBool = False
     max_concurrent: Annotated[StrictInt, Field(ge=1, le=50)] = 5
 
     @field_validator("targets")

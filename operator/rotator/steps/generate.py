@@ -6,6 +6,7 @@ from rotator.managed_secret import authorize_secret_write
 from rotator.models import PermanentError
 from rotator.policy.transitions import Outcome
 from rotator.steps.checkpoints import Checkpoint
+from rotator.steps.consumers import planned
 from rotator.steps.context import StepContext, StepResult, read_credential
 from rotator.targets.credential import Credential, encode_credential
 from rotator.workloads.io import authorize_restart
@@ -51,5 +52,5 @@ def authorize_kube_writes(ctx: StepContext) -> None:
     rotation holds with nothing written (Ready=False, reason KubeError, naming the verb) instead
     of promoting a store version that the Secret can not follow."""
     authorize_secret_write(ctx.kube, ctx.policy, ctx.spec.secret.name)
-    for target in ctx.spec.restart.targets:
+    for target in planned(ctx):  # with restart.auto, the lists that find consumers are asked too
         authorize_restart(ctx.kube, ctx.policy.namespace, target.kind, target.name, ctx.rotation_id, ctx.now)

@@ -11,22 +11,22 @@ from rotator.models import Event, reasons
 from rotator.models.keys import ROTATION_ID
 from rotator.policy.transitions import Outcome
 from rotator.steps.checkpoints import Checkpoint
+from rotator.steps.consumers import planned, recorded
 from rotator.steps.context import StepContext, StepResult, read_credential, write_managed_secret
 from rotator.stores.errors import StoreVersionNotFound
 from rotator.targets.shape import secret_values
 from rotator.workloads.io import read_workload, restart, target_key
-from rotator.workloads.kinds import KINDS
 from rotator.workloads.restarter import template_annotations
 
 
 def rollback_targets(ctx: StepContext) -> list[tuple[str, str]]:
-    """Everything that may hold the new value: the spec's targets plus any recorded as restarted
-    for this rotation, even if removed from the spec since."""
-    targets: list[tuple[str, str]] = [(str(t.kind), t.name) for t in ctx.spec.restart.targets]
-    for key in ctx.restarted_targets:
-        kind, _, name = key.partition("/")
-        if name and kind in KINDS and (kind, name) not in targets:
-            targets.append((kind, name))
+    """Everything that may hold the new value: the planned targets (explicit, and discovered with
+    ``restart.auto``) plus any recorded as restarted for this rotation, even if removed from the
+    spec or no longer found since."""
+    targets: list[tuple[str, str]] = [(t.kind, t.name) for t in planned(ctx)]
+    for target in recorded(ctx):
+        if (target.kind, target.name) not in targets:
+            targets.append((target.kind, target.name))
     return targets
 
 

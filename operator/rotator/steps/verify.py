@@ -6,6 +6,7 @@ from rotator.managed_secret import current_secret_version
 from rotator.models import format_duration, reasons
 from rotator.models.keys import ROTATION_ID
 from rotator.policy.transitions import Outcome, verify_deadline_passed
+from rotator.steps.consumers import verified
 from rotator.steps.context import StepContext, StepResult, gave_up, read_credential
 from rotator.targets.base import TargetAuthFailed
 from rotator.workloads.health import rollout_health
@@ -15,13 +16,19 @@ from rotator.workloads.restarter import template_annotations
 
 def run(ctx: StepContext) -> StepResult:
     waiting: list[str] = []
-    for target in ctx.spec.restart.targets:
+    for target in verified(ctx):  # explicit targets, then the discovered ones restart recorded
         workload = read_workload(ctx.kube, ctx.policy.namespace, target.kind, target.name)
         if workload is None:
+            if not target.explicit:
+                continue  # a discovered consumer deleted since: no pods left to hold a value
             return gave_up(
                 f"{target.kind} {target.name} disappeared during verification", reasons.VERIFY_FAILED
             )
-        if template_annotations(workload).get(ROTATION_ID) != ctx.rotation_id:
+        # Recorded by the restart step: restarted after the Secret changed, by this rotation or
+        # (a shared workload) by another policy's; its newest rollout is what counts.
+        if target.key not in ctx.restarted_targets and (
+            template_annotations(workload).get(ROTATION_ID) != ctx.rotation_id
+        ):
             # Never rolled for this rotation (added to the spec mid-way): its pods still hold the
             # old value, so revoking it would break them. Wait, and roll back at the timeout.
             waiting.append(f"{target.kind} {target.name} was not restarted for this rotation")
