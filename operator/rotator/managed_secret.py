@@ -82,15 +82,23 @@ def held_value(
 
 
 def settled(
-    secret: Mapping[str, Any] | None, policy: PolicyRef, key: str, version: str, *, delete_with_policy: bool
+    secret: Mapping[str, Any] | None,
+    policy: PolicyRef,
+    key: str,
+    version: str,
+    *,
+    delete_with_policy: bool,
+    keys: frozenset[str] | None = None,
 ) -> bool:
-    """The Secret is exactly what drift repair would write for ``version``: nothing to repair, so
-    an idle reconcile need not read the store (the watch on managed Secrets says when to look)."""
+    """The Secret is exactly what drift repair would write for ``version`` (data keys ``keys``,
+    by default only ``key``): nothing to repair, so an idle reconcile need not read the store
+    (the watch on managed Secrets says when to look)."""
     if held_value(secret, policy, key, version) is None:
         return False
     assert secret is not None
     ours = [_owner_reference(policy)] if delete_with_policy else []
-    return set(secret.get("data") or {}) == {key} and _our_owner_references(secret, policy) == ours
+    expected = keys if keys is not None else frozenset({key})
+    return set(secret.get("data") or {}) == expected and _our_owner_references(secret, policy) == ours
 
 
 def ensure_secret_is_ours(kube: Kube, policy: PolicyRef, name: str) -> dict[str, Any] | None:

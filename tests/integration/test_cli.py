@@ -45,6 +45,11 @@ def test_sandbox_once_runs_the_scenario_and_stops_everything(
     assert "rotator_rotations_total" in out
     assert "kubectl --kubeconfig" in out
     assert (tmp_path / "sandbox" / "kubeconfig").exists()
+    if scenario == "rotation":
+        # The alternating-users demo: the role moves, consumers log in throughout, none refused.
+        assert "PostgreSQL demo (demo-pg): active role demo_app_a" in out
+        assert "role demo_app_a -> demo_app_b (demo_app_a locked: NOLOGIN)" in out
+        assert ", 0 refused" in out
     assert leftovers.pids == set(), "the sandbox left processes behind"
 
 

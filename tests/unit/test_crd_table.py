@@ -165,6 +165,68 @@ GOOD: list[Any] = [
     ),
 ]
 
+
+def _postgres(spec: Obj) -> None:
+    spec["credential"] = {
+        "postgresRole": {
+            "connectionSecretRef": {"name": "pg-admin"},
+            "role": "orders",
+            "groupRole": "orders_rw",
+        }
+    }
+
+
+def _postgres_with(**fields: Any) -> Callable[[Obj], object]:
+    def change(spec: Obj) -> None:
+        _postgres(spec)
+        spec["credential"]["postgresRole"].update(fields)
+
+    return change
+
+
+PG = edit(V, _postgres)
+URL = "postgresql://{{ .username }}:{{ .password | urlquery }}@db:5432/app"
+TARGET_GOOD: list[Any] = [
+    pytest.param(PG, id="postgres-role"),
+    pytest.param(
+        edit(PG, lambda s: s["secret"].update(usernameKey="user", template={"DATABASE_URL": URL})),
+        id="postgres-role-template",
+    ),
+    pytest.param(
+        edit(V, lambda s: s["secret"].update(template={"URL": "x{{ .password }}"})), id="pw-template"
+    ),
+]
+TARGET_BAD: list[Any] = [
+    pytest.param(
+        edit(PG, lambda s: s["credential"].update(password={})), "spec.credential", id="two-credential-kinds"
+    ),
+    pytest.param(
+        edit(V, _postgres_with(role="Orders")), "spec.credential.postgresRole.role", id="pg-role-case"
+    ),
+    pytest.param(
+        edit(V, _postgres_with(role="r" * 62)), "spec.credential.postgresRole.role", id="pg-role-long"
+    ),
+    pytest.param(
+        edit(V, _postgres_with(groupRole="orders_a")), "spec.credential.postgresRole", id="pg-group-is-login"
+    ),
+    pytest.param(
+        edit(V, _postgres_with(connectionSecretRef={})),
+        "spec.credential.postgresRole.connectionSecretRef.name",
+        id="pg-no-connection-name",
+    ),
+    pytest.param(edit(V, _postgres_with(length=8)), "spec.credential.postgresRole.length", id="pg-short"),
+    pytest.param(
+        edit(V, lambda s: s["secret"].update(usernameKey="password")), "spec.secret", id="username-key"
+    ),
+    pytest.param(
+        edit(V, lambda s: s["secret"].update(template={"password": "{{ .password }}"})),
+        "spec.secret",
+        id="template-over-key",
+    ),
+]
+GOOD += TARGET_GOOD
+
+
 # Durations that used to pass the CRD and then overflow the operator's datetime arithmetic, or
 # overflow CEL's duration() itself (int64 nanoseconds): each is refused naming its own field.
 OVERFLOWS = ["100000000h", "9999999999h", "99999999999999999999ns", "1000000000000000000000s"]
@@ -363,6 +425,7 @@ BAD: list[Any] = [
     pytest.param(edit(V, lambda s: s.update(suspend="yes")), "spec.suspend", id="suspend-string"),
     pytest.param(edit(V, lambda s: s.update(dryRun=1)), "spec.dryRun", id="dry-run-int"),
     *DURATION_BAD,
+    *TARGET_BAD,
 ]
 
 

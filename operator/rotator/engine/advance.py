@@ -36,6 +36,7 @@ from rotator.steps.checkpoints import Checkpoint
 from rotator.steps.context import StepContext, StepResult, gave_up
 from rotator.stores.base import Store
 from rotator.stores.errors import StoreAuthError, StoreConflict, StoreError, StoreUnavailable
+from rotator.targets.base import TargetUnavailable
 from rotator.targets.password import generate_password
 
 STEPS: Final[dict[Step, Callable[[StepContext], StepResult]]] = {
@@ -90,7 +91,7 @@ def _run_step(draft: Draft, spec: RotationPolicySpec, store: Store, deps: Deps) 
         store=store,
         kube=deps.kube,
         now=draft.now,
-        generate=lambda: _generate(spec),
+        target=deps.open_target(deps.kube, draft.ref, spec, lambda: _generate(spec)),
         checkpoint=deps.checkpoint,
         verify_timeout=spec.verify.timeout_delta,
         grace_period=spec.revoke.grace_period_delta,
@@ -104,7 +105,7 @@ def _run_step(draft: Draft, spec: RotationPolicySpec, store: Store, deps: Deps) 
         if step in _NO_ROLLBACK:
             raise
         result = gave_up(str(exc), exc.reason)
-    except (StoreUnavailable, StoreConflict, StoreAuthError):
+    except (StoreUnavailable, StoreConflict, StoreAuthError, TargetUnavailable):
         raise
     except StoreError as exc:
         # A store refusal no retry fixes (a version gone, an invariant): before revoke the safe
@@ -160,8 +161,8 @@ def _record(draft: Draft, spec: RotationPolicySpec, result: StepResult, deps: De
 
 
 def _generate(spec: RotationPolicySpec) -> SecretStr:
-    password = spec.credential.password
-    assert password is not None, "password is the only credential kind so far"
-    value = generate_password(password.length, password.alphabet)
+    made = spec.credential.password or spec.credential.postgres_role
+    assert made is not None, "the spec model requires exactly one credential kind"
+    value = generate_password(made.length, made.alphabet)
     SENSITIVE.add(value.get_secret_value())  # the logs' second belt: mask it wherever it shows up
     return value

@@ -7,11 +7,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pydantic import SecretStr
+
 from rotator.kube import Kube
 from rotator.metrics import Metrics
 from rotator.models import PolicyRef, RotationPolicySpec, Settings
 from rotator.steps.checkpoints import CheckpointHook, no_checkpoint
 from rotator.stores.base import Store
+from rotator.targets.base import Target
+from rotator.targets.opener import open_target
 from rotator.tenancy.resolve import ResolvedStore
 
 StoreResolver = Callable[[PolicyRef, RotationPolicySpec], ResolvedStore]
@@ -20,6 +24,10 @@ StoreResolver = Callable[[PolicyRef, RotationPolicySpec], ResolvedStore]
 
 StoreOpener = Callable[[PolicyRef, ResolvedStore], Store]
 """A resolved location to a Store, logged in as the namespace (``rotator.stores.opener.StoreOpener``)."""
+
+
+TargetOpener = Callable[[Kube, PolicyRef, RotationPolicySpec, Callable[[], SecretStr]], Target]
+"""``spec.credential`` to the Target the steps drive (``rotator.targets.opener.open_target``)."""
 
 
 def new_rotation_id() -> str:
@@ -41,3 +49,4 @@ class Deps:
     checkpoint: CheckpointHook = no_checkpoint
     #: Called when the store refused our identity, so the next open logs in afresh.
     store_auth_failed: Callable[[PolicyRef], None] = ignore_auth_failure
+    open_target: TargetOpener = open_target

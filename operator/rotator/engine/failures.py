@@ -43,10 +43,18 @@ from rotator.stores.errors import (
     StoreOwnershipError,
     StoreUnavailable,
 )
+from rotator.targets.base import TargetUnavailable
 
 log = logging.getLogger("rotator.engine")
 
-TEMPORARY: Final = (StoreUnavailable, KubeUnavailable, KubeConflict, StoreConflict, StoreAuthError)
+TEMPORARY: Final = (
+    StoreUnavailable,
+    KubeUnavailable,
+    KubeConflict,
+    StoreConflict,
+    StoreAuthError,
+    TargetUnavailable,
+)
 
 
 def backoff(policy: PolicyRef, attempt: int, settings: Settings) -> float:
@@ -91,6 +99,7 @@ _WHAT: Final = {
     reasons.STORE_UNAVAILABLE: "store unavailable",
     reasons.STORE_AUTH_FAILED: "store refuses rotator's login",
     reasons.KUBE_ERROR: "Kubernetes API unavailable",
+    reasons.TARGET_UNAVAILABLE: "credential target unavailable",
     reasons.RECONCILE_ERROR: "reconcile failing",
 }
 
@@ -141,4 +150,6 @@ def _temporary_reason(exc: Exception) -> str:
     mid-rotation), any other store failure StoreUnavailable, the API's failures KubernetesError."""
     if isinstance(exc, StoreAuthError):
         return reasons.STORE_AUTH_FAILED
+    if isinstance(exc, TargetUnavailable):
+        return reasons.TARGET_UNAVAILABLE
     return reasons.STORE_UNAVAILABLE if isinstance(exc, StoreError) else reasons.KUBE_ERROR

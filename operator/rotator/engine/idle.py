@@ -27,6 +27,8 @@ from rotator.policy.scope import credential_spec_hash
 from rotator.policy.triggers import Decision
 from rotator.stores.base import Store, StoredVersion, VersionState
 from rotator.stores.errors import StoreAuthError, StoreError, StoreUnavailable
+from rotator.targets.credential import CredentialFormatError, decode_credential
+from rotator.targets.shape import secret_values, settled_keys
 
 
 def reconcile_idle(draft: Draft, spec: RotationPolicySpec, deps: Deps, *, resync: bool = True) -> Reconciled:
@@ -43,7 +45,12 @@ def reconcile_idle(draft: Draft, spec: RotationPolicySpec, deps: Deps, *, resync
         not resync
         and known
         and settled(
-            secret, draft.ref, spec.secret.key, known, delete_with_policy=spec.secret.delete_with_policy
+            secret,
+            draft.ref,
+            spec.secret.key,
+            known,
+            delete_with_policy=spec.secret.delete_with_policy,
+            keys=settled_keys(spec),
         )
         and not peek(draft, spec, opened.location, store_has_value=True).rotate
     ):
@@ -68,6 +75,7 @@ def reconcile_idle(draft: Draft, spec: RotationPolicySpec, deps: Deps, *, resync
             spec.secret.key,
             current.version,
             delete_with_policy=spec.secret.delete_with_policy,
+            keys=settled_keys(spec),
         )
     ):
         # The value itself is compared on a safety resync; otherwise a Secret that is exactly
@@ -162,9 +170,10 @@ def _repair_drift(
         return
     try:
         value: SecretStr = store.read_value(current.version)
+        credential = decode_credential(spec.credential.kind, value, spec.credential.fields)
     except (StoreUnavailable, StoreAuthError):
         raise
-    except StoreError as exc:
+    except (StoreError, CredentialFormatError) as exc:
         # The current credential cannot be read: repair is impossible, but a rotation is not.
         draft.condition(
             ConditionType.DEGRADED, True, reasons.CURRENT_UNREADABLE, str(exc), event_on_change=True
@@ -176,7 +185,7 @@ def _repair_drift(
         deps.kube,
         draft.ref,
         spec.secret.name,
-        {spec.secret.key: value},
+        secret_values(spec, credential),
         current.version,
         rotation_id,
         delete_with_policy=spec.secret.delete_with_policy,

@@ -20,6 +20,9 @@ FINALIZER: Final = f"{DOMAIN}/finalizer"
 STORE_CREDENTIAL_LABEL: Final = f"{DOMAIN}/store-credential"
 """Label a Secret must carry ("true") before a store may read a static credential from it."""
 
+TARGET_CREDENTIAL_LABEL: Final = f"{DOMAIN}/target-credential"
+"""Label a Secret must carry ("true") before a policy may use it as a target's admin connection."""
+
 # --- on the managed Secret ------------------------------------------------------------------------
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "rotator"

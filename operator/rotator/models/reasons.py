@@ -50,3 +50,12 @@ CURRENT_UNREADABLE: Final = "CurrentCredentialUnreadable"
 #: status.currentVersion is set but the store has no current version (a Vault restarted empty).
 CREDENTIAL_MISSING: Final = "CredentialMissing"
 CREDENTIAL_RESTORED: Final = "CredentialRestored"
+
+# --- the credential's target (a database, an IAM user) -------------------------------------------
+TARGET_UNAVAILABLE: Final = "TargetUnavailable"
+TARGET_AUTH_FAILED: Final = "TargetAuthFailed"
+TARGET_PRIVILEGES: Final = "TargetPrivilegesMissing"
+TARGET_NOT_OWNED: Final = "TargetNotOwned"
+TARGET_INVALID: Final = "TargetInvalid"
+TARGET_CREDENTIAL_MISSING: Final = "TargetCredentialMissing"
+CREDENTIAL_FORMAT: Final = "CredentialFormatInvalid"

@@ -8,6 +8,7 @@ bools are strict because the API server never coerces ``"32"`` into 32.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
@@ -56,6 +57,14 @@ ResourceName = Annotated[str, StringConstraints(strict=True, max_length=253, pat
 SecretKey = Annotated[str, StringConstraints(strict=True, max_length=253, pattern=SECRET_KEY_PATTERN)]
 Url = Annotated[str, StringConstraints(strict=True, max_length=2048, pattern=URL_PATTERN)]
 MountPath = Annotated[str, StringConstraints(strict=True, max_length=256, pattern=VAULT_PATH_PATTERN)]
+#: A PostgreSQL role name rotator may create: lower-case, unquoted-identifier safe, short enough
+#: for the ``_a``/``_b`` suffixes within PostgreSQL's 63-byte limit.
+PG_ROLE_PATTERN: Final = r"^[a-z_][a-z0-9_]*$"
+PgRoleName = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=61, pattern=PG_ROLE_PATTERN)
+]
+MAX_TEMPLATE_KEYS: Final = 16
+TemplateText = Annotated[str, StringConstraints(strict=True, max_length=1024)]
 
 
 def _no_dot_segments(path: str) -> str:
@@ -120,11 +129,21 @@ class DeletionPolicy(StrEnum):
 
 
 class SecretSpec(_Model):
-    """The Kubernetes Secret that carries the credential into the namespace."""
+    """The Kubernetes Secret that carries the credential into the namespace.
+
+    ``key`` holds the password (or secret access key), ``usernameKey`` the user name (or access
+    key id) of credentials that have one, and ``template`` further keys rendered from the
+    credential's fields (``{{ .username }}``, ``{{ .password | urlquery }}``; see
+    :mod:`rotator.targets.shape`).
+    """
 
     name: ResourceName
     key: SecretKey = "password"
+    username_key: SecretKey = "username"
     previous_key: SecretKey | None = None
+    template: Annotated[dict[SecretKey, TemplateText], Field(max_length=MAX_TEMPLATE_KEYS)] = Field(
+        default_factory=dict
+    )
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
 
     @property
@@ -135,6 +154,13 @@ class SecretSpec(_Model):
     def _keys_differ(self) -> Self:
         if self.previous_key is not None and self.previous_key == self.key:
             raise PydanticCustomError("keys_differ", "previousKey must differ from key")
+        if self.username_key == self.key:
+            raise PydanticCustomError("keys_differ", "usernameKey must differ from key")
+        taken = {self.key, self.username_key, self.previous_key}
+        if taken & set(self.template):
+            raise PydanticCustomError(
+                "keys_differ", "template keys must differ from key, usernameKey and previousKey"
+            )
         return self
 
 
@@ -145,15 +171,67 @@ class PasswordCredential(_Model):
     alphabet: Alphabet = Alphabet.ALPHANUMERIC
 
 
+class SecretKeyRef(_Model):
+    """A key of a Secret in the policy's namespace."""
+
+    name: ResourceName
+    key: SecretKey
+
+
+class PostgresConnectionRef(SecretKeyRef):
+    """The admin connection: a libpq URI (``postgresql://admin:pw@host:5432/db``) under ``key``."""
+
+    key: SecretKey = "dsn"
+
+
+class PostgresRoleCredential(_Model):
+    """Alternating PostgreSQL login roles ``<role>_a`` / ``<role>_b``, both members of
+    ``groupRole`` (which holds the grants): each rotation sets a fresh password on the inactive
+    one and, once the new one is verified, locks the old one (NOLOGIN, password reset)."""
+
+    connection_secret_ref: PostgresConnectionRef
+    role: PgRoleName
+    group_role: PgRoleName
+    length: Annotated[StrictInt, Field(ge=16, le=256)] = 32
+    alphabet: Alphabet = Alphabet.ALPHANUMERIC
+
+    @model_validator(mode="after")
+    def _distinct_roles(self) -> Self:
+        if self.group_role in (self.role, f"{self.role}_a", f"{self.role}_b"):
+            raise PydanticCustomError("distinct_roles", "groupRole must differ from the login roles")
+        return self
+
+    @property
+    def login_roles(self) -> tuple[str, str]:
+        return f"{self.role}_a", f"{self.role}_b"
+
+
+class CredentialKind(StrEnum):
+    """``status.credentialKind`` and the ``kind`` label of the target metrics."""
+
+    PASSWORD = "password"
+    POSTGRES_ROLE = "postgresRole"
+
+
 class CredentialSpec(_Model):
     """How a new credential is made; exactly one kind."""
 
     password: PasswordCredential | None = None
+    postgres_role: PostgresRoleCredential | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Self:
-        _exactly_one(self, "exactly one of password must be set")
+        _exactly_one(self, "exactly one of password or postgresRole must be set")
         return self
+
+    @property
+    def kind(self) -> CredentialKind:
+        return CredentialKind.POSTGRES_ROLE if self.postgres_role is not None else CredentialKind.PASSWORD
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The credential's fields, as templates name them (``{{ .username }}``)."""
+        return ("password",) if self.kind is CredentialKind.PASSWORD else ("username", "password")
 
 
 class StoreRef(_Model):
@@ -344,6 +422,38 @@ class RotationPolicySpec(_Model):
     suspend: StrictBool = False
     dry_run: StrictBool = False
 
+    @model_validator(mode="after")
+    def _templates_name_known_fields(self) -> Self:
+        for key, text in self.secret.template.items():
+            problem = template_problem(text, self.credential.fields)
+            if problem is not None:
+                # The error names the template entry (ctx "field"), the way the API server would.
+                raise PydanticCustomError(
+                    "template", "{problem}", {"field": f"secret.template[{key}]", "problem": problem}
+                )
+        return self
+
+
+_TEMPLATE_ACTION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_TEMPLATE_FIELD = re.compile(r"^\s*\.([a-zA-Z]+)\s*(\|\s*urlquery\s*)?$")
+
+
+def template_problem(text: str, fields: tuple[str, ...]) -> str | None:
+    """Why ``text`` is not a template rotator renders, or None. The language is a small subset of
+    Go's (as External Secrets templates): ``{{ .field }}`` and ``{{ .field | urlquery }}``."""
+    for action in _TEMPLATE_ACTION.findall(text):
+        match = _TEMPLATE_FIELD.match(action)
+        if match is None:
+            return "only {{ .field }} and {{ .field | urlquery }} are supported"
+        if match.group(1) not in fields:
+            return (
+                f"unknown field .{match.group(1)} (this credential has {', '.join('.' + f for f in fields)})"
+            )
+    rest = _TEMPLATE_ACTION.sub("", text)
+    if "{{" in rest or "}}" in rest:
+        return "unbalanced {{ }}"
+    return None
+
 
 def _drop_nulls(value: Any) -> Any:
     """kube-apiserver drops null in non-nullable fields (defaulting them if it can); no spec field
@@ -361,6 +471,8 @@ def _field_path(loc: tuple[int | str, ...], ctx: Mapping[str, Any] | None) -> st
         path = f"{path}[{part}]" if isinstance(part, int) else f"{path}.{part}"
     if ctx and isinstance(ctx.get("index"), int):
         path = f"{path}[{ctx['index']}]"
+    if ctx and isinstance(ctx.get("field"), str):
+        path = f"{path}.{ctx['field']}"
     return path
 
 

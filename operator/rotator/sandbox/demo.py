@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+import psycopg
 import yaml
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 import rotator
 from rotator.kube import API_VERSION, Kube, KubeConflict, policy_path
-from rotator.models.keys import STORE_CREDENTIAL_LABEL
+from rotator.models.keys import STORE_CREDENTIAL_LABEL, TARGET_CREDENTIAL_LABEL
+from rotator.sandbox.consumers import LOGIN_ANNOTATION
 
 NAMESPACE: Final = "demo"
 POLICY: Final = "demo-db"
@@ -75,6 +80,30 @@ def token_secret(ns: str, token: str, name: str = TOKEN_SECRET) -> dict[str, Any
     }
 
 
+def target_connection_secret(ns: str, name: str, dsn: str, *, labelled: bool = True) -> dict[str, Any]:
+    """The admin connection of a postgresRole target, opted in for rotator by its label."""
+    labels = {TARGET_CREDENTIAL_LABEL: "true"} if labelled else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "data": {"dsn": base64.b64encode(dsn.encode()).decode()},
+    }
+
+
+def postgres_role_spec(
+    connection_secret: str, role: str, group_role: str, secret: str = SECRET
+) -> dict[str, Any]:
+    """``spec.secret`` + ``spec.credential`` of an alternating-users policy, with a connection
+    string rendered for the consumers."""
+    url = "postgresql://{{ .username }}:{{ .password | urlquery }}@db:5432/app"
+    postgres = {"connectionSecretRef": {"name": connection_secret}, "role": role, "groupRole": group_role}
+    return {
+        "secret": {"name": secret, "template": {"DATABASE_URL": url}},
+        "credential": {"postgresRole": postgres},
+    }
+
+
 def vault_store(ns: str, vault_address: str, name: str = STORE, **spec: Any) -> dict[str, Any]:
     """A namespaced RotationStore on Vault with a token from the namespace's ``vault-token``."""
     vault = {
@@ -95,9 +124,23 @@ def service_account(ns: str, name: str = "rotator") -> dict[str, Any]:
 
 
 def consumer_deployment(
-    ns: str, name: str = DEPLOYMENT, secret: str = SECRET, replicas: int = 3, progress_deadline: int = 10
+    ns: str,
+    name: str = DEPLOYMENT,
+    secret: str = SECRET,
+    replicas: int = 3,
+    progress_deadline: int = 10,
+    login: str | None = None,
 ) -> dict[str, Any]:
+    """A Deployment whose pods read ``secret``; with ``login`` (``host:port/database``) they also
+    log in to that PostgreSQL server with its username and password (rotator.sandbox.consumers)."""
     labels = {"app": name}
+    env: list[dict[str, Any]] = [
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}
+    ]
+    template_meta: dict[str, Any] = {"labels": labels}
+    if login is not None:
+        env.append({"name": "DB_USER", "valueFrom": {"secretKeyRef": {"name": secret, "key": "username"}}})
+        template_meta["annotations"] = {LOGIN_ANNOTATION: login}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -108,20 +151,9 @@ def consumer_deployment(
             "selector": {"matchLabels": labels},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": template_meta,
                 "spec": {
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": "registry.example/demo-app:1.0",
-                            "env": [
-                                {
-                                    "name": "DB_PASSWORD",
-                                    "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}},
-                                }
-                            ],
-                        }
-                    ]
+                    "containers": [{"name": "app", "image": "registry.example/demo-app:1.0", "env": env}]
                 },
             },
         },
@@ -170,6 +202,42 @@ def seed(kube: Kube, vault_address: str, vault_token: str, ns: str = NAMESPACE) 
     create(kube, store_collection(ns), vault_store(ns, vault_address))
     create(kube, f"/apis/apps/v1/namespaces/{ns}/deployments", consumer_deployment(ns))
     create(kube, policy_path(ns), rotation_policy(ns))
+
+
+PG_POLICY: Final = "demo-pg"
+PG_SECRET: Final = "demo-pg-credentials"
+PG_DEPLOYMENT: Final = "demo-pg-app"
+PG_CONNECTION: Final = "demo-pg-admin"
+PG_ADMIN: Final = "rotator_admin"
+PG_ROLE: Final = "demo_app"
+PG_GROUP: Final = "demo_app_rw"
+
+
+def seed_postgres(kube: Kube, superuser_dsn: str, host: str, port: int, ns: str = NAMESPACE) -> None:
+    """The alternating-users demo: an admin role with CREATEROLE (what a platform team hands
+    rotator), its connection Secret, a consumer whose pods log in, and the postgresRole policy."""
+    admin_password = secrets.token_urlsafe(18)
+    with psycopg.connect(superuser_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (PG_ADMIN,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(
+            sql.SQL(verb + " ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
+                sql.Identifier(PG_ADMIN), sql.Literal(admin_password)
+            )
+        )
+    dsn = make_conninfo(superuser_dsn, user=PG_ADMIN, password=admin_password)
+    create(kube, f"/api/v1/namespaces/{ns}/secrets", target_connection_secret(ns, PG_CONNECTION, dsn))
+    deployment = consumer_deployment(
+        ns, name=PG_DEPLOYMENT, secret=PG_SECRET, replicas=2, login=f"{host}:{port}/postgres"
+    )
+    create(kube, f"/apis/apps/v1/namespaces/{ns}/deployments", deployment)
+    policy = rotation_policy(
+        ns,
+        name=PG_POLICY,
+        deployment=PG_DEPLOYMENT,
+        extra_spec=postgres_role_spec(PG_CONNECTION, PG_ROLE, PG_GROUP, secret=PG_SECRET),
+    )
+    create(kube, policy_path(ns), policy)
 
 
 def store_collection(ns: str) -> str:

@@ -52,6 +52,10 @@ class PodInfo:
     revision: str
     secret_versions: Mapping[str, SecretVersion]
     node: str | None = None
+    #: Logins to the workload's database with the pod's credential, and how many were refused
+    #: (emulator pods of workloads annotated ``sandbox.rotator.dev/postgres-login``).
+    logins: int = 0
+    refused_logins: int = 0
 
 
 def secret_names(template: Mapping[str, Any]) -> list[str]:

@@ -30,7 +30,9 @@ Secret that does not exist (not ``optional``) waits, ``Pending`` with its contai
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -42,6 +44,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rotator.sandbox.consumers import LOGIN_ANNOTATION, LOGIN_SECRET_ANNOTATION, PodLogins, login_target
 from rotator.sandbox.kube_store import JSON, KubeStore, ResourceType, now_rfc3339
 from rotator.sandbox.pod_start import (
     SECRET_VERSIONS_ANNOTATION,
@@ -150,12 +153,15 @@ class RolloutSimulator:
         self._states: dict[WorkloadKey, _State] = {}
         self._fail: set[WorkloadKey] = set()
         self._running = False
+        self.logins = PodLogins()
+        self._loop_ref: asyncio.AbstractEventLoop | None = None
 
     # ---------------------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
         """Begin reacting to workload changes (and adopt workloads that already exist)."""
         self._running = True
+        self._loop_ref = asyncio.get_running_loop()
         self.store.add_listener(self._on_event)
         for kind, (group, version, plural) in WORKLOAD_KINDS.items():
             rt = self.store.type_for(group, version, plural)
@@ -175,6 +181,7 @@ class RolloutSimulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._states.clear()
+        self.logins.close()
 
     def set_fail_readiness(self, kind: str, namespace: str, name: str, fail: bool = True) -> None:
         """Make a workload's new pods never become ready (``fail=False`` heals it)."""
@@ -191,7 +198,11 @@ class RolloutSimulator:
         obj = self.store.find(rt, namespace, name)
         if obj is None:
             return []
-        return [pod_info(pod) for pod in self._owned_pods(obj)]
+        pods = []
+        for pod in self._owned_pods(obj):
+            logins, refused = self.logins.counts(pod["metadata"]["name"])
+            pods.append(dataclasses.replace(pod_info(pod), logins=logins, refused_logins=refused))
+        return pods
 
     # ------------------------------------------------------------------------- event wiring
 
@@ -361,8 +372,37 @@ class RolloutSimulator:
         pods_rt = self.store.type_for(*_PODS)
         self.store.replace(pods_rt, pod["metadata"]["namespace"], pod["metadata"]["name"], pod, "status")
 
+    def _start_logins(self, pod: JSON) -> bool:
+        """A pod of a workload annotated for logins logs in, for as long as it lives, with the
+        credential its Secret holds when its container is created (once every Secret it needs
+        exists, as a kubelet resolves env then); see :mod:`rotator.sandbox.consumers`. True if
+        the pod logs in (now or already)."""
+        meta = pod["metadata"]
+        if self.logins.logs_in(meta["name"]):
+            return True
+        annotations = meta.get("annotations") or {}
+        target = login_target(str(annotations.get(LOGIN_ANNOTATION, "")))
+        consumed = secret_names({"spec": pod.get("spec") or {}})
+        secret_name = annotations.get(LOGIN_SECRET_ANNOTATION) or (consumed[0] if consumed else None)
+        owner = next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), None)
+        if target is None or not secret_name or owner is None:
+            return False
+        secret = self.store.find(self.store.type_for(*_SECRETS), meta["namespace"], secret_name)
+        data = (secret or {}).get("data") or {}
+        username, password = (base64.b64decode(data.get(k, "")).decode() for k in ("username", "password"))
+        key: WorkloadKey = (owner["kind"], meta["namespace"], owner["name"])
+        loop = self._loop_ref
+
+        def wake() -> None:
+            if loop is not None and self._running:
+                loop.call_soon_threadsafe(self._poke, key)
+
+        self.logins.start_pod(meta["name"], target, username, password, wake)
+        return True
+
     def _delete_pod(self, pod: JSON, state: _State) -> None:
         pods_rt = self.store.type_for(*_PODS)
+        self.logins.stop_pod(pod["metadata"]["name"])
         state.ready_at.pop(pod["metadata"]["name"], None)
         if self.store.find(pods_rt, pod["metadata"]["namespace"], pod["metadata"]["name"]) is not None:
             self.store.delete(pods_rt, pod["metadata"]["namespace"], pod["metadata"]["name"])
@@ -388,6 +428,8 @@ class RolloutSimulator:
                 state.ready_at.pop(pod["metadata"]["name"], None)
                 self._set_pod_ready(pod, ready=False, waiting_for=missing[0])
                 continue
+            if self._start_logins(pod) and not self.logins.first_login(pod["metadata"]["name"]):
+                continue  # not ready before its first login succeeded (woken when it answers)
             due = state.ready_at.setdefault(pod["metadata"]["name"], now + self.pod_delay)
             if due <= now:
                 self._set_pod_ready(pod, ready=True)

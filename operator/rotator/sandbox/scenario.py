@@ -6,6 +6,7 @@ when and for how long, which Secret version the pods hold before and after, and 
 
 from __future__ import annotations
 
+import base64
 import shlex
 import signal
 import sys
@@ -47,14 +48,16 @@ def render_timeline(entry: Mapping[str, Any]) -> str:
     return "\n".join(lines) or "  (no step timings recorded)"
 
 
-def get_policy(kube: Kube) -> Mapping[str, Any]:
-    return kube.get_policy(demo.NAMESPACE, demo.POLICY) or {}
+def get_policy(kube: Kube, name: str = demo.POLICY) -> Mapping[str, Any]:
+    return kube.get_policy(demo.NAMESPACE, name) or {}
 
 
-def wait_for(kube: Kube, done: Callable[[Mapping[str, Any]], bool], timeout: float) -> Mapping[str, Any]:
+def wait_for(
+    kube: Kube, done: Callable[[Mapping[str, Any]], bool], timeout: float, policy: str = demo.POLICY
+) -> Mapping[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        obj = get_policy(kube)
+        obj = get_policy(kube, policy)
         if done(obj):
             return obj
         time.sleep(0.05)
@@ -103,11 +106,52 @@ def scrape(url: str) -> str:
     return "\n".join(f"  {line}" for line in wanted)
 
 
-def force(kube: Kube, value: str) -> None:
+def force(kube: Kube, value: str, policy: str = demo.POLICY) -> None:
     kube.merge_patch(
-        policy_path(demo.NAMESPACE, demo.POLICY),
+        policy_path(demo.NAMESPACE, policy),
         {"metadata": {"annotations": {FORCE_ROTATE: value}}},
     )
+
+
+def active_role(kube: Kube) -> str:
+    secret = kube.get_secret(demo.NAMESPACE, demo.PG_SECRET) or {}
+    encoded = (secret.get("data") or {}).get("username")
+    return base64.b64decode(encoded).decode() if encoded else "-"
+
+
+def pod_logins(stack: Stack) -> tuple[int, int, int]:
+    """(pods, logins, refused) of the PostgreSQL demo's consumers right now."""
+    assert stack.kube_server is not None
+    pods = stack.kube_server.workload_pods("Deployment", demo.NAMESPACE, demo.PG_DEPLOYMENT)
+    return len(pods), sum(p.logins for p in pods), sum(p.refused_logins for p in pods)
+
+
+def run_postgres_demo(stack: Stack, kube: Kube, out: Callable[[str], None]) -> bool:
+    """The alternating-users demo: force a rotation of demo-pg and show the role moving, the
+    consumers' logins (each pod logs in with the credential it started with) and refusals."""
+    wait_for(kube, idle_with_history(1), 90, demo.PG_POLICY)
+    before = active_role(kube)
+    pods, logins, refused = pod_logins(stack)
+    out(f"\nPostgreSQL demo ({demo.PG_POLICY}): active role {before}; {pods} pods, {logins} logins")
+    force(kube, str(int(time.time())), demo.PG_POLICY)
+    seen_refused = 0
+    deadline = time.monotonic() + 120
+    obj: Mapping[str, Any] = {}
+    while time.monotonic() < deadline:
+        seen_refused = max(seen_refused, pod_logins(stack)[2])
+        obj = get_policy(kube, demo.PG_POLICY)
+        if idle_with_history(2)(obj):
+            break
+        time.sleep(0.1)
+    entry = ((obj.get("status") or {}).get("history") or [{}])[0]
+    after = active_role(kube)
+    pods, logins, refused = pod_logins(stack)
+    out("timeline of the forced rotation (offset, step, duration):\n" + render_timeline(entry))
+    out(
+        f"result: {entry.get('result')}; role {before} -> {after} ({before} locked: NOLOGIN); "
+        f"{pods} pods on {after}, {logins} logins, {max(refused, seen_refused)} refused"
+    )
+    return entry.get("result") == "Succeeded" and after != before and max(refused, seen_refused) == 0
 
 
 def run_scenario(stack: Stack, operator: OperatorProcess, scenario: str, out: Callable[[str], None]) -> bool:
@@ -150,7 +194,8 @@ def run_scenario(stack: Stack, operator: OperatorProcess, scenario: str, out: Ca
     out(f"\nmetrics ({operator.metrics_url}):\n{scrape(operator.metrics_url)}")
     if scenario == "failed-rollout":
         return result == "RolledBack" and after == before
-    return result == "Succeeded" and after != before
+    postgres_ok = run_postgres_demo(stack, kube, out) if stack.postgres is not None else True
+    return result == "Succeeded" and after != before and postgres_ok
 
 
 def write_env(workdir: Path, stack: Stack, operator: OperatorProcess) -> Path:
@@ -194,6 +239,8 @@ def run_sandbox(
         assert stack.kube_server is not None
         kube = stack.kube()
         demo.seed(kube, stack.vault.address, stack.vault.root_token)
+        if stack.postgres is not None:
+            demo.seed_postgres(kube, stack.postgres.dsn, stack.postgres.host, stack.postgres.port)
         # --metrics-port pins the metrics port (the liveness port stays a free one); 0: both free.
         liveness_port = free_port() if metrics_port else 0
         operator = OperatorProcess(

@@ -8,7 +8,7 @@ step run again, and the observation turns the second run into a no-op.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,11 +17,13 @@ from pydantic import SecretStr
 
 from rotator.kube import Kube
 from rotator.managed_secret import write_secret
-from rotator.models import Event, PolicyRef
+from rotator.models import Event, PermanentError, PolicyRef, reasons
 from rotator.models.spec import RotationPolicySpec
 from rotator.policy.transitions import Outcome
 from rotator.steps.checkpoints import CheckpointHook
 from rotator.stores.base import Store
+from rotator.targets.base import Target
+from rotator.targets.credential import Credential, CredentialFormatError, decode_credential
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class StepContext:
     store: Store
     kube: Kube
     now: datetime
-    generate: Callable[[], SecretStr]
+    #: Where the credential is valid: mints, activates, authenticates and retires it.
+    target: Target
     checkpoint: CheckpointHook
     verify_timeout: timedelta
     grace_period: timedelta
@@ -70,6 +73,16 @@ def write_managed_secret(ctx: StepContext, values: Mapping[str, SecretStr], vers
         ctx.rotation_id,
         delete_with_policy=secret.delete_with_policy,
     )
+
+
+def read_credential(ctx: StepContext, version: str) -> Credential:
+    """Store ``version`` as the policy's kind of credential; a value of another shape (written by
+    someone else, or before spec.credential changed kind) is a refusal naming the version."""
+    credential = ctx.spec.credential
+    try:
+        return decode_credential(credential.kind, ctx.store.read_value(version), credential.fields)
+    except CredentialFormatError as exc:
+        raise PermanentError(reasons.CREDENTIAL_FORMAT, f"store version {version}: {exc}") from None
 
 
 def gave_up(message: str, reason: str, outcome: Outcome = Outcome.FAILED) -> StepResult:

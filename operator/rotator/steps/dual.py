@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from rotator.policy.transitions import Outcome
 from rotator.steps.checkpoints import Checkpoint
-from rotator.steps.context import StepContext, StepResult
+from rotator.steps.context import StepContext, StepResult, read_credential
 
 
 def run(ctx: StepContext) -> StepResult:
     assert ctx.new_version is not None, "dual runs after generate recorded the new version"
+    activated = ""
+    if ctx.target.remote:
+        # Valid at the target before the store makes it "latest": a reader of the store never
+        # gets a credential the target would refuse. The old one is left as it is.
+        new = read_credential(ctx, ctx.new_version)
+        ctx.target.activate(new)
+        activated = f"{ctx.target.reference(new)} activated; "
     ctx.checkpoint(Checkpoint.DUAL_BEFORE_PROMOTE)
-    # The password credential has no target system: both values stay valid by construction.
     ctx.store.promote(ctx.new_version, ctx.old_version)
     ctx.checkpoint(Checkpoint.DUAL_AFTER_PROMOTE)
+    kept = ctx.old_version or "none"
     return StepResult(
-        Outcome.DONE,
-        f"store version {ctx.new_version} is current, {ctx.old_version or 'none'} kept as previous",
+        Outcome.DONE, f"{activated}store version {ctx.new_version} is current, {kept} kept as previous"
     )

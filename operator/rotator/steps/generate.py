@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from rotator.managed_secret import authorize_secret_write
+from rotator.models import PermanentError
 from rotator.policy.transitions import Outcome
 from rotator.steps.checkpoints import Checkpoint
 from rotator.steps.consumers import planned
-from rotator.steps.context import StepContext, StepResult
+from rotator.steps.context import StepContext, StepResult, read_credential
+from rotator.targets.credential import Credential, encode_credential
 from rotator.workloads.io import authorize_restart
 
 
@@ -20,12 +22,27 @@ def run(ctx: StepContext) -> StepResult:
             {"new_version": existing.version},
         )
     authorize_kube_writes(ctx)
+    current = _current_credential(ctx)
     ctx.checkpoint(Checkpoint.GENERATE_BEFORE_WRITE)
-    written = ctx.store.write_pending(ctx.generate(), ctx.rotation_id)
+    minted = ctx.target.mint(current)
+    written = ctx.store.write_pending(encode_credential(ctx.spec.credential.kind, minted), ctx.rotation_id)
     ctx.checkpoint(Checkpoint.GENERATE_AFTER_WRITE)
     return StepResult(
-        Outcome.DONE, f"wrote store version {written.version} as pending", {"new_version": written.version}
+        Outcome.DONE,
+        f"wrote store version {written.version} as pending ({ctx.target.reference(minted)})",
+        {"new_version": written.version},
     )
+
+
+def _current_credential(ctx: StepContext) -> Credential | None:
+    """What the target mints beside (the alternating role picks the other one). A current value
+    of another shape (adopted, or from before the kind changed) is nothing to mint beside."""
+    if not ctx.target.remote or ctx.old_version is None:
+        return None
+    try:
+        return read_credential(ctx, ctx.old_version)
+    except PermanentError:
+        return None
 
 
 def authorize_kube_writes(ctx: StepContext) -> None:

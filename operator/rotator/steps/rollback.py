@@ -5,12 +5,16 @@ The old credential is never revoked here; it is what the workloads return to.
 
 from __future__ import annotations
 
+import contextlib
+
 from rotator.models import Event, reasons
 from rotator.models.keys import ROTATION_ID
 from rotator.policy.transitions import Outcome
 from rotator.steps.checkpoints import Checkpoint
 from rotator.steps.consumers import planned, recorded
-from rotator.steps.context import StepContext, StepResult, write_managed_secret
+from rotator.steps.context import StepContext, StepResult, read_credential, write_managed_secret
+from rotator.stores.errors import StoreVersionNotFound
+from rotator.targets.shape import secret_values
 from rotator.workloads.io import read_workload, restart, target_key
 from rotator.workloads.restarter import template_annotations
 
@@ -31,10 +35,9 @@ def run(ctx: StepContext) -> StepResult:
         # Nothing to go back to: keep the only credential there is and report it.
         message = "verification failed and there is no previous credential to restore; kept the new one"
         return StepResult(Outcome.DONE, message, {}, (Event(reasons.ROTATION_ROLLED_BACK, message, True),))
-    secret = ctx.spec.secret
     ctx.checkpoint(Checkpoint.ROLLBACK_BEFORE_SECRET)
-    old_value = ctx.store.read_value(ctx.old_version)
-    write_managed_secret(ctx, {secret.key: old_value}, ctx.old_version)
+    old = read_credential(ctx, ctx.old_version)
+    write_managed_secret(ctx, secret_values(ctx.spec, old), ctx.old_version)
     ctx.checkpoint(Checkpoint.ROLLBACK_BEFORE_RESTART)
     restart_id = f"{ctx.rotation_id}-rollback"
     kinds: list[str] = []
@@ -53,6 +56,11 @@ def run(ctx: StepContext) -> StepResult:
                 kinds.append(kind)
         except LookupError:
             continue
+    if ctx.target.remote and ctx.new_version is not None:
+        # The failed credential stops working at the target (its role locked) before its store
+        # version is destroyed; a crash after that finds the version gone: already retired.
+        with contextlib.suppress(StoreVersionNotFound):
+            ctx.target.retire(read_credential(ctx, ctx.new_version), keep=old)
     ctx.checkpoint(Checkpoint.ROLLBACK_BEFORE_STORE)
     if ctx.new_version is not None:
         ctx.store.mark_failed(ctx.new_version, ctx.old_version)

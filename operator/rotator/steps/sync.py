@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
-
 from rotator.managed_secret import ensure_secret_is_ours, held_value
 from rotator.policy.transitions import Outcome
 from rotator.steps.checkpoints import Checkpoint
-from rotator.steps.context import StepContext, StepResult, write_managed_secret
+from rotator.steps.context import StepContext, StepResult, read_credential, write_managed_secret
+from rotator.targets.credential import Credential
+from rotator.targets.shape import secret_values
 
 
 def run(ctx: StepContext) -> StepResult:
     assert ctx.new_version is not None, "sync runs after generate recorded the new version"
     secret = ctx.spec.secret
-    values: dict[str, SecretStr] = {secret.key: ctx.store.read_value(ctx.new_version)}
+    previous: Credential | None = None
     if secret.previous_key and ctx.old_version is not None:
-        # The old value is what the Secret holds (rotator wrote it, its hash says untouched);
+        # The old password is what the Secret holds (rotator wrote it, its hash says untouched);
         # only otherwise is it read back from the store.
         existing = ensure_secret_is_ours(ctx.kube, ctx.policy, secret.name)
         old = held_value(existing, ctx.policy, secret.key, ctx.old_version)
-        values[secret.previous_key] = old if old is not None else ctx.store.read_value(ctx.old_version)
+        previous = {"password": old} if old is not None else read_credential(ctx, ctx.old_version)
+    values = secret_values(ctx.spec, read_credential(ctx, ctx.new_version), previous)
     ctx.checkpoint(Checkpoint.SYNC_BEFORE_WRITE)
     write_managed_secret(ctx, values, ctx.new_version)
     ctx.checkpoint(Checkpoint.SYNC_AFTER_WRITE)

@@ -7,7 +7,8 @@ from rotator.models import format_duration, reasons
 from rotator.models.keys import ROTATION_ID
 from rotator.policy.transitions import Outcome, verify_deadline_passed
 from rotator.steps.consumers import verified
-from rotator.steps.context import StepContext, StepResult, gave_up
+from rotator.steps.context import StepContext, StepResult, gave_up, read_credential
+from rotator.targets.base import TargetAuthFailed
 from rotator.workloads.health import rollout_health
 from rotator.workloads.io import read_workload
 from rotator.workloads.restarter import template_annotations
@@ -40,6 +41,13 @@ def run(ctx: StepContext) -> StepResult:
     secret = ctx.kube.get_secret(ctx.policy.namespace, ctx.spec.secret.name)
     if current_secret_version(secret) != ctx.new_version:
         waiting.append(f"Secret {ctx.spec.secret.name} does not hold version {ctx.new_version} yet")
+    if not waiting and ctx.target.remote:
+        # Last, once every consumer runs it: the new credential logs in at its source, or the
+        # rotation rolls back to the old one (never revoked before this passed).
+        try:
+            ctx.target.authenticate(read_credential(ctx, ctx.new_version or ""))
+        except TargetAuthFailed as exc:
+            return gave_up(f"the new credential does not authenticate: {exc}", reasons.VERIFY_FAILED)
     if not waiting:
         return StepResult(
             Outcome.DONE,

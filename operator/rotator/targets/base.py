@@ -1,0 +1,94 @@
+"""The Target protocol: where a credential must be valid, and the four verbs a rotation needs.
+
+A rotation (DESIGN §1) drives its target through these verbs only, each safe to repeat with the
+same arguments (the engine may crash and run any step again):
+
+- ``mint(current)`` — step 1: the fields of a new credential beside ``current`` (for
+  ``postgresRole`` the inactive role and a fresh password). The result is written to the store as
+  pending before anything else happens, so the store is the record of what was minted.
+- ``activate(new)`` — step 2: make ``new`` authenticate at the target, beside the old one.
+- ``authenticate(credential)`` — step 5: prove a credential works (a real login); raises
+  :class:`TargetAuthFailed` when it is refused.
+- ``retire(old, keep)`` — step 6 (and rollback, for the failed new one): make ``old`` stop
+  working, never touching ``keep``.
+
+Status and Events carry references (a role name), never values. Errors: :class:`TargetUnavailable`
+is temporary (retry with backoff); refusals no retry fixes are ``PermanentError`` with a reason
+from :mod:`rotator.models.reasons` and a message naming the spec field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from pydantic import SecretStr
+
+from rotator.targets.credential import Credential
+from rotator.targets.password import generate_password
+
+
+class TargetUnavailable(Exception):
+    """Temporary: the target did not answer (connection refused, timeout); retry with backoff."""
+
+
+class TargetAuthFailed(Exception):
+    """The target refused a credential it should accept (verify: the new credential is bad)."""
+
+
+@runtime_checkable
+class Target(Protocol):
+    kind: str
+    """``"password"`` | ``"postgresRole"``: a bounded metric label."""
+
+    remote: bool
+    """False when there is no system to talk to (``password``): the steps skip the calls and the
+    store reads they would need."""
+
+    def mint(self, current: Credential | None) -> Credential: ...
+
+    def activate(self, new: Credential) -> None: ...
+
+    def authenticate(self, credential: Credential) -> None: ...
+
+    def retire(self, old: Credential, keep: Credential) -> None: ...
+
+    def reference(self, credential: Credential) -> str:
+        """What status and Events may say about a credential (a role name), never a value."""
+        ...
+
+
+class PasswordTarget:
+    """The target-less credential: a random password, valid by construction wherever the
+    consumer compares it (old and new both valid until the store revokes the old version)."""
+
+    kind = "password"
+    remote = False
+
+    def __init__(self, generate: Callable[[], SecretStr]) -> None:
+        self._generate = generate
+
+    def mint(self, current: Credential | None) -> Credential:
+        return {"password": self._generate()}
+
+    def activate(self, new: Credential) -> None:
+        """Nothing to activate."""
+
+    def authenticate(self, credential: Credential) -> None:
+        """Nothing to log in to."""
+
+    def retire(self, old: Credential, keep: Credential) -> None:
+        """Revoking the store version is all there is."""
+
+    def reference(self, credential: Credential) -> str:
+        return "password"
+
+
+__all__ = [
+    "Credential",
+    "PasswordTarget",
+    "Target",
+    "TargetAuthFailed",
+    "TargetUnavailable",
+    "generate_password",
+]

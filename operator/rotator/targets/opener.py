@@ -1,0 +1,50 @@
+"""A policy's spec to its Target, reading the admin connection where the tenancy rules allow it.
+
+The admin connection of a ``postgresRole`` comes from a Secret in the *policy's* namespace, and
+only from one labelled ``rotator.dev/target-credential=true``: a namespace admin opts a Secret in,
+so naming a Secret in a policy is not a way to make rotator use (or leak) it.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+
+from pydantic import SecretStr
+
+from rotator.kube import Kube
+from rotator.models import PermanentError, PolicyRef, reasons
+from rotator.models.keys import TARGET_CREDENTIAL_LABEL
+from rotator.models.spec import RotationPolicySpec, SecretKeyRef
+from rotator.targets.base import PasswordTarget, Target
+from rotator.targets.postgres import FIELD as POSTGRES_FIELD
+from rotator.targets.postgres import PostgresRoleTarget
+
+
+def open_target(
+    kube: Kube, policy: PolicyRef, spec: RotationPolicySpec, generate: Callable[[], SecretStr]
+) -> Target:
+    postgres = spec.credential.postgres_role
+    if postgres is not None:
+        ref = postgres.connection_secret_ref
+        field = f"{POSTGRES_FIELD}.connectionSecretRef"
+        return PostgresRoleTarget(
+            postgres, lambda: read_target_secret(kube, policy, ref, field), policy.owner, generate
+        )
+    return PasswordTarget(generate)
+
+
+def read_target_secret(kube: Kube, policy: PolicyRef, ref: SecretKeyRef, field: str) -> SecretStr:
+    where = f"{field}: Secret {policy.namespace}/{ref.name}"
+    secret = kube.get_secret(policy.namespace, ref.name)
+    if secret is None:
+        raise PermanentError(reasons.TARGET_CREDENTIAL_MISSING, f"{where} not found")
+    labels = (secret.get("metadata") or {}).get("labels") or {}
+    if labels.get(TARGET_CREDENTIAL_LABEL) != "true":
+        raise PermanentError(
+            reasons.TARGET_CREDENTIAL_MISSING, f"{where} is not labelled {TARGET_CREDENTIAL_LABEL}=true"
+        )
+    encoded = (secret.get("data") or {}).get(ref.key)
+    if not encoded:
+        raise PermanentError(reasons.TARGET_CREDENTIAL_MISSING, f"{where} has no key {ref.key!r}")
+    return SecretStr(base64.b64decode(encoded).decode(errors="replace").strip())
