@@ -4,10 +4,11 @@ policy layer's inputs: the trigger chain's facts and the schedule's next due tim
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rotator.models import RotationPolicySpec, RotationPolicyStatus
 from rotator.models.keys import FORCE_ROTATE
+from rotator.policy.lease import effective_max_age, lease_max_age
 from rotator.policy.schedule import next_rotation_time
 from rotator.policy.scope import credential_spec_hash
 from rotator.policy.triggers import TriggerInputs
@@ -23,11 +24,22 @@ def next_due(
         status.credential_created_at,
         schedule.interval_delta,
         schedule.cron,
-        schedule.max_age_delta,
+        max_age(spec, status),
         schedule.jitter_delta,
         seed,
         now,
     )
+
+
+def _lease_max_age(status: RotationPolicyStatus) -> timedelta | None:
+    return lease_max_age(
+        status.lease, status.current_version, status.credential_created_at or status.last_rotation_time
+    )
+
+
+def max_age(spec: RotationPolicySpec, status: RotationPolicyStatus) -> timedelta | None:
+    """``maxAge``, shortened (or set) by a lease of the current credential that will end."""
+    return effective_max_age(spec.schedule.max_age_delta, _lease_max_age(status))
 
 
 def trigger_inputs(
@@ -52,7 +64,8 @@ def trigger_inputs(
         last_rotation_time=status.last_rotation_time,
         credential_created_at=status.credential_created_at,
         next_due=status.next_rotation_time or next_due(spec, status, seed, now),
-        max_age=spec.schedule.max_age_delta,
+        max_age=max_age(spec, status),
+        max_age_from_lease=max_age(spec, status) != spec.schedule.max_age_delta,
         credential_spec_hash=spec_hash,
         handled_credential_spec_hash=status.credential_spec_hash or spec_hash,
         retry_not_before=status.retry_not_before,

@@ -17,6 +17,8 @@ answer wins, so the order *is* the policy:
                             current credential was made with.
 6. ``MaxAgeExceeded``     - the current credential is older than ``maxAge``: a hard ceiling that
                             holds even if the schedule was missed (operator down, clock skew).
+                            A lease that will end (``vaultDatabase``) shortens it, or sets it when
+                            unset (``rotator.policy.lease``).
 7. ``Due``                - the schedule says so (``now >= next_due``).
 8. otherwise nothing, and the message says when the next rotation is.
 
@@ -75,6 +77,8 @@ class TriggerInputs:
     #: When the schedule wants the next rotation (``schedule.next_rotation_time``).
     next_due: datetime | None = None
     max_age: timedelta | None = None
+    #: ``max_age`` comes from the current credential's lease, which ends (``policy.lease``).
+    max_age_from_lease: bool = False
     #: Hash of the credential spec as it is now, and as it was when the current value was made.
     credential_spec_hash: str = ""
     handled_credential_spec_hash: str | None = None
@@ -230,12 +234,13 @@ def _max_age_exceeded(inputs: TriggerInputs, now: datetime) -> Decision | None:
     issued = inputs.credential_issued_at
     if inputs.max_age is None or issued is None or now - issued < inputs.max_age:
         return None
+    source = " (from its lease, which Vault will not extend)" if inputs.max_age_from_lease else ""
     return Decision(
         rotate=True,
         reason=TriggerReason.MAX_AGE_EXCEEDED,
         message=(
             f"credential issued at {format_time(issued)} is {_duration(now - issued)} old, "
-            f"maxAge is {_duration(inputs.max_age)}"
+            f"maxAge is {_duration(inputs.max_age)}{source}"
         ),
     )
 
