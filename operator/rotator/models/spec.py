@@ -207,7 +207,11 @@ class PostgresRoleCredential(_Model):
 
 #: A Vault database role name (``<mount>/creds/<role>``): one path segment.
 VAULT_ROLE_PATTERN: Final = r"^[A-Za-z0-9._-]+$"
-VaultRoleName = Annotated[str, StringConstraints(strict=True, max_length=128, pattern=VAULT_ROLE_PATTERN)]
+VaultRoleName = Annotated[
+    str,
+    StringConstraints(strict=True, max_length=128, pattern=VAULT_ROLE_PATTERN),
+    AfterValidator(_no_dot_segments),
+]
 #: A host name or an IP address to log in to (no scheme, no port).
 HOST_PATTERN: Final = r"^[A-Za-z0-9]([-A-Za-z0-9.:]*[A-Za-z0-9])?$"
 DB_NAME_PATTERN: Final = r"^[A-Za-z0-9_][-A-Za-z0-9_.]*$"
@@ -228,7 +232,7 @@ class VaultDatabaseCredential(_Model):
     database user and lease) with the store's Vault session; the old lease is revoked after
     verification; the current lease is renewed while renewable."""
 
-    mount: MountPath = "database"
+    mount: Annotated[MountPath, AfterValidator(_no_dot_segments)] = "database"
     role: VaultRoleName
     #: When set, verify logs in to PostgreSQL there; otherwise verify looks the lease up in Vault.
     verify: VaultDatabaseLogin | None = None
