@@ -10,8 +10,10 @@ Vault drops the old user). A rollback revokes the new lease and keeps the old on
 Whose Vault: the policy's store's. Every call goes through the same per-namespace Vault session
 the store logs in with (Kubernetes auth as the namespace's service account, or the store's token),
 never an identity of the operator's own, so the Vault policies of the namespace decide what a
-policy may mint. That identity needs ``read`` on ``<mount>/creds/<role>`` and ``update`` on
-``sys/leases/renew``, ``sys/leases/revoke`` and ``sys/leases/lookup``.
+policy may mint. That identity needs ``read`` on ``<mount>/creds/<role>``, ``update`` on
+``sys/leases/renew/<mount>/creds/<role>/*`` and ``sys/leases/revoke/<mount>/creds/<role>/*``
+(renewal and revocation name the lease in the URL, so a Vault policy can scope them to the
+role's leases) and ``update`` on ``sys/leases/lookup``.
 
 Crash safety: a lease minted and then lost by a crash before the store write (a window of one
 HTTP round trip) is recorded nowhere; it is never handed out, and Vault revokes it (and drops its
@@ -128,7 +130,9 @@ class VaultDatabaseTarget:
         if lease_id is None or lease_id == _lease_id(keep):
             return  # an adopted value without a lease of ours, or the one in use: nothing to revoke
         # Revoking a lease Vault no longer knows succeeds (204): a repeat is harmless.
-        self._call(lambda client: client.sys.revoke_lease(lease_id), "revoke the old lease")
+        self._call(
+            lambda client: client.adapter.put(f"/v1/sys/leases/revoke/{lease_id}"), "revoke the old lease"
+        )
 
     def reference(self, credential: Credential) -> str:
         lease_id = _lease_id(credential)
@@ -159,7 +163,9 @@ class VaultDatabaseTarget:
     def renew(self, credential: Credential, increment_seconds: int) -> LeaseInfo:
         lease_id = self._require_lease(credential)
         response = self._call(
-            lambda client: client.sys.renew_lease(lease_id, increment=increment_seconds),
+            lambda client: client.adapter.put(
+                f"/v1/sys/leases/renew/{lease_id}", json={"increment": increment_seconds}
+            ),
             "renew the lease",
             lease=lease_id,
         )
