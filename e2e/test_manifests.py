@@ -408,6 +408,7 @@ ALERTS = {
     "RotatorCredentialTooOld",
     "RotatorRotationStuck",
     "RotatorRotationOverdue",
+    "RotatorLeaseExpiringBeforeRotation",
     "RotatorDown",
 }
 

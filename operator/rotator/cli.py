@@ -106,6 +106,7 @@ def _run(args: argparse.Namespace) -> int:
         resolve_store=StoreResolver(kube, allowed),
         open_store=opener,
         store_auth_failed=opener.auth_failed,
+        open_vault_session=opener.vault_session,
         metrics=metrics,
         checkpoint=checkpoint,
         settings=Settings(

@@ -66,6 +66,18 @@ class Metrics:
             policy,
             registry=reg,
         )
+        self.lease_expiry = Gauge(
+            "rotator_lease_expiry_timestamp_seconds",
+            "Unix time at which the current credential's lease ends unless renewed (vaultDatabase).",
+            policy,
+            registry=reg,
+        )
+        self.lease_age = Gauge(
+            "rotator_lease_age_seconds",
+            "Seconds since the current credential's lease was issued (vaultDatabase).",
+            policy,
+            registry=reg,
+        )
         self.store_requests = Counter(
             "rotator_store_requests_total",
             "Requests to credential stores, by store kind, operation and result.",
@@ -96,5 +108,12 @@ class Metrics:
             self.last_success,
             self.suspended,
         ):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, policy)
+        self.forget_lease(namespace, policy)
+
+    def forget_lease(self, namespace: str, policy: str) -> None:
+        """Drop the lease series of a policy without a lease (another credential kind)."""
+        for gauge in (self.lease_expiry, self.lease_age):
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, policy)

@@ -227,6 +227,70 @@ TARGET_BAD: list[Any] = [
 GOOD += TARGET_GOOD
 
 
+def _vault_database_with(**fields: Any) -> Callable[[Obj], object]:
+    def change(spec: Obj) -> None:
+        spec["credential"] = {"vaultDatabase": {"role": "orders", **fields}}
+
+    return change
+
+
+VDB = edit(V, _vault_database_with())
+VAULT_DATABASE_GOOD: list[Any] = [
+    pytest.param(VDB, id="vault-database"),
+    pytest.param(
+        edit(V, _vault_database_with(mount="team/db", verify={"host": "db.shop.svc", "database": "app"})),
+        id="vault-database-verify",
+    ),
+    pytest.param(
+        edit(V, _vault_database_with(verify={"host": "10.0.0.7", "port": 6432, "database": "orders-db"})),
+        id="vault-database-verify-port",
+    ),
+    pytest.param(
+        edit(VDB, lambda s: s["secret"].update(template={"DATABASE_URL": URL})), id="vault-database-template"
+    ),
+]
+VAULT_DATABASE_BAD: list[Any] = [
+    pytest.param(
+        edit(VDB, lambda s: s["credential"].update(password={})), "spec.credential", id="vdb-and-password"
+    ),
+    pytest.param(
+        edit(V, _vault_database_with(role="a/b")), "spec.credential.vaultDatabase.role", id="vdb-role-slash"
+    ),
+    pytest.param(
+        edit(V, _vault_database_with(role="")), "spec.credential.vaultDatabase.role", id="vdb-role-empty"
+    ),
+    pytest.param(
+        edit(V, lambda s: s.update(credential={"vaultDatabase": {}})),
+        "spec.credential.vaultDatabase.role",
+        id="vdb-no-role",
+    ),
+    pytest.param(
+        edit(V, _vault_database_with(mount="../sys")),
+        "spec.credential.vaultDatabase.mount",
+        id="vdb-mount-dots",
+    ),
+    pytest.param(
+        edit(V, _vault_database_with(role="..")), "spec.credential.vaultDatabase.role", id="vdb-role-dots"
+    ),
+    pytest.param(
+        edit(V, _vault_database_with(verify={"database": "app"})),
+        "spec.credential.vaultDatabase.verify.host",
+        id="vdb-verify-no-host",
+    ),
+    pytest.param(
+        edit(V, _vault_database_with(verify={"host": "db", "database": "app", "port": 0})),
+        "spec.credential.vaultDatabase.verify.port",
+        id="vdb-verify-port-0",
+    ),
+    pytest.param(
+        edit(V, _vault_database_with(verify={"host": "postgresql://db", "database": "app"})),
+        "spec.credential.vaultDatabase.verify.host",
+        id="vdb-verify-host-url",
+    ),
+]
+GOOD += VAULT_DATABASE_GOOD
+
+
 # Durations that used to pass the CRD and then overflow the operator's datetime arithmetic, or
 # overflow CEL's duration() itself (int64 nanoseconds): each is refused naming its own field.
 OVERFLOWS = ["100000000h", "9999999999h", "99999999999999999999ns", "1000000000000000000000s"]
@@ -426,6 +490,7 @@ BAD: list[Any] = [
     pytest.param(edit(V, lambda s: s.update(dryRun=1)), "spec.dryRun", id="dry-run-int"),
     *DURATION_BAD,
     *TARGET_BAD,
+    *VAULT_DATABASE_BAD,
 ]
 
 
@@ -583,6 +648,10 @@ def _schema_at(path: str) -> Any:
         ("storeRef.name", spec_mod.DNS_SUBDOMAIN_PATTERN),
         ("path", spec_mod.VAULT_PATH_PATTERN),
         ("restart.targets.[].name", spec_mod.DNS_SUBDOMAIN_PATTERN),
+        ("credential.vaultDatabase.role", spec_mod.VAULT_ROLE_PATTERN),
+        ("credential.vaultDatabase.mount", spec_mod.VAULT_PATH_PATTERN),
+        ("credential.vaultDatabase.verify.host", spec_mod.HOST_PATTERN),
+        ("credential.vaultDatabase.verify.database", spec_mod.DB_NAME_PATTERN),
     ],
 )
 def test_crd_patterns_are_the_models_patterns(path: str, pattern: str) -> None:
@@ -693,6 +762,16 @@ def test_status_written_by_the_models_is_valid_and_survives_pruning() -> None:
             }
         ],
         "lastDryRun": {"at": "2026-11-27T20:00:00Z", "wouldRotate": True, "reason": "Due", "message": "due"},
+        "lease": {
+            "version": "7",
+            "id": "database/creds/orders/9YDgOsfcIImpztJ6uEFOdoa2",
+            "issuedAt": "2026-11-27T19:00:00Z",
+            "expiresAt": "2026-11-27T21:00:00Z",
+            "ttlSeconds": 3600,
+            "renewable": True,
+            "maxTtlReached": False,
+            "gone": False,
+        },
     }
     patch = RotationPolicyStatus.from_raw(raw).to_patch()
     assert patch == raw

@@ -233,6 +233,16 @@ CASES = [
         id="max-age-falls-back-to-last-rotation",
     ),
     pytest.param(
+        row(max_age=10 * DAY, max_age_from_lease=True),
+        True,
+        TriggerReason.MAX_AGE_EXCEEDED,
+        None,
+        None,
+        "credential issued at 2026-11-17T20:00:00Z is 10d old, maxAge is 10d "
+        "(from its lease, which Vault will not extend)",
+        id="max-age-from-a-lease-says-so",
+    ),
+    pytest.param(
         row(max_age=5 * DAY, credential_created_at=None, last_rotation_time=None),
         False,
         None,

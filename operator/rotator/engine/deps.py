@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
@@ -26,8 +27,27 @@ StoreOpener = Callable[[PolicyRef, ResolvedStore], Store]
 """A resolved location to a Store, logged in as the namespace (``rotator.stores.opener.StoreOpener``)."""
 
 
-TargetOpener = Callable[[Kube, PolicyRef, RotationPolicySpec, Callable[[], SecretStr]], Target]
-"""``spec.credential`` to the Target the steps drive (``rotator.targets.opener.open_target``)."""
+class TargetOpener(Protocol):
+    """``spec.credential`` to the Target the steps drive (``rotator.targets.opener.open_target``);
+    ``vault`` gives the policy's store's Vault session (``vaultDatabase``)."""
+
+    def __call__(
+        self,
+        kube: Kube,
+        policy: PolicyRef,
+        spec: RotationPolicySpec,
+        generate: Callable[[], SecretStr],
+        vault: Callable[[], Any | None] = ...,
+    ) -> Target: ...
+
+
+VaultSessionOpener = Callable[[PolicyRef, ResolvedStore], Any | None]
+"""The Vault client the store of a resolved location logs in with, as the namespace; None for a
+store that is not Vault (``rotator.stores.opener.StoreOpener.vault_session``)."""
+
+
+def no_vault_sessions(policy: PolicyRef, resolved: ResolvedStore) -> None:
+    """Without a store opener there is no session to share."""
 
 
 def new_rotation_id() -> str:
@@ -50,3 +70,5 @@ class Deps:
     #: Called when the store refused our identity, so the next open logs in afresh.
     store_auth_failed: Callable[[PolicyRef], None] = ignore_auth_failure
     open_target: TargetOpener = open_target
+    #: The store's Vault session, shared with a ``vaultDatabase`` target (never our own identity).
+    open_vault_session: VaultSessionOpener = no_vault_sessions

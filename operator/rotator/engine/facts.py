@@ -5,10 +5,11 @@ asks the same functions, so what it prints is what the operator would decide."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rotator.models import RotationPolicySpec, RotationPolicyStatus
 from rotator.models.keys import FORCE_ROTATE
+from rotator.policy.lease import effective_max_age, lease_max_age
 from rotator.policy.schedule import Outlook, outlook
 from rotator.policy.scope import credential_spec_hash
 from rotator.policy.triggers import TriggerInputs
@@ -25,7 +26,7 @@ def schedule_outlook(
         status.credential_created_at,
         schedule.interval_delta,
         schedule.cron,
-        schedule.max_age_delta,
+        max_age(spec, status),
         schedule.jitter_delta,
         seed,
         now,
@@ -39,6 +40,17 @@ def next_due(
 ) -> datetime | None:
     """When the schedule wants the next rotation (the earlier deadline)."""
     return schedule_outlook(spec, status, seed, now).next
+
+
+def _lease_max_age(status: RotationPolicyStatus) -> timedelta | None:
+    return lease_max_age(
+        status.lease, status.current_version, status.credential_created_at or status.last_rotation_time
+    )
+
+
+def max_age(spec: RotationPolicySpec, status: RotationPolicyStatus) -> timedelta | None:
+    """``maxAge``, shortened (or set) by a lease of the current credential that will end."""
+    return effective_max_age(spec.schedule.max_age_delta, _lease_max_age(status))
 
 
 def trigger_inputs(
@@ -65,7 +77,8 @@ def trigger_inputs(
         last_rotation_time=status.last_rotation_time,
         credential_created_at=status.credential_created_at,
         next_due=status.next_rotation_time or deadlines.next,
-        max_age=spec.schedule.max_age_delta,
+        max_age=max_age(spec, status),
+        max_age_from_lease=max_age(spec, status) != spec.schedule.max_age_delta,
         max_age_deadline=deadlines.max_age_deadline,
         window=window.describe() if window else None,
         window_open=window.contains(now) if window else True,

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from rotator.engine.deps import Deps
 from rotator.engine.draft import Draft, Reconciled, persist
 from rotator.engine.dry_run import report_dry_run
+from rotator.engine.lease import lease_requeue, maintain_lease
 from rotator.engine.schedule import refresh_schedule
 from rotator.engine.start import start_rotation
 from rotator.engine.store import OpenedStore, open_store
@@ -35,6 +36,8 @@ def reconcile_idle(draft: Draft, spec: RotationPolicySpec, deps: Deps, *, resync
     opened = open_store(draft, spec, deps)
     if spec.dry_run:
         return report_dry_run(draft, spec, opened, deps)
+    # Before the settled shortcut: a lease is renewed on time whatever else is going on.
+    maintain_lease(draft, spec, opened, deps)
     if spec.suspend:
         return _suspended(draft, spec, opened, deps)
     # Refuse a foreign Secret before touching the store: a rotation must not start that could
@@ -100,11 +103,12 @@ def _ready(
     requeue = deps.settings.resync_after(draft.ref.owner)
     if due is not None:
         requeue = max(0.0, min(requeue, (due - draft.now).total_seconds()))
-    return persist(deps.kube, draft, requeue)
+    return persist(deps.kube, draft, lease_requeue(draft, requeue))
 
 
 def _suspended(draft: Draft, spec: RotationPolicySpec, opened: OpenedStore, deps: Deps) -> Reconciled:
-    """Hands off: no ownership tags, no drift repair over an emergency edit."""
+    """Hands off: no ownership tags, no drift repair over an emergency edit (a lease is still
+    renewed: suspending rotations must not cut consumers off when it would end)."""
     has_value = opened.store.current() is not None
     decision = decide_and_record(draft, spec, opened.location, store_has_value=has_value)
     if decision.force_value_to_record:
@@ -117,7 +121,7 @@ def _suspended(draft: Draft, spec: RotationPolicySpec, opened: OpenedStore, deps
         )
     draft.condition(ConditionType.READY, True, reasons.SUSPENDED, decision.message)
     refresh_schedule(draft, spec, deps.metrics)
-    return persist(deps.kube, draft, deps.settings.idle_resync)
+    return persist(deps.kube, draft, lease_requeue(draft, deps.settings.idle_resync))
 
 
 def _credential_missing(draft: Draft, spec: RotationPolicySpec, location: Mapping[str, str]) -> None:

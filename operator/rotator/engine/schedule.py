@@ -39,6 +39,14 @@ def refresh_schedule(draft: Draft, spec: RotationPolicySpec, metrics: Metrics) -
         metrics.credential_age.labels(**labels).set(max(0.0, age))
     if status.last_rotation_time is not None:
         metrics.last_success.labels(**labels).set(status.last_rotation_time.timestamp())
+    lease = status.lease
+    if lease is not None and lease.version == status.current_version:
+        # From the real lease (what Vault answered), not from the credential's creation time.
+        metrics.lease_expiry.labels(**labels).set(lease.expires_at.timestamp())
+        issued = lease.issued_at or status.credential_created_at or draft.now
+        metrics.lease_age.labels(**labels).set(max(0.0, (draft.now - issued).total_seconds()))
+    else:
+        metrics.forget_lease(draft.ref.namespace, draft.ref.name)
     metrics.in_progress.labels(**labels).set(0)
     return due
 

@@ -59,3 +59,7 @@ TARGET_NOT_OWNED: Final = "TargetNotOwned"
 TARGET_INVALID: Final = "TargetInvalid"
 TARGET_CREDENTIAL_MISSING: Final = "TargetCredentialMissing"
 CREDENTIAL_FORMAT: Final = "CredentialFormatInvalid"
+#: The current credential's Vault lease is gone (revoked or expired outside rotator).
+LEASE_REVOKED: Final = "LeaseRevoked"
+#: Vault capped a renewal at the role's max_ttl: the lease ends, a rotation comes before it.
+LEASE_MAX_TTL: Final = "LeaseMaxTTLReached"

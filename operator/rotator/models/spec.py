@@ -206,11 +206,45 @@ class PostgresRoleCredential(_Model):
         return f"{self.role}_a", f"{self.role}_b"
 
 
+#: A Vault database role name (``<mount>/creds/<role>``): one path segment.
+VAULT_ROLE_PATTERN: Final = r"^[A-Za-z0-9._-]+$"
+VaultRoleName = Annotated[
+    str,
+    StringConstraints(strict=True, max_length=128, pattern=VAULT_ROLE_PATTERN),
+    AfterValidator(_no_dot_segments),
+]
+#: A host name or an IP address to log in to (no scheme, no port).
+HOST_PATTERN: Final = r"^[A-Za-z0-9]([-A-Za-z0-9.:]*[A-Za-z0-9])?$"
+DB_NAME_PATTERN: Final = r"^[A-Za-z0-9_][-A-Za-z0-9_.]*$"
+
+
+class VaultDatabaseLogin(_Model):
+    """Where step 5 logs in with the new credential (PostgreSQL), to prove the database accepts
+    it. The Vault connection URL of the database is not readable with the policy's Vault
+    session, so it is named here."""
+
+    host: Annotated[str, StringConstraints(strict=True, max_length=253, pattern=HOST_PATTERN)]
+    port: Annotated[StrictInt, Field(ge=1, le=65535)] = 5432
+    database: Annotated[str, StringConstraints(strict=True, max_length=63, pattern=DB_NAME_PATTERN)]
+
+
+class VaultDatabaseCredential(_Model):
+    """Vault's database secrets engine: each rotation reads ``<mount>/creds/<role>`` (a new
+    database user and lease) with the store's Vault session; the old lease is revoked after
+    verification; the current lease is renewed while renewable."""
+
+    mount: Annotated[MountPath, AfterValidator(_no_dot_segments)] = "database"
+    role: VaultRoleName
+    #: When set, verify logs in to PostgreSQL there; otherwise verify looks the lease up in Vault.
+    verify: VaultDatabaseLogin | None = None
+
+
 class CredentialKind(StrEnum):
     """``status.credentialKind`` and the ``kind`` label of the target metrics."""
 
     PASSWORD = "password"
     POSTGRES_ROLE = "postgresRole"
+    VAULT_DATABASE = "vaultDatabase"
 
 
 class CredentialSpec(_Model):
@@ -218,14 +252,17 @@ class CredentialSpec(_Model):
 
     password: PasswordCredential | None = None
     postgres_role: PostgresRoleCredential | None = None
+    vault_database: VaultDatabaseCredential | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Self:
-        _exactly_one(self, "exactly one of password or postgresRole must be set")
+        _exactly_one(self, "exactly one of password, postgresRole or vaultDatabase must be set")
         return self
 
     @property
     def kind(self) -> CredentialKind:
+        if self.vault_database is not None:
+            return CredentialKind.VAULT_DATABASE
         return CredentialKind.POSTGRES_ROLE if self.postgres_role is not None else CredentialKind.PASSWORD
 
     @property

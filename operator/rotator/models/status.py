@@ -166,6 +166,26 @@ class DryRunReport(_Status):
     message: str = ""
 
 
+class LeaseStatus(_Status):
+    """The current credential's lease (``vaultDatabase``): references and times, never a value.
+
+    Belongs to store ``version``; a lease recorded for another version is stale and looked up
+    again. Times are the operator's clock plus the durations Vault answered with.
+    """
+
+    version: str
+    id: str
+    issued_at: Time | None = None
+    expires_at: Time
+    #: What each renewal asks for: the TTL the lease was issued (or last renewed) with.
+    ttl_seconds: int
+    renewable: bool
+    #: Vault capped the last renewal (the role's max_ttl): the lease ends at expiresAt.
+    max_ttl_reached: bool = False
+    #: Vault no longer knows the lease (revoked or expired outside rotator).
+    gone: bool = False
+
+
 class RotationPolicyStatus(_Status):
     phase: Phase | None = None
     store_kind: str | None = None
@@ -185,6 +205,7 @@ class RotationPolicyStatus(_Status):
     conditions: tuple[Condition, ...] = ()
     history: Annotated[tuple[HistoryEntry, ...], Field(max_length=HISTORY_LIMIT)] = ()
     last_dry_run: DryRunReport | None = None
+    lease: LeaseStatus | None = None
 
     def condition(self, kind: ConditionType) -> Condition | None:
         """The condition of that type, if present (the one lookup everyone uses)."""

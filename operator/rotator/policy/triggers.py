@@ -20,6 +20,8 @@ answer wins, so the order *is* the policy:
                             maintenance window, reaches the last window opening before its
                             expiry): a hard ceiling that holds even if the schedule was missed
                             (operator down, clock skew) and whether or not the window is open.
+                            A lease that will end (``vaultDatabase``) shortens it, or sets it when
+                            unset (``rotator.policy.lease``).
 7. ``Due``                - the schedule says so (``now >= next_due``) and the maintenance window,
                             if any, is open; a closed one holds the rotation until it opens.
 8. otherwise nothing, and the message says when the next rotation is.
@@ -121,6 +123,8 @@ class TriggerInputs:
     #: When the schedule wants the next rotation (``schedule.next_rotation_time``).
     next_due: datetime | None = None
     max_age: timedelta | None = None
+    #: ``max_age`` comes from the current credential's lease, which ends (``policy.lease``).
+    max_age_from_lease: bool = False
     #: When maxAge forces a rotation (``schedule.outlook``): the expiry, or with a maintenance
     #: window the last opening before it. None: ``credential_issued_at + max_age``.
     max_age_deadline: datetime | None = None
@@ -303,16 +307,17 @@ def _max_age_exceeded(inputs: TriggerInputs, now: datetime) -> Decision | None:
     deadline = inputs.max_age_deadline or expiry
     if now < deadline:
         return None
+    source = " (from its lease, which Vault will not extend)" if inputs.max_age_from_lease else ""
     if now < expiry:
         message = (
             f"credential issued at {format_time(issued)} expires at {format_time(expiry)} (maxAge "
-            f"{_duration(inputs.max_age)}), outside the maintenance window {inputs.window}: "
+            f"{_duration(inputs.max_age)}{source}), outside the maintenance window {inputs.window}: "
             "rotating in the last window before it"
         )
     else:
         message = (
             f"credential issued at {format_time(issued)} is {_duration(now - issued)} old, "
-            f"maxAge is {_duration(inputs.max_age)}"
+            f"maxAge is {_duration(inputs.max_age)}{source}"
         )
     return Decision(rotate=True, reason=TriggerReason.MAX_AGE_EXCEEDED, message=message)
 

@@ -104,6 +104,21 @@ def postgres_role_spec(
     }
 
 
+def vault_database_spec(
+    mount: str, role: str, verify: Mapping[str, Any] | None = None, secret: str = SECRET
+) -> dict[str, Any]:
+    """``spec.secret`` + ``spec.credential`` of a Vault database policy (leases of ``role``),
+    with a connection string rendered for the consumers."""
+    url = "postgresql://{{ .username }}:{{ .password | urlquery }}@db:5432/app"
+    vault_database: dict[str, Any] = {"mount": mount, "role": role}
+    if verify is not None:
+        vault_database["verify"] = dict(verify)
+    return {
+        "secret": {"name": secret, "template": {"DATABASE_URL": url}},
+        "credential": {"vaultDatabase": vault_database},
+    }
+
+
 def vault_store(ns: str, vault_address: str, name: str = STORE, **spec: Any) -> dict[str, Any]:
     """A namespaced RotationStore on Vault with a token from the namespace's ``vault-token``."""
     vault = {

@@ -88,6 +88,13 @@ class StoreOpener:
         client = self._aws_session(policy, resolved, aws).client
         return AwsSecretsManagerStore(client, resolved.path, on_request=self._count("aws"))
 
+    def vault_session(self, policy: PolicyRef, resolved: ResolvedStore) -> Any | None:
+        """The Vault client this policy's store logs in with (cached, the namespace's identity),
+        shared with a ``vaultDatabase`` target so it never acts as anyone else; None when the
+        store is not Vault."""
+        vault = resolved.spec.vault
+        return self._vault_session(policy, resolved, vault) if vault is not None else None
+
     def health(self, resolved: ResolvedStore) -> Health:
         """Whether the store answers and accepts its static credential (the store's Ready)."""
         vault, aws = resolved.spec.vault, resolved.spec.aws_secrets_manager

@@ -20,6 +20,8 @@ from :mod:`rotator.models.reasons` and a message naming the spec field.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from pydantic import SecretStr
@@ -36,10 +38,43 @@ class TargetAuthFailed(Exception):
     """The target refused a credential it should accept (verify: the new credential is bad)."""
 
 
+class LeaseGone(Exception):
+    """The lease is unknown to its issuer (revoked or expired): the credential no longer works."""
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    """A lease as its issuer answered, by reference: never the credential."""
+
+    id: str
+    #: Seconds left from the moment of the answer (the caller adds them to its own clock).
+    ttl_seconds: int
+    #: What the lease was issued or last renewed with: what a renewal asks for again.
+    granted_seconds: int
+    renewable: bool
+    issued_at: datetime | None = None
+    #: A renewal was granted less than it asked for: the lease ends at its max TTL.
+    capped: bool = False
+
+
+@runtime_checkable
+class LeasedTarget(Protocol):
+    """A target whose credentials are leases (``vaultDatabase``): the idle policy looks the
+    current one up, renews it while renewable, and rotates before it ends."""
+
+    def lookup(self, credential: Credential) -> LeaseInfo:
+        """The lease of ``credential``; :class:`LeaseGone` when the issuer no longer knows it."""
+        ...
+
+    def renew(self, credential: Credential, increment_seconds: int) -> LeaseInfo:
+        """Extend the lease by ``increment_seconds`` (the issuer may grant less: ``capped``)."""
+        ...
+
+
 @runtime_checkable
 class Target(Protocol):
     kind: str
-    """``"password"`` | ``"postgresRole"``: a bounded metric label."""
+    """``"password"`` | ``"postgresRole"`` | ``"vaultDatabase"``: a bounded metric label."""
 
     remote: bool
     """False when there is no system to talk to (``password``): the steps skip the calls and the
@@ -86,6 +121,9 @@ class PasswordTarget:
 
 __all__ = [
     "Credential",
+    "LeaseGone",
+    "LeaseInfo",
+    "LeasedTarget",
     "PasswordTarget",
     "Target",
     "TargetAuthFailed",

@@ -3,7 +3,8 @@
 A ``password`` credential is stored as the bare password, as it always was (readers of the
 store's "latest" see the password itself). A credential with several fields (``postgresRole``:
 username and password) is stored as one JSON object, the format AWS documents for database
-secrets in Secrets Manager (``{"username": ..., "password": ...}``), in KV v2 under ``value``.
+secrets in Secrets Manager (``{"username": ..., "password": ...}``), in KV v2 under ``value``;
+``vaultDatabase`` adds ``leaseId``, the reference its lease is renewed and revoked by.
 """
 
 from __future__ import annotations
@@ -42,4 +43,6 @@ def decode_credential(kind: CredentialKind, value: SecretStr, fields: tuple[str,
         raise CredentialFormatError(
             f"the stored value is not a {kind} credential (a JSON object with {', '.join(fields)})"
         )
-    return {f: SecretStr(document[f]) for f in fields}
+    # Further string fields ride along (``vaultDatabase``: ``leaseId``, a reference the target
+    # needs to renew and revoke); the Secret only ever carries the fields the shape names.
+    return {k: SecretStr(v) for k, v in document.items() if isinstance(v, str)}

@@ -3,6 +3,9 @@
 The admin connection of a ``postgresRole`` comes from a Secret in the *policy's* namespace, and
 only from one labelled ``rotator.dev/target-credential=true``: a namespace admin opts a Secret in,
 so naming a Secret in a policy is not a way to make rotator use (or leak) it.
+
+A ``vaultDatabase`` target talks to Vault through ``vault``: the session the policy's store logged
+in with (the namespace's identity, DESIGN §6), handed over by the engine; never one of its own.
 """
 
 from __future__ import annotations
@@ -19,11 +22,24 @@ from rotator.models.spec import RotationPolicySpec, SecretKeyRef
 from rotator.targets.base import PasswordTarget, Target
 from rotator.targets.postgres import FIELD as POSTGRES_FIELD
 from rotator.targets.postgres import PostgresRoleTarget
+from rotator.targets.vault_database import VaultDatabaseTarget, VaultSession
+
+
+def no_vault_session() -> None:
+    """For callers without a store session: a ``vaultDatabase`` target then refuses by name."""
 
 
 def open_target(
-    kube: Kube, policy: PolicyRef, spec: RotationPolicySpec, generate: Callable[[], SecretStr]
+    kube: Kube,
+    policy: PolicyRef,
+    spec: RotationPolicySpec,
+    generate: Callable[[], SecretStr],
+    vault: VaultSession = no_vault_session,
 ) -> Target:
+    vault_database = spec.credential.vault_database
+    if vault_database is not None:
+        store = f"{spec.store_ref.kind} {spec.store_ref.name}"
+        return VaultDatabaseTarget(vault_database, vault, store)
     postgres = spec.credential.postgres_role
     if postgres is not None:
         ref = postgres.connection_secret_ref
