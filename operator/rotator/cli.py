@@ -103,6 +103,7 @@ def _run(args: argparse.Namespace) -> int:
         resolve_store=StoreResolver(kube, allowed),
         open_store=opener,
         store_auth_failed=opener.auth_failed,
+        aws_session=opener.aws_session,
         metrics=metrics,
         checkpoint=checkpoint,
         settings=Settings(

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from rotator.engine.deps import Deps
 from rotator.engine.draft import Draft, Reconciled, persist
 from rotator.engine.finish import finish_rotation
-from rotator.engine.store import open_store
+from rotator.engine.store import OpenedStore, open_store
 from rotator.engine.trigger import decide_and_record
 from rotator.logs import SENSITIVE
 from rotator.models import (
@@ -34,9 +34,9 @@ from rotator.policy.transitions import Outcome, next_step
 from rotator.steps import dual, generate, restart, revoke, rollback, sync, verify
 from rotator.steps.checkpoints import Checkpoint
 from rotator.steps.context import StepContext, StepResult, gave_up
-from rotator.stores.base import Store
 from rotator.stores.errors import StoreAuthError, StoreConflict, StoreError, StoreUnavailable
 from rotator.targets.base import TargetUnavailable
+from rotator.targets.opener import TargetContext
 from rotator.targets.password import generate_password
 
 STEPS: Final[dict[Step, Callable[[StepContext], StepResult]]] = {
@@ -65,7 +65,7 @@ def advance_rotation(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> Reco
     spec = pin_secret(spec, rotation.secret_name)
     opened = open_store(draft, spec, deps, pinned=rotation.store_location or {})
     _absorb_force(draft, spec, opened.location)
-    result = _run_step(draft, spec, opened.store, deps)
+    result = _run_step(draft, spec, opened, deps)
     return _record(draft, spec, result, deps)
 
 
@@ -76,9 +76,10 @@ def _absorb_force(draft: Draft, spec: RotationPolicySpec, location: Mapping[str,
         draft.event(reasons.FORCE_IGNORED, decision.message)
 
 
-def _run_step(draft: Draft, spec: RotationPolicySpec, store: Store, deps: Deps) -> StepResult:
+def _run_step(draft: Draft, spec: RotationPolicySpec, opened: OpenedStore, deps: Deps) -> StepResult:
     rotation = draft.rotation
     step = rotation.step
+    target_context = TargetContext(rotation.id, lambda: deps.aws_session(draft.ref, opened.resolved))
     ctx = StepContext(
         policy=draft.ref,
         spec=spec,
@@ -88,10 +89,10 @@ def _run_step(draft: Draft, spec: RotationPolicySpec, store: Store, deps: Deps) 
         step_started_at=rotation.step_started_at or draft.now,
         verified_at=rotation.verified_at,
         restarted_targets=rotation.restarted_targets,
-        store=store,
+        store=opened.store,
         kube=deps.kube,
         now=draft.now,
-        target=deps.open_target(deps.kube, draft.ref, spec, lambda: _generate(spec)),
+        target=deps.open_target(deps.kube, draft.ref, spec, lambda: _generate(spec), target_context),
         checkpoint=deps.checkpoint,
         verify_timeout=spec.verify.timeout_delta,
         grace_period=spec.revoke.grace_period_delta,

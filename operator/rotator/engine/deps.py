@@ -14,8 +14,9 @@ from rotator.metrics import Metrics
 from rotator.models import PolicyRef, RotationPolicySpec, Settings
 from rotator.steps.checkpoints import CheckpointHook, no_checkpoint
 from rotator.stores.base import Store
+from rotator.targets.aws_iam import AwsClients
 from rotator.targets.base import Target
-from rotator.targets.opener import open_target
+from rotator.targets.opener import TargetContext, open_target
 from rotator.tenancy.resolve import ResolvedStore
 
 StoreResolver = Callable[[PolicyRef, RotationPolicySpec], ResolvedStore]
@@ -26,8 +27,16 @@ StoreOpener = Callable[[PolicyRef, ResolvedStore], Store]
 """A resolved location to a Store, logged in as the namespace (``rotator.stores.opener.StoreOpener``)."""
 
 
-TargetOpener = Callable[[Kube, PolicyRef, RotationPolicySpec, Callable[[], SecretStr]], Target]
+TargetOpener = Callable[[Kube, PolicyRef, RotationPolicySpec, Callable[[], SecretStr], TargetContext], Target]
 """``spec.credential`` to the Target the steps drive (``rotator.targets.opener.open_target``)."""
+
+AwsSessionOpener = Callable[[PolicyRef, ResolvedStore], AwsClients | None]
+"""The AWS identity a resolved store logs in as, for targets that act in AWS with it
+(``rotator.stores.opener.StoreOpener.aws_session``); None when the store is not on AWS."""
+
+
+def no_aws_session(policy: PolicyRef, resolved: ResolvedStore) -> AwsClients | None:
+    return None
 
 
 def new_rotation_id() -> str:
@@ -50,3 +59,4 @@ class Deps:
     #: Called when the store refused our identity, so the next open logs in afresh.
     store_auth_failed: Callable[[PolicyRef], None] = ignore_auth_failure
     open_target: TargetOpener = open_target
+    aws_session: AwsSessionOpener = no_aws_session
