@@ -228,9 +228,10 @@ class AwsIamAccessKeyTarget:
 
     def _drop_orphan(self, iam: Any, marker: str | None, keys: list[str], tracked: str | None) -> list[str]:
         """The keys left after deleting the one key this rotation provably created and lost."""
-        rotation, *before = (marker or "").split()
-        if rotation != self._rotation_id:
+        words = (marker or "").split()
+        if not words or words[0] != self._rotation_id:
             return keys  # no announcement of this rotation: no key can be proven ours
+        before = words[1:]
         orphans = [k for k in keys if k not in before and k != tracked]
         if len(orphans) != 1:
             return keys
