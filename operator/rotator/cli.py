@@ -107,6 +107,7 @@ def _run(args: argparse.Namespace) -> int:
         open_store=opener,
         store_auth_failed=opener.auth_failed,
         open_vault_session=opener.vault_session,
+        aws_session=opener.aws_session,
         metrics=metrics,
         checkpoint=checkpoint,
         settings=Settings(

@@ -36,6 +36,7 @@ from rotator.steps.checkpoints import Checkpoint
 from rotator.steps.context import StepContext, StepResult, gave_up
 from rotator.stores.errors import StoreAuthError, StoreConflict, StoreError, StoreUnavailable
 from rotator.targets.base import TargetUnavailable
+from rotator.targets.opener import TargetContext
 from rotator.targets.password import generate_password
 
 STEPS: Final[dict[Step, Callable[[StepContext], StepResult]]] = {
@@ -78,6 +79,11 @@ def _absorb_force(draft: Draft, spec: RotationPolicySpec, location: Mapping[str,
 def _run_step(draft: Draft, spec: RotationPolicySpec, opened: OpenedStore, deps: Deps) -> StepResult:
     rotation = draft.rotation
     step = rotation.step
+    target_context = TargetContext(
+        rotation.id,
+        aws=lambda: deps.aws_session(draft.ref, opened.resolved),
+        vault=lambda: deps.open_vault_session(draft.ref, opened.resolved),
+    )
     ctx = StepContext(
         policy=draft.ref,
         spec=spec,
@@ -90,13 +96,7 @@ def _run_step(draft: Draft, spec: RotationPolicySpec, opened: OpenedStore, deps:
         store=opened.store,
         kube=deps.kube,
         now=draft.now,
-        target=deps.open_target(
-            deps.kube,
-            draft.ref,
-            spec,
-            lambda: _generate(spec),
-            lambda: deps.open_vault_session(draft.ref, opened.resolved),
-        ),
+        target=deps.open_target(deps.kube, draft.ref, spec, lambda: _generate(spec), target_context),
         checkpoint=deps.checkpoint,
         verify_timeout=spec.verify.timeout_delta,
         grace_period=spec.revoke.grace_period_delta,

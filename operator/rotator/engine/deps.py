@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -15,8 +15,9 @@ from rotator.metrics import Metrics
 from rotator.models import PolicyRef, RotationPolicySpec, Settings
 from rotator.steps.checkpoints import CheckpointHook, no_checkpoint
 from rotator.stores.base import Store
+from rotator.targets.aws_iam import AwsClients
 from rotator.targets.base import Target
-from rotator.targets.opener import open_target
+from rotator.targets.opener import TargetContext, open_target
 from rotator.tenancy.resolve import ResolvedStore
 
 StoreResolver = Callable[[PolicyRef, RotationPolicySpec], ResolvedStore]
@@ -27,18 +28,8 @@ StoreOpener = Callable[[PolicyRef, ResolvedStore], Store]
 """A resolved location to a Store, logged in as the namespace (``rotator.stores.opener.StoreOpener``)."""
 
 
-class TargetOpener(Protocol):
-    """``spec.credential`` to the Target the steps drive (``rotator.targets.opener.open_target``);
-    ``vault`` gives the policy's store's Vault session (``vaultDatabase``)."""
-
-    def __call__(
-        self,
-        kube: Kube,
-        policy: PolicyRef,
-        spec: RotationPolicySpec,
-        generate: Callable[[], SecretStr],
-        vault: Callable[[], Any | None] = ...,
-    ) -> Target: ...
+TargetOpener = Callable[[Kube, PolicyRef, RotationPolicySpec, Callable[[], SecretStr], TargetContext], Target]
+"""``spec.credential`` to the Target the steps drive (``rotator.targets.opener.open_target``)."""
 
 
 VaultSessionOpener = Callable[[PolicyRef, ResolvedStore], Any | None]
@@ -48,6 +39,15 @@ store that is not Vault (``rotator.stores.opener.StoreOpener.vault_session``).""
 
 def no_vault_sessions(policy: PolicyRef, resolved: ResolvedStore) -> None:
     """Without a store opener there is no session to share."""
+
+
+AwsSessionOpener = Callable[[PolicyRef, ResolvedStore], AwsClients | None]
+"""The AWS identity a resolved store logs in as, for targets that act in AWS with it
+(``rotator.stores.opener.StoreOpener.aws_session``); None when the store is not on AWS."""
+
+
+def no_aws_session(policy: PolicyRef, resolved: ResolvedStore) -> AwsClients | None:
+    return None
 
 
 def new_rotation_id() -> str:
@@ -72,3 +72,4 @@ class Deps:
     open_target: TargetOpener = open_target
     #: The store's Vault session, shared with a ``vaultDatabase`` target (never our own identity).
     open_vault_session: VaultSessionOpener = no_vault_sessions
+    aws_session: AwsSessionOpener = no_aws_session

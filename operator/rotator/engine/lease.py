@@ -24,6 +24,7 @@ from rotator.policy.lease import renew_at
 from rotator.stores.errors import StoreVersionNotFound
 from rotator.targets.base import LeasedTarget, LeaseGone
 from rotator.targets.credential import CredentialFormatError, decode_credential
+from rotator.targets.opener import TargetContext
 from rotator.targets.vault_database import FIELD, LEASE_ID
 
 
@@ -56,7 +57,7 @@ def maintain_lease(draft: Draft, spec: RotationPolicySpec, opened: OpenedStore, 
         draft.ref,
         spec,
         lambda: SecretStr(""),  # nothing is minted here
-        lambda: deps.open_vault_session(draft.ref, opened.resolved),
+        TargetContext(vault=lambda: deps.open_vault_session(draft.ref, opened.resolved)),
     )
     assert isinstance(target, LeasedTarget), "a vaultDatabase target has leases"
     try:

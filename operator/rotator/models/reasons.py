@@ -58,6 +58,8 @@ TARGET_PRIVILEGES: Final = "TargetPrivilegesMissing"
 TARGET_NOT_OWNED: Final = "TargetNotOwned"
 TARGET_INVALID: Final = "TargetInvalid"
 TARGET_CREDENTIAL_MISSING: Final = "TargetCredentialMissing"
+#: The IAM user already has two access keys (IAM's limit) and rotator cannot prove either spare.
+TARGET_KEY_LIMIT: Final = "TargetKeyLimitReached"
 CREDENTIAL_FORMAT: Final = "CredentialFormatInvalid"
 #: The current credential's Vault lease is gone (revoked or expired outside rotator).
 LEASE_REVOKED: Final = "LeaseRevoked"

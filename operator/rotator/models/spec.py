@@ -63,6 +63,9 @@ PG_ROLE_PATTERN: Final = r"^[a-z_][a-z0-9_]*$"
 PgRoleName = Annotated[
     str, StringConstraints(strict=True, min_length=1, max_length=61, pattern=PG_ROLE_PATTERN)
 ]
+#: An IAM user name (IAM's own rule: 1-64 of letters, digits and ``+=,.@_-``).
+IAM_USER_PATTERN: Final = r"^[A-Za-z0-9+=,.@_-]{1,64}$"
+IamUserName = Annotated[str, StringConstraints(strict=True, pattern=IAM_USER_PATTERN)]
 MAX_TEMPLATE_KEYS: Final = 16
 TemplateText = Annotated[str, StringConstraints(strict=True, max_length=1024)]
 
@@ -132,9 +135,9 @@ class SecretSpec(_Model):
     """The Kubernetes Secret that carries the credential into the namespace.
 
     ``key`` holds the password (or secret access key), ``usernameKey`` the user name (or access
-    key id) of credentials that have one, and ``template`` further keys rendered from the
-    credential's fields (``{{ .username }}``, ``{{ .password | urlquery }}``; see
-    :mod:`rotator.targets.shape`).
+    key id) of credentials that have one (``CredentialSpec.secret_field``/``name_field``), and
+    ``template`` further keys rendered from the credential's fields (``{{ .username }}``,
+    ``{{ .password | urlquery }}``; see :mod:`rotator.targets.shape`).
     """
 
     name: ResourceName
@@ -239,12 +242,27 @@ class VaultDatabaseCredential(_Model):
     verify: VaultDatabaseLogin | None = None
 
 
+#: The fields of an ``awsIamAccessKey`` credential (the JSON object in the store, template names).
+AWS_KEY_ID_FIELD: Final = "accessKeyId"
+AWS_SECRET_FIELD: Final = "secretAccessKey"
+
+
+class AwsIamAccessKeyCredential(_Model):
+    """The access keys of an IAM user, rotated by the two-key dance: each rotation creates the
+    user's second key, consumers move to it, ``sts:GetCallerIdentity`` proves it, and only then is
+    the old key deactivated and deleted. Needs an AWS Secrets Manager store: its identity (the
+    namespace's) manages the keys (see :mod:`rotator.targets.aws_iam`)."""
+
+    user_name: IamUserName
+
+
 class CredentialKind(StrEnum):
     """``status.credentialKind`` and the ``kind`` label of the target metrics."""
 
     PASSWORD = "password"
     POSTGRES_ROLE = "postgresRole"
     VAULT_DATABASE = "vaultDatabase"
+    AWS_IAM_ACCESS_KEY = "awsIamAccessKey"
 
 
 class CredentialSpec(_Model):
@@ -253,22 +271,39 @@ class CredentialSpec(_Model):
     password: PasswordCredential | None = None
     postgres_role: PostgresRoleCredential | None = None
     vault_database: VaultDatabaseCredential | None = None
+    aws_iam_access_key: AwsIamAccessKeyCredential | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Self:
-        _exactly_one(self, "exactly one of password, postgresRole or vaultDatabase must be set")
+        _exactly_one(
+            self, "exactly one of password, postgresRole, vaultDatabase or awsIamAccessKey must be set"
+        )
         return self
 
     @property
     def kind(self) -> CredentialKind:
         if self.vault_database is not None:
             return CredentialKind.VAULT_DATABASE
+        if self.aws_iam_access_key is not None:
+            return CredentialKind.AWS_IAM_ACCESS_KEY
         return CredentialKind.POSTGRES_ROLE if self.postgres_role is not None else CredentialKind.PASSWORD
 
     @property
     def fields(self) -> tuple[str, ...]:
         """The credential's fields, as templates name them (``{{ .username }}``)."""
+        if self.kind is CredentialKind.AWS_IAM_ACCESS_KEY:
+            return (AWS_KEY_ID_FIELD, AWS_SECRET_FIELD)
         return ("password",) if self.kind is CredentialKind.PASSWORD else ("username", "password")
+
+    @property
+    def secret_field(self) -> str:
+        """The field ``secret.key`` (and ``secret.previousKey``) carries: the secret part."""
+        return AWS_SECRET_FIELD if self.kind is CredentialKind.AWS_IAM_ACCESS_KEY else "password"
+
+    @property
+    def name_field(self) -> str | None:
+        """The field ``secret.usernameKey`` carries (the user name, the access key id), if any."""
+        return next((f for f in self.fields if f != self.secret_field), None)
 
 
 class StoreRef(_Model):

@@ -17,6 +17,8 @@ from rotator.models import Step
 class Checkpoint(StrEnum):
     START_AFTER_PERSIST = "start:after-persist"
     GENERATE_BEFORE_WRITE = "generate:before-write"
+    #: Minted at the target (an IAM key exists) and not yet in the store: the orphan's moment.
+    GENERATE_AFTER_MINT = "generate:after-mint"
     GENERATE_AFTER_WRITE = "generate:after-write"
     GENERATE_BEFORE_PERSIST = "generate:before-persist"
     DUAL_BEFORE_PROMOTE = "dual:before-promote"

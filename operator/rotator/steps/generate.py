@@ -25,6 +25,7 @@ def run(ctx: StepContext) -> StepResult:
     current = _current_credential(ctx)
     ctx.checkpoint(Checkpoint.GENERATE_BEFORE_WRITE)
     minted = ctx.target.mint(current)
+    ctx.checkpoint(Checkpoint.GENERATE_AFTER_MINT)
     written = ctx.store.write_pending(encode_credential(ctx.spec.credential.kind, minted), ctx.rotation_id)
     ctx.checkpoint(Checkpoint.GENERATE_AFTER_WRITE)
     return StepResult(

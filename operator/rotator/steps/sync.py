@@ -19,7 +19,8 @@ def run(ctx: StepContext) -> StepResult:
         # only otherwise is it read back from the store.
         existing = ensure_secret_is_ours(ctx.kube, ctx.policy, secret.name)
         old = held_value(existing, ctx.policy, secret.key, ctx.old_version)
-        previous = {"password": old} if old is not None else read_credential(ctx, ctx.old_version)
+        field = ctx.spec.credential.secret_field
+        previous = {field: old} if old is not None else read_credential(ctx, ctx.old_version)
     values = secret_values(ctx.spec, read_credential(ctx, ctx.new_version), previous)
     ctx.checkpoint(Checkpoint.SYNC_BEFORE_WRITE)
     write_managed_secret(ctx, values, ctx.new_version)

@@ -33,7 +33,7 @@ from rotator.metrics import Metrics
 from rotator.models import CredentialSecretUnusable, PermanentError, PolicyRef, reasons, utcnow
 from rotator.models.keys import STORE_CREDENTIAL_LABEL
 from rotator.models.store import NAMESPACE_PLACEHOLDER, AwsConnection, VaultConnection
-from rotator.stores.aws.auth import access_key_from_secret, assume_web_identity, aws_client
+from rotator.stores.aws.auth import AwsSession, access_key_from_secret, assume_web_identity
 from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore
 from rotator.stores.base import Store
 from rotator.stores.errors import StoreAuthError
@@ -85,8 +85,19 @@ class StoreOpener:
             )
         aws = resolved.spec.aws_secrets_manager
         assert aws is not None, "the store models guarantee exactly one backend"
-        client = self._aws_session(policy, resolved, aws).client
-        return AwsSecretsManagerStore(client, resolved.path, on_request=self._count("aws"))
+        session = self._aws_session(policy, resolved, aws).client
+        return AwsSecretsManagerStore(
+            session.client("secretsmanager"), resolved.path, on_request=self._count("aws")
+        )
+
+    def aws_session(self, policy: PolicyRef, resolved: ResolvedStore) -> AwsSession | None:
+        """The AWS identity the policy's store logs in as (the namespace's), for a target that
+        acts in AWS with it (``awsIamAccessKey``); None when the store is not on AWS."""
+        aws = resolved.spec.aws_secrets_manager
+        if aws is None:
+            return None
+        session: AwsSession = self._aws_session(policy, resolved, aws).client
+        return session
 
     def vault_session(self, policy: PolicyRef, resolved: ResolvedStore) -> Any | None:
         """The Vault client this policy's store logs in with (cached, the namespace's identity),
@@ -252,6 +263,7 @@ class StoreOpener:
 
     # --- AWS ---------------------------------------------------------------------------------
     def _aws_session(self, policy: PolicyRef, resolved: ResolvedStore, aws: AwsConnection) -> _Session:
+        """The cached session of an AWS store; its ``client`` is an ``AwsSession``."""
         connection: tuple[str, ...] = (f"aws:{aws.region}:{aws.endpoint or ''}",)
         web = aws.auth.web_identity
         if web is not None:
@@ -276,7 +288,7 @@ class StoreOpener:
                     f"{resolved.ref} spec.awsSecretsManager.auth.webIdentity (service account "
                     f"{resolved.namespace}/{web.service_account}): {exc}",
                 ) from None
-            client = aws_client(
+            session = AwsSession(
                 aws.region,
                 aws.endpoint,
                 credentials.access_key_id,
@@ -284,7 +296,8 @@ class StoreOpener:
                 self.aws_timeout,
                 credentials.session_token,
             )
-            return self._remember(policy, key, client, self._expiry(_seconds_until(credentials.expires_at)))
+            expiry = self._expiry(_seconds_until(credentials.expires_at))
+            return self._remember(policy, key, session, expiry)
         ref = aws.auth.access_key_secret_ref
         assert ref is not None
         where, secret = self._static_secret(
@@ -296,8 +309,8 @@ class StoreOpener:
         cached = self._cached(policy, key)
         if cached is not None:
             return cached
-        client = aws_client(aws.region, aws.endpoint, access_key_id, secret_access_key, self.aws_timeout)
-        return self._remember(policy, key, client, float("inf"))
+        session = AwsSession(aws.region, aws.endpoint, access_key_id, secret_access_key, self.aws_timeout)
+        return self._remember(policy, key, session, float("inf"))
 
 
 def _digest(*secrets: str) -> str:

@@ -1,5 +1,8 @@
 """A policy's spec to its Target, reading the admin connection where the tenancy rules allow it.
 
+An ``awsIamAccessKey`` acts with the AWS identity of the policy's store (``TargetContext.aws``,
+the store opener's session: the namespace's, never the operator's); it has no Secret of its own.
+
 The admin connection of a ``postgresRole`` comes from a Secret in the *policy's* namespace, and
 only from one labelled ``rotator.dev/target-credential=true``: a namespace admin opts a Secret in,
 so naming a Secret in a policy is not a way to make rotator use (or leak) it.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
@@ -19,6 +23,7 @@ from rotator.kube import Kube
 from rotator.models import PermanentError, PolicyRef, reasons
 from rotator.models.keys import TARGET_CREDENTIAL_LABEL
 from rotator.models.spec import RotationPolicySpec, SecretKeyRef
+from rotator.targets.aws_iam import AwsClients, AwsIamAccessKeyTarget
 from rotator.targets.base import PasswordTarget, Target
 from rotator.targets.postgres import FIELD as POSTGRES_FIELD
 from rotator.targets.postgres import PostgresRoleTarget
@@ -29,17 +34,35 @@ def no_vault_session() -> None:
     """For callers without a store session: a ``vaultDatabase`` target then refuses by name."""
 
 
+def no_aws() -> AwsClients | None:
+    return None
+
+
+@dataclass(frozen=True)
+class TargetContext:
+    """What a target may need from the running rotation besides its spec."""
+
+    rotation_id: str = ""
+    #: The store's AWS session, opened when first needed; None when the store is not on AWS.
+    aws: Callable[[], AwsClients | None] = field(default=no_aws)
+    #: The store's Vault session (``vaultDatabase``), likewise; None when the store is not Vault.
+    vault: VaultSession = field(default=no_vault_session)
+
+
 def open_target(
     kube: Kube,
     policy: PolicyRef,
     spec: RotationPolicySpec,
     generate: Callable[[], SecretStr],
-    vault: VaultSession = no_vault_session,
+    context: TargetContext = TargetContext(),
 ) -> Target:
+    aws_key = spec.credential.aws_iam_access_key
+    if aws_key is not None:
+        return AwsIamAccessKeyTarget(aws_key, context.aws, policy.owner, context.rotation_id)
     vault_database = spec.credential.vault_database
     if vault_database is not None:
         store = f"{spec.store_ref.kind} {spec.store_ref.name}"
-        return VaultDatabaseTarget(vault_database, vault, store)
+        return VaultDatabaseTarget(vault_database, context.vault, store)
     postgres = spec.credential.postgres_role
     if postgres is not None:
         ref = postgres.connection_secret_ref

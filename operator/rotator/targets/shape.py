@@ -2,7 +2,9 @@
 
 ``secret.key`` holds the password, ``secret.usernameKey`` the user name (credentials that have
 one), ``secret.previousKey`` the previous password while the old credential is still valid, and
-each ``secret.template`` entry is rendered from the new credential's fields.
+each ``secret.template`` entry is rendered from the new credential's fields. For an
+``awsIamAccessKey`` the secret access key takes the password's place and the access key id the
+user name's (``CredentialSpec.secret_field`` / ``name_field``).
 """
 
 from __future__ import annotations
@@ -33,12 +35,12 @@ def render(template: str, credential: Credential) -> SecretStr:
 def secret_values(
     spec: RotationPolicySpec, credential: Credential, previous: Credential | None = None
 ) -> dict[str, SecretStr]:
-    secret = spec.secret
-    values: dict[str, SecretStr] = {secret.key: credential["password"]}
-    if "username" in credential:
-        values[secret.username_key] = credential["username"]
+    secret, kind = spec.secret, spec.credential
+    values: dict[str, SecretStr] = {secret.key: credential[kind.secret_field]}
+    if kind.name_field is not None and kind.name_field in credential:
+        values[secret.username_key] = credential[kind.name_field]
     if secret.previous_key and previous is not None:
-        values[secret.previous_key] = previous["password"]
+        values[secret.previous_key] = previous[kind.secret_field]
     for key, template in secret.template.items():
         values[key] = render(template, credential)
     return values
@@ -47,7 +49,7 @@ def secret_values(
 def settled_keys(spec: RotationPolicySpec) -> frozenset[str]:
     """The data keys of a settled Secret (no rotation running: no previousKey)."""
     keys = {spec.secret.key, *spec.secret.template}
-    if "username" in spec.credential.fields:
+    if spec.credential.name_field is not None:
         keys.add(spec.secret.username_key)
     return frozenset(keys)
 

@@ -7,6 +7,7 @@ instance profile), which refreshes its own credentials. A key Secret is read wit
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,6 +59,65 @@ def aws_client(
         aws_session_token=session_token,
         config=config,
     )
+
+
+class AwsSession:
+    """One identity's AWS session (the namespace's, as the store logs in): a client per service,
+    built once and reused. The Secrets Manager store uses ``secretsmanager``; an
+    ``awsIamAccessKey`` target uses ``iam`` with the same identity, and ``client_as`` to check a
+    key it minted. ``endpoint_url`` (an AWS-compatible server such as moto) applies to every
+    service. boto3 sessions are not thread-safe (clients are): the lock guards building."""
+
+    def __init__(
+        self,
+        region: str,
+        endpoint_url: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        timeout: float = 5.0,
+        session_token: str | None = None,
+    ) -> None:
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.timeout = timeout
+        # Typed Any: a service named at run time defeats boto3-stubs' per-service overloads.
+        self._session: Any = boto3.session.Session(
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            aws_session_token=session_token,
+        )
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<AwsSession {self.region} {self.endpoint_url or ''}>"  # never the keys
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._session.client(
+                    service,
+                    region_name=self.region,
+                    endpoint_url=self.endpoint_url,
+                    config=_config(self.timeout),
+                )
+            return self._clients[service]
+
+    def client_as(self, service: str, access_key_id: str, secret_access_key: str) -> Any:
+        """A client with other static keys, same region and endpoint (never cached)."""
+        session: Any = boto3.session.Session()
+        return session.client(
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            config=_config(self.timeout),
+        )
+
+
+def _config(timeout: float) -> Config:
+    return Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
 
 
 @dataclass(frozen=True)
