@@ -134,14 +134,7 @@ def test_twenty_rotations_under_live_sts_calls_refuse_no_consumer(
     with LiveCallers(iam) as consumers:
         for i in range(ROTATIONS):
             bench.force(f"live-{i}")
-            status = bench.wait(
-                lambda obj, v=f"live-{i}": (
-                    (obj.get("status") or {}).get("lastHandledForceRotate") == v
-                    and not (obj.get("status") or {}).get("rotation")
-                ),
-                timeout=60,
-                what=f"rotation {i}",
-            )["status"]
+            status = bench.wait_forced(f"live-{i}")
             assert status["history"][0]["result"] == "Succeeded", status["history"][0]
     elapsed = time.monotonic() - started
     with capsys.disabled():

@@ -276,14 +276,7 @@ def test_leader_killed_at_random_moments_of_30_rotations_loses_nothing(
             time.sleep(0.05)
         takeovers.append(first_reconciles(other.log_path)[already] - killed_at)
         leader.start()  # the killed replica comes back as the standby
-        status = bench.wait(
-            lambda obj, v=value: (
-                (obj.get("status") or {}).get("lastHandledForceRotate") == v
-                and not (obj.get("status") or {}).get("rotation")
-            ),
-            timeout=60,
-            what=f"forced rotation {i}",
-        )["status"]
+        status = bench.wait_forced(value)
         assert status["history"][0]["result"] == "Succeeded", status["history"][0]
         assert status["currentVersion"] == str(i + 2), "a force made more or less than one rotation"
         assert_no_orphan(bench, i + 2)

@@ -138,14 +138,7 @@ def test_sigkill_at_random_moments_of_forced_rotations_loses_nothing(
             )
             killed_during[caught] = killed_during.get(caught, 0) + 1
             operator.start()
-            status = bench.wait(
-                lambda obj, v=value: (
-                    (obj.get("status") or {}).get("lastHandledForceRotate") == v
-                    and not (obj.get("status") or {}).get("rotation")
-                ),
-                timeout=60,
-                what=f"forced rotation {i}",
-            )["status"]
+            status = bench.wait_forced(value)
             assert status["history"][0]["result"] == "Succeeded", status["history"][0]
             assert status["currentVersion"] == str(i + 2), "a force made more or less than one rotation"
             assert_no_orphan(bench, i + 2)

@@ -104,7 +104,7 @@ class StoreOpener:
         shared with a ``vaultDatabase`` target so it never acts as anyone else; None when the
         store is not Vault."""
         vault = resolved.spec.vault
-        return self._vault_session(policy, resolved, vault) if vault is not None else None
+        return self._vault_session(policy, resolved, vault).client if vault is not None else None
 
     def health(self, resolved: ResolvedStore) -> Health:
         """Whether the store answers and accepts its static credential (the store's Ready)."""
