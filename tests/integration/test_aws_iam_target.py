@@ -19,13 +19,11 @@ import pytest
 from rotator.cli import CRASH_EXIT_CODE
 from rotator.sandbox import demo
 from rotator.sandbox.moto_server import MotoServer
-from rotator.steps.checkpoints import Checkpoint
 from rotator.targets.aws_iam import MINTING_TAG, OWNER_TAG
-from tests.fixtures.rotation import NAMESPACE, Bench
+from tests.fixtures.rotation import NAMESPACE, TARGET_CRASH_POINTS, Bench
 from tests.integration.test_aws_rotation import REGION, AwsBench
 
 ROTATIONS = 20
-FORWARD_POINTS = [str(point) for point in Checkpoint if not point.during_rollback]
 KEY_ID, SECRET_KEY = "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
 
 
@@ -151,7 +149,7 @@ def test_twenty_rotations_under_live_sts_calls_refuse_no_consumer(
     assert iam.works(key_id, secret)
 
 
-@pytest.mark.parametrize("point", FORWARD_POINTS)
+@pytest.mark.parametrize("point", TARGET_CRASH_POINTS)
 def test_crash_at_every_step_leaves_exactly_one_new_key_and_no_orphan(iam: IamBench, point: str) -> None:
     bench = iam.bench
     iam.seed()

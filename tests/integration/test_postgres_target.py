@@ -15,13 +15,11 @@ from psycopg import sql
 from rotator.cli import CRASH_EXIT_CODE
 from rotator.sandbox import demo
 from rotator.sandbox.postgres import PostgresServer
-from rotator.steps.checkpoints import Checkpoint
 from tests.fixtures.postgres_roles import PgTenant, new_tenant
-from tests.fixtures.rotation import NAMESPACE, Bench
+from tests.fixtures.rotation import NAMESPACE, TARGET_CRASH_POINTS, Bench
 
 CONNECTION = "pg-admin"
 ROTATIONS = 20
-FORWARD_POINTS = [str(point) for point in Checkpoint if not point.during_rollback]
 
 
 def seed(bench: Bench, tenant: PgTenant, *, progress_deadline: int = 600) -> None:
@@ -151,7 +149,7 @@ def test_twenty_rotations_under_live_logins_refuse_no_consumer(
     assert tenant.role_attributes(retired) == (False, True), "the previous role is locked, not dropped"
 
 
-@pytest.mark.parametrize("point", FORWARD_POINTS)
+@pytest.mark.parametrize("point", TARGET_CRASH_POINTS)
 def test_crash_at_every_step_leaves_one_working_credential(
     bench: Bench, postgres_server: PostgresServer, point: str
 ) -> None:

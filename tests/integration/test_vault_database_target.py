@@ -17,13 +17,11 @@ from rotator.models import reasons
 from rotator.sandbox import demo
 from rotator.sandbox.openbao import OpenBaoServer
 from rotator.sandbox.postgres import PostgresServer
-from rotator.steps.checkpoints import Checkpoint
-from tests.fixtures.rotation import NAMESPACE, Bench
+from tests.fixtures.rotation import NAMESPACE, TARGET_CRASH_POINTS, Bench
 from tests.fixtures.vault_database import VaultDb, new_vault_db, tenant_policy, tenant_token
 from tests.integration.test_postgres_target import LiveLogins
 
 ROTATIONS = 20
-FORWARD_POINTS = [str(point) for point in Checkpoint if not point.during_rollback]
 
 
 def seed(bench: Bench, vdb: VaultDb, *, login: bool = True) -> None:
@@ -85,7 +83,7 @@ def test_twenty_rotations_under_live_logins_refuse_no_consumer_and_leave_one_lea
     assert f"rotator_credential_age_seconds{labels}" in metrics
 
 
-@pytest.mark.parametrize("point", FORWARD_POINTS)
+@pytest.mark.parametrize("point", TARGET_CRASH_POINTS)
 def test_crash_at_every_step_leaves_one_new_lease_and_no_orphan(
     bench: Bench, vdb: VaultDb, point: str
 ) -> None:
