@@ -64,7 +64,7 @@ helm-for-test:
 test: $(STAMP) postgres controlplane-for-test helm-for-test lint typecheck layers
 	$(BIN)/coverage run -m pytest -q -p no:cacheprovider tests/engine
 	$(BIN)/coverage report
-	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/engine
+	$(BIN)/pytest -q -p no:cacheprovider --durations=25 --ignore=tests/engine
 
 bench: $(STAMP) postgres
 	$(BIN)/python -m rotator.bench $(ARGS)

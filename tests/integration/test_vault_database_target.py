@@ -17,6 +17,7 @@ from rotator.models import reasons
 from rotator.sandbox import demo
 from rotator.sandbox.openbao import OpenBaoServer
 from rotator.sandbox.postgres import PostgresServer
+from rotator.steps.checkpoints import Checkpoint
 from tests.fixtures.rotation import NAMESPACE, TARGET_CRASH_POINTS, Bench
 from tests.fixtures.vault_database import VaultDb, new_vault_db, tenant_policy, tenant_token
 from tests.integration.test_postgres_target import LiveLogins
@@ -105,7 +106,16 @@ def test_crash_at_every_step_leaves_one_new_lease_and_no_orphan(
     assert status["history"][0]["result"] == "Succeeded"
     assert sorted(bench.kv_versions()) == [1, 2], "a crash produced a second new credential"
     second = stored(bench, 2)
-    assert vdb.leases() == [second["leaseId"]], f"orphan lease after a crash at {point}"
+    leases = vdb.leases()
+    assert second["leaseId"] in leases
+    orphans = [lease for lease in leases if lease != second["leaseId"]]
+    if point == Checkpoint.GENERATE_AFTER_MINT:
+        # The documented window (README, vaultDatabase): a lease minted and lost before the store
+        # write is recorded nowhere, never handed out and never renewed: Vault ends it at its TTL.
+        assert len(orphans) <= 1, orphans
+        assert all(vdb.lookup(lease)["last_renewal"] is None for lease in orphans)
+    else:
+        assert not orphans, f"orphan lease after a crash at {point}"
     assert (bench.secret_value("username"), bench.secret_value("password")) == (
         second["username"],
         second["password"],
