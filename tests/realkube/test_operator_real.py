@@ -324,7 +324,8 @@ def rollout_complete(deployment: Obj) -> bool:
 
 
 def condition(status: Obj, type_: str) -> Obj:
-    return next(c for c in status.get("conditions") or [] if c["type"] == type_)
+    """The condition of ``type_``, or {} while the operator has not written it yet."""
+    return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
 
 
 def pod_ready(pod: Obj) -> bool:
@@ -663,7 +664,7 @@ def test_a_missing_rbac_verb_is_a_named_condition_with_nothing_half_done(cluster
 
     cluster.force()
     status = cluster.wait(
-        lambda s: (s.get("rotation") or {}) and condition(s, "Ready")["reason"] == "KubernetesError",
+        lambda s: (s.get("rotation") or {}) and condition(s, "Ready").get("reason") == "KubernetesError",
         30,
         "Ready=False KubernetesError",
     )
@@ -690,7 +691,7 @@ def test_restart_auto_without_the_list_grant_holds_before_any_write(cluster: Clu
     generation = cluster.deployment()["metadata"]["generation"]
     cluster.operator(account).start()
     status = cluster.wait(
-        lambda s: bool(s.get("rotation")) and condition(s, "Ready")["reason"] == "KubernetesError",
+        lambda s: bool(s.get("rotation")) and condition(s, "Ready").get("reason") == "KubernetesError",
         30,
         "Ready=False KubernetesError",
     )
