@@ -306,6 +306,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rotator.models import keys
     from rotator.policy.ratelimit import DEFAULT_BURST, DEFAULT_QPS
 
     parser = argparse.ArgumentParser(prog="rotator", description="Rotate credentials with zero downtime.")
@@ -404,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--namespace", "-n", help="only this namespace (default: all)")
     status.set_defaults(func=_status)
 
-    force = sub.add_parser("force", help="force one rotation now (sets rotator.dev/force-rotate)")
+    force = sub.add_parser("force", help=f"force one rotation now (sets {keys.FORCE_ROTATE})")
     force.add_argument("name")
     force.add_argument("--namespace", "-n", default="default")
     force.add_argument("--kubeconfig")

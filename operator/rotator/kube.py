@@ -23,10 +23,10 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 from urllib3.util.retry import Retry
 
-from rotator.models.keys import MANAGED_BY, MANAGED_BY_LABEL
+from rotator.models.keys import DOMAIN, MANAGED_BY, MANAGED_BY_LABEL
 from rotator.policy.ratelimit import MAX_RETRY_AFTER, TokenBucket, retry_after_seconds
 
-GROUP: Final = "rotator.dev"
+GROUP: Final = DOMAIN
 VERSION: Final = "v1alpha1"
 PLURAL: Final = "rotationpolicies"
 KIND: Final = "RotationPolicy"

@@ -132,14 +132,7 @@ ABANDON_A_SERVER = "import subprocess; subprocess.Popen(['sleep', '60'], start_n
 def test_leftover_watch_sees_what_a_command_abandons_and_nothing_else() -> None:
     """The check above can fail: a command that leaves a server running in its own session."""
     with watch_leftovers() as leftovers:
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import subprocess; subprocess.Popen(['sleep', '60'], start_new_session=True)",
-            ],
-            check=True,
-        )
+        subprocess.run([sys.executable, "-c", ABANDON_A_SERVER], check=True)
     assert len(leftovers.pids) == 1
     with watch_leftovers() as nothing:
         subprocess.run([sys.executable, "-c", "pass"], check=True)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from rotator.models.status import Condition, ConditionStatus, ConditionType
+from rotator.models.status import get_condition as get_condition  # its home is beside Condition
 
 
 def _status_of(status: bool | str) -> ConditionStatus:
@@ -64,9 +65,3 @@ def set_condition(
             )
         )
     return tuple(result)
-
-
-def get_condition(conditions: Iterable[Condition], type_: ConditionType | str) -> Condition | None:
-    """The condition of that type, if present."""
-    kind = ConditionType(type_)
-    return next((c for c in conditions if c.type == kind), None)

@@ -10,7 +10,7 @@ on a status written by a newer one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Self
@@ -186,6 +186,12 @@ class LeaseStatus(_Status):
     gone: bool = False
 
 
+def get_condition(conditions: Iterable[Condition], type_: ConditionType | str) -> Condition | None:
+    """The condition of that type, if present."""
+    kind = ConditionType(type_)
+    return next((c for c in conditions if c.type == kind), None)
+
+
 class RotationPolicyStatus(_Status):
     phase: Phase | None = None
     store_kind: str | None = None
@@ -209,4 +215,4 @@ class RotationPolicyStatus(_Status):
 
     def condition(self, kind: ConditionType) -> Condition | None:
         """The condition of that type, if present (the one lookup everyone uses)."""
-        return next((c for c in self.conditions if c.type == kind), None)
+        return get_condition(self.conditions, kind)

@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from rotator.models.keys import ROTATION_ID
 from rotator.sandbox.pod_start import SECRET_VERSIONS_ANNOTATION, PodInfo, SecretVersionRecorder, pod_info
 from rotator.sandbox.processes import LOOPBACK, LocalServer, ServerError, free_port, http_ok, run_checked
 
@@ -76,7 +77,7 @@ annotation (``rotator.dev/rotation-id``) runs but never turns Ready: a consumer 
 credential breaks. Its pods from before any rotator restart are Ready as usual."""
 _FAULTY = (
     f'(.metadata.labels["{FAULT_LABEL}"] == "{FAULT_NEVER_READY}")'
-    ' and (.metadata.annotations["rotator.dev/rotation-id"] != null)'
+    f' and (.metadata.annotations["{ROTATION_ID}"] != null)'
 )
 
 # A bound pod's stage: Running at once, and Ready (``ready``) or, for a pod FAULT_LABEL marks

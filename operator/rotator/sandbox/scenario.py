@@ -167,10 +167,7 @@ def run_scenario(stack: Stack, operator: OperatorProcess, scenario: str, out: Ca
         assert stack.kube_server is not None
         stack.kube_server.set_fail_readiness("Deployment", demo.NAMESPACE, demo.DEPLOYMENT, True)
         out("fault injected: new pods of Deployment demo-app never become ready")
-    out(
-        f"forcing a rotation: kubectl annotate rp -n {demo.NAMESPACE} {demo.POLICY} "
-        "rotator.dev/force-rotate=..."
-    )
+    out(f"forcing a rotation: kubectl annotate rp -n {demo.NAMESPACE} {demo.POLICY} {FORCE_ROTATE}=...")
     force(kube, str(int(time.time())))
     obj = wait_for(kube, idle_with_history(2), 120)
     if scenario == "failed-rollout":

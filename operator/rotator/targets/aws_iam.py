@@ -46,14 +46,14 @@ import botocore.exceptions
 from pydantic import SecretStr
 
 from rotator.logs import SENSITIVE
-from rotator.models import PermanentError, reasons
+from rotator.models import PermanentError, keys, reasons
 from rotator.models.spec import AWS_KEY_ID_FIELD, AWS_SECRET_FIELD, AwsIamAccessKeyCredential
 from rotator.targets.base import TargetAuthFailed, TargetUnavailable
 from rotator.targets.credential import Credential
 
 FIELD: Final = "spec.credential.awsIamAccessKey"
-OWNER_TAG: Final = "rotator.dev/owner"
-MINTING_TAG: Final = "rotator.dev/minting"
+OWNER_TAG: Final = keys.STORE_OWNER
+MINTING_TAG: Final = keys.TARGET_MINTING
 #: IAM's quota of access keys per user.
 KEYS_PER_USER: Final = 2
 #: Seconds between the attempts of ``authenticate`` while IAM propagates a new key.

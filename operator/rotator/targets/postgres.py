@@ -33,7 +33,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
-from rotator.models import PermanentError, reasons
+from rotator.models import PermanentError, keys, reasons
 from rotator.models.spec import PostgresRoleCredential
 from rotator.targets.base import TargetAuthFailed, TargetUnavailable
 from rotator.targets.credential import Credential
@@ -41,7 +41,7 @@ from rotator.targets.credential import Credential
 FIELD: Final = "spec.credential.postgresRole"
 CONNECT_TIMEOUT: Final = 5
 SCRAM_ITERATIONS: Final = 4096
-OWNER_MARK: Final = "rotator.dev/owner="
+OWNER_MARK: Final = f"{keys.STORE_OWNER}="
 #: SQLSTATE class 28 (invalid authorization) on connect: the credential was refused.
 _AUTH_STATES: Final = ("28P01", "28000")
 

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rotator.models import InvalidSpecError, PermanentError, StoreKind, reasons
+from rotator.models import InvalidSpecError, PermanentError, StoreKind, keys, reasons
 from rotator.models.paths import validate_kv_path
 from rotator.models.spec import RotationPolicySpec
 from rotator.models.store import (
@@ -93,7 +93,7 @@ class ResolvedStore:
 
 def store_path(kind: StoreRefKind, namespace: str, name: str) -> str:
     """The store object's REST path (the policy's namespace for a namespaced store)."""
-    base = "/apis/rotator.dev/v1alpha1"
+    base = f"/apis/{keys.DOMAIN}/v1alpha1"
     if kind is StoreRefKind.CLUSTER_ROTATION_STORE:
         return f"{base}/clusterrotationstores/{name}"
     return f"{base}/namespaces/{namespace}/rotationstores/{name}"
