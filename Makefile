@@ -60,11 +60,14 @@ helm-for-test:
 	else echo "!!!! make test: helm could not be built: the chart tests will be SKIPPED !!!!" >&2; fi
 
 # The engine's in-process tests run under branch coverage (100 % required: every reconcile
-# branch has a test); everything else runs once, without the coverage overhead.
+# branch has a test); everything else runs once, without the coverage overhead. Both stages run
+# on TEST_WORKERS pytest-xdist workers (most tests wait on servers and rollouts, so a worker more
+# than the cores still pays); each worker starts its own servers on free ports, and the real
+# control plane's tests share one worker (tests/realkube/conftest.py).
+TEST_WORKERS ?= 3
 test: $(STAMP) postgres controlplane-for-test helm-for-test lint typecheck layers
-	$(BIN)/coverage run -m pytest -q -p no:cacheprovider tests/engine
-	$(BIN)/coverage report
-	$(BIN)/pytest -q -p no:cacheprovider --durations=25 --ignore=tests/engine
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --cov --cov-branch --cov-report=term-missing tests/engine
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=25 --ignore=tests/engine
 
 bench: $(STAMP) postgres
 	$(BIN)/python -m rotator.bench $(ARGS)

@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.kube", "tests.fixtures.rotation"]
+pytest_plugins = [
+    "tests.fixtures.figures",
+    "tests.fixtures.servers",
+    "tests.fixtures.kube",
+    "tests.fixtures.rotation",
+]

@@ -20,6 +20,7 @@ from rotator.cli import CRASH_EXIT_CODE
 from rotator.sandbox import demo
 from rotator.sandbox.moto_server import MotoServer
 from rotator.targets.aws_iam import MINTING_TAG, OWNER_TAG
+from tests.fixtures.figures import figure
 from tests.fixtures.rotation import NAMESPACE, TARGET_CRASH_POINTS, Bench
 from tests.integration.test_aws_rotation import REGION, AwsBench
 
@@ -121,9 +122,7 @@ class LiveCallers:
                         self.refused.append(f"pod {pod.name} (version {version}, access key {key_id})")
 
 
-def test_twenty_rotations_under_live_sts_calls_refuse_no_consumer(
-    iam: IamBench, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_twenty_rotations_under_live_sts_calls_refuse_no_consumer(iam: IamBench) -> None:
     bench = iam.bench
     iam.seed()
     bench.operator.start()
@@ -135,11 +134,10 @@ def test_twenty_rotations_under_live_sts_calls_refuse_no_consumer(
             status = bench.wait_forced(f"live-{i}")
             assert status["history"][0]["result"] == "Succeeded", status["history"][0]
     elapsed = time.monotonic() - started
-    with capsys.disabled():
-        print(
-            f"\nawsIamAccessKey: {ROTATIONS} rotations in {elapsed:.0f} s under {consumers.attempts} "
-            f"STS calls ({consumers.attempts / elapsed:.0f}/s), {len(consumers.refused)} refused"
-        )
+    figure(
+        f"awsIamAccessKey: {ROTATIONS} rotations in {elapsed:.0f} s under {consumers.attempts} "
+        f"STS calls ({consumers.attempts / elapsed:.0f}/s), {len(consumers.refused)} refused"
+    )
     assert not consumers.refused, consumers.refused[:5]
     assert len(consumers.versions_used) >= ROTATIONS, "every key handed to pods was exercised"
     key_id, secret = bench.secret_value(KEY_ID), bench.secret_value(SECRET_KEY)

@@ -17,11 +17,11 @@ import time
 from collections import Counter
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from rotator.kube import KubeError, policy_path
+from tests.fixtures.figures import figure
 from tests.fixtures.rotation import NAMESPACE, Bench
 
 EXAMPLES = 320
@@ -351,7 +351,7 @@ def has_condition(obj: dict[str, Any]) -> bool:
 
 
 def test_generated_specs_are_refused_by_field_or_get_a_condition_and_never_crash_the_operator(
-    bench: Bench, capsys: pytest.CaptureFixture[str]
+    bench: Bench,
 ) -> None:
     bench.seed(create_policy=False)
     bench.operator.start()
@@ -429,14 +429,13 @@ def test_generated_specs_are_refused_by_field_or_get_a_condition_and_never_crash
     fields = Counter(
         message.split("spec.", 1)[1].split(":", 1)[0].split(" ", 1)[0] for message in refused.values()
     )
-    with capsys.disabled():
-        ordered = sorted(latency) or [0.0]
-        print(
-            f"\nfuzz: {len(refused) + len(accepted)} specs sent in {sent:.1f} s: {len(refused)} refused "
-            f"(422), {len(accepted)} accepted; first condition after median "
-            f"{ordered[len(ordered) // 2]:.2f} s, max {ordered[-1]:.2f} s"
-            f"\n  refused fields: {dict(fields.most_common(12))}"
-            f"\n  Ready reasons: {dict(reasons.most_common())}"
-        )
+    ordered = sorted(latency) or [0.0]
+    figure(
+        f"fuzz: {len(refused) + len(accepted)} specs sent in {sent:.1f} s: {len(refused)} refused "
+        f"(422), {len(accepted)} accepted; first condition after median "
+        f"{ordered[len(ordered) // 2]:.2f} s, max {ordered[-1]:.2f} s"
+        f"\n  refused fields: {dict(fields.most_common(12))}"
+        f"\n  Ready reasons: {dict(reasons.most_common())}"
+    )
     assert len(refused) >= 50, "the generator hardly tried anything hostile"
     assert len(accepted) >= 30, "the generator hardly tried anything plausible"

@@ -28,8 +28,8 @@ from rotator.leader import LeaderElector, LeadershipLost
 from rotator.models import LeaderElection, utcnow
 from rotator.policy.leader import LeaseRecord, claim, lease_spec, record_of
 from rotator.sandbox.operator_process import OperatorProcess
+from tests.fixtures.figures import figure
 from tests.fixtures.rotation import Bench, assert_no_orphan
-from tests.integration.conftest import TAKEOVERS
 
 LEASE_NS = "rotator-system"
 LEASE = "rotator-leader"
@@ -244,7 +244,7 @@ def standby(bench: Bench, tmp_path: Path) -> Iterator[OperatorProcess]:
 
 
 def test_leader_killed_at_random_moments_of_30_rotations_loses_nothing(
-    bench: Bench, standby: OperatorProcess, capsys: pytest.CaptureFixture[str]
+    bench: Bench, standby: OperatorProcess
 ) -> None:
     rng = random.Random(SEED)
     bench.seed()
@@ -285,13 +285,14 @@ def test_leader_killed_at_random_moments_of_30_rotations_loses_nothing(
     text = standby.log_path.read_text(errors="replace")  # the bench scans the first replica's log
     assert not [v for v in bench.seen_values if len(v) >= 8 and v in text], "a value in the standby's log"
 
-    TAKEOVERS.extend(takeovers)
-    with capsys.disabled():
-        print(
-            f"\ntakeover after SIGKILL, {len(takeovers)} kills (lease {DURATION:g} s): "
-            + " ".join(f"{t:.2f}" for t in takeovers)
-            + "; killed during: "
-            + ", ".join(f"{step} {n}" for step, n in sorted(killed_during.items()))
-        )
+    ordered = sorted(takeovers)
+    figure(
+        f"leader takeover after SIGKILL, {len(ordered)} kills (lease {DURATION:g} s): "
+        f"min {ordered[0]:.2f} s, "
+        f"median {ordered[len(ordered) // 2]:.2f} s, max {ordered[-1]:.2f} s; all: "
+        + " ".join(f"{t:.2f}" for t in takeovers)
+        + "; killed during: "
+        + ", ".join(f"{step} {n}" for step, n in sorted(killed_during.items()))
+    )
     assert max(takeovers) < DURATION + 5 * RETRY + 3, "a standby took far longer than the lease duration"
     assert sum(n for step, n in killed_during.items() if step != "idle") >= ROTATIONS // 2, killed_during

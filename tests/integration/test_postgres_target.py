@@ -15,6 +15,7 @@ from psycopg import sql
 from rotator.cli import CRASH_EXIT_CODE
 from rotator.sandbox import demo
 from rotator.sandbox.postgres import PostgresServer
+from tests.fixtures.figures import figure
 from tests.fixtures.postgres_roles import PgTenant, new_tenant
 from tests.fixtures.rotation import NAMESPACE, TARGET_CRASH_POINTS, Bench
 
@@ -117,7 +118,7 @@ class LiveLogins:
 
 
 def test_twenty_rotations_under_live_logins_refuse_no_consumer(
-    bench: Bench, postgres_server: PostgresServer, capsys: pytest.CaptureFixture[str]
+    bench: Bench, postgres_server: PostgresServer
 ) -> None:
     tenant = new_tenant(postgres_server)
     seed(bench, tenant)
@@ -130,11 +131,10 @@ def test_twenty_rotations_under_live_logins_refuse_no_consumer(
             status = bench.wait_forced(f"live-{i}")
             assert status["history"][0]["result"] == "Succeeded", status["history"][0]
     elapsed = time.monotonic() - started
-    with capsys.disabled():
-        print(
-            f"\npostgresRole: {ROTATIONS} rotations in {elapsed:.0f} s under {consumers.attempts} logins "
-            f"({consumers.attempts / elapsed:.0f}/s), {len(consumers.refused)} refused"
-        )
+    figure(
+        f"postgresRole: {ROTATIONS} rotations in {elapsed:.0f} s under {consumers.attempts} logins "
+        f"({consumers.attempts / elapsed:.0f}/s), {len(consumers.refused)} refused"
+    )
     assert not consumers.refused, consumers.refused[:5]
     # The pods' own login loops (the simulator's consumers) agree: never refused, and each
     # rotation's pods logged in before they became ready.

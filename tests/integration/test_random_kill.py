@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 
 import hvac
-import pytest
 
 from rotator.kube import Kube
 from rotator.sandbox import demo
+from tests.fixtures.figures import figure
 from tests.fixtures.rotation import NAMESPACE, Bench, assert_no_orphan
 
 SEED = int(os.environ.get("ROTATOR_KILL_SEED", "90210"))
@@ -108,12 +108,9 @@ def _inside(killed_during: dict[str, int]) -> int:
     return sum(n for step, n in killed_during.items() if step not in ("before", "after"))
 
 
-def test_sigkill_at_random_moments_of_forced_rotations_loses_nothing(
-    bench: Bench, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_sigkill_at_random_moments_of_forced_rotations_loses_nothing(bench: Bench) -> None:
     rng = random.Random(SEED)
-    with capsys.disabled():
-        print(f"\nrandom-kill seed {SEED} (replay: ROTATOR_KILL_SEED={SEED}), {ROTATIONS} rotations")
+    figure(f"random-kill seed {SEED} (replay: ROTATOR_KILL_SEED={SEED}), {ROTATIONS} rotations")
     bench.seed()
     operator = bench.operator
     operator.start()
@@ -147,12 +144,11 @@ def test_sigkill_at_random_moments_of_forced_rotations_loses_nothing(
     finally:
         observer.stop()
     elapsed = time.monotonic() - started
-    with capsys.disabled():
-        print(
-            f"random-kill seed {SEED}: {kills} kills in {elapsed:.0f} s, {observer.polls} observer "
-            f"polls, {len(observer.latest)} distinct latest values; killed during: "
-            + ", ".join(f"{step} {n}" for step, n in sorted(killed_during.items()))
-        )
+    figure(
+        f"random-kill seed {SEED}: {kills} kills in {elapsed:.0f} s, {observer.polls} observer "
+        f"polls, {len(observer.latest)} distinct latest values; killed during: "
+        + ", ".join(f"{step} {n}" for step, n in sorted(killed_during.items()))
+    )
     assert not observer.violations, observer.violations
     assert observer.polls > ROTATIONS
     stale = [sorted(versions) for value, versions in observer.latest.items() if value not in current_values]

@@ -18,6 +18,7 @@ from collections import Counter
 from rotator.kube import secret_path
 from rotator.models.keys import FORCE_ROTATE
 from rotator.sandbox import demo
+from tests.fixtures.figures import figure
 from tests.fixtures.rotation import NAMESPACE, Bench
 
 SECONDS = 5.0
@@ -80,8 +81,8 @@ def test_requests_per_rotation_and_at_rest_from_the_metrics(bench: Bench) -> Non
     time.sleep(1.0)
     after_kube, after_store = _operator_requests(bench)
     kube_used, store_used = after_kube - kube, after_store - store
-    print("kube per rotation:", kube_used.total(), dict(kube_used))
-    print("vault HTTP per rotation:", store_used.total(), dict(store_used))
+    figure(f"kube API requests per rotation: {kube_used.total()} {dict(kube_used)}")
+    figure(f"vault HTTP requests per rotation: {store_used.total()} {dict(store_used)}")
     # No Secret is read: the managed one comes from the watch cache, the store's static token
     # Secret (tokenSecretRef, not watched) from the opener's credential cache (read once per
     # safety resync). Verify looks every 0.1 s here, so its polls vary with the rollout's pace

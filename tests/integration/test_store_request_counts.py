@@ -49,6 +49,7 @@ from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore
 from rotator.stores.base import Store
 from rotator.stores.errors import StoreConflict, StoreRefused, StoreVersionNotFound
 from rotator.stores.vault.kv2 import KV2Cache, VaultKV2Store
+from tests.fixtures.figures import figure
 
 OWNER = "shop/orders-db"
 VAULT_PER_ROTATION = 13
@@ -99,7 +100,7 @@ def test_vault_rotation_costs_13_http_requests(openbao: OpenBaoServer) -> None:
     second = _rotation(wire.store, first)  # the first with an old version: reads the mount config
     wire.sent.clear()
     _rotation(wire.store, second)
-    print("vault HTTP per rotation:", wire.sent.total(), dict(wire.sent))
+    figure(f"vault HTTP on the wire per rotation: {wire.sent.total()} {dict(wire.sent)}")
     assert dict(wire.sent) == {
         "GET metadata": 4,  # start, after staging, promote, revoke
         "GET data": 3,  # the staged value (publish), sync, revoke
@@ -162,7 +163,7 @@ def test_aws_rotation_http_requests(moto_server: MotoServer) -> None:
     second = _rotation(store, first)
     sent.clear()
     _rotation(store, second)
-    print("aws HTTP per rotation:", sent.total(), dict(sent))
+    figure(f"aws HTTP on the wire per rotation: {sent.total()} {dict(sent)}")
     assert dict(sent) == {
         "DescribeSecret": 10,  # every verb, and the re-read after each write
         "ListSecretVersionIds": 9,

@@ -18,6 +18,7 @@ from rotator.sandbox import demo
 from rotator.sandbox.openbao import OpenBaoServer
 from rotator.sandbox.postgres import PostgresServer
 from rotator.steps.checkpoints import Checkpoint
+from tests.fixtures.figures import figure
 from tests.fixtures.rotation import NAMESPACE, TARGET_CRASH_POINTS, Bench
 from tests.fixtures.vault_database import VaultDb, new_vault_db, tenant_policy, tenant_token
 from tests.integration.test_postgres_target import LiveLogins
@@ -51,7 +52,7 @@ def vdb(openbao: OpenBaoServer, postgres_server: PostgresServer) -> VaultDb:
 
 
 def test_twenty_rotations_under_live_logins_refuse_no_consumer_and_leave_one_lease(
-    bench: Bench, vdb: VaultDb, capsys: pytest.CaptureFixture[str]
+    bench: Bench, vdb: VaultDb
 ) -> None:
     seed(bench, vdb)
     bench.operator.start()
@@ -63,11 +64,10 @@ def test_twenty_rotations_under_live_logins_refuse_no_consumer_and_leave_one_lea
             status = bench.wait_forced(f"live-{i}")
             assert status["history"][0]["result"] == "Succeeded", status["history"][0]
     elapsed = time.monotonic() - started
-    with capsys.disabled():
-        print(
-            f"\nvaultDatabase: {ROTATIONS} rotations in {elapsed:.0f} s under {consumers.attempts} logins "
-            f"({consumers.attempts / elapsed:.0f}/s), {len(consumers.refused)} refused"
-        )
+    figure(
+        f"vaultDatabase: {ROTATIONS} rotations in {elapsed:.0f} s under {consumers.attempts} logins "
+        f"({consumers.attempts / elapsed:.0f}/s), {len(consumers.refused)} refused"
+    )
     assert not consumers.refused, consumers.refused[:5]
     assert len(consumers.versions_used) >= ROTATIONS, "every credential handed to pods was exercised"
     status = bench.wait(lambda obj: bool((obj.get("status") or {}).get("lease")), what="lease recorded")[

@@ -27,17 +27,13 @@ from rotator.sandbox.realkube import (
     ensure_built,
     missing_binaries,
 )
+from tests.fixtures.figures import figure
 
 HERE = Path(__file__).resolve().parent
 
-STARTUP: dict[str, float] = {}
-"""'real_kube' -> seconds from start() to nodes Ready, for the session summary."""
-
-TIMINGS: dict[str, float] = {}
-"""Test name -> wall seconds (the operator tests on the real control plane), for the summary."""
-
 _SKIP_REASON: list[str] = []
-"""Why the real-cluster tests were skipped (outside CI), repeated in the session summary."""
+"""Why the real-cluster tests were skipped (outside CI), repeated in the session summary; read
+from the skip reports, so the process printing the summary knows it under pytest-xdist too."""
 
 _SKIPPED: list[str] = []
 """Node ids of the tests here that were skipped, counted in the banner."""
@@ -52,6 +48,14 @@ def _in_ci() -> bool:
 
 def _build_wanted() -> bool:
     return _in_ci() or os.environ.get("ROTATOR_BUILD_CONTROLPLANE") == "1"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist every test here runs on one worker: one control plane per run, not one
+    per worker (it is the heaviest fixture of the suite)."""
+    for item in items:
+        if Path(str(item.path)).is_relative_to(HERE):
+            item.add_marker(pytest.mark.xdist_group("realkube"))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -77,7 +81,6 @@ def _bin_dir() -> Path:
     except ControlPlaneUnavailable as exc:
         if _in_ci():
             pytest.fail(f"the control plane is unavailable under CI: {exc}")
-        _SKIP_REASON.append(str(exc))
         pytest.skip(f"REAL CONTROL PLANE UNAVAILABLE: {exc}")
     if missing:
         reason = (
@@ -86,7 +89,6 @@ def _bin_dir() -> Path:
         )
         if _in_ci():
             pytest.fail(reason)
-        _SKIP_REASON.append(reason)
         pytest.skip(f"REAL CONTROL PLANE NOT BUILT: {reason}")
     return bin_dir
 
@@ -98,7 +100,7 @@ def real_kube() -> Iterator[RealKubeServer]:
     try:
         server.start()
         if server.startup_seconds is not None:
-            STARTUP["real_kube"] = server.startup_seconds
+            figure(f"real control plane startup: {server.startup_seconds:.1f} s")
         yield server
     finally:
         workdirs = [c.workdir for c in server.components] + [server.workdir]
@@ -128,16 +130,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             red=True,
         )
         terminalreporter.write_sep("!", red=True)
-    if STARTUP:
-        seconds = STARTUP["real_kube"]
-        terminalreporter.write_line(f"real control plane startup: {seconds:.1f} s")
-    for name, seconds in TIMINGS.items():
-        terminalreporter.write_line(f"real control plane: {name} {seconds:.1f} s")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped and Path(report.fspath).resolve().is_relative_to(HERE):
         _SKIPPED.append(report.nodeid)
+        if isinstance(report.longrepr, tuple) and not _SKIP_REASON:
+            _SKIP_REASON.append(str(report.longrepr[2]))
 
 
 @pytest.hookimpl(hookwrapper=True)

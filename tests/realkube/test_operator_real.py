@@ -31,7 +31,7 @@ from rotator.sandbox.operator_process import OperatorProcess
 from rotator.sandbox.realkube import FAULT_LABEL, FAULT_NEVER_READY, RealKubeServer
 from rotator.steps.checkpoints import Checkpoint
 from rotator.workloads.health import rollout_health
-from tests.realkube.conftest import TIMINGS
+from tests.fixtures.figures import figure
 from tests.realkube.test_control_plane import kubectl, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -301,7 +301,7 @@ def cluster(
             for process in bench.operators:
                 print(f"--- {process.log_path}\n{log_tail(process, 80)}")
         leaks = bench.close()
-        TIMINGS[request.node.name] = time.monotonic() - began
+        figure(f"real control plane: {request.node.name} {time.monotonic() - began:.1f} s")
     assert not leaks, leaks
 
 

@@ -30,7 +30,7 @@ from rotator.sandbox.processes import (
     sandbox_processes,
     tcp_ok,
 )
-from tests.fixtures.servers import STARTUP_TIMES
+from tests.fixtures.servers import report_startup
 
 S = TypeVar("S", bound=LocalServer)
 
@@ -94,7 +94,7 @@ def test_openbao_pause_keeps_data_restart_same_port_loses_it(own_openbao: OpenBa
 
     server.start()
     assert server.startup_seconds is not None
-    STARTUP_TIMES["openbao (restart)"] = server.startup_seconds
+    report_startup("openbao (restart)", server.startup_seconds)
     assert (server.port, server.root_token) == (port, token)
     assert server.pid != old_pid
     with pytest.raises(hvac.exceptions.InvalidPath):
@@ -206,7 +206,7 @@ def test_postgres_pause_restart_keep_data_and_stop_by_postmaster_pid() -> None:
     server = _own(PostgresServer())
     with server:
         assert server.startup_seconds is not None
-        STARTUP_TIMES["postgres (own, incl. initdb)"] = server.startup_seconds
+        report_startup("postgres (own, incl. initdb)", server.startup_seconds)
         postmaster = server.postmaster_pid
         assert postmaster is not None
         assert postmaster in server.started_pids
@@ -220,7 +220,7 @@ def test_postgres_pause_restart_keep_data_and_stop_by_postmaster_pid() -> None:
         assert not pid_alive(postmaster)
         server.start()
         assert server.startup_seconds is not None
-        STARTUP_TIMES["postgres (restart)"] = server.startup_seconds
+        report_startup("postgres (restart)", server.startup_seconds)
         with psycopg.connect(server.dsn, connect_timeout=5) as conn:
             assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'kept'").fetchone() == (1,)
 
@@ -278,7 +278,7 @@ def test_no_server_process_survives() -> None:
     for kind in kinds:
         server = _own(kind())
         with server:
-            STARTUP_TIMES.setdefault(f"{server.name} (own)", server.startup_seconds or 0.0)
+            report_startup(f"{server.name} (own)", server.startup_seconds)
     assert OWN_SERVERS
     for server in OWN_SERVERS:
         server.close()  # idempotent; no-op for the already closed
