@@ -286,19 +286,6 @@ def test_two_tenants_share_a_cluster_store_each_under_its_own_prefix(bench: Benc
     assert value("team-a") != value("team-b")
 
 
-def test_the_operator_allowlist_refuses_other_addresses(bench: Bench, listener: Listener) -> None:
-    bench.seed(create_policy=False, deployment=False)
-    tenant(bench, EVIL)
-    vault = {"address": listener.address, "auth": {"kubernetes": {"role": "anything"}}}
-    bench.kube.create(demo.store_collection(EVIL), store(EVIL, "mine", vault))
-    bench.kube.create(policy_path(EVIL), policy(EVIL, "mine"))
-    bench.operator.extra_args = ("--allowed-store-address", bench.vault.address)
-    bench.operator.start()
-    refused = wait_reason(bench, EVIL, "StoreNotAllowed")
-    assert listener.address in refused["message"]
-    assert listener.requests == []
-
-
 # --- AWS: a tenant's endpoint -----------------------------------------------------------------
 AWS_REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/"
@@ -473,12 +460,12 @@ def test_a_tenants_aws_endpoint_sees_only_the_tenants_identity(bench: Bench, mot
         bench.operator.extra_env = dict(OPERATOR_AWS)
         bench.operator.start()
 
-        for name in ("web", "keys"):  # the tenant's own identities work: whole rotations
-            bench.wait(
-                lambda o, name=name: bool(secret_values(bench, EVIL, f"{name}-credentials")),
-                60,
-                f"{name} rotated",
-            )
+        # The tenant's own identities work: whole rotations, through its endpoint.
+        bench.wait(
+            lambda o: all(secret_values(bench, EVIL, f"{n}-credentials") for n in ("web", "keys")),
+            60,
+            "web and keys rotated",
+        )
         login = "spec.awsSecretsManager.auth.webIdentity (service account evil/rotator)"
         for name in ("hollow-empty", "hollow-none"):
             refused = wait_ready(bench, EVIL, name, "StoreAuthFailed")
@@ -540,3 +527,44 @@ def test_a_tenants_aws_endpoint_sees_only_the_tenants_identity(bench: Bench, mot
         | {TENANT_KEYS[1], OTHER_KEYS[1], STOLEN, bench.vault.root_token},
     )
     assert not leaks, leaks
+
+
+def test_the_operator_allowlist_refuses_other_addresses(
+    bench: Bench, listener: Listener, moto_server: MotoServer
+) -> None:
+    """``--allowed-store-address`` (Vault URLs and ``aws:REGION:ENDPOINT``): a store elsewhere is
+    refused before any request, health check included, with a condition naming the field; a
+    store at an allowed AWS address still rotates (the AWS form matches what it should)."""
+    bench.seed(create_policy=False, deployment=False)
+    tenant(bench, EVIL)
+    demo.create(
+        bench.kube,
+        f"/api/v1/namespaces/{EVIL}/secrets",
+        keys_secret(EVIL, "tenant-keys", TENANT_KEYS, opted_in=True),
+    )
+    vault = {"address": listener.address, "auth": {"kubernetes": {"role": "anything"}}}
+    bench.kube.create(demo.store_collection(EVIL), store(EVIL, "mine", vault))
+    bench.kube.create(policy_path(EVIL), policy(EVIL, "mine"))
+    keys = {"accessKeySecretRef": {"name": "tenant-keys"}}
+    run = uuid.uuid4().hex[:8]
+    with Listener(tenant_aws(moto_server.endpoint_url)) as aws_listener:
+        for name, endpoint in (("aws-mine", aws_listener.address), ("aws-moto", moto_server.endpoint_url)):
+            bench.kube.create(demo.store_collection(EVIL), aws_store(EVIL, name, endpoint, keys))
+            bench.kube.create(policy_path(EVIL), named_policy(EVIL, name, name, f"{run}/{name}"))
+        allowed = (bench.vault.address, f"aws:{AWS_REGION}:{moto_server.endpoint_url}")
+        bench.operator.extra_args = tuple(arg for a in allowed for arg in ("--allowed-store-address", a))
+        bench.operator.start()
+        refused = wait_reason(bench, EVIL, "StoreNotAllowed")
+        assert "spec.storeRef: RotationStore mine: address " + listener.address in refused["message"]
+        refused = wait_ready(bench, EVIL, "aws-mine", "StoreNotAllowed")
+        endpoint = f"aws:{AWS_REGION}:{aws_listener.address}"
+        assert f"spec.storeRef: RotationStore aws-mine: address {endpoint}" in refused["message"]
+        assert "--allowed-store-address" in refused["message"]
+        bench.wait(lambda o: bool(secret_values(bench, EVIL, "aws-moto-credentials")), 60, "aws-moto rotated")
+        stores = {s["metadata"]["name"]: s for s in bench.kube.list(demo.store_collection(EVIL))}
+        store_ready = next(c for c in stores["aws-mine"]["status"]["conditions"] if c["type"] == "Ready")
+        assert store_ready["reason"] == "StoreNotAllowed", "the store's own Ready says so too"
+        bench.operator.stop()
+    assert listener.requests == []
+    assert aws_listener.requests == [], "not even the store's health check"
+    assert bench.kube.get_secret(EVIL, "aws-mine-credentials") is None
