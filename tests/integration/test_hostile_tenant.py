@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import hvac
+import hvac.exceptions
 import pytest
 
 from rotator.kube import KubeError, policy_path
@@ -568,3 +570,149 @@ def test_the_operator_allowlist_refuses_other_addresses(
     assert listener.requests == []
     assert aws_listener.requests == [], "not even the store's health check"
     assert bench.kube.get_secret(EVIL, "aws-mine-credentials") is None
+
+
+# --- Vault: reserved mounts, KV v1, dot segments -----------------------------------------------
+RESERVED = ("sys", "identity", "cubbyhole", "auth", "token")
+STORE_CRD = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/rotationstores.rotator.dev"
+POLICY_CRD = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/rotationpolicies.rotator.dev"
+
+
+def loosen(bench: Bench, crd_path: str, *fields: tuple[str, ...]) -> None:
+    """Drop the CRD's pattern and CEL rules on these fields (property names below ``spec``):
+    the API then admits what a cluster without CEL (or with an edited CRD) would, and only the
+    operator's own checks stand between the tenant and Vault."""
+    crd = bench.kube.get(crd_path)
+    assert crd is not None
+    for version in crd["spec"]["versions"]:
+        spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        for names in fields:
+            schema = spec
+            for name in names:
+                schema = schema["properties"][name]
+            schema.pop("pattern", None)
+            schema.pop("x-kubernetes-validations", None)
+    bench.kube.replace(crd_path, crd)
+
+
+def vault_state(bench: Bench, kv1_mount: str) -> dict[str, Any]:
+    """What a write anywhere in Vault would change, read with the root token."""
+    client = bench.vault_client()
+
+    def listed(path: str, method: str = "LIST") -> Any:
+        try:
+            response = client.adapter.request(method, f"/v1/{path}")
+        except hvac.exceptions.InvalidPath:
+            return None
+        return response.json()["data"] if hasattr(response, "json") else response["data"]
+
+    return {
+        "policies": listed("sys/policies/acl"),
+        "mounts": sorted(listed("sys/mounts", "GET")),
+        "auth methods": sorted(listed("sys/auth", "GET")),
+        "tokens": listed("auth/token/accessors"),
+        "entities": listed("identity/entity/id"),
+        "root token's cubbyhole": listed("cubbyhole"),
+        "kv v1 mount": listed(kv1_mount),
+        "kv v2 under evil/": listed("secret/metadata/evil"),
+        "kv v2 under shop/": listed("secret/metadata/shop"),
+    }
+
+
+def test_reserved_mounts_and_dot_segments_are_refused_by_the_api(bench: Bench) -> None:
+    """The CRDs refuse a store on one of Vault's own mounts and any '.' or '..' segment with 422
+    Invalid naming the field: nothing reaches the operator."""
+    bench.seed(create_policy=False, deployment=False)
+    tenant(bench, EVIL)
+    token = {"tokenSecretRef": {"name": demo.TOKEN_SECRET}}
+    cases: list[tuple[dict[str, Any], str]] = [
+        *(
+            ({"address": bench.vault.address, "kvMount": mount, "auth": token}, "spec.vault.kvMount")
+            for mount in (*RESERVED[:4], "sys/x", "secret/../sys", "./secret", "secret/..")
+        ),
+    ]
+    for vault, field in cases:
+        with pytest.raises(KubeError) as refused:
+            bench.kube.create(demo.store_collection(EVIL), store(EVIL, "bad", vault))
+        assert refused.value.status == 422, vault
+        assert field in str(refused.value), vault
+    for prefix in ("{namespace}/../shop/", "../{namespace}/", "{namespace}/./"):
+        body = store(EVIL, "bad", {"address": bench.vault.address, "auth": token})
+        body["spec"]["pathPrefix"] = prefix
+        with pytest.raises(KubeError) as refused:
+            bench.kube.create(demo.store_collection(EVIL), body)
+        assert refused.value.status == 422, prefix
+        assert "spec.pathPrefix" in str(refused.value), prefix
+    assert bench.kube.list(demo.store_collection(EVIL)) == []
+
+
+def test_the_operator_refuses_reserved_mounts_kv1_and_dot_segments_itself(bench: Bench) -> None:
+    """With the CRD's rules gone (a cluster without CEL, an edited CRD), a tenant holding even
+    Vault's root token aims stores and policies at Vault's own mounts, at a KV v1 mount and out
+    of its prefix with '..': each policy gets a condition naming the field, nothing is written
+    anywhere in Vault (read back with the root token) and no Secret is created."""
+    bench.seed(create_policy=False, deployment=False)
+    tenant(bench, EVIL)
+    loosen(bench, STORE_CRD, ("vault", "kvMount"), ("pathPrefix",))
+    loosen(bench, POLICY_CRD, ("path",))
+    demo.create(
+        bench.kube, f"/api/v1/namespaces/{EVIL}/secrets", demo.token_secret(EVIL, bench.vault.root_token)
+    )
+    kv1 = "kv1-" + uuid.uuid4().hex[:8]
+    client = bench.vault_client()
+    client.sys.enable_secrets_engine("kv", path=kv1, options={"version": "1"})
+    run = uuid.uuid4().hex[:8]
+    stores: dict[str, tuple[dict[str, Any], str]] = {
+        **{f"mount-{m}": ({"kvMount": m}, "db") for m in RESERVED},
+        "mount-dots": ({"kvMount": "secret/../sys"}, "db"),
+        "mount-kv1": ({"kvMount": kv1}, "db"),
+        "prefix-dots": ({"pathPrefix": "{namespace}/../shop/"}, f"{run}/db"),
+        "path-dots": ({}, f"../shop/{run}/db"),
+    }
+    expected = {
+        **{f"mount-{m}": ("StoreInvalid", "spec.vault.kvMount") for m in RESERVED},
+        "mount-dots": ("StoreInvalid", "spec.vault.kvMount"),
+        "mount-kv1": ("StoreInvalid", "spec.vault.kvMount"),
+        "prefix-dots": ("StoreInvalid", "spec.pathPrefix"),
+        "path-dots": ("InvalidSpec", "spec.path"),
+    }
+    try:
+        for name, (overrides, path) in stores.items():
+            vault = {
+                "address": bench.vault.address,
+                "auth": {"tokenSecretRef": {"name": demo.TOKEN_SECRET}},
+                **{k: v for k, v in overrides.items() if k != "pathPrefix"},
+            }
+            body = store(EVIL, name, vault)
+            if "pathPrefix" in overrides:
+                body["spec"]["pathPrefix"] = overrides["pathPrefix"]
+            bench.kube.create(demo.store_collection(EVIL), body)
+            bench.kube.create(policy_path(EVIL), named_policy(EVIL, name, name, path))
+        before = vault_state(bench, kv1)
+        assert f"{kv1}/" in before["mounts"], "the state is read, not a row of Nones"
+        assert "root" in before["policies"]["keys"]
+        bench.operator.start()
+        bench.wait(
+            lambda o: all(ready(bench, EVIL, name).get("status") == "False" for name in stores),
+            60,
+            "every policy refused",
+        )
+        conditions = {name: ready(bench, EVIL, name) for name in stores}
+        got = {
+            name: (c["reason"], field)
+            for name, c in conditions.items()
+            for field in [expected[name][1]]
+            if field in c["message"]
+        }
+        assert got == expected, conditions
+        # The KV v1 mount passed every static check: Vault's answer about the mount refused it.
+        assert "is not a KV version 2 engine (type 'kv', version 1)" in conditions["mount-kv1"]["message"]
+        bench.operator.stop()
+        assert vault_state(bench, kv1) == before, "something was written to Vault"
+    finally:
+        client.sys.disable_secrets_engine(kv1)
+    assert [s["metadata"]["name"] for s in bench.kube.list(f"/api/v1/namespaces/{EVIL}/secrets")] == [
+        demo.TOKEN_SECRET
+    ], "no Secret was created"
+    leaks = scan(bench, ("shop", EVIL), minted_tokens(bench) | {bench.vault.root_token})
+    assert not leaks, leaks
