@@ -26,7 +26,7 @@ from rotator.models.keys import STORE_CREDENTIAL_LABEL
 from rotator.sandbox import demo
 from rotator.sandbox.kube_server import ADMIN_TOKEN
 from rotator.sandbox.moto_server import MotoServer
-from tests.fixtures.rotation import Bench
+from tests.fixtures.rotation import PUBLIC_KEYS, Bench
 
 EVIL = "evil"
 CLUSTER_STORES = "/apis/rotator.dev/v1alpha1/clusterrotationstores"
@@ -102,6 +102,62 @@ class Listener:
 def listener() -> Iterator[Listener]:
     with Listener() as server:
         yield server
+
+
+def minted_tokens(bench: Bench) -> set[str]:
+    """Every token the emulator knows: those it minted (TokenRequest) and the operator's own."""
+    return set(bench.kube_server.call(lambda emulator: list(emulator.tokens)))
+
+
+def secret_data_everywhere(bench: Bench) -> set[str]:
+    """Every value any Secret in the cluster holds, but for the keys that are public by design
+    (a username, an access key id)."""
+    values = set()
+    for namespace in bench.kube.list("/api/v1/namespaces"):
+        for found in bench.kube.list(f"/api/v1/namespaces/{namespace['metadata']['name']}/secrets"):
+            for key, encoded in (found.get("data") or {}).items():
+                if key not in PUBLIC_KEYS:
+                    values.add(base64.b64decode(encoded).decode(errors="replace"))
+    return values
+
+
+def scan(bench: Bench, values: set[str], metrics: str) -> list[str]:
+    """Where any of ``values`` shows in what the operator leaves behind: its log, its metrics,
+    the Events, policies and stores (status included) of every namespace, the cluster stores."""
+    log = bench.operator.log_path
+    haystacks = {"operator log": log.read_text(errors="replace") if log.exists() else "", "metrics": metrics}
+    for namespace in (n["metadata"]["name"] for n in bench.kube.list("/api/v1/namespaces")):
+        haystacks[f"{namespace} events"] = repr(bench.kube.list(f"/api/v1/namespaces/{namespace}/events"))
+        haystacks[f"{namespace} policies"] = repr(bench.kube.list(policy_path(namespace)))
+        haystacks[f"{namespace} stores"] = repr(bench.kube.list(demo.store_collection(namespace)))
+    haystacks["cluster stores"] = repr(bench.kube.list(CLUSTER_STORES))
+    return sorted(
+        f"{value[:4]}... appears in the {where}"
+        for value in values
+        if len(value) >= 8
+        for where, text in haystacks.items()
+        if value in text
+    )
+
+
+@pytest.fixture(autouse=True)
+def scanned(bench: Bench) -> Iterator[set[str]]:
+    """After each test, nothing the operator leaves behind shows a secret: no value of any
+    Secret (generated credentials, store credentials, the unlabelled ones a tenant tried to
+    reach), no minted or operator token, no secret half of the operator's AWS identity, and no
+    value the test adds to the set this fixture yields (credentials STS handed out)."""
+    extra: set[str] = set()
+    yield extra
+    metrics = bench.metrics_text()
+    bench.operator.stop()
+    values = (
+        extra
+        | secret_data_everywhere(bench)
+        | minted_tokens(bench)
+        | {OPERATOR_AWS["AWS_SECRET_ACCESS_KEY"], OPERATOR_AWS["AWS_SESSION_TOKEN"], STOLEN}
+    )
+    leaks = scan(bench, values, metrics)
+    assert not leaks, leaks
 
 
 def ready(bench: Bench, namespace: str, name: str = demo.POLICY) -> dict[str, str]:
@@ -403,35 +459,9 @@ def sts_credentials(listener: Listener) -> list[dict[str, str]]:
     return found
 
 
-def scan(bench: Bench, namespaces: tuple[str, ...], values: set[str]) -> list[str]:
-    """Where any of ``values`` shows in what the operator leaves behind: its log, the Events,
-    the policies and stores (status included) of these namespaces."""
-    haystacks = {
-        "operator log": bench.operator.log_path.read_text(errors="replace")
-        if bench.operator.log_path.exists()
-        else "",
-        "metrics": bench.metrics_text(),
-    }
-    for namespace in namespaces:
-        haystacks[f"{namespace} events"] = repr(bench.kube.list(f"/api/v1/namespaces/{namespace}/events"))
-        haystacks[f"{namespace} policies"] = repr(bench.kube.list(policy_path(namespace)))
-        haystacks[f"{namespace} stores"] = repr(bench.kube.list(demo.store_collection(namespace)))
-    haystacks["cluster stores"] = repr(bench.kube.list(CLUSTER_STORES))
-    return sorted(
-        f"{value[:4]}... appears in the {where}"
-        for value in values
-        if len(value) >= 8
-        for where, text in haystacks.items()
-        if value in text
-    )
-
-
-def minted_tokens(bench: Bench) -> set[str]:
-    """Every token the emulator ever minted (TokenRequest) or knows (the operator's own)."""
-    return set(bench.kube_server.call(lambda emulator: list(emulator.tokens)))
-
-
-def test_a_tenants_aws_endpoint_sees_only_the_tenants_identity(bench: Bench, moto_server: MotoServer) -> None:
+def test_a_tenants_aws_endpoint_sees_only_the_tenants_identity(
+    bench: Bench, moto_server: MotoServer, scanned: set[str]
+) -> None:
     """A tenant points RotationStores at an AWS endpoint it runs (a proxy to moto that records
     everything and fakes STS answers for two roles) with every auth variant a store has. Only
     the tenant's own identity ever reaches it: the minted token of its service account, the keys
@@ -510,25 +540,10 @@ def test_a_tenants_aws_endpoint_sees_only_the_tenants_identity(bench: Bench, mot
     for value in (*OPERATOR_AWS.values(), ADMIN_TOKEN, *OTHER_KEYS, *STOLEN_KEYS, bench.vault.root_token):
         assert value not in seen, f"{value[:4]}... reached the tenant's listener"
 
-    # Nothing captured shows a generated value, a minted token or a key.
-    generated = {
-        v
-        for name in ("web", "keys")
-        for v in secret_values(bench, EVIL, f"{name}-credentials")
-        if len(v) >= 16
-    }
-    assert generated
-    leaks = scan(
-        bench,
-        ("shop", EVIL),
-        generated
-        | minted_tokens(bench)
-        | {c["SecretAccessKey"] for c in issued}
-        | session_tokens
-        | {OPERATOR_AWS["AWS_SECRET_ACCESS_KEY"], OPERATOR_AWS["AWS_SESSION_TOKEN"]}
-        | {TENANT_KEYS[1], OTHER_KEYS[1], STOLEN, bench.vault.root_token},
-    )
-    assert not leaks, leaks
+    generated = {v for n in ("web", "keys") for v in secret_values(bench, EVIL, f"{n}-credentials")}
+    assert generated, "the leak scan (fixture scanned) has generated values to look for"
+    scanned.update(c["SecretAccessKey"] for c in issued)
+    scanned.update(session_tokens)
 
 
 def test_the_operator_allowlist_refuses_other_addresses(
@@ -714,5 +729,3 @@ def test_the_operator_refuses_reserved_mounts_kv1_and_dot_segments_itself(bench:
     assert [s["metadata"]["name"] for s in bench.kube.list(f"/api/v1/namespaces/{EVIL}/secrets")] == [
         demo.TOKEN_SECRET
     ], "no Secret was created"
-    leaks = scan(bench, ("shop", EVIL), minted_tokens(bench) | {bench.vault.root_token})
-    assert not leaks, leaks
