@@ -536,7 +536,8 @@ def test_a_tenants_aws_endpoint_sees_only_the_tenants_identity(
         for line in r.splitlines()
         if line.lower().startswith("x-amz-security-token:")
     }
-    assert sent_tokens <= session_tokens
+    assert sent_tokens, "the web identity's session token was used"
+    assert sent_tokens <= session_tokens, "only session tokens STS gave the tenant's minted token"
     for value in (*OPERATOR_AWS.values(), ADMIN_TOKEN, *OTHER_KEYS, *STOLEN_KEYS, bench.vault.root_token):
         assert value not in seen, f"{value[:4]}... reached the tenant's listener"
 
