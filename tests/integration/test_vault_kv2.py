@@ -222,10 +222,14 @@ def test_store_refuses_a_path_or_mount_that_leaves_its_kv_engine(
     openbao: OpenBaoServer, mount: str, path: str
 ) -> None:
     client = vault_client(openbao.address, openbao.root_token, 2.0)
-    with pytest.raises(StoreRefused) as caught:
+    # A bad mount is the store's kvMount (a StoreInvalid condition); a bad path, a refusal.
+    expected = StoreRefused if mount == "secret" else StoreMountError
+    with pytest.raises(expected) as caught:
         VaultKV2Store(client, mount, path)
     assert repr(mount) in str(caught.value)
     assert repr(path) in str(caught.value)
+    if expected is StoreMountError:
+        assert "spec.vault.kvMount" in str(caught.value)
 
 
 @pytest.fixture

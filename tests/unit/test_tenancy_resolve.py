@@ -310,20 +310,30 @@ def test_the_allowlist_is_checked_after_the_namespace_is_allowed() -> None:
 
 def test_a_namespaced_store_reads_credentials_only_from_its_own_namespace() -> None:
     resolved = resolve(NS, policy(), vault_store(), {})
-    assert resolved.credential_namespace(None) == NS
-    assert resolved.credential_namespace(NS) == NS
+    field = "vault.auth.tokenSecretRef"
+    assert resolved.credential_namespace(None, field) == NS
+    assert resolved.credential_namespace(NS, field) == NS
     error = refused(
-        reasons.STORE_INVALID, "only from its own namespace", resolved.credential_namespace, "kube-system"
+        reasons.STORE_INVALID,
+        "only from its own namespace",
+        resolved.credential_namespace,
+        "kube-system",
+        field,
     )
     assert "'shop'" in str(error)
     assert "'kube-system'" in str(error)
+    assert "spec.vault.auth.tokenSecretRef.namespace" in str(error), "names the field"
 
 
 def test_a_cluster_store_must_name_its_credential_namespace() -> None:
     resolved = resolve(NS, cluster_policy(), cluster_store(), {})
-    assert resolved.credential_namespace("rotator") == "rotator"
-    assert resolved.credential_namespace(NS) == NS
-    refused(reasons.STORE_INVALID, "must name the namespace", resolved.credential_namespace, None)
+    field = "awsSecretsManager.auth.accessKeySecretRef"
+    assert resolved.credential_namespace("rotator", field) == "rotator"
+    assert resolved.credential_namespace(NS, field) == NS
+    error = refused(
+        reasons.STORE_INVALID, "must name the namespace", resolved.credential_namespace, None, field
+    )
+    assert f"spec.{field}.namespace" in str(error), "names the field"
 
 
 # ----------------------------------------------------------------------------------- pinning

@@ -184,7 +184,7 @@ class StoreOpener:
         self, resolved: ResolvedStore, name: str, declared_namespace: str | None, field_name: str
     ) -> tuple[str, Mapping[str, Any] | None]:
         """A credential Secret, where the tenancy rules allow it and only if it opted in."""
-        namespace = resolved.credential_namespace(declared_namespace)
+        namespace = resolved.credential_namespace(declared_namespace, field_name)
         where = f"{resolved.ref} spec.{field_name}: Secret {namespace}/{name}"
         secret = self._credential_secret(namespace, name)
         labels = ((secret or {}).get("metadata") or {}).get("labels") or {}

@@ -72,21 +72,23 @@ class ResolvedStore:
             location["endpointUrl"] = aws.endpoint
         return location
 
-    def credential_namespace(self, declared: str | None) -> str:
+    def credential_namespace(self, declared: str | None, field: str) -> str:
         """Where a static credential's Secret may live: the namespaced store's own namespace, or
-        the namespace the cluster store's admin wrote down (required there)."""
+        the namespace the cluster store's admin wrote down (required there). ``field`` is the
+        store's Secret reference (``vault.auth.tokenSecretRef``), named in a refusal."""
+        where = f"{self.ref} spec.{field}.namespace"
         if self.store_namespace is not None:
             if declared not in (None, self.store_namespace):
                 raise PermanentError(
                     reasons.STORE_INVALID,
-                    f"{self.ref}: a namespaced store reads credentials only from its own namespace "
+                    f"{where}: a namespaced store reads credentials only from its own namespace "
                     f"{self.store_namespace!r}, not {declared!r}",
                 )
             return self.store_namespace
         if declared is None:
             raise PermanentError(
                 reasons.STORE_INVALID,
-                f"{self.ref}: a cluster store must name the namespace of its credential Secret",
+                f"{where}: a cluster store must name the namespace of its credential Secret",
             )
         return declared
 

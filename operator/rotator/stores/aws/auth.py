@@ -1,8 +1,10 @@
 """AWS authentication for the Secrets Manager store: the client, and static keys from a Secret.
 
-Without a key Secret the default credential chain applies (environment, IRSA web identity,
-instance profile), which refreshes its own credentials. A key Secret is read with the caller's
-``read_secret`` and validated without ever echoing what it holds.
+A store's session always carries explicit credentials: the keys of its opted-in Secret, or those
+STS gave for the namespace's minted token. It never falls back to boto3's default credential
+chain, which would sign requests to the store's endpoint (one a tenant may run) with the
+operator's own AWS identity (environment, IRSA, instance profile). A key Secret is read with the
+caller's ``read_secret`` and validated without ever echoing what it holds.
 """
 
 from __future__ import annotations
@@ -66,17 +68,22 @@ class AwsSession:
     built once and reused. The Secrets Manager store uses ``secretsmanager``; an
     ``awsIamAccessKey`` target uses ``iam`` with the same identity, and ``client_as`` to check a
     key it minted. ``endpoint_url`` (an AWS-compatible server such as moto) applies to every
-    service. boto3 sessions are not thread-safe (clients are): the lock guards building."""
+    service. boto3 sessions are not thread-safe (clients are): the lock guards building.
+
+    Both keys are required and non-empty (StoreAuthError otherwise): boto3 treats empty keys as
+    none and would sign with the operator's own identity instead (see the module's docstring)."""
 
     def __init__(
         self,
         region: str,
-        endpoint_url: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
+        endpoint_url: str | None,
+        access_key_id: str,
+        secret_access_key: str,
         timeout: float = 5.0,
         session_token: str | None = None,
     ) -> None:
+        if not access_key_id or not secret_access_key:
+            raise StoreAuthError("no AWS access key: refusing to fall back to the operator's own identity")
         self.region = region
         self.endpoint_url = endpoint_url
         self.timeout = timeout
@@ -84,7 +91,7 @@ class AwsSession:
         self._session: Any = boto3.session.Session(
             aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
-            aws_session_token=session_token,
+            aws_session_token=session_token or None,
         )
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -167,7 +174,11 @@ def assume_web_identity(
     except botocore.exceptions.ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         raise StoreAuthError(f"STS AssumeRoleWithWebIdentity for {role_arn} refused: {code}") from None
-    credentials = answer["Credentials"]
+    credentials = answer.get("Credentials") or {}
+    if not all(credentials.get(k) for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")):
+        # An endpoint a tenant runs can answer anything: empty keys would make boto3 fall back
+        # to the operator's own identity for every later request to that endpoint.
+        raise StoreAuthError(f"STS AssumeRoleWithWebIdentity for {role_arn} answered without credentials")
     expiry = credentials.get("Expiration")
     return TemporaryCredentials(
         credentials["AccessKeyId"],

@@ -250,10 +250,16 @@ class VaultKV2Store:
         sleep: Callable[[float], None] | None = None,
         cache: KV2Cache | None = None,
     ) -> None:
+        # Defence in depth: the spec validates these too, but a store must never be built on a
+        # path that leaves its mount ("..", "//") or on one of Vault's own endpoints. A bad mount
+        # is the store admin's kvMount (StoreMountError: a condition naming that field).
         try:
-            # Defence in depth: the spec validates these too, but a store must never be built on
-            # a path that leaves its mount ("..", "//") or on one of Vault's own endpoints.
-            self.mount = validate_kv_mount(mount, "mount")
+            self.mount = validate_kv_mount(mount, "spec.vault.kvMount")
+        except InvalidSpecError as exc:
+            raise StoreMountError(
+                f"vault {mount!r} / {path!r}: refused: {exc}; nothing was written"
+            ) from None
+        try:
             self.path = validate_kv_path(path, "path")
         except InvalidSpecError as exc:
             raise StoreRefused(f"vault {mount!r} / {path!r}: refused: {exc}") from None
@@ -484,7 +490,7 @@ class VaultKV2Store:
         """
         if self.mount in self._cache.mounts:
             return
-        where = f"{self.location}: mount {self.mount!r}"
+        where = f"{self.location}: spec.vault.kvMount: mount {self.mount!r}"
         try:
             response = self._call(
                 "read_mount",
