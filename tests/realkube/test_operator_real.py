@@ -78,7 +78,7 @@ def install(
             .get("availableReplicas")
             == 2
         ),
-        timeout=60,
+        timeout=180,  # the scheduler and kwok share the machine with the rest of the suite
     )
     kubectl(real_kubeconfig, "scale", "-n", SYSTEM, "deployment/rotator", "--replicas=0")
     return Install(kube, real_kubeconfig, tmp_path_factory.mktemp("operator"))
@@ -149,7 +149,7 @@ class Cluster:
             if faulty:
                 body["spec"]["template"]["metadata"]["labels"][FAULT_LABEL] = FAULT_NEVER_READY
             self.kube.create(f"/apis/apps/v1/namespaces/{ns}/deployments", body)
-            wait_for("the consumer to roll out", lambda: rollout_complete(self.deployment()), timeout=60)
+            wait_for("the consumer to roll out", lambda: rollout_complete(self.deployment()), timeout=120)
         if policy:
             target = demo.DEPLOYMENT if deployment and restart_targets else None
             self.kube.create(policy_path(ns), self.policy_body(target, extra_spec))

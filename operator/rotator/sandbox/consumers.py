@@ -109,6 +109,10 @@ class PodLogins:
     def _run(self, state: _Pod) -> None:
         while not state.stop.is_set():
             ok = _login(state.conninfo)
+            if state.stop.is_set():
+                # Deleted while this login was in flight: a kubelet would have killed the
+                # container; the answer is nobody's any more (the old role may be locked by now).
+                break
             state.attempts += 1
             if not ok:
                 state.failures += 1
