@@ -339,6 +339,7 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
 async def _store_loop(runtime: Runtime, kind: StoreRefKind, key: Key) -> None:
     _, namespace, name = key
     wake = runtime.waker(key)
+    conflicts = 0  # checks in a row whose status write met a newer resourceVersion
     while True:
         wake.clear()
         if not runtime.leading():  # one writer of store status too
@@ -356,14 +357,23 @@ async def _store_loop(runtime: Runtime, kind: StoreRefKind, key: Key) -> None:
                 runtime.store_health,
                 runtime.clock(),
                 runtime.allowed_addresses,
+                conflicts=conflicts,
+                settings=runtime.deps.settings,
             )
-            _post(obj, checked.events)
-            recheck = runtime.store_recheck
-            if checked.awaiting_secret:
-                recheck = min(recheck, runtime.deps.settings.credential_secret_recheck)
+            if checked.stale:  # decided on a stale read: nothing written, nothing to post
+                conflicts += 1
+                recheck = checked.retry_after
+            else:
+                conflicts = 0
+                _post(obj, checked.events)
+                recheck = runtime.store_recheck
+                if checked.awaiting_secret:
+                    recheck = min(recheck, runtime.deps.settings.credential_secret_recheck)
         except Exception:
             log.warning("health check of %s %s failed", kind, "/".join(key[1:]), exc_info=True)
             recheck = runtime.store_recheck
+        if recheck <= 0:
+            continue
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=recheck)
 
