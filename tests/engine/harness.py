@@ -12,6 +12,7 @@ Every reconcile returns what the issue asks the engine tests to look at: the sta
 from __future__ import annotations
 
 import base64
+import copy
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -75,6 +76,8 @@ class CountingKube(Kube):
     def __init__(self, api_client: Any, request_timeout: float = 10.0) -> None:
         self.requests: Counter[tuple[str, str]] = Counter()
         self.status_answers: list[tuple[str, str | None, int]] = []
+        #: The body of every policy status write, in order (the merge patch as sent).
+        self.status_patches: list[dict[str, Any]] = []
         super().__init__(api_client, request_timeout, on_request=self._count)
 
     def _count(self, verb: str, resource: str) -> None:
@@ -84,6 +87,7 @@ class CountingKube(Kube):
         self, namespace: str, name: str, status: Mapping[str, Any], *, resource_version: str | None
     ) -> dict[str, Any]:
         self.status_writes += 1
+        self.status_patches.append(copy.deepcopy(dict(status)))
         return super().patch_policy_status(namespace, name, status, resource_version=resource_version)
 
     def patch_status(
