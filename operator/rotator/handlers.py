@@ -6,7 +6,8 @@ RotationPolicy gets one asyncio task that loops
 back to back (requeue 0) and waits on rollouts at a short poll, an idle policy only needs a look
 at its due time or every `idle_resync` seconds. Every RotationStore / ClusterRotationStore gets a
 task that re-checks its health every `store_recheck` seconds (within seconds while its static
-credential Secret is missing: creating it is the fix, and should take effect at once).
+credential Secret is missing: creating it is the fix, and should take effect at once; at once,
+then with backoff, when its status write met a newer resourceVersion).
 
 Drift is found by watching, not by polling: the operator watches the Secrets it manages (label
 ``app.kubernetes.io/managed-by=rotator``, a server-side label selector: never all Secrets) and
