@@ -129,16 +129,25 @@ class TemporaryCredentials:
 
 
 def sts_client(
-    region: str, endpoint_url: str | None, access_key_id: str, secret_access_key: str, timeout: float
+    region: str,
+    endpoint_url: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    timeout: float,
+    session_token: str | None = None,
 ) -> Any:
-    """An STS client with static keys (for the store's health check: GetCallerIdentity)."""
+    """An STS client for the store's health check (GetCallerIdentity): signed with these keys, or
+    unsigned without keys (only to see that STS answers: no credential of any kind is sent)."""
     config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
+    if access_key_id is None:
+        config = config.merge(Config(signature_version=botocore.UNSIGNED))
     return boto3.session.Session().client(
         "sts",
         region_name=region,
         endpoint_url=endpoint_url,
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
+        aws_session_token=session_token,
         config=config,
     )
 
