@@ -29,7 +29,7 @@ import requests
 
 from rotator.models import reasons
 from rotator.models.store import AwsConnection, VaultConnection
-from rotator.stores.aws.auth import assume_web_identity, sts_client
+from rotator.stores.aws.auth import assume_web_identity, sts_answers, sts_client
 from rotator.stores.errors import StoreAuthError, StoreUnavailable
 from rotator.stores.vault.auth import connect, vault_kubernetes_login
 
@@ -113,13 +113,15 @@ def check_aws(
     where = f"AWS {aws.region}" + (f" at {aws.endpoint}" if aws.endpoint else "")
     if login is not None:
         return _aws_login(aws, where, timeout, login)
+    if keys is None:
+        try:
+            url = sts_answers(aws.region, aws.endpoint, timeout)
+        except StoreUnavailable as exc:
+            return Health(False, reasons.STORE_UNAVAILABLE, f"{where}: {exc}")
+        return Health(
+            True, reasons.STORE_READY, f"{where}: STS at {url} reachable; web identity {PER_NAMESPACE}"
+        )
     try:
-        if keys is None:
-            # No credential to check: an unsigned request, answered (with a refusal, from real
-            # AWS) by a reachable STS.
-            with contextlib.suppress(botocore.exceptions.ClientError):
-                sts_client(aws.region, aws.endpoint, None, None, timeout).get_caller_identity()
-            return Health(True, reasons.STORE_READY, f"{where}: STS reachable; web identity {PER_NAMESPACE}")
         sts_client(aws.region, aws.endpoint, keys[0], keys[1], timeout).get_caller_identity()
     except botocore.exceptions.ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))

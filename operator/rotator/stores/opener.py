@@ -158,12 +158,16 @@ class StoreOpener:
         mount_path: str = "",
     ) -> IdentityLogin | None:
         """A namespaced store's login as its namespace's service account; None for a cluster store
-        (no namespace is its own). Either way audiences the API server accepts are refused now."""
+        (no namespace is its own). Either way audiences the API server accepts are refused first,
+        before the store's address is contacted (a namespaced store's with what the API server
+        says, a cluster store's with what is known so far)."""
         where = f"{resolved.ref} spec.{field_name}"
         check_audiences(identity.audiences, self.api_audiences.known(), f"{where}.audiences")
         if resolved.store_namespace is None:
             return None
         namespace = resolved.namespace
+        accepted = self.api_audiences.learn(self.kube, namespace, identity.service_account)
+        check_audiences(identity.audiences, accepted, f"{where}.audiences")
 
         def token() -> str:
             return self._mint(resolved, identity, field_name).token

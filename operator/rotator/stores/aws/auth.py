@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import botocore
 import botocore.exceptions
+import requests
 from botocore.config import Config
 
 from rotator.stores.errors import StoreAuthError, StoreUnavailable
@@ -136,11 +137,8 @@ def sts_client(
     timeout: float,
     session_token: str | None = None,
 ) -> Any:
-    """An STS client for the store's health check (GetCallerIdentity): signed with these keys, or
-    unsigned without keys (only to see that STS answers: no credential of any kind is sent)."""
+    """An STS client with these keys (for the store's health check: GetCallerIdentity)."""
     config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
-    if access_key_id is None:
-        config = config.merge(Config(signature_version=botocore.UNSIGNED))
     return boto3.session.Session().client(
         "sts",
         region_name=region,
@@ -150,6 +148,22 @@ def sts_client(
         aws_session_token=session_token,
         config=config,
     )
+
+
+def sts_answers(region: str, endpoint_url: str | None, timeout: float) -> str:
+    """Whether STS answers at all: one plain GET of its endpoint, carrying no credential of any
+    kind (any HTTP status will do); returns the URL asked. StoreUnavailable when nothing answers."""
+    config = Config(signature_version=botocore.UNSIGNED)
+    url: str = (
+        boto3.session.Session()
+        .client("sts", region_name=region, endpoint_url=endpoint_url, config=config)
+        .meta.endpoint_url
+    )
+    try:
+        requests.get(url, timeout=timeout, allow_redirects=False).close()
+    except requests.exceptions.RequestException as exc:
+        raise StoreUnavailable(f"STS at {url}: {type(exc).__name__}") from None
+    return url
 
 
 def assume_web_identity(
