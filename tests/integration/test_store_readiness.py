@@ -20,14 +20,19 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 
-from rotator.kube import KubeError, policy_path
+from rotator.kube import Kube, KubeError, policy_path
+from rotator.models import PermanentError
 from rotator.sandbox import demo
 from rotator.sandbox.kube_emulator import API_SERVER_AUDIENCE
+from rotator.sandbox.kube_server import KubeServer
 from rotator.sandbox.moto_server import MotoServer
+from rotator.tenancy.identity import KNOWN_API_AUDIENCES, ApiAudiences, mint_token, token_audiences
 from tests.fixtures.rotation import Bench
 from tests.integration.test_vault_kubernetes_auth import configure_vault, tenant
 
@@ -318,3 +323,41 @@ def test_a_store_with_no_audience_is_refused_by_the_api(bench: Bench) -> None:
         bench.kube.create(demo.store_collection("shop"), namespaced_store("shop", "empty", {"vault": vault}))
     assert refused.value.status == 422
     assert "spec.vault.auth.kubernetes.audiences" in str(refused.value)
+
+
+# --- learning the API server's audiences and minting (no operator) -----------------------------
+
+WHERE = "RotationStore/vault spec.vault.auth.kubernetes.audiences"
+
+
+@pytest.fixture
+def cluster(kube_api: kubernetes.client.ApiClient, kube_server: KubeServer) -> Kube:
+    kube = Kube(kube_api)
+    demo.create(kube, "/api/v1/namespaces", demo.namespace("shop"))
+    demo.create(kube, "/api/v1/namespaces/shop/serviceaccounts", demo.service_account("shop"))
+    return kube
+
+
+def test_without_an_in_pod_token_the_api_server_is_asked_once(
+    cluster: Kube, kube_server: KubeServer, tmp_path: Path
+) -> None:
+    issuer = "https://issuer.cluster-7.example"
+    kube_server.call(lambda emulator: setattr(emulator, "api_audiences", (issuer,)))
+    audiences = ApiAudiences(token_file=tmp_path / "absent")
+    assert audiences.learn(cluster, "shop", "rotator") == KNOWN_API_AUDIENCES | {issuer}
+    minted = kube_server.call(lambda emulator: len(emulator.tokens))
+    assert audiences.learn(cluster, "shop", "rotator") == KNOWN_API_AUDIENCES | {issuer}
+    assert kube_server.call(lambda emulator: len(emulator.tokens)) == minted, "learned once"
+    with pytest.raises(PermanentError, match="is an audience of the Kubernetes API server"):
+        mint_token(cluster, "shop", "rotator", (issuer,), api_audiences=audiences, where=WHERE)
+
+
+def test_a_token_is_minted_for_the_stores_own_audience(cluster: Kube, tmp_path: Path) -> None:
+    audiences = ApiAudiences(token_file=tmp_path / "absent")
+    minted = mint_token(cluster, "shop", "rotator", ("vault",), api_audiences=audiences, where=WHERE)
+    assert token_audiences(minted.token) == {"vault"}
+    assert minted.token not in repr(minted)
+    with pytest.raises(PermanentError, match="is an audience of the Kubernetes API server"):
+        mint_token(cluster, "shop", "rotator", (API_SERVER_AUDIENCE,), api_audiences=audiences, where=WHERE)
+    with pytest.raises(PermanentError, match="must name at least one audience"):
+        mint_token(cluster, "shop", "rotator", (), api_audiences=audiences, where=WHERE)
