@@ -107,23 +107,27 @@ def assert_no_token_shown(bench: Bench, *paths: str) -> None:
 
 
 class Listener:
-    """An address a store's author controls: records every request, answers 403."""
+    """An address a store's author controls: records every request, answers 403 (a Vault-shaped
+    refusal, or ``body`` as ``content_type``)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        body: bytes = json.dumps({"errors": ["permission denied"]}).encode(),
+        content_type: str = "application/json",
+    ) -> None:
         self.requests: list[str] = []
         listener = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode(errors="replace") if length else ""
-                listener.requests.append(f"{self.command} {self.path}\n{self.headers}\n{body}")
-                payload = json.dumps({"errors": ["permission denied"]}).encode()
+                asked = self.rfile.read(length).decode(errors="replace") if length else ""
+                listener.requests.append(f"{self.command} {self.path}\n{self.headers}\n{asked}")
                 self.send_response(403)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(payload)
+                self.wfile.write(body)
 
             do_GET = do_POST = do_PUT = _answer
 
@@ -225,6 +229,41 @@ def test_a_namespaced_aws_store_assumes_its_role_and_asks_who_it_is(
     web = [i for i in minted_tokens(bench).values() if i.audiences == ("sts.amazonaws.com",)]
     assert [i.username for i in web] == ["system:serviceaccount:shop:rotator"]
     assert_no_token_shown(bench, store_path("shop", "aws"))
+
+
+STS_ACCESS_DENIED = b"""<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+<Error><Type>Sender</Type><Code>AccessDenied</Code>
+<Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message></Error>
+<RequestId>c0ffee</RequestId></ErrorResponse>"""
+
+
+def test_a_namespaced_aws_store_whose_role_refuses_the_service_account_is_not_ready(bench: Bench) -> None:
+    """An STS that refuses the web identity (moto never does; this one answers AWS's AccessDenied):
+    StoreAuthFailed naming the field, the role and the service account. What reached the store's
+    address is a token for the store's audience only, never one the API server accepts."""
+    sts = Listener(STS_ACCESS_DENIED, "text/xml")
+    try:
+        bench.seed(create_policy=False, deployment=False)
+        demo.create(bench.kube, "/api/v1/namespaces/shop/serviceaccounts", demo.service_account("shop"))
+        aws = {"region": "us-east-1", "endpoint": sts.address, "auth": {"webIdentity": {"roleArn": ROLE_ARN}}}
+        store = namespaced_store("shop", "aws", {"awsSecretsManager": aws})
+        bench.kube.create(demo.store_collection("shop"), store)
+        bench.operator.start()
+        ready = wait_ready(bench, store_path("shop", "aws"), lambda c: c["status"] != "Unknown")
+        assert (ready["status"], ready["reason"]) == ("False", "StoreAuthFailed"), ready
+        assert ready["message"].startswith(
+            "RotationStore/aws spec.awsSecretsManager.auth.webIdentity (service account shop/rotator): "
+        )
+        assert "arn:aws:iam::123456789012:role/rotator-shop refused: AccessDenied" in ready["message"]
+        sent = [r for r in sts.requests if "AssumeRoleWithWebIdentity" in r]
+        assert sent, "the login was tried"
+        tokens = minted_tokens(bench)
+        carried = [t for t in tokens if any(t in r for r in sts.requests)]
+        assert [tokens[t].audiences for t in carried] == [("sts.amazonaws.com",)] * len(carried) != []
+        assert all(tokens[t].username == "system:serviceaccount:shop:rotator" for t in carried)
+        assert_no_token_shown(bench, store_path("shop", "aws"))
+    finally:
+        sts.stop()
 
 
 # --- cluster stores: the endpoint answers; logins per namespace -----------------------------------
