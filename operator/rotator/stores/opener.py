@@ -3,9 +3,10 @@
 Clients are cached because building them per reconcile would mean a TLS handshake and a login
 on every tick. Every identity is the namespace's (DESIGN §6): Vault Kubernetes auth and AWS web
 identity log in with a token minted for a service account *of the policy's namespace*
-(``rotator.tenancy.identity``); static credentials are read from a Secret the store's admin named,
-and only when that Secret is labelled ``rotator.dev/store-credential=true``. A session is renewed
-shortly before it expires, or at once after the store refused it (``auth_failed``).
+(``rotator.tenancy.identity``, which never mints one for an audience the API server accepts);
+static credentials are read from a Secret the store's admin named, and only when that Secret is
+labelled ``rotator.dev/store-credential=true``. A session is renewed shortly before it expires, or
+at once after the store refused it (``auth_failed``).
 
 A credential Secret read is reused for ``credential_ttl`` seconds (the operator passes its safety
 resync, 10 minutes): a rotation opens the store at every step and the store loop re-checks its
@@ -293,6 +294,7 @@ class StoreOpener:
                 role,
                 resolved.namespace,
                 kubernetes.service_account,
+                ",".join(kubernetes.audiences),  # an edit re-mints, and meets the audience rule
             )
             cached = self._cached(policy, key)
             if cached is not None:
@@ -330,7 +332,14 @@ class StoreOpener:
         web = aws.auth.web_identity
         if web is not None:
             role_arn = web.role_arn.replace(NAMESPACE_PLACEHOLDER, resolved.namespace)
-            key = (*connection, "web", role_arn, resolved.namespace, web.service_account)
+            key = (
+                *connection,
+                "web",
+                role_arn,
+                resolved.namespace,
+                web.service_account,
+                ",".join(web.audiences),
+            )
             cached = self._cached(policy, key)
             if cached is not None:
                 return cached
