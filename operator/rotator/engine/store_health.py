@@ -1,6 +1,11 @@
 """A store's own status: ``Ready`` says whether its spec is valid, its address allowed, its server
-reachable and its static credential accepted — so an admin sees a broken store before any policy
-trips over it. One reconcile: check, set the condition (Event when it changes), write if changed.
+reachable and its credential accepted — so an admin sees a broken store before any policy trips
+over it. One reconcile: check, set the condition (Event when it changes), write if changed.
+
+The check is injected (``StoreOpener.health``, ``rotator.stores.health``): a static credential is
+tried as is, a namespaced store's own namespace really logs in, and a cluster store, which has no
+namespace of its own, proves that its endpoint answers (its logins are proven per namespace, at
+each policy's first login).
 
 The write carries the ``resourceVersion`` of the object the check read, as a policy's does
 (:mod:`rotator.engine.draft`): if anyone wrote the store since (a spec edit, a deposed leader
