@@ -6,7 +6,8 @@ RotationPolicy gets one asyncio task that loops
 back to back (requeue 0) and waits on rollouts at a short poll, an idle policy only needs a look
 at its due time or every `idle_resync` seconds. Every RotationStore / ClusterRotationStore gets a
 task that re-checks its health every `store_recheck` seconds (within seconds while its static
-credential Secret is missing: creating it is the fix, and should take effect at once).
+credential Secret is missing: creating it is the fix, and should take effect at once; at once,
+then with backoff, when its status write met a newer resourceVersion).
 
 Drift is found by watching, not by polling: the operator watches the Secrets it manages (label
 ``app.kubernetes.io/managed-by=rotator``, a server-side label selector: never all Secrets) and
@@ -339,6 +340,7 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
 async def _store_loop(runtime: Runtime, kind: StoreRefKind, key: Key) -> None:
     _, namespace, name = key
     wake = runtime.waker(key)
+    conflicts = 0  # checks in a row whose status write met a newer resourceVersion
     while True:
         wake.clear()
         if not runtime.leading():  # one writer of store status too
@@ -356,14 +358,23 @@ async def _store_loop(runtime: Runtime, kind: StoreRefKind, key: Key) -> None:
                 runtime.store_health,
                 runtime.clock(),
                 runtime.allowed_addresses,
+                conflicts=conflicts,
+                settings=runtime.deps.settings,
             )
-            _post(obj, checked.events)
-            recheck = runtime.store_recheck
-            if checked.awaiting_secret:
-                recheck = min(recheck, runtime.deps.settings.credential_secret_recheck)
+            if checked.stale:  # decided on a stale read: nothing written, nothing to post
+                conflicts += 1
+                recheck = checked.retry_after
+            else:
+                conflicts = 0
+                _post(obj, checked.events)
+                recheck = runtime.store_recheck
+                if checked.awaiting_secret:
+                    recheck = min(recheck, runtime.deps.settings.credential_secret_recheck)
         except Exception:
             log.warning("health check of %s %s failed", kind, "/".join(key[1:]), exc_info=True)
             recheck = runtime.store_recheck
+        if recheck <= 0:
+            continue
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=recheck)
 

@@ -371,13 +371,20 @@ class Kube:
     def patch_policy_status(
         self, namespace: str, name: str, status: Mapping[str, Any], *, resource_version: str | None
     ) -> JsonObject:
-        """Merge-patch .status. ``resource_version`` is the version the status was computed from:
-        a write by anyone since (another replica, a human, Kopf's annotations) makes this a
-        KubeConflict instead of a blind overwrite. None only where nothing was read first."""
+        return self.patch_status(policy_path(namespace, name), status, resource_version=resource_version)
+
+    def patch_status(
+        self, path: str, status: Mapping[str, Any], *, resource_version: str | None
+    ) -> JsonObject:
+        """Merge-patch the ``/status`` subresource of the object at ``path``. ``resource_version``
+        is the version the status was computed from: a write by anyone since (another replica, a
+        human, Kopf's annotations) makes this a KubeConflict instead of a blind overwrite. None
+        only where nothing was read first (a test's hand edit). The answer is the object as
+        stored, so a watched object's cache entry moves with it (and is dropped on a 409)."""
         body: dict[str, Any] = {"status": dict(status)}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        return self.merge_patch(policy_path(namespace, name) + "/status", body)
+        return self._written(path, lambda: self.merge_patch(path + "/status", body))
 
     # --- Leases (leader election) ----------------------------------------------------------
     def get_lease(self, namespace: str, name: str) -> JsonObject | None:

@@ -12,6 +12,7 @@ Every reconcile returns what the issue asks the engine tests to look at: the sta
 from __future__ import annotations
 
 import base64
+import copy
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -20,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rotator import engine
-from rotator.kube import Kube, WatchCache, policy_path, secret_path, watched_object
+from rotator.kube import Kube, KubeError, WatchCache, policy_path, secret_path, watched_object
 from rotator.metrics import Metrics
 from rotator.models import PolicyRef, RotationPolicyStatus, Settings, Step
 from rotator.models.store import StoreRefKind
@@ -74,6 +75,9 @@ class CountingKube(Kube):
 
     def __init__(self, api_client: Any, request_timeout: float = 10.0) -> None:
         self.requests: Counter[tuple[str, str]] = Counter()
+        self.status_answers: list[tuple[str, str | None, int]] = []
+        #: The body of every policy status write, in order (the merge patch as sent).
+        self.status_patches: list[dict[str, Any]] = []
         super().__init__(api_client, request_timeout, on_request=self._count)
 
     def _count(self, verb: str, resource: str) -> None:
@@ -83,7 +87,21 @@ class CountingKube(Kube):
         self, namespace: str, name: str, status: Mapping[str, Any], *, resource_version: str | None
     ) -> dict[str, Any]:
         self.status_writes += 1
+        self.status_patches.append(copy.deepcopy(dict(status)))
         return super().patch_policy_status(namespace, name, status, resource_version=resource_version)
+
+    def patch_status(
+        self, path: str, status: Mapping[str, Any], *, resource_version: str | None
+    ) -> dict[str, Any]:
+        """Every status write (policies' and stores') as the API answered it:
+        ``status_answers`` gets (path, resourceVersion sent, HTTP status)."""
+        try:
+            written = super().patch_status(path, status, resource_version=resource_version)
+        except KubeError as exc:
+            self.status_answers.append((path, resource_version, exc.status))
+            raise
+        self.status_answers.append((path, resource_version, 200))
+        return written
 
 
 @dataclass

@@ -63,7 +63,7 @@ CASES = {
         ("False", reasons.STORE_NOT_OWNED),
         [reasons.STORE_NOT_OWNED],
         60.0,
-        message="set spec.store.*.adopt=true",
+        message="set spec.adopt: true to take it over",
     ),
     "foreign-path-adopted-when-asked": Case(
         foreign_path_adopted,

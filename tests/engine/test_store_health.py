@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from rotator.engine.store_health import check_store
+from rotator.kube import WatchCache, watched_object
 from rotator.models import PermanentError, PolicyRef, RotationPolicyStatus, reasons
 from rotator.models.store import StoreRefKind
+from rotator.policy.backoff import retry_delay
 from rotator.sandbox import demo
 from rotator.stores.base import Store
 from rotator.stores.health import Health
 from rotator.stores.opener import StoreOpener
 from rotator.stores.vault.auth import token_from_secret
 from rotator.tenancy.resolve import ResolvedStore
-from tests.engine.harness import NS, T0, EngineBench
+from tests.engine.harness import NS, T0, CountingKube, EngineBench
 
 STORE = f"/apis/rotator.dev/v1alpha1/namespaces/{NS}/rotationstores/vault"
 
@@ -151,3 +153,52 @@ def test_a_policy_waiting_for_its_token_secret_recovers_at_the_short_recheck(ben
     bench.kube.create_secret(NS, demo.token_secret(NS, "root"))
     started = bench.reconcile(open_store=open_store)
     assert started.status.rotation is not None, "the next look, seconds later, goes on"
+
+
+def test_a_store_changed_between_read_and_write_is_checked_again_from_the_new_object(
+    bench: EngineBench,
+) -> None:
+    """Optimistic status for stores as for policies (issue 9, item 2): the write carries the
+    resourceVersion read, so an edit made while the check ran gets it refused (409); that
+    decision is dropped whole, status and Events; the re-check, at once, reads the store anew
+    (the watch cache forgot the stale copy) and its write lands, computed from the new spec."""
+    bench.seed()
+    kube = bench.kube
+    assert isinstance(kube, CountingKube)
+    kube.cache = WatchCache(watched_object)  # as the operator reads stores: from its watch
+    read = stored(bench)
+    kube.cache.put(read)
+    moved = "http://vault-2.invalid:8200"
+
+    def check_while_an_admin_edits(resolved: ResolvedStore) -> Health:
+        kube.merge_patch(STORE, {"spec": {"vault": {"address": moved}}})
+        return healthy(resolved)
+
+    first = check_store(read, StoreRefKind.ROTATION_STORE, kube, check_while_an_admin_edits, T0)
+    assert (first.stale, first.events, first.retry_after) == (True, [], 0.0)
+    assert kube.status_answers == [(STORE, read["metadata"]["resourceVersion"], 409)]
+    fresh = stored(bench)  # through the cache, as the loop reads it
+    assert fresh["metadata"]["generation"] == 2, "the refused write dropped the stale cached copy"
+    assert not (fresh.get("status") or {}).get("conditions"), "nothing of the stale decision stored"
+
+    second = check_store(fresh, StoreRefKind.ROTATION_STORE, kube, healthy, T0, conflicts=1)
+    assert not second.stale
+    assert kube.status_answers[-1] == (STORE, fresh["metadata"]["resourceVersion"], 200)
+    assert [(e.reason, e.message) for e in second.events] == [(reasons.STORE_READY, f"{moved} reachable")]
+    assert ready(bench) == ("True", reasons.STORE_READY, f"{moved} reachable")
+    assert stored(bench)["status"]["observedGeneration"] == 2
+    assert kube.cache.lookup(STORE)[1] == kube.get(STORE), "the cache holds the write's answer"
+
+
+def test_conflicts_in_a_row_on_a_store_back_off(bench: EngineBench) -> None:
+    bench.seed()
+    read = stored(bench)
+    bench.kube.merge_patch(STORE, {"metadata": {"annotations": {"example.com/touched": "1"}}})
+    checked = check_store(
+        read, StoreRefKind.ROTATION_STORE, bench.kube, healthy, T0, conflicts=3, settings=bench.settings
+    )
+    seed = f"{StoreRefKind.ROTATION_STORE}/{NS}/vault"
+    expected = retry_delay(2, base=bench.settings.backoff_base, cap=bench.settings.backoff_cap, seed=seed)
+    assert checked.stale
+    assert checked.retry_after == expected > 0
+    assert not (stored(bench).get("status") or {}).get("conditions")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from rotator.cli import build_parser, leader_election_settings
+from rotator.models import LeaderElection
 from tests.helm import CHART, documents, helm_binary, helm_template, kustomize, normalised, run
 
 MONITORING = (
@@ -19,6 +21,7 @@ MONITORING = (
     "metrics.prometheusRule.enabled=true",
     "metrics.dashboard.enabled=true",
 )
+TIMINGS = ("lease_duration", "renew_deadline", "retry_period")
 MODES = {
     "cluster": ("manifests", ("createNamespace=true",)),
     "namespaced": ("manifests/namespaced", ("createNamespace=true", "mode=namespaced", "namespaces={shop}")),
@@ -90,3 +93,45 @@ def test_values_shape_the_deployment(helm: Path) -> None:
 def test_namespaced_mode_without_namespaces_is_refused(helm: Path) -> None:
     with pytest.raises(AssertionError, match="mode=namespaced needs at least one entry in namespaces"):
         helm_template(helm, "mode=namespaced")
+
+
+def operator_args(*settings: str, helm: Path) -> list[str]:
+    objects = normalised(documents(helm_template(helm, *settings)))
+    deployment = objects["apps/v1", "Deployment", "rotator-system", "rotator"]
+    args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args
+
+
+def test_lease_timings_default_to_rotator_runs_own(helm: Path) -> None:
+    """leaderElection.* render as the --leader-election-* flags; by default the values a bare
+    ``rotator run`` uses (its flag defaults, which are ``LeaderElection``'s documented ones)."""
+    args = operator_args(helm=helm)
+    rendered, bare = build_parser().parse_args(["run", *args]), build_parser().parse_args(["run"])
+    for timing in TIMINGS:
+        flag = f"leader_election_{timing}"
+        assert "--" + flag.replace("_", "-") in args
+        assert getattr(rendered, flag) == getattr(bare, flag) == getattr(LeaderElection(), timing), flag
+
+
+def test_lease_timings_are_values(helm: Path) -> None:
+    args = operator_args(
+        "leaderElection.leaseDuration=30",
+        "leaderElection.renewDeadline=20",
+        "leaderElection.retryPeriod=2.5",
+        helm=helm,
+    )
+    election = leader_election_settings(build_parser().parse_args(["run", *args]))
+    assert (election.lease_duration, election.renew_deadline, election.retry_period) == (30.0, 20.0, 2.5)
+    assert election.enabled
+
+
+REFUSED = "leaderElection needs leaseDuration > renewDeadline > 1.2 x retryPeriod > 0"
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["leaderElection.leaseDuration=10", "leaderElection.renewDeadline=2.4", "leaderElection.retryPeriod=0"],
+)
+def test_lease_timings_the_operator_would_refuse_are_refused_by_the_chart(helm: Path, setting: str) -> None:
+    with pytest.raises(AssertionError, match=REFUSED.replace(".", r"\.")):
+        helm_template(helm, setting)

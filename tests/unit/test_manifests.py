@@ -1,5 +1,6 @@
 """Safe manifest parsing: alias bombs, oversized and deeply nested input are refused quickly, with
-the file named; ordinary multi-document files parse as before. Also ``rotator validate`` on them."""
+the file named; ordinary multi-document files parse as before. Also ``rotator validate`` on them,
+and the shipped install: two replicas under leader election (manifests and chart alike)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rotator import cli
+from rotator.models import LeaderElection
 from rotator.models.manifests import (
     MAX_DEPTH,
     MAX_MANIFEST_BYTES,
@@ -15,6 +17,8 @@ from rotator.models.manifests import (
     load_manifests,
     parse_manifests,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 POLICY = """\
 apiVersion: rotator.dev/v1alpha1
@@ -160,3 +164,42 @@ def test_validate_accepts_a_multi_document_file(tmp_path: Path, capsys: pytest.C
     both = tmp_path / "both.yaml"
     both.write_text(POLICY + "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n" + POLICY)
     assert validate(capsys, both) == (0, [f"{both}: orders-db: ok", f"{both}: orders-db: ok"])
+
+
+# --- the shipped install ------------------------------------------------------------------------
+
+
+def test_the_shipped_deployment_runs_two_replicas_under_leader_election() -> None:
+    """manifests/base/deployment.yaml: two replicas, so a standby is running when the leader
+    dies; only the Lease holder reconciles (leader election on, as its args parse with the real
+    CLI), in the pod's namespace, under the pod's name; the Lease timings are the documented ones."""
+    (deployment,) = load_manifests(ROOT / "manifests" / "base" / "deployment.yaml")
+    assert deployment["kind"] == "Deployment"
+    assert deployment["spec"]["replicas"] == 2
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = cli.build_parser().parse_args(["run", *container["args"]])
+    assert args.leader_election, "two replicas without leader election would both rotate"
+    election = cli.leader_election_settings(args)
+    defaults = LeaderElection()
+    assert (election.lease_duration, election.renew_deadline, election.retry_period) == (
+        defaults.lease_duration,
+        defaults.renew_deadline,
+        defaults.retry_period,
+    )
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in container["env"]}
+    assert env["POD_NAMESPACE"] == "metadata.namespace", "the Lease lives in the operator's namespace"
+    assert env["POD_NAME"] == "metadata.name", "the holder identity names the pod"
+    (kustomization,) = load_manifests(ROOT / "manifests" / "base" / "kustomization.yaml")
+    assert "leader-election-role.yaml" in kustomization["resources"], "the Lease verbs are granted"
+
+
+def test_the_chart_runs_two_replicas_by_default() -> None:
+    (values,) = load_manifests(ROOT / "charts" / "rotator" / "values.yaml")
+    assert values["replicas"] == 2
+    defaults = LeaderElection()
+    assert values["leaderElection"] == {
+        "leaseDuration": defaults.lease_duration,
+        "renewDeadline": defaults.renew_deadline,
+        "retryPeriod": defaults.retry_period,
+    }
+    assert "--leader-election" not in " ".join(values["extraArgs"]), "on unless turned off"

@@ -100,5 +100,5 @@ def test_non_strings_are_refused(value: object) -> None:
 
 def test_the_field_name_is_the_callers() -> None:
     with pytest.raises(InvalidSpecError) as caught:
-        validate_kv_path("../x", "spec.store.vault.path")
-    assert caught.value.field == "spec.store.vault.path"
+        validate_kv_path("../x", "status.rotation.storeLocation.path")
+    assert caught.value.field == "status.rotation.storeLocation.path"

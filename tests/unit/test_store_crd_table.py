@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from rotator.models import InvalidSpecError
+from rotator.models import paths as paths_mod
 from rotator.models import spec as spec_mod
 from rotator.models import store as store_mod
 from rotator.models.store import StoreRefKind, parse_store_spec
@@ -212,6 +213,7 @@ GOOD: list[Any] = [
         id="cluster-token-in-named-namespace",
     ),
     pytest.param(edit(VT, _vault(lambda v: v.update(kvMount="sys-kv/team.a"))), id="mount-named-like-sys"),
+    pytest.param(edit(VT, _vault(lambda v: v.update(kvMount="tokens/Sys"))), id="mount-named-like-token"),
     pytest.param(
         edit(CS, lambda s: s["namespaces"]["selector"].update(matchLabels={"example.com/tier": ""})),
         id="cluster-selector-prefixed-key-empty-value",
@@ -269,7 +271,19 @@ BAD: list[Any] = [
             "spec.vault.kvMount",
             id=f"mount-{mount}",
         )
-        for mount in ["sys", "identity", "cubbyhole", "auth", "auth/token", "secret/..", "../sys", "."]
+        for mount in [
+            "sys",
+            "identity",
+            "cubbyhole",
+            "auth",
+            "token",
+            "Sys",
+            "TOKEN/kv",
+            "auth/token",
+            "secret/..",
+            "../sys",
+            ".",
+        ]
     ],
     pytest.param(
         edit(VT, _vault(lambda v: v["auth"]["tokenSecretRef"].pop("name"))),
@@ -493,7 +507,7 @@ def test_the_kinds_differ_only_in_the_cluster_rules(kind: str) -> None:
         (
             edit(VT, _vault(lambda v: v.update(kvMount="cubbyhole"))),
             "spec.vault.kvMount",
-            "must not be a Vault system mount (sys, identity, cubbyhole, auth)",
+            "must not be a Vault system mount (auth, cubbyhole, identity, sys, token)",
         ),
         (
             edit(VK, _k8s(lambda k: k.update(mountPath="k8s/.."))),
@@ -520,6 +534,29 @@ def test_rules_say_the_same_in_both(build: Callable[[], Obj], field: str, messag
     with pytest.raises(InvalidSpecError) as refused:
         parse_store_spec(StoreRefKind(obj["kind"]), _pruned_spec(obj))
     assert (refused.value.field, refused.value.message) == (field, message)
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_the_crd_refuses_exactly_the_models_reserved_mounts(kind: str) -> None:
+    """One list (``rotator.models.paths.RESERVED_MOUNTS``): the CRD's CEL rule on kvMount is the
+    rule derived from it, word for word, and names the same mounts as the models refuse."""
+    rules = _schema_at(kind, "vault.kvMount")["x-kubernetes-validations"]
+    reserved = [r for r in rules if "system mount" in r["message"]]
+    assert reserved == [{"rule": paths_mod.RESERVED_MOUNT_RULE, "message": paths_mod.RESERVED_MOUNT_MESSAGE}]
+    listed = re.search(r"\^\(([^)]*)\)", reserved[0]["rule"])
+    assert listed is not None
+    assert tuple(listed.group(1).split("|")) == paths_mod.RESERVED_MOUNTS
+    for mount in paths_mod.RESERVED_MOUNTS:
+        for spelling in (mount, mount.upper(), mount.capitalize(), f"{mount}/kv"):
+            obj = edit(VT, _vault(lambda v, m=spelling: v.update(kvMount=m)))()
+            obj["kind"] = kind
+            if kind == "ClusterRotationStore":
+                del obj["metadata"]["namespace"]
+                obj["spec"]["namespaces"] = {"names": ["shop"]}
+            assert crd_admit(obj)[1] == ["spec.vault.kvMount"], spelling
+            assert model_field(kind, _pruned_spec(obj)) == "spec.vault.kvMount", spelling
+            with pytest.raises(InvalidSpecError):
+                paths_mod.validate_kv_mount(spelling)
 
 
 def test_defaults_are_the_documented_ones() -> None:

@@ -15,6 +15,7 @@ writes what changed. Modules, top to bottom:
 - ``schedule``   next due time in status and the per-policy gauges
 - ``draft``      the typed status being built, its Events, and the merge-patch write
 - ``deps``       what is injected: clients, store opener, settings, id generator, fault hook
+- ``store_health`` a store object's Ready, written conditionally as a policy's status
 """
 
 from rotator.engine.deps import Deps, StoreOpener

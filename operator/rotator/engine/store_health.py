@@ -1,6 +1,16 @@
 """A store's own status: ``Ready`` says whether its spec is valid, its address allowed, its server
-reachable and its static credential accepted — so an admin sees a broken store before any policy
-trips over it. One reconcile: check, set the condition (Event when it changes), write if changed."""
+reachable and its credential accepted — so an admin sees a broken store before any policy trips
+over it. One reconcile: check, set the condition (Event when it changes), write if changed.
+
+The check is injected (``StoreOpener.health``, ``rotator.stores.health``): a static credential is
+tried as is, a namespaced store's own namespace really logs in, and a cluster store, which has no
+namespace of its own, proves that its endpoint answers (its logins are proven per namespace, at
+each policy's first login).
+
+The write carries the ``resourceVersion`` of the object the check read, as a policy's does
+(:mod:`rotator.engine.draft`): if anyone wrote the store since (a spec edit, a deposed leader
+still finishing its check), the API answers 409 and the whole decision, status and Events, is
+dropped; the loop reads the store again and re-checks at once, then with backoff."""
 
 from __future__ import annotations
 
@@ -9,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rotator.kube import Kube
+from rotator.kube import Kube, KubeConflict
 from rotator.models import (
     Condition,
     ConditionType,
@@ -17,15 +27,18 @@ from rotator.models import (
     Event,
     InvalidSpecError,
     PermanentError,
+    Settings,
     get_condition,
     reasons,
     set_condition,
 )
 from rotator.models.store import StoreRefKind, parse_store_spec
+from rotator.policy.backoff import retry_delay
 from rotator.stores.health import Health
 from rotator.tenancy.resolve import ResolvedStore, store_path
 
 HealthCheck = Callable[[ResolvedStore], Health]
+DEFAULT_SETTINGS = Settings()
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,10 @@ class StoreChecked:
     #: Not ready for want of its static credential Secret: the loop looks again within
     #: ``Settings.credential_secret_recheck``, so creating the Secret takes effect at once.
     awaiting_secret: bool = False
+    #: The store changed between the read and the write (409): nothing was written nor is to be
+    #: posted; read it again and re-check after ``retry_after`` seconds (0 the first time).
+    stale: bool = False
+    retry_after: float = 0.0
 
 
 def check_store(
@@ -44,7 +61,12 @@ def check_store(
     health_check: HealthCheck,
     now: datetime,
     allowed_addresses: Collection[str] = (),
+    *,
+    conflicts: int = 0,
+    settings: Settings = DEFAULT_SETTINGS,
 ) -> StoreChecked:
+    """``conflicts``: how many checks in a row ended stale before this one; a further conflict
+    waits the backoff for that many (a store rewritten in a loop cannot spin the check)."""
     meta = obj.get("metadata") or {}
     name, namespace = str(meta.get("name", "")), meta.get("namespace")
     generation = int(meta.get("generation") or 0)
@@ -68,7 +90,17 @@ def check_store(
         events.append(Event(health.reason, health.message, warning=not health.ready))
     if after != before or raw.get("observedGeneration") != generation:
         status = {"conditions": [c.to_patch() for c in after], "observedGeneration": generation}
-        kube.merge_patch(store_path(kind, namespace or "", name) + "/status", {"status": status})
+        path = store_path(kind, namespace or "", name)
+        try:
+            kube.patch_status(path, status, resource_version=str(meta.get("resourceVersion") or "") or None)
+        except KubeConflict:
+            again = 0.0
+            if conflicts > 0:
+                seed = f"{kind}/{namespace or ''}/{name}"
+                again = retry_delay(
+                    conflicts - 1, base=settings.backoff_base, cap=settings.backoff_cap, seed=seed
+                )
+            return StoreChecked(health, [], stale=True, retry_after=again)
     return StoreChecked(health, events, awaiting_secret)
 
 

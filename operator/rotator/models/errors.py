@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class InvalidSpecError(ValueError):
-    """A spec the operator cannot act on; ``field`` is the CRD path (``spec.store.vault.path``).
+    """A spec the operator cannot act on; ``field`` is the CRD path (``spec.path``, ``spec.vault.kvMount``).
 
     The message names the field the way kube-apiserver does, so the ``Ready=False`` condition
     reads like the 422 a user would have got had the CRD schema caught it.

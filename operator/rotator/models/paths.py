@@ -30,9 +30,22 @@ prefix and staging suffix stays a short URL (proxies commonly refuse request lin
 MAX_MOUNT_LENGTH: Final = 128
 """Characters in a mount path (Vault mount paths are short, e.g. ``secret`` or ``team/kv``)."""
 
-RESERVED_MOUNTS: Final = frozenset({"sys", "auth", "identity", "cubbyhole", "token"})
+RESERVED_MOUNTS: Final = ("auth", "cubbyhole", "identity", "sys", "token")
 """Vault's own endpoints: never a KV engine, and reaching them is privilege escalation.
-Compared case-insensitively, and any mount under them (``sys/foo``) is refused too."""
+Compared case-insensitively, and any mount under them (``sys/foo``) is refused too.
+
+The one list: the store model's ``kvMount`` rule, :func:`validate_kv_mount` and the CRD's CEL rule
+(:data:`RESERVED_MOUNT_RULE`, copied verbatim into crds/rotationstores.rotator.dev.yaml and
+compared there by tests/unit/test_store_crd_table.py) all derive from it."""
+
+RESERVED_MOUNT_PATTERN: Final = "(?i)^(" + "|".join(RESERVED_MOUNTS) + ")(/|$)"
+"""A mount that is, or is under, a reserved one (RE2 and Python ``re`` read it alike)."""
+
+RESERVED_MOUNT_RULE: Final = f"!self.matches('{RESERVED_MOUNT_PATTERN}')"
+"""The CRD's CEL rule on ``spec.vault.kvMount``."""
+
+RESERVED_MOUNT_MESSAGE: Final = f"must not be a Vault system mount ({', '.join(RESERVED_MOUNTS)})"
+"""What the CRD rule and the store model say when a mount is reserved."""
 
 STAGING_SUFFIX: Final = ".rotator-pending"
 """Suffix of the sibling path that holds a pending credential (see ``rotator.stores.vault.kv2``)."""
@@ -70,11 +83,16 @@ def validate_kv_path(path: object, field: str = "spec.path") -> str:
     return checked
 
 
+def is_reserved_mount(mount: str) -> bool:
+    """Whether ``mount`` is, or is under, one of :data:`RESERVED_MOUNTS` (any case)."""
+    return re.match(RESERVED_MOUNT_PATTERN, mount) is not None
+
+
 def validate_kv_mount(mount: object, field: str = "spec.vault.kvMount") -> str:
     """``mount`` if it is a safe KV mount path, else InvalidSpecError naming ``field``."""
     checked = _validate_segments(mount, field, "mount", MAX_MOUNT_LENGTH)
-    first = checked.split("/", 1)[0]
-    if first.lower() in RESERVED_MOUNTS:
+    if is_reserved_mount(checked):
+        first = checked.split("/", 1)[0]
         raise InvalidSpecError(field, f"mount {first!r} is reserved by Vault and holds no secrets")
     return checked
 
@@ -83,7 +101,11 @@ __all__ = [
     "MAX_MOUNT_LENGTH",
     "MAX_PATH_LENGTH",
     "RESERVED_MOUNTS",
+    "RESERVED_MOUNT_MESSAGE",
+    "RESERVED_MOUNT_PATTERN",
+    "RESERVED_MOUNT_RULE",
     "STAGING_SUFFIX",
+    "is_reserved_mount",
     "validate_kv_mount",
     "validate_kv_path",
 ]

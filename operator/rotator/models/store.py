@@ -22,6 +22,7 @@ from pydantic import AfterValidator, Field, StringConstraints, ValidationError, 
 from pydantic_core import PydanticCustomError
 
 from rotator.models.errors import InvalidSpecError
+from rotator.models.paths import RESERVED_MOUNT_MESSAGE, is_reserved_mount
 from rotator.models.spec import (
     AWS_REGION_PATTERN,
     MountPath,
@@ -39,8 +40,6 @@ NAMESPACE_PLACEHOLDER: Final = "{namespace}"
 PREFIX_PATTERN: Final = r"^(([A-Za-z0-9._-]|\{namespace\})+/)*([A-Za-z0-9._-]|\{namespace\})*$"
 TEMPLATED_NAME_PATTERN: Final = r"^([A-Za-z0-9._@:/+=,-]|\{namespace\})+$"
 AUDIENCE_PATTERN: Final = r"^[A-Za-z0-9._:/-]+$"
-#: Vault's own mounts: a KV mount there would send the generated value (or a read) to Vault itself.
-RESERVED_VAULT_MOUNTS: Final = ("sys", "identity", "cubbyhole", "auth")
 _DOT_SEGMENT = re.compile(r"(^|/)[.]{1,2}(/|$)")
 # The CRD's rule on a cluster store's pathPrefix: the segment holding {namespace} ends with "/".
 _CLOSED_NAMESPACE_SEGMENT = re.compile(r"[{]namespace[}][^/]*/")
@@ -55,10 +54,10 @@ def _no_dot_segments(value: str) -> str:
 
 
 def _not_reserved_mount(value: str) -> str:
-    if value.split("/", 1)[0] in RESERVED_VAULT_MOUNTS:
-        raise PydanticCustomError(
-            "reserved_mount", "must not be a Vault system mount (sys, identity, cubbyhole, auth)"
-        )
+    """Vault's own mounts (``rotator.models.paths.RESERVED_MOUNTS``, any case): a KV mount there
+    would send the generated value (or a read) to Vault itself."""
+    if is_reserved_mount(value):
+        raise PydanticCustomError("reserved_mount", RESERVED_MOUNT_MESSAGE)
     return value
 
 

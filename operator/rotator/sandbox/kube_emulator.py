@@ -135,7 +135,8 @@ def parse_resource_path(path: str) -> ParsedPath | None:
 
 
 API_SERVER_AUDIENCE = "https://kubernetes.default.svc"
-"""The audience tokens get when a TokenRequest names none (kube-apiserver's --api-audiences)."""
+"""The audience tokens get when a TokenRequest names none (kube-apiserver's --api-audiences);
+``KubeEmulator.api_audiences`` changes it per emulator."""
 
 
 def _b64url(data: bytes) -> str:
@@ -160,6 +161,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
     store: KubeStore = attrs.field(factory=KubeStore)
     faults: list[Fault] = attrs.field(factory=list)
     tokens: dict[str, TokenIdentity] = attrs.field(factory=dict)
+    #: kube-apiserver's ``--api-audiences``: what a TokenRequest or TokenReview naming none gets.
+    api_audiences: tuple[str, ...] = attrs.field(default=(API_SERVER_AUDIENCE,))
     request_count: int = attrs.field(default=0, init=False)
     expired_watches: int = attrs.field(default=0, init=False)
     """Watches answered with the in-stream 410 ``Expired`` event (for tests to see the path taken)."""
@@ -471,7 +474,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
             raise ApiError(
                 422, "Invalid", "spec.expirationSeconds: may not specify a duration less than 10 minutes"
             )
-        audiences = tuple(str(a) for a in spec.get("audiences") or ()) or (API_SERVER_AUDIENCE,)
+        audiences = tuple(str(a) for a in spec.get("audiences") or ()) or self.api_audiences
         uid = str(account.get("metadata", {}).get("uid", ""))
         expires = datetime.datetime.now(datetime.UTC).replace(microsecond=0) + datetime.timedelta(
             seconds=seconds
@@ -513,7 +516,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     def _token_review(self, body: JSON) -> JSON:
         spec = body.get("spec") or {}
         identity = self.tokens.get(str(spec.get("token", "")))
-        wanted = tuple(str(a) for a in spec.get("audiences") or ()) or (API_SERVER_AUDIENCE,)
+        wanted = tuple(str(a) for a in spec.get("audiences") or ()) or self.api_audiences
         if identity is not None and identity.audiences is not None:
             # A bound token authenticates only for one of its own audiences (kube-apiserver's rule).
             matching = [a for a in wanted if a in identity.audiences]

@@ -41,7 +41,7 @@ class StoreOwnershipError(StoreError):
             # Another policy's path: adopting it would make two policies rotate one credential.
             advice = "another RotationPolicy owns it; point this policy at its own path"
         else:
-            advice = "set spec.store.*.adopt=true to take it over"
+            advice = "set spec.adopt: true to take it over"
         found = f"owner tag {found_owner!r}" if found_owner else "no rotator owner tag"
         super().__init__(f"{path} exists with {found}, not owned by rotator policy {owner!r}; {advice}")
 

@@ -3,9 +3,10 @@
 Clients are cached because building them per reconcile would mean a TLS handshake and a login
 on every tick. Every identity is the namespace's (DESIGN §6): Vault Kubernetes auth and AWS web
 identity log in with a token minted for a service account *of the policy's namespace*
-(``rotator.tenancy.identity``); static credentials are read from a Secret the store's admin named,
-and only when that Secret is labelled ``rotator.dev/store-credential=true``. A session is renewed
-shortly before it expires, or at once after the store refused it (``auth_failed``).
+(``rotator.tenancy.identity``, which never mints one for an audience the API server accepts);
+static credentials are read from a Secret the store's admin named, and only when that Secret is
+labelled ``rotator.dev/store-credential=true``. A session is renewed shortly before it expires, or
+at once after the store refused it (``auth_failed``).
 
 A credential Secret read is reused for ``credential_ttl`` seconds (the operator passes its safety
 resync, 10 minutes): a rotation opens the store at every step and the store loop re-checks its
@@ -32,15 +33,21 @@ from rotator.kube import Kube
 from rotator.metrics import Metrics
 from rotator.models import CredentialSecretUnusable, PermanentError, PolicyRef, reasons, utcnow
 from rotator.models.keys import STORE_CREDENTIAL_LABEL
-from rotator.models.store import NAMESPACE_PLACEHOLDER, AwsConnection, VaultConnection
+from rotator.models.store import (
+    NAMESPACE_PLACEHOLDER,
+    AwsConnection,
+    AwsWebIdentityAuth,
+    VaultConnection,
+    VaultKubernetesAuth,
+)
 from rotator.stores.aws.auth import AwsSession, access_key_from_secret, assume_web_identity
 from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore
 from rotator.stores.base import Store
 from rotator.stores.errors import StoreAuthError
-from rotator.stores.health import Health, check_aws, check_vault
+from rotator.stores.health import Health, IdentityLogin, check_aws, check_vault
 from rotator.stores.vault.auth import connect, token_from_secret, vault_kubernetes_login
 from rotator.stores.vault.kv2 import KV2Cache, VaultKV2Store
-from rotator.tenancy.identity import mint_token
+from rotator.tenancy.identity import ApiAudiences, MintedToken, check_audiences, mint_token
 from rotator.tenancy.resolve import ResolvedStore
 
 # Log in again when less than this share of a session's lifetime is left.
@@ -64,6 +71,8 @@ class StoreOpener:
     aws_timeout: float = 5.0
     clock: Callable[[], float] = time.monotonic
     credential_ttl: float = 600.0
+    #: The Kubernetes API server's audiences: no token is ever minted for one of them.
+    api_audiences: ApiAudiences = field(default_factory=ApiAudiences)
     # Keys hold digests, never raw tokens or keys; repr=False keeps clients out of any repr.
     _sessions: dict[tuple[str, ...], _Session] = field(default_factory=dict, repr=False)
     _policy_keys: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
@@ -107,20 +116,28 @@ class StoreOpener:
         return self._vault_session(policy, resolved, vault).client if vault is not None else None
 
     def health(self, resolved: ResolvedStore) -> Health:
-        """Whether the store answers and accepts its static credential (the store's Ready)."""
+        """The store's Ready: it answers and accepts its credential — the static one, or for a
+        namespaced store the real login of its own namespace's service account; a cluster store's
+        per-namespace logins are proven by each namespace's policies (``rotator.stores.health``)."""
         vault, aws = resolved.spec.vault, resolved.spec.aws_secrets_manager
         if vault is not None:
-            token = None
-            ref = vault.auth.token_secret_ref
+            token, login = None, None
+            ref, kubernetes = vault.auth.token_secret_ref, vault.auth.kubernetes
             if ref is not None:
                 where, secret = self._static_secret(
                     resolved, ref.name, ref.namespace, "vault.auth.tokenSecretRef"
                 )
                 token = token_from_secret(where, secret, ref.key)
-            return self._judged(check_vault(vault, token, self.vault_timeout, self._ca_file(vault.ca_bundle)))
+            else:
+                assert kubernetes is not None, "the store models guarantee exactly one auth method"
+                login = self._own_login(
+                    resolved, kubernetes.role, kubernetes, "vault.auth.kubernetes", kubernetes.mount_path
+                )
+            ca_file = self._ca_file(vault.ca_bundle)
+            return self._judged(check_vault(vault, token, self.vault_timeout, ca_file, login))
         assert aws is not None
-        keys = None
-        key_ref = aws.auth.access_key_secret_ref
+        keys, login = None, None
+        key_ref, web = aws.auth.access_key_secret_ref, aws.auth.web_identity
         if key_ref is not None:
             field_name = "awsSecretsManager.auth.accessKeySecretRef"
             where, secret = self._static_secret(resolved, key_ref.name, key_ref.namespace, field_name)
@@ -128,7 +145,55 @@ class StoreOpener:
                 access_key_from_secret(where, secret, key_ref.access_key_id_key),
                 access_key_from_secret(where, secret, key_ref.secret_access_key_key),
             )
-        return self._judged(check_aws(aws, keys, self.aws_timeout))
+        else:
+            assert web is not None, "the store models guarantee exactly one auth method"
+            login = self._own_login(resolved, web.role_arn, web, "awsSecretsManager.auth.webIdentity")
+        return self._judged(check_aws(aws, keys, self.aws_timeout, login))
+
+    def _own_login(
+        self,
+        resolved: ResolvedStore,
+        role: str,
+        identity: VaultKubernetesAuth | AwsWebIdentityAuth,
+        field_name: str,
+        mount_path: str = "",
+    ) -> IdentityLogin | None:
+        """A namespaced store's login as its namespace's service account; None for a cluster store
+        (no namespace is its own). Either way audiences the API server accepts are refused first,
+        before the store's address is contacted (a namespaced store's with what the API server
+        says, a cluster store's with what is known so far)."""
+        where = f"{resolved.ref} spec.{field_name}"
+        check_audiences(identity.audiences, self.api_audiences.known(), f"{where}.audiences")
+        if resolved.store_namespace is None:
+            return None
+        namespace = resolved.namespace
+        accepted = self.api_audiences.learn(self.kube, namespace, identity.service_account)
+        check_audiences(identity.audiences, accepted, f"{where}.audiences")
+
+        def token() -> str:
+            return self._mint(resolved, identity, field_name).token
+
+        return IdentityLogin(
+            role.replace(NAMESPACE_PLACEHOLDER, namespace),
+            namespace,
+            identity.service_account,
+            where,
+            token,
+            mount_path,
+        )
+
+    def _mint(
+        self, resolved: ResolvedStore, identity: VaultKubernetesAuth | AwsWebIdentityAuth, field_name: str
+    ) -> MintedToken:
+        """A token for the policy's (or namespaced store's) namespace, never for an API audience."""
+        return mint_token(
+            self.kube,
+            resolved.namespace,
+            identity.service_account,
+            identity.audiences,
+            api_audiences=self.api_audiences,
+            where=f"{resolved.ref} spec.{field_name}.audiences",
+        )
 
     def _judged(self, health: Health) -> Health:
         if health.reason == reasons.STORE_AUTH_FAILED:
@@ -229,13 +294,12 @@ class StoreOpener:
                 role,
                 resolved.namespace,
                 kubernetes.service_account,
+                ",".join(kubernetes.audiences),  # an edit re-mints, and meets the audience rule
             )
             cached = self._cached(policy, key)
             if cached is not None:
                 return cached
-            minted = mint_token(
-                self.kube, resolved.namespace, kubernetes.service_account, kubernetes.audiences
-            )
+            minted = self._mint(resolved, kubernetes, "vault.auth.kubernetes")
             client = connect(
                 vault.address, self.vault_timeout, vault.namespace, self._ca_file(vault.ca_bundle)
             )
@@ -268,11 +332,18 @@ class StoreOpener:
         web = aws.auth.web_identity
         if web is not None:
             role_arn = web.role_arn.replace(NAMESPACE_PLACEHOLDER, resolved.namespace)
-            key = (*connection, "web", role_arn, resolved.namespace, web.service_account)
+            key = (
+                *connection,
+                "web",
+                role_arn,
+                resolved.namespace,
+                web.service_account,
+                ",".join(web.audiences),
+            )
             cached = self._cached(policy, key)
             if cached is not None:
                 return cached
-            minted = mint_token(self.kube, resolved.namespace, web.service_account, web.audiences)
+            minted = self._mint(resolved, web, "awsSecretsManager.auth.webIdentity")
             try:
                 credentials = assume_web_identity(
                     aws.region,

@@ -17,8 +17,9 @@ from rotator.models import CredentialSecretUnusable, reasons
 def single_line_value(where: str, secret: Mapping[str, Any] | None, key: str, what: str) -> str:
     """The value under ``key``, as one line of printable text; a StoreAuthMissing refusal otherwise.
 
-    ``where`` names the field and the Secret (``spec.store.vault.auth.tokenSecretRef: Secret ns/name``);
-    ``what`` says what the value should be ("Vault token", "AWS key").
+    ``where`` names the store, the field and the Secret
+    (``RotationStore/vault spec.vault.auth.tokenSecretRef: Secret ns/name``); ``what`` says what
+    the value should be ("Vault token", "AWS key").
     """
     if secret is None:
         raise CredentialSecretUnusable(reasons.STORE_AUTH_MISSING, f"{where} not found")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import botocore
 import botocore.exceptions
+import requests
 from botocore.config import Config
 
 from rotator.stores.errors import StoreAuthError, StoreUnavailable
@@ -136,9 +137,14 @@ class TemporaryCredentials:
 
 
 def sts_client(
-    region: str, endpoint_url: str | None, access_key_id: str, secret_access_key: str, timeout: float
+    region: str,
+    endpoint_url: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    timeout: float,
+    session_token: str | None = None,
 ) -> Any:
-    """An STS client with static keys (for the store's health check: GetCallerIdentity)."""
+    """An STS client with these keys (for the store's health check: GetCallerIdentity)."""
     config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
     return boto3.session.Session().client(
         "sts",
@@ -146,8 +152,25 @@ def sts_client(
         endpoint_url=endpoint_url,
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
+        aws_session_token=session_token,
         config=config,
     )
+
+
+def sts_answers(region: str, endpoint_url: str | None, timeout: float) -> str:
+    """Whether STS answers at all: one plain GET of its endpoint, carrying no credential of any
+    kind (any HTTP status will do); returns the URL asked. StoreUnavailable when nothing answers."""
+    config = Config(signature_version=botocore.UNSIGNED)
+    url: str = (
+        boto3.session.Session()
+        .client("sts", region_name=region, endpoint_url=endpoint_url, config=config)
+        .meta.endpoint_url
+    )
+    try:
+        requests.get(url, timeout=timeout, allow_redirects=False).close()
+    except requests.exceptions.RequestException as exc:
+        raise StoreUnavailable(f"STS at {url}: {type(exc).__name__}") from None
+    return url
 
 
 def assume_web_identity(
