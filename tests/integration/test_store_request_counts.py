@@ -56,28 +56,56 @@ VAULT_PER_ROTATION = 13
 AWS_PER_ROTATION = 26
 
 
-def _rotation(open_store: Callable[[], Store], old: str | None) -> str:
+class _Steps:
+    """Which engine step (and Store verb) the requests being counted belong to."""
+
+    def __init__(self) -> None:
+        self.now = "-"
+        self.sent: Counter[tuple[str, str]] = Counter()
+
+    def count(self, request: str) -> None:
+        self.sent[(self.now, request)] += 1
+
+    def breakdown(self) -> str:
+        lines: dict[str, list[str]] = {}
+        for (step, request), n in self.sent.items():
+            lines.setdefault(step, []).append(f"{request}: {n}")
+        return "\n".join(f"  {step:>26}: {', '.join(found)}" for step, found in lines.items())
+
+
+def _rotation(open_store: Callable[[], Store], old: str | None, steps: _Steps | None = None) -> str:
     """One rotation as the engine runs it, one store object per reconcile; the new version."""
+    at = steps or _Steps()
     start = open_store()
+    at.now = "start ensure_owned"
     start.ensure_owned(OWNER, adopt=True)
+    at.now = "start current"
     current = start.current()
     assert (current.version if current else None) == old
     rotation_id = uuid.uuid4().hex
     generate = open_store()
+    at.now = "generate find_by_rotation"
     assert generate.find_by_rotation(rotation_id) is None
+    at.now = "generate write_pending"
     new = generate.write_pending(SecretStr(f"value-{rotation_id}"), rotation_id).version
+    at.now = "dual promote"
     open_store().promote(new, old)
+    at.now = "sync read_value"
     assert open_store().read_value(new).get_secret_value() == f"value-{rotation_id}"
     revoke = open_store()
+    at.now = "revoke read_value"
     revoke.read_value(new)
+    at.now = "revoke revoke"
     if old is not None:
         revoke.revoke(old)
+    at.now = "-"
     return new
 
 
 class _VaultWire:
     def __init__(self, server: OpenBaoServer) -> None:
         self.sent: Counter[str] = Counter()
+        self.steps = _Steps()
         session = requests.Session()
         session.hooks["response"].append(self._count)
         self.client = hvac.Client(url=server.address, token=server.root_token, timeout=5, session=session)
@@ -88,7 +116,9 @@ class _VaultWire:
     def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         request = response.request
         path = urlparse(request.url or "").path
-        self.sent[f"{request.method} {path.split('/')[3] if path.count('/') > 3 else path}"] += 1
+        label = f"{request.method} {path.split('/')[3] if path.count('/') > 3 else path}"
+        self.sent[label] += 1
+        self.steps.count(label)
 
     def store(self) -> VaultKV2Store:
         return VaultKV2Store(self.client, "secret", self.path, cache=self.cache)
@@ -99,8 +129,12 @@ def test_vault_rotation_costs_13_http_requests(openbao: OpenBaoServer) -> None:
     first = _rotation(wire.store, None)  # claims the path, checks the mount
     second = _rotation(wire.store, first)  # the first with an old version: reads the mount config
     wire.sent.clear()
-    _rotation(wire.store, second)
-    figure(f"vault HTTP on the wire per rotation: {wire.sent.total()} {dict(wire.sent)}")
+    wire.steps.sent.clear()
+    _rotation(wire.store, second, wire.steps)
+    figure(
+        f"vault HTTP on the wire per rotation: {wire.sent.total()} {dict(wire.sent)}, by step:\n"
+        + wire.steps.breakdown()
+    )
     assert dict(wire.sent) == {
         "GET metadata": 4,  # start, after staging, promote, revoke
         "GET data": 3,  # the staged value (publish), sync, revoke
@@ -147,11 +181,13 @@ def test_aws_rotation_http_requests(moto_server: MotoServer) -> None:
     the emulated check-and-set is only as good as those fresh listings. Not reduced (yet)."""
     client = aws_client("us-east-1", moto_server.endpoint_url, "testing", "testing", timeout=5.0)
     sent: Counter[str] = Counter()
+    steps = _Steps()
 
     def count(request: Any, **kwargs: Any) -> None:
         target = request.headers.get("X-Amz-Target", b"")
         text = target.decode() if isinstance(target, bytes) else str(target)
         sent[text.split(".")[-1]] += 1
+        steps.count(text.split(".")[-1])
 
     client.meta.events.register("before-send.secrets-manager", count)
     secret_id = f"test/{uuid.uuid4().hex}"
@@ -162,8 +198,9 @@ def test_aws_rotation_http_requests(moto_server: MotoServer) -> None:
     first = _rotation(store, None)
     second = _rotation(store, first)
     sent.clear()
-    _rotation(store, second)
-    figure(f"aws HTTP on the wire per rotation: {sent.total()} {dict(sent)}")
+    steps.sent.clear()
+    _rotation(store, second, steps)
+    figure(f"aws HTTP on the wire per rotation: {sent.total()} {dict(sent)}, by step:\n" + steps.breakdown())
     assert dict(sent) == {
         "DescribeSecret": 10,  # every verb, and the re-read after each write
         "ListSecretVersionIds": 9,
