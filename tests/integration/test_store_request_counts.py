@@ -46,7 +46,7 @@ from pydantic import SecretStr
 from rotator.sandbox.moto_server import MotoServer
 from rotator.sandbox.openbao import OpenBaoServer
 from rotator.stores.aws.auth import aws_client
-from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore
+from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore, SMCache
 from rotator.stores.base import Store
 from rotator.stores.errors import StoreConflict, StoreRefused, StoreVersionNotFound
 from rotator.stores.vault.kv2 import KV2Cache, VaultKV2Store
@@ -54,7 +54,7 @@ from tests.fixtures.figures import figure
 
 OWNER = "shop/orders-db"
 VAULT_PER_ROTATION = 10
-AWS_PER_ROTATION = 26
+AWS_PER_ROTATION = 13
 
 
 class _Steps:
@@ -194,10 +194,15 @@ def test_vault_handed_value_serves_one_read_only(openbao: OpenBaoServer) -> None
 
 
 def test_aws_rotation_http_requests(moto_server: MotoServer) -> None:
-    """Secrets Manager on moto, counted the same way. No check-and-set there: write_pending lists
-    the versions before and after its write, and every verb reads tags and version labels
-    afresh (DescribeSecret + ListSecretVersionIds), so nothing is carried between reconciles:
-    the emulated check-and-set is only as good as those fresh listings. Not reduced (yet)."""
+    """Secrets Manager on moto, counted the same way: 13 (it was 26). No check-and-set there:
+    write_pending lists the versions (deprecated ones too) before and after its write, so those
+    two ListSecretVersionIds stay; every other verb judges by labels and tags, which one
+    DescribeSecret gives (VersionIdsToStages). A verb starts from the look the previous verb of
+    the same store object took a moment before (ensure_owned -> current, find_by_rotation ->
+    write_pending, read_value -> revoke); promote knows where AWS put AWSPREVIOUS without a
+    re-read; the value written is handed to the sync step's read (``SMCache.handover``). The
+    label moves name the version they take a label from, so AWS itself refuses one that a
+    foreign move made wrong."""
     client = aws_client("us-east-1", moto_server.endpoint_url, "testing", "testing", timeout=5.0)
     sent: Counter[str] = Counter()
     steps = _Steps()
@@ -210,9 +215,10 @@ def test_aws_rotation_http_requests(moto_server: MotoServer) -> None:
 
     client.meta.events.register("before-send.secrets-manager", count)
     secret_id = f"test/{uuid.uuid4().hex}"
+    cache = SMCache()
 
     def store() -> AwsSecretsManagerStore:
-        return AwsSecretsManagerStore(client, secret_id)
+        return AwsSecretsManagerStore(client, secret_id, cache=cache)
 
     first = _rotation(store, None)
     second = _rotation(store, first)
@@ -221,10 +227,10 @@ def test_aws_rotation_http_requests(moto_server: MotoServer) -> None:
     _rotation(store, second, steps)
     figure(f"aws HTTP on the wire per rotation: {sent.total()} {dict(sent)}, by step:\n" + steps.breakdown())
     assert dict(sent) == {
-        "DescribeSecret": 10,  # every verb, and the re-read after each write
-        "ListSecretVersionIds": 9,
+        "DescribeSecret": 4,  # start, generate, promote, the revoke step (read_value, then revoke)
+        "ListSecretVersionIds": 3,  # current (creation date), write_pending's before and after
         "UpdateSecretVersionStage": 3,  # AWSCURRENT to the new, AWSPENDING off it, the old stripped
-        "GetSecretValue": 2,  # sync, revoke
+        "GetSecretValue": 1,  # revoke (sync's is handed over)
         "TagResource": 1,  # the new id remembered before the write
         "PutSecretValue": 1,
     }
