@@ -20,6 +20,7 @@ from rotator.models.keys import FORCE_ROTATE
 from rotator.stores.fake import FakeStore
 from rotator.workloads.health import rollout_health
 from tests.engine.harness import EngineBench, Run
+from tests.fixtures.figures import figure
 
 #: The issue's goals (DESIGN §7) for one rotation with one target: 15 API requests, plus the two
 #: server-side dry runs (Secret write, restart patch) that prove rotator's RBAC before the first
@@ -43,8 +44,11 @@ def _rolled_out(bench: EngineBench) -> None:
     raise AssertionError("the rollout did not complete")
 
 
-def _forced_rotation(bench: EngineBench, value: str) -> list[Run]:
-    """From the first reconcile of the rotation to the idle one after it, as the handler drives it."""
+def _forced_rotation(
+    bench: EngineBench, value: str, store: Counter[str], per_step: list[str] | None = None
+) -> list[Run]:
+    """From the first reconcile of the rotation to the idle one after it, as the handler drives
+    it; ``per_step`` gets one line per reconcile: the step that ran and what it cost."""
     bench.annotate(FORCE_ROTATE, value)
     bench.tick(60)
     runs: list[Run] = []
@@ -52,8 +56,14 @@ def _forced_rotation(bench: EngineBench, value: str) -> list[Run]:
         previous = runs[-1].step if runs else None
         if previous is Step.VERIFY:
             _rolled_out(bench)
+        before = store.copy()
         run = bench.reconcile(resync=False)
         runs.append(run)
+        if per_step is not None:
+            ran = str(previous) if previous is not None else "start"
+            api = ", ".join(f"{verb} {resource}: {n}" for (verb, resource), n in sorted(run.requests.items()))
+            used = ", ".join(f"{verb}: {n}" for verb, n in sorted((store - before).items()))
+            per_step.append(f"  {ran:>8}: api [{api}] events {run.reasons} store [{used}]")
         if run.status.rotation is None and runs[0].status.rotation is not None:
             return runs
         bench.tick(run.requeue or 0.0)
@@ -82,10 +92,14 @@ def test_a_forced_rotation_with_one_target_costs_at_most_15_api_and_8_store_requ
     bench: EngineBench,
 ) -> None:
     store = _settled(bench)
-    runs = _forced_rotation(bench, "f1")
+    per_step: list[str] = []
+    runs = _forced_rotation(bench, "f1", store, per_step)
     api = _api(runs)
     events = [reason for run in runs for reason in run.reasons]
-    print("rotation:", len(runs), "reconciles", dict(api), "events", events, dict(store))
+    figure(
+        f"engine, one forced rotation: {api.total()} API requests + {len(events)} Events, "
+        f"{store.total()} store calls, by step:\n" + "\n".join(per_step)
+    )
     assert dict(api) == {
         ("patch", "rotationpolicies/status"): 7,  # start, generate, dual, sync, restart, verify, revoke
         ("update", "secrets"): 3,  # generate's dry run, sync (new + previousKey), revoke (drops it)

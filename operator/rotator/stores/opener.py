@@ -41,7 +41,7 @@ from rotator.models.store import (
     VaultKubernetesAuth,
 )
 from rotator.stores.aws.auth import AwsSession, access_key_from_secret, assume_web_identity
-from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore
+from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore, SMCache
 from rotator.stores.base import Store
 from rotator.stores.errors import StoreAuthError
 from rotator.stores.health import Health, IdentityLogin, check_aws, check_vault
@@ -59,8 +59,11 @@ class _Session:
     client: Any
     expires_at: float  # monotonic seconds; inf for credentials that do not expire
     kv2: KV2Cache = field(default_factory=KV2Cache)
-    """What this Vault session's stores learned (never a value): one reconcile's store object
-    hands it to the next, so a rotation reads each path's metadata and tags once, not per step."""
+    """What this Vault session's stores learned: one reconcile's store object hands it to the
+    next, so a rotation reads each path's metadata and tags once, not per step, and never reads
+    back the value it staged a moment ago (``KV2Cache.handover``, gone after the sync step)."""
+    sm: SMCache = field(default_factory=SMCache)
+    """The same for an AWS session (``SMCache.handover``)."""
 
 
 @dataclass
@@ -94,9 +97,12 @@ class StoreOpener:
             )
         aws = resolved.spec.aws_secrets_manager
         assert aws is not None, "the store models guarantee exactly one backend"
-        session = self._aws_session(policy, resolved, aws).client
+        opened = self._aws_session(policy, resolved, aws)
         return AwsSecretsManagerStore(
-            session.client("secretsmanager"), resolved.path, on_request=self._count("aws")
+            opened.client.client("secretsmanager"),
+            resolved.path,
+            on_request=self._count("aws"),
+            cache=opened.sm,
         )
 
     def aws_session(self, policy: PolicyRef, resolved: ResolvedStore) -> AwsSession | None:

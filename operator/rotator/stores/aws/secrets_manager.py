@@ -34,6 +34,18 @@ us: our version loses its labels (so nothing of ours is pending) and StoreConfli
 retry with the same rotation id labels that version ``AWSPENDING`` again (it cannot be rewritten:
 the token is spent).
 
+Requests: a rotation costs 13 in the steady state (tests/integration/test_store_request_counts.py
+counts them on the wire, by step). Labels and tags come from one DescribeSecret
+(VersionIdsToStages); ListSecretVersionIds is read only where deprecated versions or creation
+dates matter (``current``, ``find_by_rotation``, the emulated check-and-set). A verb starts from
+the look the previous verb of the same store object took a moment before, in the same reconcile
+(ensure_owned -> current, find_by_rotation -> write_pending, read_value -> revoke). ``promote``
+knows where AWSPREVIOUS went without a re-read. Label moves are conditional by nature (they
+name the version a label leaves; AWS refuses a wrong one and ``_move`` then looks), so a look a
+moment old can make a verb do less, never strip what readers get. The value ``write_pending``
+wrote is handed to the sync step's ``read_value`` (``SMCache``, per AWS session); the revoke
+step's read is always real.
+
 Transient failures (connection errors, timeouts, 5xx, throttling) are retried briefly here (3
 attempts, 0.2-1 s) and then raised as StoreUnavailable. Error text carries the operation, the
 exception type and the AWS error code, never AWS's message or a request parameter, so no secret
@@ -45,7 +57,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -148,10 +160,13 @@ class _Version:
 
 @dataclass
 class _Versions:
-    """One look at the secret: its tags and versions (deprecated ones included)."""
+    """One look at the secret: its tags and versions. ``listed``: from ListSecretVersionIds
+    (deprecated versions and creation dates included); else from DescribeSecret's
+    VersionIdsToStages alone (labelled versions, no dates), which is all labels need."""
 
     versions: dict[str, _Version]
     tags: dict[str, str]
+    listed: bool = True
 
     def holder(self, stage: str) -> str | None:
         for version_id, info in self.versions.items():
@@ -173,6 +188,33 @@ class _Versions:
         if holder is None or AWSPENDING in self.stages(holder):
             return None
         return holder
+
+    def moved_current(self, to: str, holder: str | None) -> _Versions:
+        """The labels after AWSCURRENT moved from ``holder`` to ``to``, as Secrets Manager moves
+        them: AWSPREVIOUS goes to the version AWSCURRENT left (and off any other)."""
+        versions: dict[str, _Version] = {}
+        for version_id, info in self.versions.items():
+            stages = [s for s in info.stages if s != AWSCURRENT]
+            if holder is not None and holder != to:
+                stages = [s for s in stages if s != AWSPREVIOUS]
+                if version_id == holder:
+                    stages.append(AWSPREVIOUS)
+            if version_id == to:
+                stages.append(AWSCURRENT)
+            versions[version_id] = _Version(tuple(stages), info.created_at)
+        return _Versions(versions, dict(self.tags), self.listed)
+
+
+@dataclass
+class SMCache:
+    """What one AWS session's stores carry from one reconcile (store object) to the next.
+
+    ``handover``: per secret, the one value this process just wrote there (version id, value),
+    taken out by the next ``read_value`` of that version (the sync step's; ``promote`` moves
+    labels only), dropped by ``ensure_owned``, ``revoke`` and ``mark_failed``: no read-back of
+    what was written a moment ago, and the revoke step's read is always a real one."""
+
+    handover: dict[str, tuple[str, SecretStr]] = field(default_factory=dict)
 
 
 def _tag_map(described: Mapping[str, Any]) -> dict[str, str]:
@@ -205,10 +247,17 @@ class AwsSecretsManagerStore:
         *,
         attempts: int = 3,
         sleep: Callable[[float], None] | None = None,
+        cache: SMCache | None = None,
     ) -> None:
         self._client = client
         self.secret_id = secret_id
         self._on_request = on_request
+        self._cache = cache if cache is not None else SMCache()
+        # What one verb read and the next verb of the same store object (the same reconcile,
+        # milliseconds later) starts from instead of reading again: ensure_owned's DescribeSecret
+        # for current(), find_by_rotation's look for write_pending, read_value's for revoke.
+        # Any other call drops it.
+        self._carried: tuple[str, Any] | None = None
         retry_args: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         self._retrying = Retrying(
             stop=stop_after_attempt(attempts),
@@ -281,7 +330,10 @@ class AwsSecretsManagerStore:
         described = self._describe()
         if described is None:
             return None
-        tags = _tag_map(described)
+        return self._list(_tag_map(described))
+
+    def _list(self, tags: dict[str, str]) -> _Versions | None:
+        """Every version with its labels (ListSecretVersionIds), beside ``tags`` known already."""
         versions: dict[str, _Version] = {}
         token: str | None = None
         for _ in range(MAX_VERSION_PAGES):
@@ -317,6 +369,20 @@ class AwsSecretsManagerStore:
         if versions is None:
             raise StoreVersionNotFound(f"{self.location}: the secret does not exist")
         return versions
+
+    def _labels(self) -> _Versions | None:
+        """Tags and the labelled versions from one DescribeSecret (``listed`` False)."""
+        described = self._describe()
+        if described is None:
+            return None
+        raw: Mapping[str, Any] = described.get("VersionIdsToStages") or {}
+        versions = {str(k): _Version(tuple(v or ()), None) for k, v in raw.items()}
+        return _Versions(versions, _tag_map(described), listed=False)
+
+    def _take(self, kind: str) -> Any:
+        """What the previous verb of this store object carried for ``kind``, else None."""
+        carried, self._carried = self._carried, None
+        return carried[1] if carried is not None and carried[0] == kind else None
 
     def _tag(self, tags: Mapping[str, str]) -> None:
         self._call(
@@ -380,6 +446,8 @@ class AwsSecretsManagerStore:
     # -- Store ----------------------------------------------------------------------------------
 
     def ensure_owned(self, owner: str, adopt: bool) -> bool:
+        self._carried = None
+        self._cache.handover.pop(self.secret_id, None)
         described = self._describe()
         ownership = {MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner}
         if described is None:
@@ -405,6 +473,7 @@ class AwsSecretsManagerStore:
         tagged = found.get(MANAGED_BY) == MANAGED_BY_VALUE
         found_owner = found.get(OWNER) or None
         if tagged and found_owner == owner:
+            self._carried = ("described", found)  # current() lists the versions beside these tags
             return True
         if not adopt or (tagged and found_owner):
             raise StoreOwnershipError(self.location, found_owner, owner)
@@ -417,7 +486,8 @@ class AwsSecretsManagerStore:
         return True
 
     def current(self) -> StoredVersion | None:
-        versions = self._versions()
+        tags = self._take("described")
+        versions = self._list(tags) if tags is not None else self._versions()
         if versions is None:
             return None
         holder = versions.current()
@@ -428,7 +498,10 @@ class AwsSecretsManagerStore:
         return StoredVersion(holder, holder if ours else None, info.created_at, VersionState.CURRENT)
 
     def find_by_rotation(self, rotation_id: str) -> StoredVersion | None:
+        self._carried = None
         versions = self._versions()
+        if versions is not None:
+            self._carried = ("versions", versions)  # write_pending starts from this look
         if versions is None or not versions.labelled(rotation_id):
             return None
         failed = _split(versions.tags.get(FAILED_VERSIONS))
@@ -442,7 +515,9 @@ class AwsSecretsManagerStore:
                 f"{self.location}: rotation id of {len(rotation_id)} characters cannot be a "
                 f"ClientRequestToken ({_MIN_TOKEN}-{_MAX_TOKEN})"
             )
-        versions = self._require_versions()
+        # find_by_rotation's look a moment ago will do as "before": a version written since is
+        # not in it, so it counts as foreign below (a conflict, never a missed race).
+        versions = self._take("versions") or self._require_versions()
         tags = versions.tags
         failed = _split(tags.get(FAILED_VERSIONS))
         if rotation_id in versions.versions:
@@ -472,7 +547,9 @@ class AwsSecretsManagerStore:
                 VersionStages=[AWSPENDING],
             ),
         )
-        after = self._require_versions()
+        after = self._list({**tags, ROTATOR_VERSIONS: remembered})
+        if after is None:
+            raise StoreVersionNotFound(f"{self.location}: the secret does not exist")
         foreign = set(after.versions) - before - {rotation_id}
         if foreign:
             # A foreign writer raced us: nothing of ours stays pending; the retry re-labels it.
@@ -482,12 +559,16 @@ class AwsSecretsManagerStore:
                 f"{self.location}: {len(foreign)} version(s) written by someone else while writing "
                 f"rotation {rotation_id}; re-observe and retry"
             )
+        self._cache.handover[self.secret_id] = (rotation_id, value)
         return self._stored(after, rotation_id, failed)
 
     def promote(self, new_version: str, old_version: str | None) -> None:
         if new_version == old_version:
             raise StoreRefused(f"{self.location}: cannot promote version {new_version} over itself")
-        versions = self._require_versions()
+        self._carried = None
+        versions = self._labels()  # labels and tags are all promote judges by
+        if versions is None:
+            raise StoreVersionNotFound(f"{self.location}: the secret does not exist")
         if not versions.labelled(new_version):
             raise StoreVersionNotFound(f"{self.location}: cannot promote version {new_version}: gone")
         # Judged before the move: a foreign writer's AWSCURRENT makes AWS hand AWSPREVIOUS to the
@@ -495,9 +576,11 @@ class AwsSecretsManagerStore:
         old_alive = old_version is not None and versions.labelled(old_version)
         holder = versions.holder(AWSCURRENT)
         if holder != new_version:
-            # AWS moves AWSPREVIOUS onto the version AWSCURRENT leaves.
+            # AWS moves AWSPREVIOUS onto the version AWSCURRENT leaves: known without a re-read
+            # (the moves below name the version they take a label from, so AWS refuses one
+            # that is wrong, and _move then looks).
             self._move(AWSCURRENT, new_version, holder)
-            versions = self._require_versions()
+            versions = versions.moved_current(new_version, holder)
         if AWSPENDING in versions.stages(new_version):
             self._move(AWSPENDING, None, new_version)
         previous = versions.holder(AWSPREVIOUS)
@@ -513,7 +596,13 @@ class AwsSecretsManagerStore:
             self._move(AWSPREVIOUS, old_version, previous)
 
     def read_value(self, version: str) -> SecretStr:
-        versions = self._versions()
+        self._carried = None
+        handed = self._cache.handover.get(self.secret_id)
+        if handed is not None and handed[0] == version:
+            del self._cache.handover[self.secret_id]  # just written by this process: SMCache
+            SENSITIVE.add(handed[1].get_secret_value())
+            return handed[1]
+        versions = self._labels()
         if (
             versions is None
             or not versions.labelled(version)
@@ -529,10 +618,16 @@ class AwsSecretsManagerStore:
         if not isinstance(secret, str):
             raise StoreError(f"{self.location}: version {version} holds no SecretString")
         SENSITIVE.add(secret)  # whatever this process holds, its logs mask
+        self._carried = ("labels", versions)  # the revoke step's revoke() starts from this look
         return SecretStr(secret)
 
     def revoke(self, version: str) -> None:
-        versions = self._versions()
+        # The look the revoke step's read_value took a moment ago will do: every label move
+        # names the version it takes the label from, so AWS refuses to strip a label the version
+        # no longer holds, and one it gained since (AWSCURRENT moved back by hand) is never
+        # named: the look can only make revoke do less, never strip what readers get.
+        versions = self._take("labels") or self._labels()
+        self._cache.handover.pop(self.secret_id, None)
         if versions is None:
             return
         if versions.holder(AWSCURRENT) == version:
@@ -545,7 +640,9 @@ class AwsSecretsManagerStore:
     def mark_failed(self, failed_version: str, restore_version: str | None) -> None:
         if restore_version == failed_version:
             raise StoreRefused(f"{self.location}: cannot restore version {failed_version} onto itself")
-        versions = self._versions()
+        self._carried = None
+        self._cache.handover.pop(self.secret_id, None)
+        versions = self._labels()
         if versions is None:
             return
         failed = _split(versions.tags.get(FAILED_VERSIONS))
@@ -576,4 +673,5 @@ __all__ = [
     "AWSPREVIOUS",
     "ROTATOR_VERSIONS",
     "AwsSecretsManagerStore",
+    "SMCache",
 ]

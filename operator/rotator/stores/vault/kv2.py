@@ -45,20 +45,22 @@ KV v2 purges versions beyond ``max_versions`` (10 by default); before publishing
 raises the path's ``max_versions`` when the write would otherwise purge the current or previous
 version.
 
-Requests: a rotation costs 13 HTTP requests in the steady state (6 writes, 3 value reads, 4
+Requests: a rotation costs 10 HTTP requests in the steady state (6 writes, 1 value read, 3
 metadata reads; tests/integration/test_store_request_counts.py counts them on the wire and says
 why not fewer). A ``KV2Cache`` per Vault session, shared by the store objects of successive
-reconciles, carries what this process learned, never a value: the tags of each KV version
-(rotation id, version id, claim owner; a version's data never changes, and its creation time
-tells a path written anew from its former self), the mount checks, and the last metadata read
-or written per path, updated by rotator's own writes. Only lookups answer from that view
-(``find_by_rotation``; ``write_pending``, which re-reads the published path after staging and
-writes with check-and-set; ``read_value``, whose data read is real and which looks again when
-the version is gone; ``current`` right after ``ensure_owned`` read the path) and the staging
-path, which nobody but rotator writes. ``ensure_owned``, ``promote``, ``revoke`` and
-``mark_failed`` read the published path afresh once per call, and every check-and-set conflict
-re-reads: a foreign write is met exactly where it was before. A crash loses the cache, nothing
-else.
+reconciles, carries what this process learned: the tags of each KV version (rotation id,
+version id, claim owner; a version's data never changes, and its creation time tells a path
+written anew from its former self), the mount checks, the last metadata read or written per
+path, updated by rotator's own writes, and the one value this process just staged (handed from
+``write_pending`` to ``promote`` to the sync step's ``read_value``, which takes it out; never
+past that). Only lookups answer from the view (``find_by_rotation``; ``write_pending``, which
+re-reads the published path after staging and writes with check-and-set; ``read_value``, whose
+data read is real and which looks again when the version is gone; ``current`` right after
+``ensure_owned`` read the path), ``promote`` right after that re-read (its publish is a
+check-and-set, and a conflict reads afresh), and the staging path, which nobody but rotator
+writes. ``ensure_owned``, ``revoke`` and ``mark_failed`` read the published path afresh once per
+call, and every check-and-set conflict re-reads: a foreign write is met exactly where it was
+before. A crash loses the cache, nothing else.
 
 Crash safety: each verb writes in an order whose every prefix is harmless and repeatable
 (promote: publish, then pointers, then drop the staged copy; rollback: pointers, then publish the
@@ -220,18 +222,26 @@ class _Tags:
 class KV2Cache:
     """What one Vault session learned, carried from one reconcile (store object) to the next.
 
-    Never a secret value. ``tags`` are immutable facts (a KV version's data never changes; the
-    key includes its creation time, so a path deleted and written again is not confused with
-    its former self). ``views`` are the last metadata read or written for each path, updated by
-    rotator's own writes; only lookups use them (``find_by_rotation``, ``write_pending``,
-    ``read_value``), and each of those is guarded by a real read or a check-and-set (module
-    docstring). ``mounts`` and ``limits`` remember the KV v2 check and the mount's max_versions.
+    ``tags`` are immutable facts (a KV version's data never changes; the key includes its
+    creation time, so a path deleted and written again is not confused with its former self).
+    ``views`` are the last metadata read or written for each path, updated by rotator's own
+    writes; only lookups use them (``find_by_rotation``, ``write_pending``, ``read_value``) and
+    ``promote`` right after ``write_pending``, and each of those is guarded by a real read or a
+    check-and-set (module docstring). ``mounts`` and ``limits`` remember the KV v2 check and the
+    mount's max_versions.
     """
 
     tags: dict[str, dict[tuple[int, str], _Tags]] = field(default_factory=dict)
     views: dict[str, _Metadata | None] = field(default_factory=dict)
     mounts: set[str] = field(default_factory=set)
     limits: dict[str, int] = field(default_factory=dict)
+    handover: dict[str, tuple[str, SecretStr]] = field(default_factory=dict)
+    """Per published path, the one value this process just wrote there (version id, value):
+    ``write_pending`` hands it to ``promote`` (no read of the staged copy it wrote a moment ago)
+    and ``promote`` to the next ``read_value`` of that version (the sync step), which takes it
+    out; ``ensure_owned``, ``revoke`` and ``mark_failed`` drop it. So no value outlives the
+    rotation's sync step, and the revoke step's read (the new credential must still be there
+    before the old one goes) is always a real one."""
 
 
 class VaultKV2Store:
@@ -665,6 +675,7 @@ class VaultKV2Store:
         return record.owner if record is not None else None
 
     def ensure_owned(self, owner: str, adopt: bool) -> bool:
+        self._cache.handover.pop(self.path, None)
         meta = self._metadata()
         found = meta.owner() if meta is not None else None
         if found == owner:
@@ -745,6 +756,7 @@ class VaultKV2Store:
                 f"{self.location}: check-and-set failed, expected latest version {latest} but found "
                 f"{fresh.latest if fresh is not None else 0} written by someone else (rotation {rotation_id})"
             )
+        self._cache.handover[self.path] = (vid, value)
         return StoredVersion(vid, rotation_id, _parse_time(written.get("created_time")), VersionState.PENDING)
 
     def promote(self, new_version: str, old_version: str | None) -> None:
@@ -752,7 +764,12 @@ class VaultKV2Store:
         if new_version == old_version:
             raise StoreRefused(f"{self.location}: cannot promote version {new_version} over itself")
         self._owned_view = False
-        meta = self._metadata()
+        # The session's view, when it says "right after our write_pending" (latest is the number
+        # before ours, ours not yet there): the check-and-set publish is what guards it, and a
+        # conflict reads afresh. Anything else (a retry, a resume, no view) reads afresh now.
+        meta = self._metadata(carried=True)
+        if meta is None or meta.latest != number - 1 or self._newest(meta, new_version, bare="rotator"):
+            meta = self._metadata()
         staged = self._metadata(self.staging_path, carried=True)
         records = self._staged(staged, new_version)
         if meta is None or self._newest(meta, new_version, bare="rotator") is None:
@@ -779,10 +796,18 @@ class VaultKV2Store:
         )
         if latest != number - 1:
             raise taken
-        data = self._fetch(staged, record) or {}
-        value, rotation_id = _text(data, VALUE_KEY), _text(data, ROTATION_ID)
+        handed = self._cache.handover.get(self.path)
+        tags = self._tags(staged, record) if handed is not None and handed[0] == str(number) else None
+        if handed is not None and tags is not None and tags.rotation_id is not None:
+            # What this process staged a moment ago (write_pending): no need to read it back.
+            value: str | None = handed[1].get_secret_value()
+            rotation_id: str | None = tags.rotation_id
+        else:
+            data = self._fetch(staged, record) or {}
+            value, rotation_id = _text(data, VALUE_KEY), _text(data, ROTATION_ID)
         if value is None or rotation_id is None:
             raise StoreVersionNotFound(f"{self.location}: pending version {number} is unreadable")
+        self._cache.handover[self.path] = (str(number), SecretStr(value))
         if meta is not None:
             self._keep_protected_versions(meta)
         payload = {VALUE_KEY: value, ROTATION_ID: rotation_id, VERSION_KEY: str(number)}
@@ -797,6 +822,11 @@ class VaultKV2Store:
     def read_value(self, version: str) -> SecretStr:
         _version_number(version)
         self._owned_view = False
+        handed = self._cache.handover.get(self.path)
+        if handed is not None and handed[0] == version:
+            del self._cache.handover[self.path]  # just written by this process: KV2Cache.handover
+            SENSITIVE.add(handed[1].get_secret_value())
+            return handed[1]
         # The data read is real either way; only which KV version holds ``version`` comes from
         # the carried view, and a version destroyed since is looked up again afresh.
         data = self._value_data(version, carried=True)
@@ -827,6 +857,7 @@ class VaultKV2Store:
     def revoke(self, version: str) -> None:
         _version_number(version)
         self._owned_view = False
+        self._cache.handover.pop(self.path, None)
         meta = self._metadata()
         if meta is None:
             return
@@ -848,6 +879,7 @@ class VaultKV2Store:
         if restore_version == failed_version:
             raise StoreRefused(f"{self.location}: cannot restore version {failed_version} onto itself")
         self._owned_view = False
+        self._cache.handover.pop(self.path, None)
         meta = self._metadata()
         if meta is None:
             return
