@@ -9,13 +9,17 @@ value, and a later ``PutSecretValue`` labels the wrong version ``AWSPREVIOUS``. 
 Manager resolves the default to ``AWSCURRENT``. We patch the backend class before serving:
 
 - ``get_secret_value`` with neither ``VersionId`` nor ``VersionStage`` looks up ``AWSCURRENT``;
-- ``update_secret_version_stage`` re-points ``default_version_id`` when ``AWSCURRENT`` moves.
+- ``update_secret_version_stage`` re-points ``default_version_id`` when ``AWSCURRENT`` moves;
+- ``create_secret`` is atomic by name, as in AWS: moto checks "exists?" and then adds, and its
+  server is threaded, so two creates timed to collide (tests/integration/test_store_race.py) could
+  both succeed. One lock per backend class serialises them.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import threading
 from typing import Any
 
 PATCH_MARKER = "_rotator_patched"
@@ -30,6 +34,13 @@ def apply_moto_fixes() -> None:
 
     original_get = SecretsManagerBackend.get_secret_value
     original_stage = SecretsManagerBackend.update_secret_version_stage
+    original_create = SecretsManagerBackend.create_secret
+    create_lock = threading.Lock()
+
+    @functools.wraps(original_create)
+    def create_secret(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with create_lock:
+            return original_create(self, *args, **kwargs)
 
     @functools.wraps(original_get)
     def get_secret_value(self: Any, secret_id: str, version_id: str, version_stage: str) -> Any:
@@ -53,6 +64,7 @@ def apply_moto_fixes() -> None:
                 setter(move_to_version_id)
         return result
 
+    SecretsManagerBackend.create_secret = create_secret  # type: ignore[method-assign]
     SecretsManagerBackend.get_secret_value = get_secret_value  # type: ignore[method-assign]
     SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage  # type: ignore[method-assign]
     setattr(SecretsManagerBackend, PATCH_MARKER, True)
