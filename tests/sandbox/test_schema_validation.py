@@ -516,3 +516,18 @@ def test_value_printing_follows_go() -> None:
     assert str(FieldError("a", ErrorType.INVALID, "d", 1.5)) == "a: Invalid value: 1.5: d"
     assert str(FieldError("a", ErrorType.INVALID, "d", None)) == 'a: Invalid value: "null": d'
     assert str(FieldError("a", ErrorType.FORBIDDEN, "no", "x")) == "a: Forbidden: no"
+
+
+def test_a_rule_run_again_on_the_same_value_gives_the_same_errors() -> None:
+    """Rule outcomes are memoized per value (celpy is slow): a repeat must not change them, and a
+    different value under the same rule must be evaluated afresh."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}},
+        "x-kubernetes-validations": [{"rule": "self.n < 3", "message": "n must be below 3"}],
+    }
+    first = validate(schema, {"n": 5})
+    assert [e.detail for e in first] == ["n must be below 3"]
+    assert validate(schema, {"n": 5}) == first
+    assert validate(schema, {"n": 1}) == []
+    assert validate(schema, {"n": 7}) == first
