@@ -10,7 +10,7 @@ import pytest
 from rotator.cli import CRASH_EXIT_CODE
 from rotator.steps.checkpoints import Checkpoint
 from tests.fixtures.kube_backends import EMULATOR, REAL_PARAM
-from tests.fixtures.rotation import Bench
+from tests.fixtures.rotation import STEP_BOUNDARIES, Bench
 
 # From the code: a checkpoint added to rotator.steps.checkpoints is crash-tested automatically
 # (and tests/engine/test_checkpoints.py proves the code passes every one of them).
@@ -23,10 +23,7 @@ ROLLBACK_POINTS = [str(point) for point in Checkpoint if point.during_rollback]
 # starts), ~5 minutes for the 24 points, against ~2 s a point on the emulator; the points
 # between two writes inside a step test the engine's resume logic, which does not depend on
 # the API server and runs in full on the emulator.
-REAL_FORWARD_POINTS = [
-    str(Checkpoint.before_persist(step))
-    for step in ("generate", "dual", "sync", "restart", "verify", "revoke")
-]
+REAL_FORWARD_POINTS = STEP_BOUNDARIES
 REAL_ROLLBACK_POINTS = ROLLBACK_POINTS
 
 

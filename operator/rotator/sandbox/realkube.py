@@ -71,6 +71,8 @@ FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 """Nodes carrying this annotation are the ones kwok plays kubelet for."""
 
 _CERT_DAYS = 30
+NODE_LEASE_SECONDS = 40
+"""kwok renews each fake node's Lease (kube-node-lease) within this, as a kubelet does."""
 
 FAULT_LABEL = "kwok.rotator.dev/fault"
 """A pod-template label the stages below honour; its value names the fault (FAULT_NEVER_READY)."""
@@ -561,6 +563,11 @@ class _Kwok(_Client):
             f"--server-address={self.host}:{self.port}",
             f"--cidr={POD_CIDR}",
             f"--node-ip={self.host}",
+            # Without a lease duration kwok keeps no node Leases, and the stages renew a node's
+            # heartbeat only while it is not Ready: controller-manager then found every node
+            # silent after its grace period (50 s), marked it Unknown and every pod on it
+            # NotReady, and nothing here ever readies a Running pod again.
+            f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
         ]
 
     def _healthy(self) -> bool:
