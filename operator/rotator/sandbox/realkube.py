@@ -79,7 +79,8 @@ FAULT_LABEL = "kwok.rotator.dev/fault"
 FAULT_NEVER_READY = "never-ready-after-restart"
 """A pod labelled ``FAULT_LABEL: FAULT_NEVER_READY`` that also carries rotator's restart
 annotation (``rotator.dev/rotation-id``) runs but never turns Ready: a consumer that a new
-credential breaks. Its pods from before any rotator restart are Ready as usual."""
+credential breaks. Its pods from before any rotator restart are Ready as usual.
+:meth:`RealKubeServer.set_fail_readiness` sets it on a workload's template."""
 _FAULTY = (
     f'(.metadata.labels["{FAULT_LABEL}"] == "{FAULT_NEVER_READY}")'
     f' and (.metadata.annotations["{ROTATION_ID}"] != null)'
