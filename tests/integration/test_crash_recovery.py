@@ -18,11 +18,12 @@ FORWARD_POINTS = [str(point) for point in Checkpoint if not point.during_rollbac
 ROLLBACK_POINTS = [str(point) for point in Checkpoint if point.during_rollback]
 
 # The real control plane runs a representative subset: every step boundary (each forward step's
-# last point before its status write) and every rollback point, 11 of the 24. Each point pays a
-# namespace, two Deployment rollouts by controller-manager and three operator starts there: the
-# full matrix took 15 minutes on the (loaded) 2-core machine, 19 to 76 s a point, against 1 to
-# 3 s on the emulator. The points between two writes inside a step test the engine's resume
-# logic, which does not depend on the API server, and run in full on the emulator.
+# last point before its status write) and every rollback point, 11 of the 24. A point costs 10
+# to 19 s there (a namespace, two Deployment rollouts by controller-manager, three operator
+# starts; 8 to 13 s on the emulator): the full matrix would add some 5.5 minutes to the real
+# worker of a quiet run, and took 15 minutes on the 2-core machine under load, where the subset
+# takes under 3. The points between two writes inside a step test the engine's resume logic,
+# which does not depend on the API server, and run in full on the emulator.
 REAL_FORWARD_POINTS = STEP_BOUNDARIES
 REAL_ROLLBACK_POINTS = ROLLBACK_POINTS
 
