@@ -41,11 +41,11 @@ controlplane:
 
 # What `make test` does about it: build when Go is there; under CI=true a failed build fails the
 # run (CI never skips the real tier); otherwise the real tier is skipped, loudly, here and in
-# the pytest summary (tests/realkube/conftest.py).
+# the pytest summary (tests/fixtures/realkube.py).
 controlplane-for-test:
 	@if [ "$$CI" = true ]; then bash e2e/controlplane/build.sh; \
 	elif bash e2e/controlplane/build.sh; then :; \
-	else echo "!!!! make test: the real control plane could not be built: tests/realkube will be SKIPPED !!!!" >&2; fi
+	else echo "!!!! make test: the real control plane could not be built: the real tier (tests/realkube, kube_backend=real) will be SKIPPED !!!!" >&2; fi
 
 # helm for the chart tests (tests/unit/test_helm_chart.py, tests/realkube/test_helm_chart_real.py):
 # built from its Go module (helm.sh/helm/v3) into ~/.cache/rotator/helm/<key>; prints "cached"
@@ -63,7 +63,7 @@ helm-for-test:
 # branch has a test); everything else runs once, without the coverage overhead. Both stages run
 # on TEST_WORKERS pytest-xdist workers (most tests wait on servers and rollouts, so a worker more
 # than the cores still pays); each worker starts its own servers on free ports, and the real
-# control plane's tests share one worker (tests/realkube/conftest.py).
+# control plane's tests share one worker (tests/fixtures/realkube.py).
 TEST_WORKERS ?= 3
 test: $(STAMP) postgres controlplane-for-test helm-for-test lint typecheck layers
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --cov --cov-branch --cov-report=term-missing tests/engine

@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import subprocess
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 import yaml
 
 from rotator.sandbox.realkube import ApiError, RealKubeServer
+from tests.fixtures.realkube import kubectl, wait_for
 from tests.unit import test_store_crd_table as store_table
 from tests.unit.test_crd_table import BAD, GOOD, design_sample
 
@@ -37,32 +36,6 @@ RP = "/apis/rotator.dev/v1alpha1"
 pytestmark = pytest.mark.timeout(120)
 
 Obj = dict[str, Any]
-
-
-def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None, check: bool = True) -> str:
-    """Run kubectl against the real cluster; return stdout (stderr too when ``check=False``)."""
-    result = subprocess.run(
-        ["kubectl", f"--kubeconfig={kubeconfig}", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout if check else result.stdout + result.stderr
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def namespace(real_kube: RealKubeServer, prefix: str) -> str:
@@ -231,6 +204,23 @@ def _complete(deployment: Obj) -> bool:
         and status.get("availableReplicas") == replicas
         and status.get("replicas") == replicas
         and progressing.get("reason") == "NewReplicaSetAvailable"
+    )
+
+
+def test_kwok_renews_a_lease_for_every_fake_node(real_kube: RealKubeServer) -> None:
+    """Node liveness is the Lease, as for a kubelet: without one, controller-manager marks a fake
+    node Unknown after its grace period and every pod on it NotReady, for good."""
+    path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
+
+    def renewals() -> dict[str, str]:
+        items = real_kube.api("GET", path)["items"]
+        return {lease["metadata"]["name"]: lease["spec"].get("renewTime") for lease in items}
+
+    first = wait_for("a Lease per node", lambda: (r := renewals()).keys() >= set(real_kube.node_names) and r)
+    wait_for(
+        "every Lease renewed",
+        lambda: all(renewals()[node] != first[node] for node in real_kube.node_names),
+        timeout=60,
     )
 
 

@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from rotator.sandbox.kube_server import KubeServer
-from tests.realkube.test_control_plane import CRD_FILES, CRD_NAMES, kubectl
+from tests.fixtures.realkube import kubectl
+from tests.realkube.test_control_plane import CRD_FILES, CRD_NAMES
 from tests.unit import test_store_crd_table as store_table
 from tests.unit.test_crd_table import design_sample
 

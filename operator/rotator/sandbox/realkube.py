@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -48,6 +49,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from rotator.models.keys import ROTATION_ID
 from rotator.sandbox.pod_start import SECRET_VERSIONS_ANNOTATION, PodInfo, SecretVersionRecorder, pod_info
 from rotator.sandbox.processes import LOOPBACK, LocalServer, ServerError, free_port, http_ok, run_checked
+from rotator.workloads.health import rollout_health
+from rotator.workloads.kinds import workload_path
 
 JSON = dict[str, Any]
 
@@ -68,13 +71,16 @@ FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 """Nodes carrying this annotation are the ones kwok plays kubelet for."""
 
 _CERT_DAYS = 30
+NODE_LEASE_SECONDS = 40
+"""kwok renews each fake node's Lease (kube-node-lease) within this, as a kubelet does."""
 
 FAULT_LABEL = "kwok.rotator.dev/fault"
 """A pod-template label the stages below honour; its value names the fault (FAULT_NEVER_READY)."""
 FAULT_NEVER_READY = "never-ready-after-restart"
 """A pod labelled ``FAULT_LABEL: FAULT_NEVER_READY`` that also carries rotator's restart
 annotation (``rotator.dev/rotation-id``) runs but never turns Ready: a consumer that a new
-credential breaks. Its pods from before any rotator restart are Ready as usual."""
+credential breaks. Its pods from before any rotator restart are Ready as usual.
+:meth:`RealKubeServer.set_fail_readiness` sets it on a workload's template."""
 _FAULTY = (
     f'(.metadata.labels["{FAULT_LABEL}"] == "{FAULT_NEVER_READY}")'
     f' and (.metadata.annotations["{ROTATION_ID}"] != null)'
@@ -558,6 +564,11 @@ class _Kwok(_Client):
             f"--server-address={self.host}:{self.port}",
             f"--cidr={POD_CIDR}",
             f"--node-ip={self.host}",
+            # Without a lease duration kwok keeps no node Leases, and the stages renew a node's
+            # heartbeat only while it is not Ready: controller-manager then found every node
+            # silent after its grace period (50 s), marked it Unknown and every pod on it
+            # NotReady, and nothing here ever readies a Running pod again.
+            f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
         ]
 
     def _healthy(self) -> bool:
@@ -793,25 +804,37 @@ class RealKubeServer:
             raise ApiError(exc.code, decoded) from None
 
     def workload_pods(self, kind: str, namespace: str, name: str) -> list[PodInfo]:
-        """A Deployment's live pods (through its ReplicaSets), with the Secret versions each one
-        started with: the same view the emulator's rollout simulator gives."""
-        if kind != "Deployment":
-            raise ValueError(f"only Deployments are followed on the real control plane, not {kind}")
-        deployment = self.api("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
-        owners = {deployment["metadata"]["uid"]}
-        for rs in self.api("GET", f"/apis/apps/v1/namespaces/{namespace}/replicasets")["items"]:
-            if any(ref.get("uid") in owners for ref in rs["metadata"].get("ownerReferences") or []):
-                owners.add(rs["metadata"]["uid"])
-        pods = self.api("GET", f"/api/v1/namespaces/{namespace}/pods")["items"]
-        return [
-            pod_info(pod)
-            for pod in pods
-            if not pod["metadata"].get("deletionTimestamp")
-            and any(
-                ref.get("uid") in owners - {deployment["metadata"]["uid"]}
-                for ref in pod["metadata"].get("ownerReferences") or []
-            )
-        ]
+        """A workload's live pods, found by its selector (any kind), with the Secret versions each
+        one started with: the same view the emulator's rollout simulator gives."""
+        workload = self.api("GET", workload_path(kind, namespace, name))
+        labels = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        if not labels:
+            raise ValueError(f"{kind} {namespace}/{name} selects its pods by no label")
+        selector = urllib.parse.quote(",".join(f"{key}={value}" for key, value in sorted(labels.items())))
+        pods = self.api("GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}")["items"]
+        return [pod_info(pod) for pod in pods if not pod["metadata"].get("deletionTimestamp")]
+
+    def set_fail_readiness(
+        self, kind: str, namespace: str, name: str, fail: bool = True, *, timeout: float = 60.0
+    ) -> None:
+        """Make the pods rotator restarts from now on never turn Ready (kwok's fault stage, see
+        FAULT_LABEL), or heal them (``fail=False``): the emulator's switch of the same name.
+
+        The fault is a pod-template label, and a template change is a rollout: unlike the
+        emulator's switch this rolls the workload once. The same patch drops rotator's restart
+        annotation from the template, so that rollout's pods (on the Secret as it is) are spared
+        and turn Ready; it returns once that rollout is complete. Healing is a rollout too, whose
+        pods come up Ready; it returns at once."""
+        path = workload_path(kind, namespace, name)
+        template: JSON = {"labels": {FAULT_LABEL: FAULT_NEVER_READY if fail else None}}
+        if fail:
+            template["annotations"] = {ROTATION_ID: None}
+        self.api("PATCH", path, {"spec": {"template": {"metadata": template}}})
+        deadline = time.monotonic() + timeout
+        while fail and not rollout_health(kind, obj := self.api("GET", path)).complete:
+            if time.monotonic() >= deadline:
+                raise ServerError(f"{kind} {namespace}/{name} did not roll out: {obj.get('status')}")
+            time.sleep(0.1)
 
     def kubeconfig(
         self,
