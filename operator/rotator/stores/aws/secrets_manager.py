@@ -86,6 +86,7 @@ from rotator.stores.errors import (
     StoreUnavailable,
     StoreVersionNotFound,
 )
+from rotator.stores.handover import Handover
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -214,7 +215,7 @@ class SMCache:
     labels only), dropped by ``ensure_owned``, ``revoke`` and ``mark_failed``: no read-back of
     what was written a moment ago, and the revoke step's read is always a real one."""
 
-    handover: dict[str, tuple[str, SecretStr]] = field(default_factory=dict)
+    handover: Handover = field(default_factory=Handover)
 
 
 def _tag_map(described: Mapping[str, Any]) -> dict[str, str]:
@@ -447,7 +448,7 @@ class AwsSecretsManagerStore:
 
     def ensure_owned(self, owner: str, adopt: bool) -> bool:
         self._carried = None
-        self._cache.handover.pop(self.secret_id, None)
+        self._cache.handover.drop(self.secret_id)
         described = self._describe()
         ownership = {MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner}
         if described is None:
@@ -559,7 +560,7 @@ class AwsSecretsManagerStore:
                 f"{self.location}: {len(foreign)} version(s) written by someone else while writing "
                 f"rotation {rotation_id}; re-observe and retry"
             )
-        self._cache.handover[self.secret_id] = (rotation_id, value)
+        self._cache.handover.put(self.secret_id, rotation_id, value)
         return self._stored(after, rotation_id, failed)
 
     def promote(self, new_version: str, old_version: str | None) -> None:
@@ -597,11 +598,9 @@ class AwsSecretsManagerStore:
 
     def read_value(self, version: str) -> SecretStr:
         self._carried = None
-        handed = self._cache.handover.get(self.secret_id)
-        if handed is not None and handed[0] == version:
-            del self._cache.handover[self.secret_id]  # just written by this process: SMCache
-            SENSITIVE.add(handed[1].get_secret_value())
-            return handed[1]
+        handed = self._cache.handover.take(self.secret_id, version)
+        if handed is not None:  # just written by this process: SMCache
+            return handed
         versions = self._labels()
         if (
             versions is None
@@ -627,7 +626,7 @@ class AwsSecretsManagerStore:
         # no longer holds, and one it gained since (AWSCURRENT moved back by hand) is never
         # named: the look can only make revoke do less, never strip what readers get.
         versions = self._take("labels") or self._labels()
-        self._cache.handover.pop(self.secret_id, None)
+        self._cache.handover.drop(self.secret_id)
         if versions is None:
             return
         if versions.holder(AWSCURRENT) == version:
@@ -641,7 +640,7 @@ class AwsSecretsManagerStore:
         if restore_version == failed_version:
             raise StoreRefused(f"{self.location}: cannot restore version {failed_version} onto itself")
         self._carried = None
-        self._cache.handover.pop(self.secret_id, None)
+        self._cache.handover.drop(self.secret_id)
         versions = self._labels()
         if versions is None:
             return

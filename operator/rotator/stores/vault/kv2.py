@@ -113,6 +113,7 @@ from rotator.stores.errors import (
     StoreUnavailable,
     StoreVersionNotFound,
 )
+from rotator.stores.handover import Handover
 from rotator.stores.vault.client import TRANSIENT as _TRANSIENT
 
 T = TypeVar("T")
@@ -235,7 +236,7 @@ class KV2Cache:
     views: dict[str, _Metadata | None] = field(default_factory=dict)
     mounts: set[str] = field(default_factory=set)
     limits: dict[str, int] = field(default_factory=dict)
-    handover: dict[str, tuple[str, SecretStr]] = field(default_factory=dict)
+    handover: Handover = field(default_factory=Handover)
     """Per published path, the one value this process just wrote there (version id, value):
     ``write_pending`` hands it to ``promote`` (no read of the staged copy it wrote a moment ago)
     and ``promote`` to the next ``read_value`` of that version (the sync step), which takes it
@@ -675,7 +676,7 @@ class VaultKV2Store:
         return record.owner if record is not None else None
 
     def ensure_owned(self, owner: str, adopt: bool) -> bool:
-        self._cache.handover.pop(self.path, None)
+        self._cache.handover.drop(self.path)
         meta = self._metadata()
         found = meta.owner() if meta is not None else None
         if found == owner:
@@ -756,7 +757,7 @@ class VaultKV2Store:
                 f"{self.location}: check-and-set failed, expected latest version {latest} but found "
                 f"{fresh.latest if fresh is not None else 0} written by someone else (rotation {rotation_id})"
             )
-        self._cache.handover[self.path] = (vid, value)
+        self._cache.handover.put(self.path, vid, value)
         return StoredVersion(vid, rotation_id, _parse_time(written.get("created_time")), VersionState.PENDING)
 
     def promote(self, new_version: str, old_version: str | None) -> None:
@@ -796,18 +797,18 @@ class VaultKV2Store:
         )
         if latest != number - 1:
             raise taken
-        handed = self._cache.handover.get(self.path)
-        tags = self._tags(staged, record) if handed is not None and handed[0] == str(number) else None
+        handed = self._cache.handover.peek(self.path, str(number))
+        tags = self._tags(staged, record) if handed is not None else None
         if handed is not None and tags is not None and tags.rotation_id is not None:
             # What this process staged a moment ago (write_pending): no need to read it back.
-            value: str | None = handed[1].get_secret_value()
+            value: str | None = handed.get_secret_value()
             rotation_id: str | None = tags.rotation_id
         else:
             data = self._fetch(staged, record) or {}
             value, rotation_id = _text(data, VALUE_KEY), _text(data, ROTATION_ID)
         if value is None or rotation_id is None:
             raise StoreVersionNotFound(f"{self.location}: pending version {number} is unreadable")
-        self._cache.handover[self.path] = (str(number), SecretStr(value))
+        self._cache.handover.put(self.path, str(number), SecretStr(value))
         if meta is not None:
             self._keep_protected_versions(meta)
         payload = {VALUE_KEY: value, ROTATION_ID: rotation_id, VERSION_KEY: str(number)}
@@ -822,11 +823,9 @@ class VaultKV2Store:
     def read_value(self, version: str) -> SecretStr:
         _version_number(version)
         self._owned_view = False
-        handed = self._cache.handover.get(self.path)
-        if handed is not None and handed[0] == version:
-            del self._cache.handover[self.path]  # just written by this process: KV2Cache.handover
-            SENSITIVE.add(handed[1].get_secret_value())
-            return handed[1]
+        handed = self._cache.handover.take(self.path, version)
+        if handed is not None:  # just written by this process: KV2Cache.handover
+            return handed
         # The data read is real either way; only which KV version holds ``version`` comes from
         # the carried view, and a version destroyed since is looked up again afresh.
         data = self._value_data(version, carried=True)
@@ -857,7 +856,7 @@ class VaultKV2Store:
     def revoke(self, version: str) -> None:
         _version_number(version)
         self._owned_view = False
-        self._cache.handover.pop(self.path, None)
+        self._cache.handover.drop(self.path)
         meta = self._metadata()
         if meta is None:
             return
@@ -879,7 +878,7 @@ class VaultKV2Store:
         if restore_version == failed_version:
             raise StoreRefused(f"{self.location}: cannot restore version {failed_version} onto itself")
         self._owned_view = False
-        self._cache.handover.pop(self.path, None)
+        self._cache.handover.drop(self.path)
         meta = self._metadata()
         if meta is None:
             return
