@@ -9,7 +9,7 @@ import pytest
 
 from rotator.cli import CRASH_EXIT_CODE
 from rotator.steps.checkpoints import Checkpoint
-from tests.fixtures.kube_backends import EMULATOR, REAL_PARAM
+from tests.fixtures.kube_backends import EMULATOR, REAL
 from tests.fixtures.rotation import STEP_BOUNDARIES, Bench
 
 # From the code: a checkpoint added to rotator.steps.checkpoints is crash-tested automatically
@@ -30,9 +30,7 @@ REAL_ROLLBACK_POINTS = ROLLBACK_POINTS
 
 def on_backends(emulator: list[str], real: list[str]) -> list[object]:
     """(kube_backend, point) pairs: every emulator point, then the real ones."""
-    return [(EMULATOR, point) for point in emulator] + [
-        pytest.param(*REAL_PARAM.values, point, marks=REAL_PARAM.marks) for point in real
-    ]
+    return [(EMULATOR, point) for point in emulator] + [(REAL, point) for point in real]
 
 
 def crash_during_forced_rotation(bench: Bench, point: str) -> None:
