@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -65,6 +66,30 @@ def leader_election_settings(args: argparse.Namespace) -> LeaderElection:
     )
 
 
+def may_watch_workloads(kube: Kube, namespaces: list[str]) -> bool:
+    """Whether the handlers' label-selected workload watches will see anything: rotator may list
+    and watch every workload kind (in each watched namespace). When not (RBAC from before the
+    watch), say which grant is missing; restart and verify then read workloads with a GET."""
+    from rotator.workloads.kinds import KINDS
+
+    for info in KINDS.values():
+        scopes: list[str | None] = list(namespaces) or [None]
+        for namespace in scopes:
+            for verb in ("list", "watch"):
+                if not kube.allowed(verb, info.group, info.plural, namespace):
+                    where = f"in namespace {namespace}" if namespace else "cluster-wide"
+                    logging.getLogger("rotator.cli").warning(
+                        "rotator may not %s %s.%s %s: workloads are read with a GET on every look "
+                        "instead of from a watch; grant it as manifests/clusterrole.yaml does",
+                        verb,
+                        info.plural,
+                        info.group,
+                        where,
+                    )
+                    return False
+    return True
+
+
 def _run(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
@@ -85,9 +110,10 @@ def _run(args: argparse.Namespace) -> int:
     kube = Kube(
         load_api_client(args.kubeconfig),
         on_request=metrics.count_kube_request,
-        cache=WatchCache(watched_object),  # fed by the handlers' watches
         limiter=TokenBucket(args.kube_qps, args.kube_burst),
     )
+    workloads = may_watch_workloads(kube, args.namespace or [])
+    kube.cache = WatchCache(functools.partial(watched_object, workloads=workloads))  # fed by the watches
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
     opener = StoreOpener(kube, metrics, credential_ttl=args.resync)

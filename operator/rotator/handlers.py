@@ -44,16 +44,20 @@ import kopf
 
 from rotator import engine
 from rotator.engine.store_health import HealthCheck, check_store
-from rotator.kube import API_VERSION, GROUP, KIND, PLURAL, VERSION, Kube, connection_of
+from rotator.kube import API_VERSION, GROUP, KIND, PLURAL, VERSION, Kube, connection_of, secret_path
 from rotator.leader import LeaderElector, LeadershipLost
 from rotator.models import Event, PolicyRef, reasons, utcnow
-from rotator.models.keys import MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL
+from rotator.models.keys import CONSUMER, CONSUMER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL
 from rotator.models.store import StoreRefKind
 from rotator.tenancy.resolve import store_path
+from rotator.workloads.kinds import KINDS
+from rotator.workloads.restarter import restarted_for
 
 log = logging.getLogger("rotator.handlers")
 KOPF_PREFIX = "kopf.rotator.dev"
 MANAGED_SECRETS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+CONSUMERS = f"{CONSUMER_LABEL}={CONSUMER}"
+CONSUMER_PLURALS = tuple(info.plural for info in KINDS.values())
 STORES = {
     StoreRefKind.ROTATION_STORE: "rotationstores",
     StoreRefKind.CLUSTER_ROTATION_STORE: "clusterrotationstores",
@@ -130,6 +134,9 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.reporting_component = "rotator"
     # Only the Secrets rotator manages, selected by the API server: never all Secrets.
     settings.watching.label_selectors["v1", "secrets"] = MANAGED_SECRETS
+    # Only the workloads rotator has restarted (it labels them): never all Deployments.
+    for plural in CONSUMER_PLURALS:
+        settings.watching.label_selectors["apps", "v1", plural] = CONSUMERS
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
@@ -169,6 +176,29 @@ async def track_managed_secret(event: Mapping[str, Any], body: kopf.Body, memo: 
     key: Key = (PLURAL, str(meta.get("namespace") or ""), policy)
     if key in runtime.tasks:
         runtime.waker(key).set()
+
+
+async def track_consumer(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
+    """A workload rotator restarted changed (its rollout progressed): into the cache, and the
+    policies whose Secrets its last restart recorded are woken, so verify looks as soon as a
+    rollout completes instead of at the next poll."""
+    runtime = _runtime(memo)
+    if not _cached(runtime, event, body):
+        return
+    cache = runtime.kube.cache
+    namespace = str((body.get("metadata") or {}).get("namespace") or "")
+    for secret_name in restarted_for(body):
+        known, secret = cache.lookup(secret_path(namespace, secret_name)) if cache else (False, None)
+        policy = str((((secret or {}).get("metadata") or {}).get("labels") or {}).get(POLICY_LABEL) or "")
+        key: Key = (PLURAL, namespace, policy)
+        if known and policy and key in runtime.tasks:
+            runtime.waker(key).set()
+
+
+for _plural in CONSUMER_PLURALS:
+    kopf.on.event("apps", "v1", _plural, labels={CONSUMER_LABEL: CONSUMER}, id=f"track-{_plural}")(
+        track_consumer
+    )
 
 
 def _cached(runtime: Runtime, event: Mapping[str, Any], body: Mapping[str, Any]) -> bool:

@@ -23,7 +23,8 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 from urllib3.util.retry import Retry
 
-from rotator.models.keys import DOMAIN, MANAGED_BY, MANAGED_BY_LABEL
+from rotator.models.keys import CONSUMER, CONSUMER_LABEL, DOMAIN, MANAGED_BY, MANAGED_BY_LABEL
+from rotator.models.spec import WorkloadKind
 from rotator.policy.ratelimit import MAX_RETRY_AFTER, TokenBucket, retry_after_seconds
 
 GROUP: Final = DOMAIN
@@ -164,15 +165,22 @@ def object_path(obj: Mapping[str, Any]) -> str | None:
 
 
 WATCHED_STORE_KINDS: Final = frozenset({"RotationStore", "ClusterRotationStore"})
+WATCHED_WORKLOAD_KINDS: Final = frozenset(WorkloadKind)
 
 
-def watched_object(obj: Mapping[str, Any]) -> bool:
+def watched_object(obj: Mapping[str, Any], *, workloads: bool = True) -> bool:
     """What the operator's watches cover: the Secrets it manages (label
-    ``app.kubernetes.io/managed-by=rotator``; never all Secrets) and the store objects."""
+    ``app.kubernetes.io/managed-by=rotator``; never all Secrets), the workloads it has restarted
+    (label ``rotator.dev/consumer=true``; never all workloads) and the store objects.
+
+    ``workloads`` False: rotator may not watch workloads (an install whose RBAC predates the
+    watch), so none is cached: a cached workload no event updates would stall verify."""
     kind = obj.get("kind")
+    labels = (obj.get("metadata") or {}).get("labels") or {}
     if kind == "Secret":
-        labels = (obj.get("metadata") or {}).get("labels") or {}
         return bool(labels.get(MANAGED_BY_LABEL) == MANAGED_BY)
+    if kind in WATCHED_WORKLOAD_KINDS:
+        return workloads and labels.get(CONSUMER_LABEL) == CONSUMER
     return kind in WATCHED_STORE_KINDS
 
 
@@ -196,10 +204,16 @@ class WatchCache:
         self._lock = threading.Lock()
 
     def put(self, obj: Mapping[str, Any]) -> bool:
-        """Remember ``obj``; True when it is news (absent before, or another resourceVersion)."""
+        """Remember ``obj``; True when it is news (absent before, or another resourceVersion).
+
+        An object that no longer qualifies (its label removed) is dropped, not kept stale: no
+        watch event would ever update it again; the next read asks the API."""
         path = object_path(obj)
-        if path is None or not self.watched(obj):
+        if path is None:
             return False
+        if not self.watched(obj):
+            with self._lock:
+                return self._objects.pop(path, None) is not None
         with self._lock:
             before = self._objects.get(path)
             self._objects[path] = copy.deepcopy(dict(obj))
@@ -207,10 +221,16 @@ class WatchCache:
         return before is None or (before.get("metadata") or {}).get("resourceVersion") != version
 
     def gone(self, obj: Mapping[str, Any]) -> None:
+        """A DELETED event: known absent, or (the object as the event shows it no longer carries
+        the watched label: it left the label-selected watch, not the cluster) unknown again."""
         path = object_path(obj)
-        if path is not None and self.watched(obj):
-            with self._lock:
+        if path is None:
+            return
+        with self._lock:
+            if self.watched(obj):
                 self._objects[path] = None
+            else:
+                self._objects.pop(path, None)
 
     def forget(self, path: str) -> None:
         with self._lock:
@@ -363,6 +383,20 @@ class Kube:
         query = {"labelSelector": label_selector} if label_selector else None
         items = self.request("GET", path, query=query).get("items", [])
         return list(items)
+
+    def allowed(self, verb: str, group: str, resource: str, namespace: str | None = None) -> bool:
+        """Whether rotator's own identity may ``verb`` the resource (all namespaces when None):
+        a SelfSubjectAccessReview, which every authenticated identity may create."""
+        attributes = {"verb": verb, "group": group, "resource": resource}
+        if namespace:
+            attributes["namespace"] = namespace
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+        answer = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review)
+        return bool((answer.get("status") or {}).get("allowed"))
 
     # --- RotationPolicy --------------------------------------------------------------------
     def get_policy(self, namespace: str, name: str) -> JsonObject | None:

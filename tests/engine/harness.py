@@ -31,6 +31,7 @@ from rotator.stores.base import Store
 from rotator.stores.fake import FakeStore
 from rotator.tenancy.resolve import ResolvedStore, store_path
 from rotator.tenancy.resolver import StoreResolver
+from rotator.workloads.kinds import workload_path
 
 NS = "shop"
 POLICY = demo.POLICY
@@ -143,9 +144,10 @@ class EngineBench:
 
     def watch(self) -> None:
         """Run as the operator does: a WatchCache on the client, fed before every reconcile with
-        what the watches would have delivered (the managed Secret, the store object) by reads
-        outside the engine's count; the policy as the last status write returned it (a change
-        made here, such as ``annotate``, is delivered as the watch would)."""
+        what the watches would have delivered (the managed Secret, the store object, the
+        Deployment once rotator has labelled it a consumer) by reads outside the engine's count;
+        the policy as the last status write returned it (a change made here, such as
+        ``annotate``, is delivered as the watch would)."""
         self.kube.cache = WatchCache(watched_object)
         self.watching = True
 
@@ -154,7 +156,12 @@ class EngineBench:
         assert cache is not None
         self.kube.cache = None  # the watch's own traffic is not the engine's
         try:
-            for path in (secret_path(NS, SECRET), store_path(StoreRefKind.ROTATION_STORE, NS, "vault")):
+            watched = (
+                secret_path(NS, SECRET),
+                store_path(StoreRefKind.ROTATION_STORE, NS, "vault"),
+                workload_path("Deployment", NS, DEPLOYMENT),
+            )
+            for path in watched:
                 found = self.kube.get(path)
                 if found is not None:
                     cache.put(found)
@@ -271,7 +278,8 @@ class EngineBench:
         return found.value if found else None
 
     def deployment(self) -> dict[str, Any]:
-        found = self.kube.get(f"/apis/apps/v1/namespaces/{NS}/deployments/{DEPLOYMENT}")
+        """The Deployment as the API server has it now (never the engine's watch cache)."""
+        found = self.kube.request("GET", workload_path("Deployment", NS, DEPLOYMENT))
         assert found is not None
         return found
 

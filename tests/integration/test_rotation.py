@@ -85,6 +85,9 @@ def test_first_rotation_then_forced_rotation_end_to_end(bench: Bench) -> None:
     assert metric(metrics, "rotator_next_rotation_timestamp_seconds", **labels) > 0
     assert metric(metrics, "rotator_store_requests_total", store="vault", operation="write", result="ok") == 2
     assert metric(metrics, "rotator_restarts_total", kind="Deployment") == 2
+    # The first restart reads the Deployment; its patch labels it a consumer, and from then on
+    # the label-selected watch feeds every read (verify's looks, the second rotation's restart).
+    assert metric(metrics, "rotator_kube_requests_total", verb="get", resource="deployments") == 1
     reasons = set(bench.event_reasons())
     assert {"RotationStarted", "WorkloadRestarted", "RotationSucceeded"} <= reasons
     assert "RestartTargetNotConsumingSecret" not in reasons

@@ -13,6 +13,7 @@ process: the rotation bench (tests/fixtures/rotation.py) on the "real" backend.
 
 from __future__ import annotations
 
+import urllib.request
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -292,3 +293,23 @@ def test_restart_auto_without_the_list_grant_holds_before_any_write(bench: Bench
     assert status["rotation"]["step"] == "generate", status["rotation"]
     assert bench.secret() is None
     assert bench.deployment_generation() == generation
+
+
+def test_without_the_workload_watch_grant_rotations_read_workloads_with_gets(bench: Bench) -> None:
+    """An install whose RBAC predates the workload watch: the operator says which grant is
+    missing at start and caches no workload (a cached one that no event updates would stall
+    verify until its timeout); restart and verify read the Deployment from the API instead."""
+    account = limited_account(bench, "deployments", "watch")
+    bench.seed()
+    operator = bench.operator_as(account)
+    operator.start()
+    bench.wait_rotations(1)
+    bench.force()
+    status = bench.wait_rotations(2)["status"]
+    assert [h["result"] for h in status["history"]] == ["Succeeded", "Succeeded"]
+    assert "may not watch deployments.apps cluster-wide" in operator.log_path.read_text()
+    with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    sample = 'rotator_kube_requests_total{resource="deployments",verb="get"}'
+    gets = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(sample))
+    assert gets >= 4, "two restarts and at least one verify look each, all from the API"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from rotator.kube import WatchCache, request_labels, watched_object
+from rotator.kube import WatchCache, object_path, request_labels, watched_object
+from rotator.models.keys import CONSUMER, CONSUMER_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 
 
 @pytest.mark.parametrize(
@@ -66,3 +69,35 @@ def test_the_cache_keeps_only_watched_objects_and_knows_absence() -> None:
     store = {"apiVersion": "rotator.dev/v1alpha1", "kind": "ClusterRotationStore", "metadata": {"name": "v"}}
     assert cache.put(store)
     assert cache.lookup("/apis/rotator.dev/v1alpha1/clusterrotationstores/v")[0]
+
+
+def _deployment(labels: dict[str, str], version: str = "1") -> dict[str, object]:
+    meta = {"name": "api", "namespace": "shop", "labels": labels, "resourceVersion": version}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta}
+
+
+def test_the_cache_holds_only_the_workloads_rotator_restarted() -> None:
+    cache = WatchCache(watched_object)
+    path = "/apis/apps/v1/namespaces/shop/deployments/api"
+    assert not cache.put(_deployment({}))  # never restarted by rotator: a GET, never watched
+    assert cache.lookup(path) == (False, None)
+    assert cache.put(_deployment({CONSUMER_LABEL: CONSUMER}))
+    assert cache.lookup(path)[0]
+
+
+@pytest.mark.parametrize("make", [_secret, _deployment])
+def test_an_object_that_loses_its_label_is_dropped_not_kept_stale(make: Any) -> None:
+    """A label-selected watch reports an object that stops matching as DELETED (showing it
+    without the label), and would never update it again: the cache must forget it, not hold the
+    old copy nor call it absent (it still exists)."""
+    cache = WatchCache(watched_object)
+    label = {MANAGED_BY_LABEL: MANAGED_BY} if make is _secret else {CONSUMER_LABEL: CONSUMER}
+    path = object_path(make(label))
+    assert path is not None
+    assert cache.put(make(label))
+    cache.gone(make({}, "2"))
+    assert cache.lookup(path) == (False, None)
+    assert cache.put(make(label, "3"))
+    assert cache.put(make({}, "4")), "dropping the copy it held is news: the next read must ask"
+    assert cache.lookup(path) == (False, None)
+    assert not cache.put(make({}, "5"))

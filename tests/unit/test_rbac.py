@@ -33,8 +33,9 @@ NAMESPACED_NEEDS: frozenset[Grant] = frozenset(
         *{
             ("apps", kind, v)
             for kind in ("deployments", "statefulsets", "daemonsets")
-            for v in ("get", "list", "patch")
-        },  # workloads/io.py: restart, rollout health, restart.auto discovery (list)
+            for v in ("get", "list", "watch", "patch")
+        },  # workloads/io.py: restart, rollout health, restart.auto discovery (list);
+        # handlers.py: the workloads rotator restarted, by label (list + watch)
         *{("", "events", v) for v in ("create", "patch")},  # Kopf posting
     }
 )

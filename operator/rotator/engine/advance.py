@@ -49,6 +49,16 @@ STEPS: Final[dict[Step, Callable[[StepContext], StepResult]]] = {
     Step.ROLLBACK: rollback.run,
 }
 
+#: Steps whose successor runs in the same reconcile, with no status write between them. Promote
+#: and the Secret write are both re-runnable from what the store and the Secret show (promote
+#: finds the version already published and its pointers set; sync finds the hash it would write),
+#: so a crash between them resumes at dual and repeats both harmlessly: a record of "sync" in
+#: between would cost a status write and a reconcile and buy nothing. Every other step's status
+#: write is the record a later side effect depends on (the rotation id before the store is
+#: written, the new version before it is promoted, restarted targets before verify judges them,
+#: verifiedAt before revoke destroys anything), so nothing else is chained.
+CHAINED: Final = frozenset({Step.DUAL})
+
 #: Steps past the point of no return: a refusal there must not turn into a rollback (revoke: the
 #: new credential is verified and in use; rollback: it is the way out already).
 _NO_ROLLBACK: Final = (Step.REVOKE, Step.ROLLBACK)
@@ -66,7 +76,7 @@ def advance_rotation(draft: Draft, spec: RotationPolicySpec, deps: Deps) -> Reco
     opened = open_store(draft, spec, deps, pinned=rotation.store_location or {})
     _absorb_force(draft, spec, opened.location)
     result = _run_step(draft, spec, opened, deps)
-    return _record(draft, spec, result, deps)
+    return _record(draft, spec, result, deps, opened)
 
 
 def _absorb_force(draft: Draft, spec: RotationPolicySpec, location: Mapping[str, str]) -> None:
@@ -123,8 +133,11 @@ def _run_step(draft: Draft, spec: RotationPolicySpec, opened: OpenedStore, deps:
     return result
 
 
-def _record(draft: Draft, spec: RotationPolicySpec, result: StepResult, deps: Deps) -> Reconciled:
-    """Fold the step's result into status and decide, from the transition table, what is next."""
+def _record(
+    draft: Draft, spec: RotationPolicySpec, result: StepResult, deps: Deps, opened: OpenedStore
+) -> Reconciled:
+    """Fold the step's result into status and decide, from the transition table, what is next
+    (run at once, for a step in :data:`CHAINED`)."""
     step = draft.rotation.step
     ready = draft.status.condition(ConditionType.READY)
     if ready is None or ready.status != ConditionStatus.TRUE:
@@ -160,6 +173,8 @@ def _record(draft: Draft, spec: RotationPolicySpec, result: StepResult, deps: De
     draft.condition(
         ConditionType.ROTATING, True, reasons.ROTATING, f"{step} done: {result.message}; next: {following}"
     )
+    if step in CHAINED and following is not Step.ROLLBACK:
+        return _record(draft, spec, _run_step(draft, spec, opened, deps), deps, opened)
     # No Event per step (status.rotation.steps and the Rotating condition show each one): a
     # rotation posts RotationStarted, WorkloadRestarted and its result, plus every Warning.
     return persist(deps.kube, draft, 0.0)

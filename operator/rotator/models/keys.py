@@ -44,6 +44,13 @@ RESTARTED_FOR: Final = f"{DOMAIN}/restarted-for"
 template reads, each with the rotation that had last written it when the restart was patched: the
 pods this template starts read at least those values (see rotator.workloads.restarter)."""
 
+# --- on workloads ---------------------------------------------------------------------------------
+CONSUMER_LABEL: Final = f"{DOMAIN}/consumer"
+CONSUMER: Final = "true"
+"""Label on a workload (its metadata, never its pod template: the pods keep their labels) that
+rotator has restarted: the operator watches exactly those workloads (a label-selected watch, never
+every Deployment), so verify reads their rollouts from the watch cache and is woken by them."""
+
 # --- store tags (Vault custom metadata, AWS tags) -------------------------------------------------
 STORE_MANAGED_BY: Final = "managed-by"
 STORE_OWNER: Final = f"{DOMAIN}/owner"

@@ -299,6 +299,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 body = self._body(request)
                 if rt.key == ("authentication.k8s.io", "v1", "tokenreviews"):
                     return aiohttp.web.json_response(self._token_review(body), status=201)
+                if rt.key == ("authorization.k8s.io", "v1", "selfsubjectaccessreviews"):
+                    # The emulator enforces no RBAC: every request of every caller is allowed.
+                    review = {**body, "status": {"allowed": True, "reason": "the emulator enforces no RBAC"}}
+                    return aiohttp.web.json_response(review, status=201)
                 created = self.store.create(rt, namespace, body, dry_run=dry_run)
                 return self._respond(created, raw, rt, status=201)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")

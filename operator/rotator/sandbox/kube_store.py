@@ -170,6 +170,15 @@ def builtin_types() -> list[ResourceType]:
             "tokenreview",
             verbs=("create",),
         ),
+        ResourceType(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+            False,
+            "selfsubjectaccessreview",
+            verbs=("create",),
+        ),
     ]
 
 

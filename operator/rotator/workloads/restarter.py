@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from rotator.models import format_time
-from rotator.models.keys import RESTARTED_AT, RESTARTED_FOR, ROTATION_ID
+from rotator.models.keys import CONSUMER, CONSUMER_LABEL, RESTARTED_AT, RESTARTED_FOR, ROTATION_ID
 
 
 def template_annotations(workload: Mapping[str, Any]) -> Mapping[str, str]:
@@ -58,8 +58,13 @@ def already_restarted(workload: Mapping[str, Any], restart_id: str, secret_name:
 def restart_patch(restart_id: str, now: datetime, record: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The merge patch that rolls the workload's pods, stamped with the restart id and time, and
     the record of the Secrets its new pods will read (none: the annotation is removed, so an old
-    record never outlives the patch it described)."""
+    record never outlives the patch it described). The workload itself is labelled a consumer:
+    from then on the operator's label-selected watch covers it (verify reads its rollout from the
+    watch cache and wakes on its progress)."""
     stamp = format_time(now)
     written = json.dumps(dict(sorted(record.items())), separators=(",", ":")) if record else None
     annotations = {RESTARTED_AT: stamp, ROTATION_ID: restart_id, RESTARTED_FOR: written}
-    return {"spec": {"template": {"metadata": {"annotations": annotations}}}}
+    return {
+        "metadata": {"labels": {CONSUMER_LABEL: CONSUMER}},
+        "spec": {"template": {"metadata": {"annotations": annotations}}},
+    }
