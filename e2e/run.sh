@@ -4,6 +4,7 @@
 #
 #   e2e/run.sh                  # create cluster, test, delete cluster
 #   KEEP_CLUSTER=1 e2e/run.sh   # leave the cluster up for inspection
+#   SCENARIOS=0 e2e/run.sh      # skip step 9, the suite's shared scenarios (needs the dev venv)
 set -Eeuo pipefail
 IFS=$'\n\t'
 
@@ -16,6 +17,8 @@ OPENBAO_IMAGE="${OPENBAO_IMAGE:-openbao/openbao:2.7.2}"
 DEMO_IMAGE="${DEMO_IMAGE:-busybox:1.37}"
 KEEP_CLUSTER="${KEEP_CLUSTER:-0}"
 WAIT_SECONDS="${WAIT_SECONDS:-300}"
+SCENARIOS="${SCENARIOS:-1}"
+PYTHON="${PYTHON:-${REPO_ROOT}/.venv/bin/python}"
 
 IMAGE="${IMAGE_REPO}:${IMAGE_TAG}"
 CONTEXT="kind-${CLUSTER_NAME}"
@@ -233,6 +236,10 @@ EOF
 # --- 0. preflight ----------------------------------------------------------------------------
 
 for tool in docker kind kubectl; do need "${tool}"; done
+if [[ "${SCENARIOS}" == 1 ]]; then
+  "${PYTHON}" -c 'import pytest, hvac' >/dev/null 2>&1 ||
+    die "step 9 runs the test suite's scenarios with ${PYTHON} (make dev), or set SCENARIOS=0 to skip them"
+fi
 docker info >/dev/null 2>&1 || die "the Docker daemon is not reachable"
 existing_clusters="$(kind get clusters 2>/dev/null)"
 if grep -qxF "${CLUSTER_NAME}" <<<"${existing_clusters}"; then
@@ -435,4 +442,32 @@ operator_logs="$(k -n "${OPERATOR_NS}" logs deploy/rotator)"
 if grep -q 'Forbidden' <<<"${operator_logs}"; then
   log "warning: the operator logged Forbidden responses (RBAC gap?):"
   grep 'Forbidden' <<<"${operator_logs}" | tail -n 5 >&2
+fi
+
+# --- 9. the suite's scenarios on this cluster ------------------------------------------------
+# tests/integration/test_rotation.py's scenarios (rotation, dual window, force semantics, the
+# rollback on a failed rollout, a force during a rotation), the same functions the suite runs on
+# the emulator and on the real control plane, with its "kubeconfig" backend
+# (tests/fixtures/kube_backends.py): each in a namespace of its own, the operator run by the
+# test as rotator-system/rotator (a TokenRequest token; the install's RBAC), OpenBao on the
+# host, consumers on the kind node's kubelet running DEMO_IMAGE with a readiness probe for the
+# failing-readiness fault. The in-cluster operator is scaled to 0 first: two operators acting on
+# one policy would test neither.
+
+if [[ "${SCENARIOS}" == 1 ]]; then
+  log "step 9: the suite's scenarios (tests/integration/test_rotation.py -k kubeconfig)"
+  k -n "${OPERATOR_NS}" scale deploy/rotator --replicas=0
+  operator_gone() { [[ -z "$(k -n "${OPERATOR_NS}" get pods -l app.kubernetes.io/name=rotator -o name)" ]]; }
+  wait_for "the in-cluster operator scaled to 0" operator_gone
+  kind get kubeconfig --name "${CLUSTER_NAME}" >"${WORKDIR}/kubeconfig"
+  chmod 600 "${WORKDIR}/kubeconfig"
+  (
+    cd "${REPO_ROOT}"
+    ROTATOR_TEST_KUBECONFIG="${WORKDIR}/kubeconfig" ROTATOR_TEST_CONSUMER_IMAGE="${DEMO_IMAGE}" \
+      PYTHONPATH="${REPO_ROOT}/operator:${REPO_ROOT}" \
+      "${PYTHON}" -m pytest -q -p no:cacheprovider -p no:xdist tests/integration/test_rotation.py -k kubeconfig
+  ) || die "the suite's scenarios failed on kind"
+  pass "the suite's rotation scenarios passed on kind"
+else
+  log "step 9 skipped (SCENARIOS=0): the suite's scenarios did not run on this cluster"
 fi
