@@ -42,7 +42,6 @@ PODINFO_MOUNT = "/etc/podinfo"
 """Where :func:`kubelet_consumer` mounts the pod's own labels and annotations."""
 
 
-
 def readiness_script(podinfo: str = PODINFO_MOUNT) -> str:
     """The consumer's readiness probe (``sh -c``), reading the downward-API files in ``podinfo``.
 
@@ -52,6 +51,7 @@ def readiness_script(podinfo: str = PODINFO_MOUNT) -> str:
         f"! {{ grep -qxF '{FAULT_LABEL}=\"{FAULT_NEVER_READY}\"' {podinfo}/labels"
         f" && grep -q '^{ROTATION_ID}=' {podinfo}/annotations; }}"
     )
+
 
 # Exits at SIGTERM (a shell as PID 1 ignores it otherwise, and each old pod would hold its
 # rollout for the whole grace period).
