@@ -4,9 +4,10 @@ invalid input, ownership refusals, adoption, dry run, suspend, drift repair.
 The tests where the API server is the subject also run on the real control plane: input the
 CRD's schema refuses (kube-apiserver's 422, not the emulator's imitation of it), input it
 admits and rotator's models refuse, a foreign Secret of the same name (refused before any side
-effect, with the real server's dry runs), and drift repair, which must work under the
-manifests' RBAC, where rotator may neither list nor watch Secrets. The others test the
-operator's reaction to the store or to its own switches, the same whatever serves Kubernetes."""
+effect, with the real server's dry runs), and drift repair, found by the operator's watch on
+the Secrets it wrote (label-selected, under the manifests' RBAC) as kube-apiserver serves that
+watch. The others test the operator's reaction to the store or to its own switches, the same
+whatever serves Kubernetes."""
 
 from __future__ import annotations
 
