@@ -242,7 +242,7 @@ EOF
 for tool in docker kind kubectl; do need "${tool}"; done
 if [[ "${SCENARIOS}" == 1 ]]; then
   "${PYTHON}" -c 'import pytest, hvac' >/dev/null 2>&1 ||
-    die "step 9 runs the test suite's scenarios with ${PYTHON} (make dev), or set SCENARIOS=0 to skip them"
+    die "step 9 runs the test suite's scenarios with ${PYTHON} (\`make lint\` bootstraps .venv), or set SCENARIOS=0 to skip them"
 fi
 docker info >/dev/null 2>&1 || die "the Docker daemon is not reachable"
 existing_clusters="$(kind get clusters 2>/dev/null)"
