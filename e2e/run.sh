@@ -4,6 +4,7 @@
 #
 #   e2e/run.sh                  # create cluster, test, delete cluster
 #   KEEP_CLUSTER=1 e2e/run.sh   # leave the cluster up for inspection
+#   SCENARIOS=0 e2e/run.sh      # skip step 9, the suite's shared scenarios (needs the dev venv)
 set -Eeuo pipefail
 IFS=$'\n\t'
 
@@ -16,6 +17,8 @@ OPENBAO_IMAGE="${OPENBAO_IMAGE:-openbao/openbao:2.7.2}"
 DEMO_IMAGE="${DEMO_IMAGE:-busybox:1.37}"
 KEEP_CLUSTER="${KEEP_CLUSTER:-0}"
 WAIT_SECONDS="${WAIT_SECONDS:-300}"
+SCENARIOS="${SCENARIOS:-1}"
+PYTHON="${PYTHON:-${REPO_ROOT}/.venv/bin/python}"
 
 IMAGE="${IMAGE_REPO}:${IMAGE_TAG}"
 CONTEXT="kind-${CLUSTER_NAME}"
@@ -188,15 +191,18 @@ check_rotation() {
     die "${label}: status.currentVersion is not the rotated version ${version}"
   [[ "$(k -n "${NS}" get secret "${SECRET}" -o 'jsonpath={.metadata.annotations.rotator\.dev/rotation-id}')" == "${id}" ]] ||
     die "${label}: Secret ${SECRET} is not annotated with rotation ${id}"
-  [[ "$(k -n "${NS}" get secret "${SECRET}" -o 'jsonpath={.metadata.ownerReferences[0].kind}')" == RotationPolicy ]] ||
-    die "${label}: Secret ${SECRET} is not owned by its RotationPolicy"
+  [[ "$(k -n "${NS}" get secret "${SECRET}" -o 'jsonpath={.metadata.labels.app\.kubernetes\.io/managed-by}')" == rotator ]] ||
+    die "${label}: Secret ${SECRET} is not labelled as managed by rotator"
+  # The example's deletionPolicy is Retain: the Secret outlives its policy, so no owner.
+  [[ -z "$(k -n "${NS}" get secret "${SECRET}" -o 'jsonpath={.metadata.ownerReferences}')" ]] ||
+    die "${label}: Secret ${SECRET} has an owner although its policy says deletionPolicy: Retain"
   [[ -z "$(k -n "${NS}" get secret "${SECRET}" -o 'jsonpath={.data.password\.previous}')" ]] ||
     die "${label}: previousKey still present after revoke"
 
   hash="$(secret_hash)"
   [[ "$(vault_value_hash "${version}")" == "${hash}" ]] ||
     die "${label}: the Secret does not hold Vault version ${version}"
-  pass "${label}: Secret ${SECRET} holds Vault version ${version}, owned and annotated"
+  pass "${label}: Secret ${SECRET} holds Vault version ${version}, labelled and annotated"
 
   [[ "$(template_rotation_id)" == "${id}" ]] || die "${label}: ${DEMO} pod template not restarted for ${id}"
   k -n "${NS}" rollout status "deploy/${DEMO}" --timeout="${WAIT_SECONDS}s" >/dev/null
@@ -225,7 +231,8 @@ kind: RotationPolicy
 metadata: {name: admission-probe, namespace: ${NS}}
 spec:
   secret: {name: admission-probe}
-  store: {vault: {address: "http://vault.vault:8200", path: shop/probe, auth: {tokenSecretRef: {name: vault-token}}}}
+  storeRef: {kind: RotationStore, name: vault}
+  path: probe
 $1
 EOF
 }
@@ -233,6 +240,10 @@ EOF
 # --- 0. preflight ----------------------------------------------------------------------------
 
 for tool in docker kind kubectl; do need "${tool}"; done
+if [[ "${SCENARIOS}" == 1 ]]; then
+  "${PYTHON}" -c 'import pytest, hvac' >/dev/null 2>&1 ||
+    die "step 9 runs the test suite's scenarios with ${PYTHON} (\`make lint\` bootstraps .venv), or set SCENARIOS=0 to skip them"
+fi
 docker info >/dev/null 2>&1 || die "the Docker daemon is not reachable"
 existing_clusters="$(kind get clusters 2>/dev/null)"
 if grep -qxF "${CLUSTER_NAME}" <<<"${existing_clusters}"; then
@@ -337,20 +348,23 @@ pass "operator running (restricted Pod Security admission let it in)"
 can() { k auth can-i "$@" --as="${SA}" >/dev/null 2>&1; }
 for allowed in \
   "get secrets -n ${NS}" "create secrets -n ${NS}" "update secrets -n ${NS}" \
-  "patch deployments.apps -n ${NS}" "list pods -n ${NS}" \
+  "watch secrets --all-namespaces" "patch deployments.apps -n ${NS}" "list deployments.apps -n ${NS}" \
+  "create serviceaccounts --subresource=token -n ${NS}" \
   "patch rotationpolicies.rotator.dev --subresource=status -n ${NS}" \
   "create events -n ${NS}" "watch rotationpolicies.rotator.dev --all-namespaces"; do
   IFS=' ' read -r -a words <<<"${allowed}"
   can "${words[@]}" || die "RBAC: the operator cannot ${allowed}"
 done
+# list/watch on Secrets is granted: the operator watches the Secrets it wrote, always with the
+# label selector app.kubernetes.io/managed-by=rotator, which RBAC cannot express (nor can-i check).
 for denied in \
-  "list secrets -n ${NS}" "watch secrets --all-namespaces" "delete secrets -n ${NS}" \
+  "delete secrets -n ${NS}" \
   "delete deployments.apps -n ${NS}" "create pods -n ${NS}" "create pods --subresource=exec -n ${NS}" \
   "update clusterroles.rbac.authorization.k8s.io"; do
   IFS=' ' read -r -a words <<<"${denied}"
   if can "${words[@]}"; then die "RBAC: the operator may ${denied}, which it must not"; fi
 done
-pass "RBAC grants what the operator needs and no Secret list/watch"
+pass "RBAC grants what the operator needs and no delete, pod creation or exec"
 
 # --- 5. admission: the CRD schema and CEL rules in the real API server -----------------------
 
@@ -366,8 +380,6 @@ pass "admission accepts a minimal valid policy"
 
 # --- 6. the example: first rotation ----------------------------------------------------------
 
-k -n "${NS}" create secret generic vault-token --from-literal=token="${VAULT_TOKEN}" \
-  --dry-run=client -o yaml | k apply --server-side --field-manager=rotator-e2e -f -
 cat >"${WORKDIR}/examples/kustomization.yaml" <<EOF
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
@@ -378,6 +390,12 @@ images:
     newName: ${DEMO_IMAGE%:*}
     newTag: "${DEMO_IMAGE##*:}"
 patches:
+  # The store's token Secret ships a placeholder: the dev server's root token instead.
+  - target: {version: v1, kind: Secret, name: vault-token}
+    patch: |-
+      - op: replace
+        path: /stringData/token
+        value: ${VAULT_TOKEN}
   # Seconds instead of minutes, so a rotation completes quickly.
   - target: {group: rotator.dev, kind: RotationPolicy, name: ${POLICY}}
     patch: |-
@@ -435,4 +453,32 @@ operator_logs="$(k -n "${OPERATOR_NS}" logs deploy/rotator)"
 if grep -q 'Forbidden' <<<"${operator_logs}"; then
   log "warning: the operator logged Forbidden responses (RBAC gap?):"
   grep 'Forbidden' <<<"${operator_logs}" | tail -n 5 >&2
+fi
+
+# --- 9. the suite's scenarios on this cluster ------------------------------------------------
+# tests/integration/test_rotation.py's scenarios (rotation, dual window, force semantics, the
+# rollback on a failed rollout, a force during a rotation), the same functions the suite runs on
+# the emulator and on the real control plane, with its "kubeconfig" backend
+# (tests/fixtures/kube_backends.py): each in a namespace of its own, the operator run by the
+# test as rotator-system/rotator (a TokenRequest token; the install's RBAC), OpenBao on the
+# host, consumers on the kind node's kubelet running DEMO_IMAGE with a readiness probe for the
+# failing-readiness fault. The in-cluster operator is scaled to 0 first: two operators acting on
+# one policy would test neither.
+
+if [[ "${SCENARIOS}" == 1 ]]; then
+  log "step 9: the suite's scenarios (tests/integration/test_rotation.py -k kubeconfig)"
+  k -n "${OPERATOR_NS}" scale deploy/rotator --replicas=0
+  operator_gone() { [[ -z "$(k -n "${OPERATOR_NS}" get pods -l app.kubernetes.io/name=rotator -o name)" ]]; }
+  wait_for "the in-cluster operator scaled to 0" operator_gone
+  kind get kubeconfig --name "${CLUSTER_NAME}" >"${WORKDIR}/kubeconfig"
+  chmod 600 "${WORKDIR}/kubeconfig"
+  (
+    cd "${REPO_ROOT}"
+    ROTATOR_TEST_KUBECONFIG="${WORKDIR}/kubeconfig" ROTATOR_TEST_CONSUMER_IMAGE="${DEMO_IMAGE}" \
+      PYTHONPATH="${REPO_ROOT}/operator:${REPO_ROOT}" \
+      "${PYTHON}" -m pytest -q -p no:cacheprovider -p no:xdist tests/integration/test_rotation.py -k kubeconfig
+  ) || die "the suite's scenarios failed on kind"
+  pass "the suite's rotation scenarios passed on kind"
+else
+  log "step 9 skipped (SCENARIOS=0): the suite's scenarios did not run on this cluster"
 fi

@@ -1,7 +1,16 @@
 """Consumers through the operator, end to end (real OpenBao, the emulator and its rollout
 simulator, the operator as a real process): Deployments, StatefulSets and DaemonSets restarted,
 found by ``restart.auto`` from their pod templates, throttled by ``restart.maxConcurrent``, and a
-workload shared by two policies restarted once when one restart covers both new values."""
+workload shared by two policies restarted once when one restart covers both new values.
+
+On the emulator only. The throttle test counts rollouts in flight from one consistent instant of
+the emulator's store (read inside its event loop) and slows its pods down; a real API server
+offers neither, and restart.auto finding and rolling each kind through the real controllers,
+with the install's grants, is tests/realkube/test_operator_real.py's. The shared-workload test
+holds policy B on a StatefulSet whose restarted pod never turns Ready, then heals it by its
+template: the real StatefulSet controller (OrderedReady) never replaces a pod that is not
+Ready, so a healed template does not roll (seen on the real control plane: the pod stays on
+the faulty revision; Kubernetes documents it, a forced rollback needs the pod deleted)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,12 @@
 """What happens after things went wrong: no retry storm after a rollback, a destroyed current
 credential, a mid-rotation dryRun, a malformed Vault token that must not leak, and spec edits
-during a rotation that must not redirect it."""
+during a rotation that must not redirect it.
+
+On the emulator only: each turns on the store or on the operator's own state, the same whatever
+serves Kubernetes. The rollback test is backend-neutral (``bench.set_fail_readiness``) and passes
+on the real control plane (33 s there, under load), but a rollback on controller-manager's
+ProgressDeadlineExceeded already runs there in test_rotation.py and test_crash_recovery.py, and
+the real tier's one worker has no time to spare for the same proof twice."""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import time
 
 from rotator.kube import policy_path
 from rotator.sandbox import demo
-from tests.fixtures.rotation import NAMESPACE, Bench
+from tests.fixtures.rotation import Bench
 
 
 def rotation_step(obj: dict) -> str | None:  # type: ignore[type-arg]
@@ -20,7 +26,7 @@ def test_rollback_pauses_automatic_retries_but_not_a_force(bench: Bench) -> None
     bench.seed(progress_deadline=2)
     bench.operator.start()
     bench.wait_rotations(1)
-    bench.kube_server.set_fail_readiness("Deployment", NAMESPACE, "demo-app", True)
+    bench.set_fail_readiness()
     # maxAge of 2s: the credential is immediately too old, so the trigger keeps firing.
     bench.patch_spec({"schedule": {"interval": None, "maxAge": "2s"}})
     status = bench.wait_rotations(2).get("status") or {}
@@ -32,7 +38,7 @@ def test_rollback_pauses_automatic_retries_but_not_a_force(bench: Bench) -> None
     # 2 was the rolled-back credential, 3 republishes the old value for readers of "latest":
     # one rollback, no retry (a retry would have written 4 and more).
     assert sorted(bench.kv_versions()) == [1, 2, 3]
-    bench.kube_server.set_fail_readiness("Deployment", NAMESPACE, "demo-app", False)
+    bench.set_fail_readiness(False)
     bench.force()
     status = bench.wait_rotations(3).get("status") or {}
     assert status["history"][0]["result"] == "Succeeded"
@@ -78,9 +84,9 @@ def test_malformed_vault_token_is_refused_without_echoing_it(bench: Bench) -> No
     bench.seed(create_policy=False)
     leaked = "s.tokenpartafterthebreak"
     bench.seen_values.add(leaked)
-    secret = dict(bench.kube.get_secret(NAMESPACE, demo.TOKEN_SECRET) or {})
+    secret = dict(bench.kube.get_secret(bench.namespace, demo.TOKEN_SECRET) or {})
     secret["data"] = {"token": base64.b64encode(f"root\n{leaked}".encode()).decode()}
-    bench.kube.replace_secret(NAMESPACE, demo.TOKEN_SECRET, secret)
+    bench.kube.replace_secret(bench.namespace, demo.TOKEN_SECRET, secret)
     bench.create_policy()
     bench.operator.start()
     status = bench.wait_condition_reason("StoreAuthMissing")
@@ -96,7 +102,7 @@ def test_store_path_edited_mid_rotation_does_not_redirect_it(bench: Bench) -> No
     bench.force()
     bench.wait(lambda o: rotation_step(o) == "revoke", 30, "revoke step")
     bench.kube.merge_patch(
-        policy_path(NAMESPACE, demo.POLICY), {"spec": {"path": bench.policy_path + "-moved"}}
+        policy_path(bench.namespace, demo.POLICY), {"spec": {"path": bench.policy_path + "-moved"}}
     )
     status = bench.wait_rotations(2).get("status") or {}
     assert status["history"][0]["result"] == "Succeeded"

@@ -1,5 +1,13 @@
 """Faults (a store outage mid-rotation) and the policy switches a platform engineer relies on:
-invalid input, ownership refusals, adoption, dry run, suspend, drift repair."""
+invalid input, ownership refusals, adoption, dry run, suspend, drift repair.
+
+The tests where the API server is the subject also run on the real control plane: input the
+CRD's schema refuses (kube-apiserver's 422, not the emulator's imitation of it), input it
+admits and rotator's models refuse, a foreign Secret of the same name (refused before any side
+effect, with the real server's dry runs), and drift repair, found by the operator's watch on
+the Secrets it wrote (label-selected, under the manifests' RBAC) as kube-apiserver serves that
+watch. The others test the operator's reaction to the store or to its own switches, the same
+whatever serves Kubernetes."""
 
 from __future__ import annotations
 
@@ -10,7 +18,10 @@ import pytest
 
 from rotator.kube import KubeError, policy_path
 from rotator.sandbox import demo
-from tests.fixtures.rotation import NAMESPACE, Bench
+from tests.fixtures.kube_backends import BACKENDS
+from tests.fixtures.rotation import Bench
+
+both_backends = pytest.mark.parametrize("kube_backend", BACKENDS, indirect=True)
 
 
 def status_of(bench: Bench) -> dict:  # type: ignore[type-arg]
@@ -57,6 +68,7 @@ def test_vault_down_for_30s_mid_rotation_waits_with_backoff_then_completes(bench
     assert "StepRetrying" in bench.event_reasons()
 
 
+@both_backends
 def test_spec_the_models_reject_gets_invalid_spec_condition_and_event(bench: Bench) -> None:
     # Fits the CRD's cron pattern (so the API accepts it) but never matches a real date.
     bench.seed(extra_spec={"schedule": {"cron": "0 0 31 2 *"}})
@@ -75,12 +87,13 @@ def test_spec_the_models_reject_gets_invalid_spec_condition_and_event(bench: Ben
     assert bench.operator.alive()
 
 
+@both_backends
 def test_api_refuses_a_policy_the_crd_rejects_naming_the_field(bench: Bench) -> None:
     bench.seed(create_policy=False)
     body = bench.policy_body()
     body["spec"]["path"] = "../sys/policy/admin"
     with pytest.raises(KubeError) as refused:
-        bench.kube.create(policy_path(NAMESPACE), body)
+        bench.kube.create(policy_path(bench.namespace), body)
     assert refused.value.status == 422
     assert "spec.path" in str(refused.value)
 
@@ -146,6 +159,7 @@ def test_suspend_stops_new_rotations_and_ignores_force(bench: Bench) -> None:
     assert len(bench.status()["history"]) == 1, "a force recorded while suspended fired later"
 
 
+@both_backends
 def test_drift_in_the_secret_is_repaired_and_reported(bench: Bench) -> None:
     bench.seed()
     bench.operator.start()
@@ -153,20 +167,21 @@ def test_drift_in_the_secret_is_repaired_and_reported(bench: Bench) -> None:
     good = bench.secret_value()
     secret = dict(bench.secret() or {})
     secret["data"] = {"password": "dGFtcGVyZWQtdmFsdWU="}  # "tampered-value"
-    bench.kube.replace_secret(NAMESPACE, demo.SECRET, secret)
+    bench.kube.replace_secret(bench.namespace, demo.SECRET, secret)
     bench.wait(lambda o: bench.secret_value() == good, 30, "drift repaired")
     bench.wait(lambda o: "SecretDriftRepaired" in bench.event_reasons(), 10, "the drift Event")
 
 
+@both_backends
 def test_foreign_secret_with_the_same_name_is_never_overwritten(bench: Bench) -> None:
     bench.seed(create_policy=False)
     foreign = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": demo.SECRET, "namespace": NAMESPACE},
+        "metadata": {"name": demo.SECRET, "namespace": bench.namespace},
         "data": {"password": "Zm9yZWlnbi12YWx1ZQ=="},  # "foreign-value"
     }
-    bench.kube.create_secret(NAMESPACE, foreign)
+    bench.kube.create_secret(bench.namespace, foreign)
     bench.create_policy()
     bench.operator.start()
     bench.wait_condition_reason("SecretNotOwned")

@@ -12,6 +12,7 @@ import pytest
 
 from rotator.sandbox.kube_server import ADMIN_TOKEN, KubeServer
 from rotator.sandbox.pod_start import (
+    LIVE_PODS,
     SECRET_VERSIONS_ANNOTATION,
     SecretVersion,
     SecretVersionRecorder,
@@ -97,6 +98,24 @@ def test_the_thread_records_new_pods_until_stopped(kube_server: KubeServer) -> N
     assert recorder.recorded == 1
     pending_pod(api, "after-stop", "missing")
     assert annotation(api, "after-stop") is None
+
+
+def test_with_live_pods_a_pod_a_kubelet_started_first_is_recorded_too(kube_server: KubeServer) -> None:
+    """On kind the kubelet does not wait for the record: a pod may be Running before the
+    recorder looks. LIVE_PODS records it; the default (Pending) would miss it for good."""
+    api = api_for(kube_server)
+    for name, phase in (("running", "Running"), ("done", "Succeeded"), ("waiting", "Pending")):
+        pending_pod(api, name, "db")
+        api("PATCH", f"/api/v1/namespaces/default/pods/{name}/status", {"status": {"phase": phase}})
+
+    assert SecretVersionRecorder(api).record_pending() == 1  # the Pending one only
+    assert annotation(api, "running") is None
+    assert SecretVersionRecorder(api, field_selector=LIVE_PODS).record_pending() == 1
+    assert annotation(api, "running") == {
+        "db": {"resourceVersion": None, "version": None},
+        "tls": {"resourceVersion": None, "version": None},
+    }
+    assert annotation(api, "done") is None, "a finished pod runs nothing to record"
 
 
 def test_errors_other_than_not_found_propagate(kube_server: KubeServer) -> None:

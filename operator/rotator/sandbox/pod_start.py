@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 SECRET_VERSIONS_ANNOTATION = "sandbox.rotator.dev/secret-versions"
 VERSION_ANNOTATION = SECRET_VERSION
 
+PENDING = "status.phase=Pending"
+LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+"""Field selectors for :class:`SecretVersionRecorder`: the pods it looks at."""
+
 POLL_INTERVAL = 0.05
 """Seconds between looks for unrecorded pods: each pod's start waits up to this long."""
 
@@ -120,11 +124,16 @@ class SecretVersionRecorder:
     Polls ``/api/v1/pods?fieldSelector=status.phase=Pending`` (nothing to do is one small list);
     a failed request is logged and retried at the next look, so an API server restart or a pod
     deleted meanwhile costs nothing but that look.
+
+    On a cluster with real kubelets (kind), which start a pod without waiting for the record,
+    ``field_selector=LIVE_PODS`` also records a pod that turned Running first; its record is then
+    the Secret as the recorder read it, an instant after the kubelet did.
     """
 
-    def __init__(self, api: Api, *, interval: float = POLL_INTERVAL) -> None:
+    def __init__(self, api: Api, *, interval: float = POLL_INTERVAL, field_selector: str = PENDING) -> None:
         self._api = api
         self._interval = interval
+        self._selector = urllib.parse.quote(field_selector)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.recorded = 0
@@ -148,9 +157,8 @@ class SecretVersionRecorder:
                 logger.debug("recording Secret versions failed: %r", exc)
 
     def record_pending(self) -> int:
-        """Record every Pending, unrecorded pod once; returns how many were recorded."""
-        selector = urllib.parse.quote("status.phase=Pending")
-        pods = self._api("GET", f"/api/v1/pods?fieldSelector={selector}", None).get("items") or []
+        """Record every unrecorded pod the field selector finds once; returns how many."""
+        pods = self._api("GET", f"/api/v1/pods?fieldSelector={self._selector}", None).get("items") or []
         count = 0
         for pod in pods:
             if recorded(pod) or (pod.get("metadata") or {}).get("deletionTimestamp"):

@@ -47,10 +47,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from rotator.models.keys import ROTATION_ID
-from rotator.sandbox.pod_start import SECRET_VERSIONS_ANNOTATION, PodInfo, SecretVersionRecorder, pod_info
+from rotator.sandbox import cluster_consumers
+from rotator.sandbox.cluster_consumers import FAULT_LABEL, FAULT_NEVER_READY
+from rotator.sandbox.pod_start import SECRET_VERSIONS_ANNOTATION, PodInfo, SecretVersionRecorder
 from rotator.sandbox.processes import LOOPBACK, LocalServer, ServerError, free_port, http_ok, run_checked
-from rotator.workloads.health import rollout_health
-from rotator.workloads.kinds import workload_path
 
 JSON = dict[str, Any]
 
@@ -74,13 +74,7 @@ _CERT_DAYS = 30
 NODE_LEASE_SECONDS = 40
 """kwok renews each fake node's Lease (kube-node-lease) within this, as a kubelet does."""
 
-FAULT_LABEL = "kwok.rotator.dev/fault"
-"""A pod-template label the stages below honour; its value names the fault (FAULT_NEVER_READY)."""
-FAULT_NEVER_READY = "never-ready-after-restart"
-"""A pod labelled ``FAULT_LABEL: FAULT_NEVER_READY`` that also carries rotator's restart
-annotation (``rotator.dev/rotation-id``) runs but never turns Ready: a consumer that a new
-credential breaks. Its pods from before any rotator restart are Ready as usual.
-:meth:`RealKubeServer.set_fail_readiness` sets it on a workload's template."""
+# The failing-readiness fault (rotator.sandbox.cluster_consumers), as a kwok selector.
 _FAULTY = (
     f'(.metadata.labels["{FAULT_LABEL}"] == "{FAULT_NEVER_READY}")'
     f' and (.metadata.annotations["{ROTATION_ID}"] != null)'
@@ -803,38 +797,20 @@ class RealKubeServer:
                 decoded = json.loads(raw)
             raise ApiError(exc.code, decoded) from None
 
+    def _api_call(self, method: str, path: str, body: JSON | None) -> JSON:
+        return self.api(method, path, body)
+
     def workload_pods(self, kind: str, namespace: str, name: str) -> list[PodInfo]:
-        """A workload's live pods, found by its selector (any kind), with the Secret versions each
-        one started with: the same view the emulator's rollout simulator gives."""
-        workload = self.api("GET", workload_path(kind, namespace, name))
-        labels = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        if not labels:
-            raise ValueError(f"{kind} {namespace}/{name} selects its pods by no label")
-        selector = urllib.parse.quote(",".join(f"{key}={value}" for key, value in sorted(labels.items())))
-        pods = self.api("GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}")["items"]
-        return [pod_info(pod) for pod in pods if not pod["metadata"].get("deletionTimestamp")]
+        """A workload's live pods with the Secret versions each one started with
+        (:func:`rotator.sandbox.cluster_consumers.workload_pods`)."""
+        return cluster_consumers.workload_pods(self._api_call, kind, namespace, name)
 
     def set_fail_readiness(
         self, kind: str, namespace: str, name: str, fail: bool = True, *, timeout: float = 60.0
     ) -> None:
-        """Make the pods rotator restarts from now on never turn Ready (kwok's fault stage, see
-        FAULT_LABEL), or heal them (``fail=False``): the emulator's switch of the same name.
-
-        The fault is a pod-template label, and a template change is a rollout: unlike the
-        emulator's switch this rolls the workload once. The same patch drops rotator's restart
-        annotation from the template, so that rollout's pods (on the Secret as it is) are spared
-        and turn Ready; it returns once that rollout is complete. Healing is a rollout too, whose
-        pods come up Ready; it returns at once."""
-        path = workload_path(kind, namespace, name)
-        template: JSON = {"labels": {FAULT_LABEL: FAULT_NEVER_READY if fail else None}}
-        if fail:
-            template["annotations"] = {ROTATION_ID: None}
-        self.api("PATCH", path, {"spec": {"template": {"metadata": template}}})
-        deadline = time.monotonic() + timeout
-        while fail and not rollout_health(kind, obj := self.api("GET", path)).complete:
-            if time.monotonic() >= deadline:
-                raise ServerError(f"{kind} {namespace}/{name} did not roll out: {obj.get('status')}")
-            time.sleep(0.1)
+        """The failing-readiness fault by FAULT_LABEL, honoured by kwok's pod stages
+        (:func:`rotator.sandbox.cluster_consumers.set_fail_readiness`: rolls the workload once)."""
+        cluster_consumers.set_fail_readiness(self._api_call, kind, namespace, name, fail, timeout=timeout)
 
     def kubeconfig(
         self,
