@@ -349,6 +349,7 @@ can() { k auth can-i "$@" --as="${SA}" >/dev/null 2>&1; }
 for allowed in \
   "get secrets -n ${NS}" "create secrets -n ${NS}" "update secrets -n ${NS}" \
   "watch secrets --all-namespaces" "patch deployments.apps -n ${NS}" "list deployments.apps -n ${NS}" \
+  "watch deployments.apps --all-namespaces" \
   "create serviceaccounts --subresource=token -n ${NS}" \
   "patch rotationpolicies.rotator.dev --subresource=status -n ${NS}" \
   "create events -n ${NS}" "watch rotationpolicies.rotator.dev --all-namespaces"; do

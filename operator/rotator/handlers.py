@@ -12,7 +12,10 @@ then with backoff, when its status write met a newer resourceVersion).
 Drift is found by watching, not by polling: the operator watches the Secrets it manages (label
 ``app.kubernetes.io/managed-by=rotator``, a server-side label selector: never all Secrets) and
 the store objects into a :class:`rotator.kube.WatchCache` that the engine's reads answer from;
-a change to a managed Secret wakes its policy's loop. An idle policy's loop otherwise sleeps
+a change to a managed Secret wakes its policy's loop. The workloads rotator has restarted
+(label ``rotator.dev/consumer=true``, set by the restart patch; never all workloads) are watched
+the same way: restart and verify read them from the cache, and a rollout's progress wakes the
+policies whose Secrets the workload's last restart recorded. An idle policy's loop otherwise sleeps
 until its due time or a long, jittered safety resync (``Settings.resync``): the only look that
 reads the store. Each reconcile starts from the policy object its predecessor's status write
 returned (or the watch delivered), so a rotation does not re-read the policy between steps.
