@@ -58,11 +58,14 @@ def test_verify_timeout_rolls_back(bench: EngineBench) -> None:
     bench.kube.merge_patch(
         f"/apis/apps/v1/namespaces/{NS}/deployments/{DEPLOYMENT}", {"spec": {"progressDeadlineSeconds": 600}}
     )
+    waiting = bench.reconcile()
+    # stable while it waits (no status write per rollout event), kubectl's counts at the timeout
+    assert waiting.condition("Rotating")[2] == f"verify: Deployment {DEPLOYMENT} is rolling out"
     bench.tick(10)
     timed_out = bench.reconcile()
     assert timed_out.step == Step.ROLLBACK
     assert timed_out.status.rotation is not None
-    assert "timed out after 5s" in (timed_out.status.rotation.last_error or "")
+    assert "timed out after 5s: Waiting for deployment" in (timed_out.status.rotation.last_error or "")
     end = bench.rotate_to_end()[-1]
     assert end.status.last_result is RotationResult.ROLLED_BACK
     assert bench.store_value("1") == old

@@ -15,7 +15,11 @@ from rotator.workloads.restarter import template_annotations
 
 
 def run(ctx: StepContext) -> StepResult:
+    # What the status says while waiting is stable ("... is rolling out"), not the rollout's
+    # counts: each look, woken by every event of the rollout, would otherwise rewrite status.
+    # The counts (kubectl's words) are what a timeout reports: by then they say where it stuck.
     waiting: list[str] = []
+    detail: dict[str, str] = {}
     for target in verified(ctx):  # explicit targets, then the discovered ones restart recorded
         workload = read_workload(ctx.kube, ctx.policy.namespace, target.kind, target.name)
         if workload is None:
@@ -37,7 +41,8 @@ def run(ctx: StepContext) -> StepResult:
         if health.state == "failed":
             return gave_up(health.message, reasons.VERIFY_FAILED)
         if health.state != "complete":
-            waiting.append(health.message)
+            waiting.append(f"{target.kind} {target.name} is rolling out")
+            detail[waiting[-1]] = health.message
     secret = ctx.kube.get_secret(ctx.policy.namespace, ctx.spec.secret.name)
     if current_secret_version(secret) != ctx.new_version:
         waiting.append(f"Secret {ctx.spec.secret.name} does not hold version {ctx.new_version} yet")
@@ -55,6 +60,7 @@ def run(ctx: StepContext) -> StepResult:
             {"verified_at": ctx.now},
         )
     if verify_deadline_passed(ctx.step_started_at, ctx.verify_timeout, ctx.now):
-        message = f"verification timed out after {format_duration(ctx.verify_timeout)}: {waiting[0]}"
+        where = detail.get(waiting[0], waiting[0])
+        message = f"verification timed out after {format_duration(ctx.verify_timeout)}: {where}"
         return gave_up(message, reasons.VERIFY_FAILED, Outcome.TIMED_OUT)
     return StepResult(Outcome.WAITING, waiting[0], {}, (), ctx.poll)
