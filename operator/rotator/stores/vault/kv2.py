@@ -219,6 +219,18 @@ class _Tags:
         )
 
 
+@dataclass(frozen=True)
+class _LatestLook:
+    """What a data read of the published path's latest version (no ``?version=``) answered
+    besides the data: which KV version was latest then, and the path's custom metadata (Vault
+    1.9+ and OpenBao put both in ``data.metadata``; ``custom`` is None when the answer had none).
+    Taken by ``read_value``, used only by a ``revoke`` called right after it on the same store
+    object (``VaultKV2Store._looked``)."""
+
+    stamp: tuple[int, str]
+    custom: dict[str, str] | None
+
+
 @dataclass
 class KV2Cache:
     """What one Vault session learned, carried from one reconcile (store object) to the next.
@@ -281,6 +293,9 @@ class VaultKV2Store:
         self._cache = cache if cache is not None else KV2Cache()
         self._owned_view = False
         """ensure_owned just read the published path: the current() that follows answers from it."""
+        self._latest_look: _LatestLook | None = None
+        """read_value just read the published path's latest version: the revoke that follows
+        acts from that answer (``_looked``). Every other verb forgets it."""
         retry_args: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         self._retrying = Retrying(
             stop=stop_after_attempt(attempts),
@@ -407,6 +422,37 @@ class VaultKV2Store:
         data: Mapping[str, Any] | None = ((response or {}).get("data") or {}).get("data")
         if data is not None:
             self._cache.tags.setdefault(meta.path, {})[meta.stamp(version)] = _Tags.of(data)
+        return data
+
+    def _fetch_latest(self, meta: _Metadata) -> Mapping[str, Any] | None:
+        """The data of ``meta.latest``, read as latest (no ``?version=``); None unless the answer
+        is that very KV version (number and creation time: the path moved on since the view).
+
+        Same cost as a versioned read, and the answer says more: which version is latest *now*
+        and the path's custom metadata (owner, current, previous), kept as ``_latest_look`` for
+        a ``revoke`` that follows (``_looked``).
+        """
+        if not meta.alive(meta.latest):
+            return None
+        response = self._call(
+            "read_version",
+            lambda: self._kv.read_secret_version(
+                path=meta.path, mount_point=self.mount, raise_on_deleted_version=True
+            ),
+            missing_ok=True,
+        )
+        body: Mapping[str, Any] = (response or {}).get("data") or {}
+        about: Mapping[str, Any] = body.get("metadata") or {}
+        data = body.get("data")
+        stamp = meta.stamp(meta.latest)
+        answered = (about.get("version"), str(about.get("created_time") or ""))
+        if not isinstance(data, Mapping) or answered != stamp:
+            return None
+        self._cache.tags.setdefault(meta.path, {})[stamp] = _Tags.of(data)
+        custom = about.get("custom_metadata")
+        self._latest_look = _LatestLook(
+            stamp, {str(k): str(v) for k, v in custom.items()} if isinstance(custom, Mapping) else None
+        )
         return data
 
     def _learn_write(self, path: str, written: Mapping[str, Any], payload: Mapping[str, str]) -> None:
@@ -676,6 +722,7 @@ class VaultKV2Store:
         return record.owner if record is not None else None
 
     def ensure_owned(self, owner: str, adopt: bool) -> bool:
+        self._forget_looks()
         self._cache.handover.drop(self.path)
         meta = self._metadata()
         found = meta.owner() if meta is not None else None
@@ -717,16 +764,22 @@ class VaultKV2Store:
 
     def _fresh_after_owned(self) -> bool:
         fresh, self._owned_view = self._owned_view, False
+        self._latest_look = None
         return fresh
 
-    def find_by_rotation(self, rotation_id: str) -> StoredVersion | None:
+    def _forget_looks(self) -> None:
+        """A verb other than the one each look was taken for: neither answers for it."""
         self._owned_view = False
+        self._latest_look = None
+
+    def find_by_rotation(self, rotation_id: str) -> StoredVersion | None:
+        self._forget_looks()
         return self._find(
             self._metadata(carried=True), self._metadata(self.staging_path, carried=True), rotation_id
         )
 
     def write_pending(self, value: SecretStr, rotation_id: str) -> StoredVersion:
-        self._owned_view = False
+        self._forget_looks()
         meta = self._metadata(carried=True)
         if meta is None or meta.owner() is None:
             self._require_kv2()  # not ours yet (a KV v1 mount never shows metadata at all)
@@ -748,15 +801,9 @@ class VaultKV2Store:
                 f"{self.location}: check-and-set failed on the staging path, written by someone else "
                 f"(rotation {rotation_id})"
             ) from None
-        # The id promised a version number of the published path: a foreign write there since we
-        # read it takes that number. Withdraw ours and let the engine re-observe.
-        fresh = self._metadata()
-        if (fresh.latest if fresh is not None else 0) != latest:
-            self._destroy(self.staging_path, [int(written["version"])])
-            raise StoreConflict(
-                f"{self.location}: check-and-set failed, expected latest version {latest} but found "
-                f"{fresh.latest if fresh is not None else 0} written by someone else (rotation {rotation_id})"
-            )
+        # The id promises version number N+1 of the published path, taken from the view (fresh
+        # at the rotation's start). No re-read here: a foreign write that took the number since
+        # is met by promote, whose publish is a check-and-set on N (StoreRefused, rollback).
         self._cache.handover.put(self.path, vid, value)
         return StoredVersion(vid, rotation_id, _parse_time(written.get("created_time")), VersionState.PENDING)
 
@@ -764,7 +811,7 @@ class VaultKV2Store:
         number = _version_number(new_version)
         if new_version == old_version:
             raise StoreRefused(f"{self.location}: cannot promote version {new_version} over itself")
-        self._owned_view = False
+        self._forget_looks()
         # The session's view, when it says "right after our write_pending" (latest is the number
         # before ours, ours not yet there): the check-and-set publish is what guards it, and a
         # conflict reads afresh. Anything else (a retry, a resume, no view) reads afresh now.
@@ -780,7 +827,18 @@ class VaultKV2Store:
                 records = self._staged(staged, new_version)
             if not records or staged is None:
                 raise StoreVersionNotFound(f"{self.location}: cannot promote version {new_version}: gone")
-            self._publish(meta, staged, records[0], number)
+            try:
+                self._publish(meta, staged, records[0], number)
+            except StoreRefused:
+                # Someone else's write took the number: this value never gets published under its
+                # id. With an old version the engine's rollback destroys the staged copy
+                # (mark_failed, after the target retired the credential, which reads it); without
+                # one no mark_failed follows, so it goes now (a crash before that: the retried
+                # promote finds nothing to publish and the rotation rolls back all the same).
+                self._cache.handover.drop(self.path)
+                if old_version is None:
+                    self._destroy(self.staging_path, records)
+                raise
         changes: dict[str, str | None] = {CURRENT_VERSION: new_version, PREVIOUS_VERSION: old_version}
         custom = meta.custom if meta is not None else {}
         if any(custom.get(k) != v for k, v in changes.items()):
@@ -822,7 +880,7 @@ class VaultKV2Store:
 
     def read_value(self, version: str) -> SecretStr:
         _version_number(version)
-        self._owned_view = False
+        self._forget_looks()
         handed = self._cache.handover.take(self.path, version)
         if handed is not None:  # just written by this process: KV2Cache.handover
             return handed
@@ -843,7 +901,10 @@ class VaultKV2Store:
         meta = self._metadata(carried=carried)
         data: Mapping[str, Any] | None = None
         if meta is not None and (number := self._newest(meta, version, bare="no")) is not None:
-            data = self._fetch(meta, number)
+            if number == meta.latest:
+                data = self._fetch_latest(meta)
+            if data is None:
+                data = self._fetch(meta, number)
         if data is None:
             staged = self._metadata(self.staging_path, carried=carried)
             records = self._staged(staged, version)
@@ -855,9 +916,10 @@ class VaultKV2Store:
 
     def revoke(self, version: str) -> None:
         _version_number(version)
-        self._owned_view = False
+        look = self._latest_look
+        self._forget_looks()
         self._cache.handover.drop(self.path)
-        meta = self._metadata()
+        meta = self._looked(look) or self._metadata()
         if meta is None:
             return
         if version == self._current_id(meta):
@@ -873,11 +935,36 @@ class VaultKV2Store:
         if meta.custom.get(PREVIOUS_VERSION) == version:
             self._merge_custom({PREVIOUS_VERSION: None})
 
+    def _looked(self, look: _LatestLook | None) -> _Metadata | None:
+        """The published path as ``read_value``'s data read of latest just saw it, for the
+        ``revoke`` that follows it (the engine's revoke step: read the new value, then revoke the
+        old one); None when that answer cannot stand in for a fresh metadata read.
+
+        It stands in when it proves the carried view complete: the latest version then is the
+        view's latest (number and creation time, so no version was written since and the path
+        was not deleted and written anew), its custom metadata was in the answer and names a
+        current version, and the view holds no soft-deleted version (one undeleted since would
+        be a live copy the view misses). Then the view's versions are every version there is;
+        ones destroyed, deleted or purged since are destroyed again harmlessly (destroy is
+        idempotent, also on a number that no longer exists), and the pointers are the fresh
+        ones. Revoke's checks (never destroy what is current or what readers of latest get) run
+        on that as they would on a metadata read taken a moment later.
+        """
+        meta = self._cache.views.get(self.path)
+        if look is None or look.custom is None or meta is None or not look.custom.get(CURRENT_VERSION):
+            return None
+        if meta.stamp(meta.latest) != look.stamp:
+            return None
+        if any(info.get("deletion_time") and not info.get("destroyed") for info in meta.versions.values()):
+            return None
+        meta.custom = dict(look.custom)
+        return meta
+
     def mark_failed(self, failed_version: str, restore_version: str | None) -> None:
         _version_number(failed_version)
         if restore_version == failed_version:
             raise StoreRefused(f"{self.location}: cannot restore version {failed_version} onto itself")
-        self._owned_view = False
+        self._forget_looks()
         self._cache.handover.drop(self.path)
         meta = self._metadata()
         if meta is None:
