@@ -21,9 +21,11 @@ check-and-set N, so it lands exactly as version N+1. Every version rotator write
 the id of the version it restores, so one id may own several KV versions (the original and its
 copies) and ``read_value``/``revoke`` act on all of them. A value that was there before rotator
 (no rotation id, key ``value`` or a single key) is adopted as the current version; its id is its
-KV version number. If a foreign write takes number N+1 between ``write_pending`` and
-``promote``, ``promote`` refuses (StoreRefused) and the engine rolls back; the foreign version
-is never touched by ``mark_failed``.
+KV version number. If a foreign write takes number N+1 after the view ``write_pending``
+promised it from (read at the rotation's start) and before ``promote``, ``promote`` refuses
+(StoreRefused) and the engine rolls back: ``mark_failed`` destroys the staged copy and never
+touches the foreign version (without an old version no ``mark_failed`` follows, and the refusal
+destroys the staged copy itself).
 
 Custom metadata of the published path holds ownership and pointers: ``managed-by: rotator``,
 ``rotator.dev/owner: <ns>/<name>``, ``rotator.dev/current-version``,
@@ -45,22 +47,31 @@ KV v2 purges versions beyond ``max_versions`` (10 by default); before publishing
 raises the path's ``max_versions`` when the write would otherwise purge the current or previous
 version.
 
-Requests: a rotation costs 10 HTTP requests in the steady state (6 writes, 1 value read, 3
-metadata reads; tests/integration/test_store_request_counts.py counts them on the wire and says
+Requests: a rotation costs 8 HTTP requests in the steady state (6 writes, 1 value read, 1
+metadata read; tests/integration/test_store_request_counts.py counts them on the wire and says
 why not fewer). A ``KV2Cache`` per Vault session, shared by the store objects of successive
 reconciles, carries what this process learned: the tags of each KV version (rotation id,
 version id, claim owner; a version's data never changes, and its creation time tells a path
 written anew from its former self), the mount checks, the last metadata read or written per
 path, updated by rotator's own writes, and the one value this process just staged (handed from
 ``write_pending`` to ``promote`` to the sync step's ``read_value``, which takes it out; never
-past that). Only lookups answer from the view (``find_by_rotation``; ``write_pending``, which
-re-reads the published path after staging and writes with check-and-set; ``read_value``, whose
-data read is real and which looks again when the version is gone; ``current`` right after
-``ensure_owned`` read the path), ``promote`` right after that re-read (its publish is a
-check-and-set, and a conflict reads afresh), and the staging path, which nobody but rotator
-writes. ``ensure_owned``, ``revoke`` and ``mark_failed`` read the published path afresh once per
-call, and every check-and-set conflict re-reads: a foreign write is met exactly where it was
-before. A crash loses the cache, nothing else.
+past that). Only lookups answer from the view (``find_by_rotation``; ``write_pending``, whose
+version number is promised from the view and checked by promote's check-and-set publish;
+``read_value``, whose data read is real and which looks again when the version is gone;
+``current`` right after ``ensure_owned`` read the path), ``promote`` (its publish is a
+check-and-set on the number before ours, and a conflict reads afresh), and the staging path,
+which nobody but rotator writes. ``ensure_owned`` and ``mark_failed`` read the published path
+afresh once per call. ``revoke`` does too, unless the same store object's ``read_value`` just
+read the published path's latest version: ``read_value`` reads "latest" (no ``?version=``)
+whenever the view says the version asked for is the latest, and that answer also names the
+version that is latest now and carries the path's custom metadata (owner, current, previous;
+Vault 1.9+ and OpenBao). When it shows the view complete (the same latest version, pointers
+present, no soft-deleted version that may have been undeleted since), ``revoke`` acts from it
+(``_looked``): it is as fresh as a metadata read taken in the same reconcile, and revoke's checks
+(never destroy what is current or what readers of latest get) run on it unchanged; anything
+else reads the metadata. Every check-and-set conflict re-reads. A foreign write is met where
+it matters: at the rotation's start, at promote's check-and-set, before destroying. A crash
+loses the cache, nothing else.
 
 Crash safety: each verb writes in an order whose every prefix is harmless and repeatable
 (promote: publish, then pointers, then drop the staged copy; rollback: pointers, then publish the
@@ -238,9 +249,10 @@ class KV2Cache:
     ``tags`` are immutable facts (a KV version's data never changes; the key includes its
     creation time, so a path deleted and written again is not confused with its former self).
     ``views`` are the last metadata read or written for each path, updated by rotator's own
-    writes; only lookups use them (``find_by_rotation``, ``write_pending``, ``read_value``) and
-    ``promote`` right after ``write_pending``, and each of those is guarded by a real read or a
-    check-and-set (module docstring). ``mounts`` and ``limits`` remember the KV v2 check and the
+    writes; only lookups use them (``find_by_rotation``, ``write_pending``, ``read_value``),
+    ``promote`` right after ``write_pending`` and ``revoke`` right after a ``read_value`` of the
+    latest version, and each of those is guarded by a real read or a check-and-set (module
+    docstring, "Requests"). ``mounts`` and ``limits`` remember the KV v2 check and the
     mount's max_versions.
     """
 
@@ -252,9 +264,9 @@ class KV2Cache:
     """Per published path, the one value this process just wrote there (version id, value):
     ``write_pending`` hands it to ``promote`` (no read of the staged copy it wrote a moment ago)
     and ``promote`` to the next ``read_value`` of that version (the sync step), which takes it
-    out; ``ensure_owned``, ``revoke`` and ``mark_failed`` drop it. So no value outlives the
-    rotation's sync step, and the revoke step's read (the new credential must still be there
-    before the old one goes) is always a real one."""
+    out; ``ensure_owned``, ``revoke``, ``mark_failed`` and a refused ``promote`` drop it. So no
+    value outlives the rotation's sync step, and the revoke step's read (the new credential must
+    still be there before the old one goes) is always a real one."""
 
 
 class VaultKV2Store:
@@ -370,7 +382,8 @@ class VaultKV2Store:
         """A path's metadata: read now, or with ``carried`` the session's view when it has one.
 
         Only lookups pass ``carried`` (module docstring, "Requests"); every verb that writes
-        pointers or destroys reads the published path afresh, once per call.
+        pointers or destroys reads the published path afresh, once per call, or (``revoke``)
+        acts from a data read of latest taken a moment before (``_looked``).
         """
         where = path or self.path
         if carried and where in self._cache.views:
