@@ -9,8 +9,9 @@ The figure line breaks the count down by step and verb.
 Counted are the HTTP responses the client's ``requests.Session`` (Vault) or botocore's
 ``before-send`` hook (AWS) sees: retries included, nothing estimated.
 
-Vault: 10 requests per rotation (it was 13; 35 before the session cache), not the issue's goal
-of 8, and no lower without giving up crash safety or the freshness that guards destruction:
+Vault: 8 requests per rotation (10 before this pass, 13 before that, 35 before the session
+cache), issue 11's goal, and no lower without giving up crash safety or the freshness that
+guards destruction:
 
 - 6 writes are the crash-safe protocol itself (kv2 module docstring): stage the pending value
   (check-and-set on the staging path), publish it (check-and-set on the published path), merge
@@ -18,13 +19,16 @@ of 8, and no lower without giving up crash safety or the freshness that guards d
   Fewer means either a pending value visible to readers of latest, or a copy of a secret left
   behind, or pointers that lag the data.
 - 1 value read: the revoke step's, on purpose (the new credential must still be in the store
-  before the old one is destroyed). The value ``write_pending`` staged is handed to ``promote``
-  and from there to the sync step's read (``KV2Cache.handover``, taken out by that read): no
-  read-back of what this process wrote a moment ago.
-- 3 metadata reads are the freshness points: ensure_owned at the rotation's start (ownership,
-  pointers), the re-read after staging (a foreign write took the number we promised; it is also
-  the view ``promote`` publishes from, with check-and-set), and revoke's, which destroys
-  versions: it never acts on a view that may predate someone else's write.
+  before the old one is destroyed). It reads the published path's *latest* version (the view
+  says the new one is it), and that answer also says which version is latest now and carries
+  the path's custom metadata (owner, current, previous): revoke, called right after it, acts
+  from it instead of reading the metadata again, unless the answer shows the path moved. The
+  value ``write_pending`` staged is handed to ``promote`` and from there to the sync step's
+  read (``KV2Cache.handover``, taken out by that read): no read-back of what this process
+  wrote a moment ago.
+- 1 metadata read: ensure_owned at the rotation's start (ownership, pointers, the version
+  number write_pending promises). A foreign write that takes that number afterwards is met by
+  promote's check-and-set publish (StoreRefused: the engine rolls back), not by a re-read.
 Tags of versions (rotation id, version id; immutable per KV version) and the staging path's
 metadata (nobody else writes it) are carried across reconciles. The first rotation on a new
 session also reads the mount's configuration once.
@@ -48,12 +52,12 @@ from rotator.sandbox.openbao import OpenBaoServer
 from rotator.stores.aws.auth import aws_client
 from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore, SMCache
 from rotator.stores.base import Store
-from rotator.stores.errors import StoreConflict, StoreRefused, StoreVersionNotFound
+from rotator.stores.errors import StoreRefused, StoreVersionNotFound
 from rotator.stores.vault.kv2 import KV2Cache, VaultKV2Store
 from tests.fixtures.figures import figure
 
 OWNER = "shop/orders-db"
-VAULT_PER_ROTATION = 10
+VAULT_PER_ROTATION = 8
 AWS_PER_ROTATION = 13
 
 
@@ -125,7 +129,7 @@ class _VaultWire:
         return VaultKV2Store(self.client, "secret", self.path, cache=self.cache)
 
 
-def test_vault_rotation_costs_10_http_requests(openbao: OpenBaoServer) -> None:
+def test_vault_rotation_costs_8_http_requests(openbao: OpenBaoServer) -> None:
     wire = _VaultWire(openbao)
     first = _rotation(wire.store, None)  # claims the path, checks the mount
     second = _rotation(wire.store, first)  # the first with an old version: reads the mount config
@@ -137,42 +141,152 @@ def test_vault_rotation_costs_10_http_requests(openbao: OpenBaoServer) -> None:
         + wire.steps.breakdown()
     )
     assert dict(wire.sent) == {
-        "GET metadata": 3,  # start, after staging (promote publishes from it), revoke
-        "GET data": 1,  # revoke (the staged value is handed to promote and on to sync)
+        "GET metadata": 1,  # start (ownership, pointers, the number write_pending promises)
+        "GET data": 1,  # revoke step, of latest: revoke acts from its answer
         "POST data": 2,  # stage, publish (both check-and-set)
         "PATCH metadata": 2,  # pointers at promote, previous dropped at revoke
         "POST destroy": 2,  # the staged copy, the old version
     }
     assert wire.sent.total() == VAULT_PER_ROTATION
+    assert dict(wire.steps.sent)[("revoke read_value", "GET data")] == 1
 
 
-def test_vault_carried_view_still_meets_foreign_writes(openbao: OpenBaoServer) -> None:
-    """The session's view is only a guess for lookups: what writes or destroys reads afresh."""
+def _custom(wire: _VaultWire) -> dict[str, str]:
+    kv = wire.admin.secrets.kv.v2
+    found = kv.read_secret_metadata(path=wire.path, mount_point="secret")["data"]["custom_metadata"]
+    return dict(found or {})
+
+
+def _set_custom(wire: _VaultWire, custom: dict[str, str]) -> None:
+    wire.admin.secrets.kv.v2.update_metadata(path=wire.path, custom_metadata=custom, mount_point="secret")
+
+
+def _alive(wire: _VaultWire) -> list[int]:
+    meta = wire.admin.secrets.kv.v2.read_secret_metadata(path=wire.path, mount_point="secret")["data"]
+    return sorted(
+        int(n) for n, v in meta["versions"].items() if not v["destroyed"] and not v["deletion_time"]
+    )
+
+
+def test_vault_foreign_write_taking_the_promised_number_is_met_at_promote(openbao: OpenBaoServer) -> None:
+    """write_pending promises number N+1 from the view (fresh at the rotation's start) and does not
+    read again: a foreign write that took N+1 since is met by promote's check-and-set publish,
+    which refuses; the engine's rollback (mark_failed) destroys the staged copy and never the
+    foreign version, and the next rotation goes through."""
     wire = _VaultWire(openbao)
     kv = wire.admin.secrets.kv.v2
     first = _rotation(wire.store, None)
     second = _rotation(wire.store, first)
-    # A foreign write to the published path after the view was taken: the id promised from the
-    # view is taken, and the re-read after staging says so.
+    start = wire.store()
+    start.ensure_owned(OWNER, adopt=True)
     kv.create_or_update_secret(path=wire.path, secret={"value": "foreign"}, mount_point="secret")
-    with pytest.raises(StoreConflict):
-        wire.store().write_pending(SecretStr("v"), uuid.uuid4().hex)
-    # Re-observed, the next attempt stages fine; someone then points current at the old version
-    # by hand: revoke reads afresh and refuses to destroy what is now current.
     rotation_id = uuid.uuid4().hex
+    pending = wire.store().write_pending(SecretStr("never-published"), rotation_id)
+    with pytest.raises(StoreRefused):
+        wire.store().promote(pending.version, second)
+    latest = kv.read_secret_version(path=wire.path, mount_point="secret", raise_on_deleted_version=True)[
+        "data"
+    ]
+    assert latest["data"] == {"value": "foreign"}, "nothing rotator staged reached readers of latest"
+    rollback = wire.store()
+    assert rollback.read_value(pending.version).get_secret_value() == "never-published"  # retire's read
+    rollback.mark_failed(pending.version, second)
+    assert wire.store().find_by_rotation(rotation_id) is None, "the staged copy is destroyed"
+    assert int(latest["metadata"]["version"]) in _alive(wire), "the foreign version is never destroyed"
+    assert wire.store().read_value(second)  # the restored old value is what readers of latest get
+    third = _rotation(wire.store, second)
+    assert _custom(wire)["rotator.dev/current-version"] == third
+
+
+def test_vault_refused_first_promotion_leaves_no_staged_copy(openbao: OpenBaoServer) -> None:
+    """Without an old version the engine's rollback calls no mark_failed: promote's refusal
+    destroys the staged copy itself."""
+    wire = _VaultWire(openbao)
     store = wire.store()
     store.ensure_owned(OWNER, adopt=True)
-    third = store.write_pending(SecretStr("v3"), rotation_id).version
-    wire.store().promote(third, second)
-    custom = kv.read_secret_metadata(path=wire.path, mount_point="secret")["data"]["custom_metadata"]
-    custom["rotator.dev/current-version"] = second
-    kv.update_metadata(path=wire.path, custom_metadata=custom, mount_point="secret")
+    wire.admin.secrets.kv.v2.create_or_update_secret(
+        path=wire.path, secret={"value": "foreign"}, mount_point="secret"
+    )
+    rotation_id = uuid.uuid4().hex
+    pending = wire.store().write_pending(SecretStr("never-published"), rotation_id)
     with pytest.raises(StoreRefused):
-        wire.store().revoke(second)
-    # A version destroyed by someone else behind the view: read_value looks again and says so.
-    kv.destroy_secret_versions(path=wire.path, versions=[int(third)], mount_point="secret")
+        wire.store().promote(pending.version, None)
+    assert wire.store().find_by_rotation(rotation_id) is None
+    staged = wire.admin.secrets.kv.v2.read_secret_metadata(
+        path=f"{wire.path}.rotator-pending", mount_point="secret"
+    )
+    alive = [n for n, v in staged["data"]["versions"].items() if not v["destroyed"]]
+    assert alive == ["1"], "only the claim record is left on the staging path"
+    # The refusal's prefix (staged copy destroyed, then a crash before raising) repeats harmlessly:
+    # promote, retried by a new process, finds nothing to publish (a StoreError: rollback too).
     with pytest.raises(StoreVersionNotFound):
-        wire.store().read_value(third)
+        VaultKV2Store(wire.client, "secret", wire.path).promote(pending.version, None)
+
+
+def test_vault_revoke_acts_from_the_latest_read_only_when_it_proves_the_view(openbao: OpenBaoServer) -> None:
+    """revoke right after read_value(new) acts from that read's answer (latest version and custom
+    metadata, fresh); whatever that answer shows moved, or a verb in between, reads the metadata
+    again. Either way revoke never destroys what is current or what readers of latest get."""
+    wire = _VaultWire(openbao)
+    kv = wire.admin.secrets.kv.v2
+    first = _rotation(wire.store, None)
+    second = _rotation(wire.store, first)
+    third = wire.store().write_pending(SecretStr("v3"), uuid.uuid4().hex).version
+    wire.store().promote(third, second)
+    wire.store().read_value(third)  # the sync step's read takes the handed value
+
+    # Someone points current back at the old version by hand before the revoke step: the latest
+    # read's answer carries the pointers, and revoke refuses from it without another read.
+    custom = _custom(wire)
+    _set_custom(wire, {**custom, "rotator.dev/current-version": second})
+    store = wire.store()
+    wire.sent.clear()
+    assert store.read_value(third).get_secret_value() == "v3"
+    with pytest.raises(StoreRefused):
+        store.revoke(second)
+    assert dict(wire.sent) == {"GET data": 1}
+    _set_custom(wire, custom)
+
+    # A verb in between (here another read) forgets the answer: revoke reads the metadata.
+    store = wire.store()
+    store.read_value(third)
+    store.read_value(second)
+    wire.sent.clear()
+    store.revoke(second)
+    assert wire.sent["GET metadata"] == 1
+    assert int(second) not in _alive(wire)
+
+    # A foreign write after the view: the read of latest answers with another version, so the
+    # new value is read by number and revoke reads the metadata afresh; the foreign value stays.
+    fourth = wire.store().write_pending(SecretStr("v4"), uuid.uuid4().hex).version
+    wire.store().promote(fourth, third)
+    wire.store().read_value(fourth)  # the sync step's read takes the handed value
+    foreign = kv.create_or_update_secret(path=wire.path, secret={"value": "foreign"}, mount_point="secret")
+    store = wire.store()
+    wire.sent.clear()
+    assert store.read_value(fourth).get_secret_value() == "v4"
+    store.revoke(third)
+    assert wire.sent["GET metadata"] == 1
+    assert int(foreign["data"]["version"]) in _alive(wire)
+    assert int(third) not in _alive(wire)
+    assert int(fourth) in _alive(wire)
+
+    # A soft-deleted version in the view (it may have been undeleted since, a live version the
+    # view would miss): revoke reads the metadata again.
+    kv.delete_secret_versions(
+        path=wire.path, versions=[int(foreign["data"]["version"])], mount_point="secret"
+    )
+    wire.store().ensure_owned(OWNER, adopt=True)  # the view now shows the deletion
+    fifth = wire.store().write_pending(SecretStr("v5"), uuid.uuid4().hex).version
+    wire.store().promote(fifth, fourth)
+    wire.store().read_value(fifth)  # the sync step's read takes the handed value
+    store = wire.store()
+    wire.sent.clear()
+    assert store.read_value(fifth).get_secret_value() == "v5"
+    store.revoke(fourth)
+    assert wire.sent["GET metadata"] == 1
+    assert int(fourth) not in _alive(wire)
+    assert int(fifth) in _alive(wire)
 
 
 def test_vault_handed_value_serves_one_read_only(openbao: OpenBaoServer) -> None:

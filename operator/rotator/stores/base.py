@@ -98,7 +98,9 @@ class Store(Protocol):
 
         If a version for this rotation id exists it is returned and nothing is written. The
         write is checked-and-set against the latest version; a foreign write in between raises
-        StoreConflict. Readers of "latest" do not see a pending value.
+        StoreConflict here, or (Vault KV v2, whose publish is itself a check-and-set on the
+        number promised) StoreRefused at ``promote``, which the engine rolls back. Readers of
+        "latest" do not see a pending value.
         """
         ...
 

@@ -21,9 +21,11 @@ check-and-set N, so it lands exactly as version N+1. Every version rotator write
 the id of the version it restores, so one id may own several KV versions (the original and its
 copies) and ``read_value``/``revoke`` act on all of them. A value that was there before rotator
 (no rotation id, key ``value`` or a single key) is adopted as the current version; its id is its
-KV version number. If a foreign write takes number N+1 between ``write_pending`` and
-``promote``, ``promote`` refuses (StoreRefused) and the engine rolls back; the foreign version
-is never touched by ``mark_failed``.
+KV version number. If a foreign write takes number N+1 after the view ``write_pending``
+promised it from (read at the rotation's start) and before ``promote``, ``promote`` refuses
+(StoreRefused) and the engine rolls back: ``mark_failed`` destroys the staged copy and never
+touches the foreign version (without an old version no ``mark_failed`` follows, and the refusal
+destroys the staged copy itself).
 
 Custom metadata of the published path holds ownership and pointers: ``managed-by: rotator``,
 ``rotator.dev/owner: <ns>/<name>``, ``rotator.dev/current-version``,
@@ -45,22 +47,31 @@ KV v2 purges versions beyond ``max_versions`` (10 by default); before publishing
 raises the path's ``max_versions`` when the write would otherwise purge the current or previous
 version.
 
-Requests: a rotation costs 10 HTTP requests in the steady state (6 writes, 1 value read, 3
-metadata reads; tests/integration/test_store_request_counts.py counts them on the wire and says
+Requests: a rotation costs 8 HTTP requests in the steady state (6 writes, 1 value read, 1
+metadata read; tests/integration/test_store_request_counts.py counts them on the wire and says
 why not fewer). A ``KV2Cache`` per Vault session, shared by the store objects of successive
 reconciles, carries what this process learned: the tags of each KV version (rotation id,
 version id, claim owner; a version's data never changes, and its creation time tells a path
 written anew from its former self), the mount checks, the last metadata read or written per
 path, updated by rotator's own writes, and the one value this process just staged (handed from
 ``write_pending`` to ``promote`` to the sync step's ``read_value``, which takes it out; never
-past that). Only lookups answer from the view (``find_by_rotation``; ``write_pending``, which
-re-reads the published path after staging and writes with check-and-set; ``read_value``, whose
-data read is real and which looks again when the version is gone; ``current`` right after
-``ensure_owned`` read the path), ``promote`` right after that re-read (its publish is a
-check-and-set, and a conflict reads afresh), and the staging path, which nobody but rotator
-writes. ``ensure_owned``, ``revoke`` and ``mark_failed`` read the published path afresh once per
-call, and every check-and-set conflict re-reads: a foreign write is met exactly where it was
-before. A crash loses the cache, nothing else.
+past that). Only lookups answer from the view (``find_by_rotation``; ``write_pending``, whose
+version number is promised from the view and checked by promote's check-and-set publish;
+``read_value``, whose data read is real and which looks again when the version is gone;
+``current`` right after ``ensure_owned`` read the path), ``promote`` (its publish is a
+check-and-set on the number before ours, and a conflict reads afresh), and the staging path,
+which nobody but rotator writes. ``ensure_owned`` and ``mark_failed`` read the published path
+afresh once per call. ``revoke`` does too, unless the same store object's ``read_value`` just
+read the published path's latest version: ``read_value`` reads "latest" (no ``?version=``)
+whenever the view says the version asked for is the latest, and that answer also names the
+version that is latest now and carries the path's custom metadata (owner, current, previous;
+Vault 1.9+ and OpenBao). When it shows the view complete (the same latest version, pointers
+present, no soft-deleted version that may have been undeleted since), ``revoke`` acts from it
+(``_looked``): it is as fresh as a metadata read taken in the same reconcile, and revoke's checks
+(never destroy what is current or what readers of latest get) run on it unchanged; anything
+else reads the metadata. Every check-and-set conflict re-reads. A foreign write is met where
+it matters: at the rotation's start, at promote's check-and-set, before destroying. A crash
+loses the cache, nothing else.
 
 Crash safety: each verb writes in an order whose every prefix is harmless and repeatable
 (promote: publish, then pointers, then drop the staged copy; rollback: pointers, then publish the
@@ -219,6 +230,18 @@ class _Tags:
         )
 
 
+@dataclass(frozen=True)
+class _LatestLook:
+    """What a data read of the published path's latest version (no ``?version=``) answered
+    besides the data: which KV version was latest then, and the path's custom metadata (Vault
+    1.9+ and OpenBao put both in ``data.metadata``; ``custom`` is None when the answer had none).
+    Taken by ``read_value``, used only by a ``revoke`` called right after it on the same store
+    object (``VaultKV2Store._looked``)."""
+
+    stamp: tuple[int, str]
+    custom: dict[str, str] | None
+
+
 @dataclass
 class KV2Cache:
     """What one Vault session learned, carried from one reconcile (store object) to the next.
@@ -226,9 +249,10 @@ class KV2Cache:
     ``tags`` are immutable facts (a KV version's data never changes; the key includes its
     creation time, so a path deleted and written again is not confused with its former self).
     ``views`` are the last metadata read or written for each path, updated by rotator's own
-    writes; only lookups use them (``find_by_rotation``, ``write_pending``, ``read_value``) and
-    ``promote`` right after ``write_pending``, and each of those is guarded by a real read or a
-    check-and-set (module docstring). ``mounts`` and ``limits`` remember the KV v2 check and the
+    writes; only lookups use them (``find_by_rotation``, ``write_pending``, ``read_value``),
+    ``promote`` right after ``write_pending`` and ``revoke`` right after a ``read_value`` of the
+    latest version, and each of those is guarded by a real read or a check-and-set (module
+    docstring, "Requests"). ``mounts`` and ``limits`` remember the KV v2 check and the
     mount's max_versions.
     """
 
@@ -240,9 +264,9 @@ class KV2Cache:
     """Per published path, the one value this process just wrote there (version id, value):
     ``write_pending`` hands it to ``promote`` (no read of the staged copy it wrote a moment ago)
     and ``promote`` to the next ``read_value`` of that version (the sync step), which takes it
-    out; ``ensure_owned``, ``revoke`` and ``mark_failed`` drop it. So no value outlives the
-    rotation's sync step, and the revoke step's read (the new credential must still be there
-    before the old one goes) is always a real one."""
+    out; ``ensure_owned``, ``revoke``, ``mark_failed`` and a refused ``promote`` drop it. So no
+    value outlives the rotation's sync step, and the revoke step's read (the new credential must
+    still be there before the old one goes) is always a real one."""
 
 
 class VaultKV2Store:
@@ -281,6 +305,9 @@ class VaultKV2Store:
         self._cache = cache if cache is not None else KV2Cache()
         self._owned_view = False
         """ensure_owned just read the published path: the current() that follows answers from it."""
+        self._latest_look: _LatestLook | None = None
+        """read_value just read the published path's latest version: the revoke that follows
+        acts from that answer (``_looked``). Every other verb forgets it."""
         retry_args: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         self._retrying = Retrying(
             stop=stop_after_attempt(attempts),
@@ -355,7 +382,8 @@ class VaultKV2Store:
         """A path's metadata: read now, or with ``carried`` the session's view when it has one.
 
         Only lookups pass ``carried`` (module docstring, "Requests"); every verb that writes
-        pointers or destroys reads the published path afresh, once per call.
+        pointers or destroys reads the published path afresh, once per call, or (``revoke``)
+        acts from a data read of latest taken a moment before (``_looked``).
         """
         where = path or self.path
         if carried and where in self._cache.views:
@@ -407,6 +435,37 @@ class VaultKV2Store:
         data: Mapping[str, Any] | None = ((response or {}).get("data") or {}).get("data")
         if data is not None:
             self._cache.tags.setdefault(meta.path, {})[meta.stamp(version)] = _Tags.of(data)
+        return data
+
+    def _fetch_latest(self, meta: _Metadata) -> Mapping[str, Any] | None:
+        """The data of ``meta.latest``, read as latest (no ``?version=``); None unless the answer
+        is that very KV version (number and creation time: the path moved on since the view).
+
+        Same cost as a versioned read, and the answer says more: which version is latest *now*
+        and the path's custom metadata (owner, current, previous), kept as ``_latest_look`` for
+        a ``revoke`` that follows (``_looked``).
+        """
+        if not meta.alive(meta.latest):
+            return None
+        response = self._call(
+            "read_version",
+            lambda: self._kv.read_secret_version(
+                path=meta.path, mount_point=self.mount, raise_on_deleted_version=True
+            ),
+            missing_ok=True,
+        )
+        body: Mapping[str, Any] = (response or {}).get("data") or {}
+        about: Mapping[str, Any] = body.get("metadata") or {}
+        data = body.get("data")
+        stamp = meta.stamp(meta.latest)
+        answered = (about.get("version"), str(about.get("created_time") or ""))
+        if not isinstance(data, Mapping) or answered != stamp:
+            return None
+        self._cache.tags.setdefault(meta.path, {})[stamp] = _Tags.of(data)
+        custom = about.get("custom_metadata")
+        self._latest_look = _LatestLook(
+            stamp, {str(k): str(v) for k, v in custom.items()} if isinstance(custom, Mapping) else None
+        )
         return data
 
     def _learn_write(self, path: str, written: Mapping[str, Any], payload: Mapping[str, str]) -> None:
@@ -676,6 +735,7 @@ class VaultKV2Store:
         return record.owner if record is not None else None
 
     def ensure_owned(self, owner: str, adopt: bool) -> bool:
+        self._forget_looks()
         self._cache.handover.drop(self.path)
         meta = self._metadata()
         found = meta.owner() if meta is not None else None
@@ -717,16 +777,22 @@ class VaultKV2Store:
 
     def _fresh_after_owned(self) -> bool:
         fresh, self._owned_view = self._owned_view, False
+        self._latest_look = None
         return fresh
 
-    def find_by_rotation(self, rotation_id: str) -> StoredVersion | None:
+    def _forget_looks(self) -> None:
+        """A verb other than the one each look was taken for: neither answers for it."""
         self._owned_view = False
+        self._latest_look = None
+
+    def find_by_rotation(self, rotation_id: str) -> StoredVersion | None:
+        self._forget_looks()
         return self._find(
             self._metadata(carried=True), self._metadata(self.staging_path, carried=True), rotation_id
         )
 
     def write_pending(self, value: SecretStr, rotation_id: str) -> StoredVersion:
-        self._owned_view = False
+        self._forget_looks()
         meta = self._metadata(carried=True)
         if meta is None or meta.owner() is None:
             self._require_kv2()  # not ours yet (a KV v1 mount never shows metadata at all)
@@ -748,15 +814,9 @@ class VaultKV2Store:
                 f"{self.location}: check-and-set failed on the staging path, written by someone else "
                 f"(rotation {rotation_id})"
             ) from None
-        # The id promised a version number of the published path: a foreign write there since we
-        # read it takes that number. Withdraw ours and let the engine re-observe.
-        fresh = self._metadata()
-        if (fresh.latest if fresh is not None else 0) != latest:
-            self._destroy(self.staging_path, [int(written["version"])])
-            raise StoreConflict(
-                f"{self.location}: check-and-set failed, expected latest version {latest} but found "
-                f"{fresh.latest if fresh is not None else 0} written by someone else (rotation {rotation_id})"
-            )
+        # The id promises version number N+1 of the published path, taken from the view (fresh
+        # at the rotation's start). No re-read here: a foreign write that took the number since
+        # is met by promote, whose publish is a check-and-set on N (StoreRefused, rollback).
         self._cache.handover.put(self.path, vid, value)
         return StoredVersion(vid, rotation_id, _parse_time(written.get("created_time")), VersionState.PENDING)
 
@@ -764,7 +824,7 @@ class VaultKV2Store:
         number = _version_number(new_version)
         if new_version == old_version:
             raise StoreRefused(f"{self.location}: cannot promote version {new_version} over itself")
-        self._owned_view = False
+        self._forget_looks()
         # The session's view, when it says "right after our write_pending" (latest is the number
         # before ours, ours not yet there): the check-and-set publish is what guards it, and a
         # conflict reads afresh. Anything else (a retry, a resume, no view) reads afresh now.
@@ -780,7 +840,18 @@ class VaultKV2Store:
                 records = self._staged(staged, new_version)
             if not records or staged is None:
                 raise StoreVersionNotFound(f"{self.location}: cannot promote version {new_version}: gone")
-            self._publish(meta, staged, records[0], number)
+            try:
+                self._publish(meta, staged, records[0], number)
+            except StoreRefused:
+                # Someone else's write took the number: this value never gets published under its
+                # id. With an old version the engine's rollback destroys the staged copy
+                # (mark_failed, after the target retired the credential, which reads it); without
+                # one no mark_failed follows, so it goes now (a crash before that: the retried
+                # promote finds nothing to publish and the rotation rolls back all the same).
+                self._cache.handover.drop(self.path)
+                if old_version is None:
+                    self._destroy(self.staging_path, records)
+                raise
         changes: dict[str, str | None] = {CURRENT_VERSION: new_version, PREVIOUS_VERSION: old_version}
         custom = meta.custom if meta is not None else {}
         if any(custom.get(k) != v for k, v in changes.items()):
@@ -822,7 +893,7 @@ class VaultKV2Store:
 
     def read_value(self, version: str) -> SecretStr:
         _version_number(version)
-        self._owned_view = False
+        self._forget_looks()
         handed = self._cache.handover.take(self.path, version)
         if handed is not None:  # just written by this process: KV2Cache.handover
             return handed
@@ -843,7 +914,10 @@ class VaultKV2Store:
         meta = self._metadata(carried=carried)
         data: Mapping[str, Any] | None = None
         if meta is not None and (number := self._newest(meta, version, bare="no")) is not None:
-            data = self._fetch(meta, number)
+            if number == meta.latest:
+                data = self._fetch_latest(meta)
+            if data is None:
+                data = self._fetch(meta, number)
         if data is None:
             staged = self._metadata(self.staging_path, carried=carried)
             records = self._staged(staged, version)
@@ -855,9 +929,10 @@ class VaultKV2Store:
 
     def revoke(self, version: str) -> None:
         _version_number(version)
-        self._owned_view = False
+        look = self._latest_look
+        self._forget_looks()
         self._cache.handover.drop(self.path)
-        meta = self._metadata()
+        meta = self._looked(look) or self._metadata()
         if meta is None:
             return
         if version == self._current_id(meta):
@@ -873,11 +948,36 @@ class VaultKV2Store:
         if meta.custom.get(PREVIOUS_VERSION) == version:
             self._merge_custom({PREVIOUS_VERSION: None})
 
+    def _looked(self, look: _LatestLook | None) -> _Metadata | None:
+        """The published path as ``read_value``'s data read of latest just saw it, for the
+        ``revoke`` that follows it (the engine's revoke step: read the new value, then revoke the
+        old one); None when that answer cannot stand in for a fresh metadata read.
+
+        It stands in when it proves the carried view complete: the latest version then is the
+        view's latest (number and creation time, so no version was written since and the path
+        was not deleted and written anew), its custom metadata was in the answer and names a
+        current version, and the view holds no soft-deleted version (one undeleted since would
+        be a live copy the view misses). Then the view's versions are every version there is;
+        ones destroyed, deleted or purged since are destroyed again harmlessly (destroy is
+        idempotent, also on a number that no longer exists), and the pointers are the fresh
+        ones. Revoke's checks (never destroy what is current or what readers of latest get) run
+        on that as they would on a metadata read taken a moment later.
+        """
+        meta = self._cache.views.get(self.path)
+        if look is None or look.custom is None or meta is None or not look.custom.get(CURRENT_VERSION):
+            return None
+        if meta.stamp(meta.latest) != look.stamp:
+            return None
+        if any(info.get("deletion_time") and not info.get("destroyed") for info in meta.versions.values()):
+            return None
+        meta.custom = dict(look.custom)
+        return meta
+
     def mark_failed(self, failed_version: str, restore_version: str | None) -> None:
         _version_number(failed_version)
         if restore_version == failed_version:
             raise StoreRefused(f"{self.location}: cannot restore version {failed_version} onto itself")
-        self._owned_view = False
+        self._forget_looks()
         self._cache.handover.drop(self.path)
         meta = self._metadata()
         if meta is None:
