@@ -66,7 +66,9 @@ def test_initial_rotation_walks_every_step_in_order(bench: EngineBench) -> None:
     said = [message for run in runs for _, message, _ in run.events] + [runs[-2].condition("Rotating")[2]]
     assert not [m for m in said if "none" in m], "the first credential has nothing to revoke: said so"
     assert said[-2].endswith("no old credential to revoke")
-    assert runs[-1].condition("Ready") == ("True", reasons.READY, "credential at store version 1")
+    due = f"next rotation at {end.next_rotation_time.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    assert runs[-1].condition("Ready") == ("True", reasons.READY, due)
+    assert bench.reconcile(resync=False).writes == 0, "the idle look after says the same: no write"
     assert (
         bench.metrics.rotations_total.labels(
             namespace="shop", policy="demo-db", result="succeeded", reason="Initial"

@@ -16,6 +16,7 @@ from rotator.models import (
     reasons,
 )
 from rotator.policy.transitions import result_of
+from rotator.policy.triggers import idle_message
 from rotator.steps.context import StepResult
 
 _METRIC_RESULT = {RotationResult.SUCCEEDED: "succeeded", RotationResult.ROLLED_BACK: "rolled_back"}
@@ -66,7 +67,6 @@ def finish_rotation(
         draft.condition(
             ConditionType.DEGRADED, False, reasons.ROTATION_SUCCEEDED, f"rotation {rotation.id} succeeded"
         )
-        draft.condition(ConditionType.READY, True, reasons.READY, f"credential at store version {version}")
         revoked = (
             f"old credential (version {rotation.old_version}) revoked"
             if rotation.old_version
@@ -77,7 +77,9 @@ def finish_rotation(
             f"rotation {rotation.id} succeeded: new credential written to the store as version "
             f"{version}, made current, synced to Secret {spec.secret.name}; {revoked}",
         )
-        refresh_schedule(draft, spec, deps.metrics)
+        due = refresh_schedule(draft, spec, deps.metrics)
+        # What the idle look right after will say too, so it has nothing to write.
+        draft.condition(ConditionType.READY, True, reasons.READY, idle_message(due))
         return persist(deps.kube, draft, 0.0)
     if version:
         draft.set(current_version=version)

@@ -374,11 +374,14 @@ def _chain(inputs: TriggerInputs, now: datetime) -> Decision:
         decision = check(inputs, now)
         if decision is not None:
             return decision
-    if inputs.next_due is None:
-        message = "no rotation scheduled; rotates only when forced or when the credential spec changes"
-    else:
-        message = f"next rotation at {format_time(inputs.next_due)}"
-    return Decision(rotate=False, reason=None, message=message)
+    return Decision(rotate=False, reason=None, message=idle_message(inputs.next_due))
+
+
+def idle_message(next_due: datetime | None) -> str:
+    """What Ready says of a policy with nothing to do: its next due time, or that it has none."""
+    if next_due is None:
+        return "no rotation scheduled; rotates only when forced or when the credential spec changes"
+    return f"next rotation at {format_time(next_due)}"
 
 
 def _with_satisfied_force(inputs: TriggerInputs, decision: Decision) -> Decision:
