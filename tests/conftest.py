@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.realkube",
     "tests.fixtures.kube_backends",
     "tests.fixtures.rotation",
+    "tests.fixtures.ordering",
 ]

@@ -122,6 +122,7 @@ class LiveCallers:
                         self.refused.append(f"pod {pod.name} (version {version}, access key {key_id})")
 
 
+@pytest.mark.long(seconds=42)
 def test_twenty_rotations_under_live_sts_calls_refuse_no_consumer(iam: IamBench) -> None:
     bench = iam.bench
     iam.seed()

@@ -32,6 +32,7 @@ def ready(status: dict) -> dict:  # type: ignore[type-arg]
     return next(c for c in status.get("conditions") or [] if c["type"] == "Ready")
 
 
+@pytest.mark.long(seconds=53)
 def test_vault_down_for_30s_mid_rotation_waits_with_backoff_then_completes(bench: Bench) -> None:
     bench.seed(extra_spec={"revoke": {"gracePeriod": "3s"}})
     bench.operator.start()

@@ -354,6 +354,7 @@ def has_condition(obj: dict[str, Any]) -> bool:
 # 320 specs through one operator: beside other xdist workers on 2 cores it needs more than the
 # suite's default 300 s.
 @pytest.mark.timeout(900)
+@pytest.mark.long(seconds=30)
 def test_generated_specs_are_refused_by_field_or_get_a_condition_and_never_crash_the_operator(
     bench: Bench,
 ) -> None:

@@ -246,6 +246,7 @@ def standby(bench: Bench, tmp_path: Path) -> Iterator[OperatorProcess]:
 # Long by design (tens of kills, each waited out); beside other xdist workers on 2 cores it
 # needs more than the suite's default 300 s.
 @pytest.mark.timeout(900)
+@pytest.mark.long(seconds=155)
 def test_leader_killed_at_random_moments_of_30_rotations_loses_nothing(
     bench: Bench, standby: OperatorProcess
 ) -> None:

@@ -117,6 +117,7 @@ class LiveLogins:
                         self.refused.append(f"pod {pod.name} (version {version}, role {credential[0]})")
 
 
+@pytest.mark.long(seconds=27)
 def test_twenty_rotations_under_live_logins_refuse_no_consumer(
     bench: Bench, postgres_server: PostgresServer
 ) -> None:

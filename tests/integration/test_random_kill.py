@@ -112,6 +112,7 @@ def _inside(killed_during: dict[str, int]) -> int:
 # Long by design (tens of kills, each waited out); beside other xdist workers on 2 cores it
 # needs more than the suite's default 300 s.
 @pytest.mark.timeout(900)
+@pytest.mark.long(seconds=116)
 def test_sigkill_at_random_moments_of_forced_rotations_loses_nothing(bench: Bench) -> None:
     rng = random.Random(SEED)
     figure(f"random-kill seed {SEED} (replay: ROTATOR_KILL_SEED={SEED}), {ROTATIONS} rotations")

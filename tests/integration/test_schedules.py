@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from rotator.kube import policy_path
 from rotator.models.keys import FORCE_ROTATE
 from rotator.models.status import format_time, parse_time
@@ -47,6 +49,7 @@ def wait_history(bench: Bench, name: str, count: int, timeout: float = 150) -> O
     raise AssertionError(f"{name}: timed out waiting for {count} rotation(s); status: {status}")
 
 
+@pytest.mark.long(seconds=65)
 def test_interval_and_cron_fire_and_a_closed_window_holds_a_due_rotation(bench: Bench) -> None:
     now = datetime.now(UTC)
     kolkata = now.astimezone(ZoneInfo("Asia/Kolkata")).hour

@@ -51,6 +51,7 @@ def vdb(openbao: OpenBaoServer, postgres_server: PostgresServer) -> VaultDb:
     return new_vault_db(openbao, postgres_server)
 
 
+@pytest.mark.long(seconds=26)
 def test_twenty_rotations_under_live_logins_refuse_no_consumer_and_leave_one_lease(
     bench: Bench, vdb: VaultDb
 ) -> None:
