@@ -36,17 +36,10 @@ def test_initial_rotation_walks_every_step_in_order(bench: EngineBench) -> None:
     # sync runs in dual's reconcile (advance.CHAINED): no status write records it in between
     assert steps[: steps.index(Step.VERIFY)] == [Step.DUAL, Step.RESTART]
     end = runs[-1].status
-    assert [timing.step for timing in end.history[0].steps] == [
-        Step.GENERATE,
-        Step.DUAL,
-        Step.SYNC,
-        Step.RESTART,
-        Step.VERIFY,
-        Step.REVOKE,
-    ]
     assert end.phase is Phase.IDLE
     assert end.current_version == "1"
     assert end.last_result is RotationResult.SUCCEEDED
+    # every step timed, sync included
     assert [t.step for t in end.history[0].steps or ()] == [
         Step.GENERATE,
         Step.DUAL,

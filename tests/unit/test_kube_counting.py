@@ -47,9 +47,17 @@ def test_labels_are_verb_and_resource_never_names(
     assert request_labels(method, path, query) == labels
 
 
+def _object(api_version: str, kind: str, name: str, labels: dict[str, str], version: str) -> dict[str, Any]:
+    meta = {"name": name, "namespace": "shop", "labels": labels, "resourceVersion": version}
+    return {"apiVersion": api_version, "kind": kind, "metadata": meta}
+
+
 def _secret(labels: dict[str, str], version: str = "1") -> dict[str, object]:
-    meta = {"name": "db", "namespace": "shop", "labels": labels, "resourceVersion": version}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta}
+    return _object("v1", "Secret", "db", labels, version)
+
+
+def _deployment(labels: dict[str, str], version: str = "1") -> dict[str, object]:
+    return _object("apps/v1", "Deployment", "api", labels, version)
 
 
 def test_the_cache_keeps_only_watched_objects_and_knows_absence() -> None:
@@ -69,11 +77,6 @@ def test_the_cache_keeps_only_watched_objects_and_knows_absence() -> None:
     store = {"apiVersion": "rotator.dev/v1alpha1", "kind": "ClusterRotationStore", "metadata": {"name": "v"}}
     assert cache.put(store)
     assert cache.lookup("/apis/rotator.dev/v1alpha1/clusterrotationstores/v")[0]
-
-
-def _deployment(labels: dict[str, str], version: str = "1") -> dict[str, object]:
-    meta = {"name": "api", "namespace": "shop", "labels": labels, "resourceVersion": version}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta}
 
 
 def test_the_cache_holds_only_the_workloads_rotator_restarted() -> None:
