@@ -186,21 +186,22 @@ def watched_object(obj: Mapping[str, Any], *, workloads: bool = True) -> bool:
 
 class WatchCache:
     """What the operator's watches last said about the objects they cover, by API path: the
-    informer cache of controller-runtime, reduced to what rotator reads (its managed Secrets, by
-    label; the store objects). ``Kube.get`` answers from it, so a reconcile reads those objects
-    at no cost; anything the watches do not cover (a foreign Secret, a workload) is a GET.
+    informer cache of controller-runtime, reduced to what rotator reads (its managed Secrets and
+    the workloads it restarted, by label; the store objects). ``Kube.get`` answers from it, so a
+    reconcile reads those objects at no cost; anything the watches do not cover (a foreign
+    Secret, a workload never restarted) is a GET.
 
     ``put`` (an ADDED/MODIFIED event, or the API's answer to our own write of a watched object)
-    and ``gone`` (a DELETED event: known absent) fill it; ``forget`` drops an entry that a
-    write proved stale (409, 404), so the next read asks the API. Thread-safe: the watch feeds it
-    on the event loop while reconciles read it in worker threads.
+    fills it; ``gone`` (a DELETED event) and ``forget`` (a write proved the entry stale: 409,
+    404) drop an entry, so the next read asks the API. Thread-safe: the watch feeds it on the
+    event loop while reconciles read it in worker threads.
     """
 
     def __init__(self, watched: Callable[[Mapping[str, Any]], bool]) -> None:
         #: Which objects a watch covers (``put`` of anything else is ignored: no event would
         #: ever update it).
         self.watched = watched
-        self._objects: dict[str, JsonObject | None] = {}
+        self._objects: dict[str, JsonObject] = {}
         self._lock = threading.Lock()
 
     def put(self, obj: Mapping[str, Any]) -> bool:
@@ -221,28 +222,25 @@ class WatchCache:
         return before is None or (before.get("metadata") or {}).get("resourceVersion") != version
 
     def gone(self, obj: Mapping[str, Any]) -> None:
-        """A DELETED event: known absent, or (the object as the event shows it no longer carries
-        the watched label: it left the label-selected watch, not the cluster) unknown again."""
+        """A DELETED event: the object was deleted, or it left a label-selected watch (its label
+        removed: kube-apiserver reports that as DELETED too, showing the object as it was, label
+        and all). The two cannot be told apart, so the entry is dropped either way: the next read
+        asks the API (404, or the object as it now is), never a cached "absent" that may be false."""
         path = object_path(obj)
-        if path is None:
-            return
-        with self._lock:
-            if self.watched(obj):
-                self._objects[path] = None
-            else:
-                self._objects.pop(path, None)
+        if path is not None:
+            self.forget(path)
 
     def forget(self, path: str) -> None:
         with self._lock:
             self._objects.pop(path, None)
 
     def lookup(self, path: str) -> tuple[bool, JsonObject | None]:
-        """(known, object): known False means ask the API; (True, None) is known absent."""
+        """(known, object): known False means ask the API."""
         with self._lock:
             if path not in self._objects:
                 return False, None
             found = self._objects[path]
-        return True, copy.deepcopy(found) if found is not None else None
+        return True, copy.deepcopy(found)
 
 
 class Kube:

@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 import yaml
 
+from rotator.kube import load_api_client
 from rotator.sandbox.kube_server import KubeServer
 from tests.fixtures.realkube import kubectl
 from tests.realkube.test_control_plane import CRD_FILES, CRD_NAMES
@@ -160,3 +162,34 @@ def test_get_secrets_and_namespaces_print_the_same_table(
     _same(_on_both(servers, "get", "secret", "creds", "-n", namespace))
     _same(_on_both(servers, "get", "configmap", "settings", "-n", namespace))
     _same(_on_both(servers, "get", "namespace", namespace))
+
+
+def test_a_label_selected_watch_reports_objects_leaving_and_entering_alike(
+    servers: dict[str, Path], run: dict[str, Any]
+) -> None:
+    """What rotator's watch cache must cope with (rotator.kube.WatchCache.gone): a label removed
+    shows as DELETED on a label-selected watch, a label added as ADDED, on both servers."""
+    namespace = run["namespace"]
+    seen: dict[str, list[tuple[str, str | None]]] = {}
+    for name, kubeconfig in servers.items():
+        core = kubernetes.client.CoreV1Api(load_api_client(str(kubeconfig)))
+        body = {"metadata": {"name": "watched", "labels": {"rotator.dev/parity-watch": "yes"}}}
+        created = core.create_namespaced_secret(namespace, body)
+        since = created.metadata.resource_version
+        for labels in ({"other": "1"}, {"rotator.dev/parity-watch": None}, {"other": "2"}):
+            core.patch_namespaced_secret("watched", namespace, {"metadata": {"labels": labels}})
+        core.patch_namespaced_secret("watched", namespace, {"metadata": body["metadata"]})
+        stream = kubernetes.watch.Watch().stream(
+            core.list_namespaced_secret,
+            namespace,
+            label_selector="rotator.dev/parity-watch=yes",
+            resource_version=since,
+            timeout_seconds=2,
+        )
+        seen[name] = [
+            (event["type"], (event["object"].metadata.labels or {}).get("rotator.dev/parity-watch"))
+            for event in stream
+        ]
+    # leaving the selector is DELETED showing the object as it was, label included
+    assert seen["real"] == [("MODIFIED", "yes"), ("DELETED", "yes"), ("ADDED", "yes")]
+    assert seen["emulator"] == seen["real"]

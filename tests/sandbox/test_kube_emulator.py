@@ -366,6 +366,24 @@ def test_watch_from_resource_version_sends_only_later_events(kube_http: KubeHTTP
     ]
 
 
+def test_a_label_selected_watch_sees_objects_leave_and_enter_its_selector(kube_http: KubeHTTP) -> None:
+    """kube-apiserver's rule: a change that takes an object out of a watch's selector is DELETED
+    on that watch (the object shown as it was, still matching), one that brings it in is ADDED."""
+    create(kube_http, SECRETS, {"metadata": {"name": "a", "labels": {"watched": "yes"}}})
+    list_rv = kube_http.request("GET", SECRETS)[1]["metadata"]["resourceVersion"]
+    for labels in ({"watched": "yes", "other": "1"}, {"watched": None}, {"other": "2"}, {"watched": "yes"}):
+        patch = {"metadata": {"labels": labels}}
+        status, _ = kube_http.request(
+            "PATCH", f"{SECRETS}/a", patch, content_type="application/merge-patch+json"
+        )
+        assert status == 200
+    events = kube_http.watch(
+        SECRETS, resourceVersion=list_rv, labelSelector="watched=yes", timeoutSeconds="1"
+    )
+    seen = [(e["type"], e["object"]["metadata"].get("labels", {}).get("watched")) for e in events]
+    assert seen == [("MODIFIED", "yes"), ("DELETED", "yes"), ("ADDED", "yes")]
+
+
 def test_watch_without_resource_version_starts_with_current_objects(kube_http: KubeHTTP) -> None:
     create(kube_http, SECRETS, {"metadata": {"name": "a"}})
     events = kube_http.watch(SECRETS, timeoutSeconds="1")

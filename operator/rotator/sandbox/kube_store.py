@@ -237,6 +237,20 @@ class Watcher:
             return False
         return kube_patch.matches_selectors(obj, self.labels, self.fields)
 
+    def sees(self, type_key: TypeKey, event: JSON, before: JSON | None) -> JSON | None:
+        """The event as this watch delivers it, or None. As kube-apiserver's watch cache does, a
+        modification that moves an object out of the selectors is DELETED (showing the object as
+        it was, still matching), one that moves it in is ADDED."""
+        now = self.wants(type_key, event["object"])
+        if event["type"] != "MODIFIED" or before is None:
+            return event if now else None
+        was = self.wants(type_key, before)
+        if now == was:
+            return event if now else None
+        if now:
+            return {"type": "ADDED", "object": event["object"]}
+        return {"type": "DELETED", "object": before}
+
 
 Listener = Callable[[str, ResourceType, JSON], None]
 """In-process observer of every change: (event type, resource type, object copy)."""
@@ -262,7 +276,9 @@ class KubeStore:
         self._rv = 0
         self._types: dict[TypeKey, ResourceType] = {}
         self._objects: dict[TypeKey, dict[ObjKey, JSON]] = {}
-        self._log: deque[tuple[int, TypeKey, JSON]] = deque(maxlen=event_log_size)
+        #: (resourceVersion, type, event, the object before a MODIFIED): what a resumed watch
+        #: replays, each event as that watch's selectors see it (see Watcher.sees).
+        self._log: deque[tuple[int, TypeKey, JSON, JSON | None]] = deque(maxlen=event_log_size)
         self._log_floor = 0  # events up to this resourceVersion are no longer in the log
         self._watchers: set[Watcher] = set()
         self._listeners: list[Listener] = []
@@ -374,15 +390,16 @@ class KubeStore:
         self._rv += 1
         return str(self._rv)
 
-    def _emit(self, event_type: str, rt: ResourceType, obj: JSON) -> None:
+    def _emit(self, event_type: str, rt: ResourceType, obj: JSON, before: JSON | None = None) -> None:
         rv = int(obj["metadata"]["resourceVersion"])
         snapshot = copy.deepcopy(obj)
         if len(self._log) == self._log.maxlen and self._log:
             self._log_floor = self._log[0][0]
-        self._log.append((rv, rt.key, {"type": event_type, "object": snapshot}))
+        event = {"type": event_type, "object": snapshot}
+        self._log.append((rv, rt.key, event, before))
         for watcher in list(self._watchers):
-            if watcher.wants(rt.key, snapshot):
-                watcher.queue.put_nowait({"type": event_type, "object": snapshot})
+            if (seen := watcher.sees(rt.key, event, before)) is not None:
+                watcher.queue.put_nowait(seen)
         for listener in list(self._listeners):
             listener(event_type, rt, copy.deepcopy(snapshot))
 
@@ -570,7 +587,7 @@ class KubeStore:
         meta["resourceVersion"] = self._next_rv()
         key = self._key(rt, meta.get("namespace"), name)
         self._objects[rt.key][key] = candidate
-        self._emit("MODIFIED", rt, candidate)
+        self._emit("MODIFIED", rt, candidate, before=old)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             self._remove(rt, key)
         return copy.deepcopy(candidate)
@@ -803,9 +820,9 @@ class KubeStore:
                 raise ApiError(400, "BadRequest", f"invalid resourceVersion {since!r}") from None
             if since_rv < self._log_floor:
                 raise ApiError(410, "Expired", f"too old resource version: {since_rv} ({self._log_floor})")
-            for rv, type_key, event in self._log:
-                if rv > since_rv and watcher.wants(type_key, event["object"]):
-                    watcher.queue.put_nowait(copy.deepcopy(event))
+            for rv, type_key, event, before in self._log:
+                if rv > since_rv and (seen := watcher.sees(type_key, event, before)) is not None:
+                    watcher.queue.put_nowait(copy.deepcopy(seen))
         self._watchers.add(watcher)
         return watcher
 
