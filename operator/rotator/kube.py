@@ -215,9 +215,13 @@ class WatchCache:
         if not self.watched(obj):
             with self._lock:
                 return self._objects.pop(path, None) is not None
+        kept = copy.deepcopy(dict(obj))
+        # Often the largest part of an object and never read by rotator (a write that omits it
+        # leaves the server's copy as it is), so the cache does not pay for it.
+        kept.get("metadata", {}).pop("managedFields", None)
         with self._lock:
             before = self._objects.get(path)
-            self._objects[path] = copy.deepcopy(dict(obj))
+            self._objects[path] = kept
         version = (obj.get("metadata") or {}).get("resourceVersion")
         return before is None or (before.get("metadata") or {}).get("resourceVersion") != version
 

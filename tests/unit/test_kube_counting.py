@@ -77,13 +77,20 @@ def test_the_cache_keeps_only_watched_objects() -> None:
     assert cache.lookup("/apis/rotator.dev/v1alpha1/clusterrotationstores/v")[0]
 
 
-def test_the_cache_holds_only_the_workloads_rotator_restarted() -> None:
+def test_the_cache_holds_only_the_workloads_rotator_restarted_without_managed_fields() -> None:
     cache = WatchCache(watched_object)
     path = "/apis/apps/v1/namespaces/shop/deployments/api"
     assert not cache.put(_deployment({}))  # never restarted by rotator: a GET, never watched
     assert cache.lookup(path) == (False, None)
-    assert cache.put(_deployment({CONSUMER_LABEL: CONSUMER}))
-    assert cache.lookup(path)[0]
+    consumer = _deployment({CONSUMER_LABEL: CONSUMER})
+    consumer["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    assert cache.put(consumer)
+    known, held = cache.lookup(path)
+    assert known
+    assert held is not None
+    assert "managedFields" not in held["metadata"]
+    assert held["metadata"]["labels"] == {CONSUMER_LABEL: CONSUMER}
+    assert consumer["metadata"]["managedFields"], "the caller's object is left as it was"
 
 
 @pytest.mark.parametrize("make", [_secret, _deployment])
