@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import tempfile
 import time
 import urllib.request
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import hvac
@@ -53,25 +55,70 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def _done(kube: Kube, count: int, names: set[str]) -> bool:
-    """Every named policy idle with at least ``count`` rotations (one LIST, not N GETs)."""
-    seen = 0
+@dataclass(frozen=True)
+class _Cpu:
+    """CPU seconds so far of each process of the run (the emulator is a thread of this one)."""
+
+    operator: float
+    emulator: float
+    bench: float
+    openbao: float
+
+    @staticmethod
+    def now(operator: int, openbao: int) -> _Cpu:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        ours = usage.ru_utime + usage.ru_stime
+        bench = time.thread_time()  # the main thread: this script's own requests and polling
+        return _Cpu(_cpu_seconds(operator), ours - bench, bench, _cpu_seconds(openbao))
+
+    def since(self, before: _Cpu, wall: float) -> str:
+        spent = {name: getattr(self, name) - getattr(before, name) for name in vars(self)}
+        parts = ", ".join(f"{name} {seconds:.0f}" for name, seconds in spent.items())
+        return f"CPU s {parts} = {sum(spent.values()) / wall * 100:.0f} % of a core over {wall:.0f} s"
+
+
+@dataclass
+class _Progress:
+    """What the polls of :func:`_wait` saw: when half the policies were done, and the most
+    rotating at once (the width of the waves)."""
+
+    took: float = 0.0
+    half: float = 0.0
+    widest: int = 0
+
+    def row(self) -> str:
+        return f"{self.took:.1f} s (half done at {self.half:.1f} s; at most {self.widest} rotating at once)"
+
+
+def _poll(kube: Kube, count: int, names: set[str]) -> tuple[int, int]:
+    """(done, rotating) among the named policies: one LIST, not N GETs. Done: idle with at
+    least ``count`` rotations."""
+    done = rotating = 0
     for item in kube.list(policy_path(NS)):
         if item["metadata"]["name"] in names:
             status = item.get("status") or {}
-            if status.get("rotation") or len(status.get("history") or []) < count:
-                return False
-            seen += 1
-    return seen == len(names)
+            if status.get("rotation"):
+                rotating += 1
+            elif len(status.get("history") or []) >= count:
+                done += 1
+    return done, rotating
 
 
-def _wait(kube: Kube, count: int, names: set[str], timeout: float) -> float:
+def _wait(kube: Kube, count: int, names: set[str], timeout: float) -> _Progress:
     began = time.monotonic()
-    while not _done(kube, count, names):
-        if time.monotonic() - began > timeout:
+    progress = _Progress()
+    while True:
+        done, rotating = _poll(kube, count, names)
+        elapsed = time.monotonic() - began
+        progress.widest = max(progress.widest, rotating)
+        if not progress.half and done * 2 >= len(names):
+            progress.half = elapsed
+        if done == len(names):
+            progress.took = elapsed
+            return progress
+        if elapsed > timeout:
             raise TimeoutError(f"{len(names)} policies did not reach {count} rotations in {timeout:.0f}s")
         time.sleep(0.05 if len(names) == 1 else 0.5)
-    return time.monotonic() - began
 
 
 def _force(kube: Kube, name: str, value: str) -> None:
@@ -154,8 +201,7 @@ def run(policies: int, kube_qps: float, rest_window: float) -> None:
             kube_before, store_before = _counts(operator)
             began = time.monotonic()
             _force(kube, "single", "measured")
-            _wait(kube, 3, {"single"}, 60)
-            one = time.monotonic() - began
+            one = _wait(kube, 3, {"single"}, 60).took
             time.sleep(1)
             kube_after, store_after = _counts(operator)
             vault = hvac.Client(url=stack.vault.address, token=stack.vault.root_token, timeout=5)
@@ -173,6 +219,8 @@ def run(policies: int, kube_qps: float, rest_window: float) -> None:
             )
 
             names = {f"p{i:04d}" for i in range(policies)}
+            bao = stack.vault.started_pids[-1]
+            cpu_first = _Cpu.now(pid, bao)
             began = time.monotonic()
             for name in sorted(names):
                 body = demo.rotation_policy(
@@ -184,6 +232,7 @@ def run(policies: int, kube_qps: float, rest_window: float) -> None:
                 )
                 kube.create(policy_path(NS), body)
             first = _wait(kube, 1, names, 1800)
+            cpu_first_line = _Cpu.now(pid, bao).since(cpu_first, time.monotonic() - began)
             time.sleep(5)  # settle: the last reconciles' status writes
             kube_before, store_before = _counts(operator)
             cpu_before, rest_began = _cpu_seconds(pid), time.monotonic()
@@ -199,15 +248,16 @@ def run(policies: int, kube_qps: float, rest_window: float) -> None:
                 f"{kube_rate:.2f} API + {store_rate:.2f} Vault requests/s |"
             )
             print(f"| {policies} policies: RSS | {_rss_mib(pid):.0f} MiB idle |")
-            print(
-                f"| {policies} new policies: all first rotations | {first:.1f} s ({policies / first:.1f}/s) |"
-            )
+            print(f"| {policies} new policies: all first rotations | {first.row()}; {cpu_first_line} |")
+            cpu_forced = _Cpu.now(pid, bao)
             began = time.monotonic()
             for name in sorted(names):
                 _force(kube, name, "all")
             took = _wait(kube, 2, names, 1800)
+            cpu_forced_line = _Cpu.now(pid, bao).since(cpu_forced, time.monotonic() - began)
             print(
-                f"| {policies} forced at once | all done in {took:.1f} s; RSS after {_rss_mib(pid):.0f} MiB |"
+                f"| {policies} forced at once | all done in {took.row()}; RSS after {_rss_mib(pid):.0f} MiB; "
+                f"{cpu_forced_line} |"
             )
             print(f"(--kube-qps {kube_qps}; {_load()})")
         finally:
