@@ -60,7 +60,7 @@ def aws_client(
         retries={"mode": "adaptive", "total_max_attempts": 1},
     )
     session = _session()  # a session per client: boto3's default one is not thread-safe
-    return session.client(
+    client: SecretsManagerClient = session.client(
         "secretsmanager",
         region_name=region,
         endpoint_url=endpoint_url,
@@ -69,6 +69,7 @@ def aws_client(
         aws_session_token=session_token,
         config=config,
     )
+    return client
 
 
 class AwsSession:
