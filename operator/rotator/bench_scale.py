@@ -4,6 +4,10 @@ Rows: Kubernetes API and Vault requests per rotation (the operator's own counter
 renewals excluded), one rotation vs a straight-line script making the bare calls on the same
 stack, N policies at rest (operator CPU, requests/s, RSS), N new policies' first rotations,
 N forced at once; with the machine's load average, since other work on it skews every time.
+The mass rows also say when half the policies were done, the most rotating at once (the width of
+the waves, ``rotator.admission``), and the CPU seconds of each process (the operator, the
+emulator's thread, this script, OpenBao): on a two-core machine their sum over the wall time says
+whether the machine, not the operator's concurrency, is what bounds the run.
 The N policies have no restart target (the single policy with a Deployment gives the
 per-rotation figures); they share one Vault store.
 """

@@ -4,7 +4,9 @@ Kopf supplies the watches, Events and the liveness probe; the loops are ours. Ev
 RotationPolicy gets one asyncio task that loops
 `engine.reconcile -> post events -> sleep until requeue or a wake-up`: a rotation chains steps
 back to back (requeue 0) and waits on rollouts at a short poll, an idle policy only needs a look
-at its due time or every `idle_resync` seconds. Every RotationStore / ClusterRotationStore gets a
+at its due time or every `idle_resync` seconds. Reconciles run on the threads of
+:class:`rotator.admission.Admission`: rotating policies first, new rotations in bounded waves.
+Every RotationStore / ClusterRotationStore gets a
 task that re-checks its health every `store_recheck` seconds (within seconds while its static
 credential Secret is missing: creating it is the fix, and should take effect at once; at once,
 then with backoff, when its status write met a newer resourceVersion).
