@@ -10,7 +10,9 @@ hold two live credentials until nearly the end of the run.
 
 * a policy **in a rotation** (its object has ``status.rotation``) goes first, and always may go:
   finishing what is started is what shortens the dual-credential window, and holding back a
-  rotation that is already half done could never free anything;
+  rotation that is already half done could never free anything. So does the reconcile a policy
+  asked for at once (requeue 0: the look right after its rotation ended), which would otherwise
+  queue behind every policy still waiting to start;
 * any other reconcile (an idle look, which may *start* a rotation) waits until fewer than
   ``max_rotating`` policies are in an active rotation.
 
@@ -55,6 +57,8 @@ class Admission:
         self._running = 0
         #: Policies in an active rotation (see PARKED).
         self._active: set[Hashable] = set()
+        #: Policies whose last reconcile asked for the next one at once.
+        self._continuing: set[Hashable] = set()
         self._queue: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()  # first come, first served within a class
 
@@ -70,7 +74,9 @@ class Admission:
     async def run(self, key: Hashable, rotating: bool, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` on a worker thread once admitted. ``rotating``: the object the
         reconcile starts from is in a rotation (so it goes first, whatever the cap)."""
-        await self._admitted(_ROTATING if rotating or key in self._active else _IDLE)
+        first = rotating or key in self._active or key in self._continuing
+        self._continuing.discard(key)
+        await self._admitted(_ROTATING if first else _IDLE)
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
@@ -80,6 +86,8 @@ class Admission:
 
     def settle(self, key: Hashable, rotating: bool, requeue: float | None) -> None:
         """After a reconcile: whether the policy now counts as an active rotation."""
+        if requeue is not None and requeue <= 0:
+            self._continuing.add(key)
         if rotating and requeue is not None and requeue <= PARKED:
             self._active.add(key)
         else:
@@ -89,6 +97,7 @@ class Admission:
     def forget(self, key: Hashable) -> None:
         """The policy's loop ended (deleted, or the operator stops)."""
         self._active.discard(key)
+        self._continuing.discard(key)
         self._dispatch()
 
     def close(self) -> None:

@@ -266,7 +266,8 @@ def run(policies: int, kube_qps: float, rest_window: float) -> None:
             print(
                 f"| {policies} policies at rest ({elapsed:.0f} s window): operator CPU | "
                 f"{cpu:.1f} % of a core; "
-                f"{kube_rate:.2f} API + {store_rate:.2f} Vault requests/s |"
+                f"{kube_rate:.2f} API + {store_rate:.2f} Vault requests/s "
+                f"{dict((kube_after - kube_before + store_after - store_before).most_common(3))} |"
             )
             print(f"| {policies} policies: RSS | {_rss_mib(pid):.0f} MiB idle |")
             print(

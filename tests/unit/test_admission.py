@@ -157,3 +157,23 @@ def test_a_packed_object_comes_back_equal() -> None:
     packed = pack(obj)
     assert isinstance(packed, bytes)
     assert unpack(packed) == obj
+
+
+def test_the_look_right_after_a_rotation_goes_before_policies_waiting_to_start() -> None:
+    async def scenario() -> None:
+        admission = Admission(workers=1, max_rotating=5)
+        calls = Reconciles()
+        busy = asyncio.create_task(admission.run("c", False, calls.fn, "c"))
+        await _until(lambda: calls.started == ["c"])
+        waiting = asyncio.create_task(admission.run("b", False, calls.fn, "b"))
+        await _until(lambda: admission.waiting == 1)
+        admission.settle("a", rotating=False, requeue=0.0)  # a's rotation ended: look again at once
+        again = asyncio.create_task(admission.run("a", False, calls.fn, "a"))
+        await _until(lambda: admission.waiting == 2)
+        for name in ("c", "a", "b"):
+            calls.release(name)
+        await asyncio.gather(busy, again, waiting)
+        assert calls.started == ["c", "a", "b"]
+        admission.close()
+
+    _run(scenario)
