@@ -134,7 +134,7 @@ def _wait(kube: Kube, count: int, names: set[str], timeout: float, began: float 
             return progress
         if elapsed > timeout:
             raise TimeoutError(f"{len(names)} policies did not reach {count} rotations in {timeout:.0f}s")
-        time.sleep(0.05 if len(names) == 1 else 0.5)
+        time.sleep(0.05 if len(names) == 1 else 2.0)  # a LIST of N costs the emulator
 
 
 def _force(kube: Kube, name: str, value: str) -> None:
