@@ -4,6 +4,10 @@ Rows: Kubernetes API and Vault requests per rotation (the operator's own counter
 renewals excluded), one rotation vs a straight-line script making the bare calls on the same
 stack, N policies at rest (operator CPU, requests/s, RSS), N new policies' first rotations,
 N forced at once; with the machine's load average, since other work on it skews every time.
+The mass rows also say when half the policies were done, the most rotating at once (the width of
+the waves, ``rotator.admission``), and the CPU seconds of each process (the operator, the
+emulator's thread, this script, OpenBao): on a two-core machine their sum over the wall time says
+whether the machine, not the operator's concurrency, is what bounds the run.
 The N policies have no restart target (the single policy with a Deployment gives the
 per-rotation figures); they share one Vault store.
 """
@@ -12,10 +16,14 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import hvac
@@ -27,6 +35,7 @@ from rotator.sandbox.operator_process import OperatorProcess
 from rotator.sandbox.stack import Stack
 
 NS = "bench"
+_SENDERS = 8  # threads creating or forcing the N policies
 _SAMPLE = re.compile(r"^(rotator_kube_requests_total|rotator_store_requests_total)\{(.*)\} ([0-9.e+]+)$")
 
 
@@ -41,8 +50,10 @@ def _counts(operator: OperatorProcess) -> tuple[Counter[str], Counter[str]]:
     return kube, store
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """CPU seconds of a process, or of one of its threads."""
+    stat = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -53,25 +64,77 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def _done(kube: Kube, count: int, names: set[str]) -> bool:
-    """Every named policy idle with at least ``count`` rotations (one LIST, not N GETs)."""
-    seen = 0
+@dataclass(frozen=True)
+class _Cpu:
+    """CPU seconds so far of each process of the run (the emulator is a thread of this one)."""
+
+    operator: float
+    emulator: float
+    bench: float
+    openbao: float
+
+    @staticmethod
+    def now(operator: int, openbao: int) -> _Cpu:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        ours = usage.ru_utime + usage.ru_stime
+        emulator = sum(
+            _cpu_seconds(os.getpid(), thread.native_id)
+            for thread in threading.enumerate()
+            if thread.name == "kube-emulator" and thread.native_id
+        )
+        # The rest of this process: the script's own creates, forces and polls.
+        return _Cpu(_cpu_seconds(operator), emulator, ours - emulator, _cpu_seconds(openbao))
+
+    def since(self, before: _Cpu, wall: float) -> str:
+        spent = {name: getattr(self, name) - getattr(before, name) for name in vars(self)}
+        parts = ", ".join(f"{name} {seconds:.0f}" for name, seconds in spent.items())
+        return f"CPU s {parts} = {sum(spent.values()) / wall * 100:.0f} % of a core over {wall:.0f} s"
+
+
+@dataclass
+class _Progress:
+    """What the polls of :func:`_wait` saw: when half the policies were done, and the most
+    rotating at once (the width of the waves)."""
+
+    took: float = 0.0
+    half: float = 0.0
+    widest: int = 0
+
+    def row(self) -> str:
+        return f"{self.took:.1f} s (half done at {self.half:.1f} s; at most {self.widest} rotating at once)"
+
+
+def _poll(kube: Kube, count: int, names: set[str]) -> tuple[int, int]:
+    """(done, rotating) among the named policies: one LIST, not N GETs. Done: idle with at
+    least ``count`` rotations."""
+    done = rotating = 0
     for item in kube.list(policy_path(NS)):
         if item["metadata"]["name"] in names:
             status = item.get("status") or {}
-            if status.get("rotation") or len(status.get("history") or []) < count:
-                return False
-            seen += 1
-    return seen == len(names)
+            if status.get("rotation"):
+                rotating += 1
+            elif len(status.get("history") or []) >= count:
+                done += 1
+    return done, rotating
 
 
-def _wait(kube: Kube, count: int, names: set[str], timeout: float) -> float:
-    began = time.monotonic()
-    while not _done(kube, count, names):
-        if time.monotonic() - began > timeout:
+def _wait(kube: Kube, count: int, names: set[str], timeout: float, began: float | None = None) -> _Progress:
+    """Poll until every named policy is done; times count from ``began`` (default: now), so a
+    mass run counts from its first create or force, not from its last."""
+    began = time.monotonic() if began is None else began
+    progress = _Progress()
+    while True:
+        done, rotating = _poll(kube, count, names)
+        elapsed = time.monotonic() - began
+        progress.widest = max(progress.widest, rotating)
+        if not progress.half and done * 2 >= len(names):
+            progress.half = elapsed
+        if done == len(names):
+            progress.took = elapsed
+            return progress
+        if elapsed > timeout:
             raise TimeoutError(f"{len(names)} policies did not reach {count} rotations in {timeout:.0f}s")
-        time.sleep(0.05 if len(names) == 1 else 0.5)
-    return time.monotonic() - began
+        time.sleep(0.05 if len(names) == 1 else 2.0)  # a LIST of N costs the emulator
 
 
 def _force(kube: Kube, name: str, value: str) -> None:
@@ -154,8 +217,7 @@ def run(policies: int, kube_qps: float, rest_window: float) -> None:
             kube_before, store_before = _counts(operator)
             began = time.monotonic()
             _force(kube, "single", "measured")
-            _wait(kube, 3, {"single"}, 60)
-            one = time.monotonic() - began
+            one = _wait(kube, 3, {"single"}, 60).took
             time.sleep(1)
             kube_after, store_after = _counts(operator)
             vault = hvac.Client(url=stack.vault.address, token=stack.vault.root_token, timeout=5)
@@ -173,17 +235,25 @@ def run(policies: int, kube_qps: float, rest_window: float) -> None:
             )
 
             names = {f"p{i:04d}" for i in range(policies)}
+            bao = stack.vault.started_pids[-1]
+            cpu_first = _Cpu.now(pid, bao)
             began = time.monotonic()
-            for name in sorted(names):
-                body = demo.rotation_policy(
+            bodies = [
+                demo.rotation_policy(
                     NS,
                     name=name,
                     secret=f"{name}-credentials",
                     deployment=None,
                     extra_spec={"revoke": {"gracePeriod": "0s"}},
                 )
-                kube.create(policy_path(NS), body)
-            first = _wait(kube, 1, names, 1800)
+                for name in sorted(names)
+            ]
+            # Several at once, as kubectl apply of many objects or several users would.
+            with ThreadPoolExecutor(_SENDERS) as senders:
+                list(senders.map(lambda body: kube.create(policy_path(NS), body), bodies))
+            created = time.monotonic() - began
+            first = _wait(kube, 1, names, 1800, began)
+            cpu_first_line = _Cpu.now(pid, bao).since(cpu_first, time.monotonic() - began)
             time.sleep(5)  # settle: the last reconciles' status writes
             kube_before, store_before = _counts(operator)
             cpu_before, rest_began = _cpu_seconds(pid), time.monotonic()
@@ -196,19 +266,29 @@ def run(policies: int, kube_qps: float, rest_window: float) -> None:
             print(
                 f"| {policies} policies at rest ({elapsed:.0f} s window): operator CPU | "
                 f"{cpu:.1f} % of a core; "
-                f"{kube_rate:.2f} API + {store_rate:.2f} Vault requests/s |"
+                f"{kube_rate:.2f} API + {store_rate:.2f} Vault requests/s "
+                f"{dict((kube_after - kube_before + store_after - store_before).most_common(3))} |"
             )
             print(f"| {policies} policies: RSS | {_rss_mib(pid):.0f} MiB idle |")
             print(
-                f"| {policies} new policies: all first rotations | {first:.1f} s ({policies / first:.1f}/s) |"
+                f"| {policies} new policies: all first rotations | {first.row()}; the creates took "
+                f"{created:.1f} s; {cpu_first_line} |"
             )
+            cpu_forced = _Cpu.now(pid, bao)
             began = time.monotonic()
-            for name in sorted(names):
-                _force(kube, name, "all")
-            took = _wait(kube, 2, names, 1800)
+            with ThreadPoolExecutor(_SENDERS) as senders:
+                list(senders.map(lambda name: _force(kube, name, "all"), sorted(names)))
+            forced = time.monotonic() - began
+            took = _wait(kube, 2, names, 1800, began)
+            cpu_forced_line = _Cpu.now(pid, bao).since(cpu_forced, time.monotonic() - began)
             print(
-                f"| {policies} forced at once | all done in {took:.1f} s; RSS after {_rss_mib(pid):.0f} MiB |"
+                f"| {policies} forced at once | all done in {took.row()}; the forcing patches took "
+                f"{forced:.1f} s; RSS after {_rss_mib(pid):.0f} MiB; "
+                f"{cpu_forced_line} |"
             )
             print(f"(--kube-qps {kube_qps}; {_load()})")
         finally:
             operator.stop()
+        log = (Path(tmp) / "operator.log").read_text(errors="replace").splitlines()
+        warnings = Counter(line.split(" ", 4)[-1][:100] for line in log if " WARNING " in line)
+        print(f"operator log: {warnings.total()} warnings to shutdown; top {warnings.most_common(3)}")

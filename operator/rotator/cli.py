@@ -137,7 +137,12 @@ def _run(args: argparse.Namespace) -> int:
         metrics=metrics,
         checkpoint=checkpoint,
         settings=Settings(
-            idle_resync=args.idle_resync, resync=args.resync, poll=args.poll, leader_election=election
+            idle_resync=args.idle_resync,
+            resync=args.resync,
+            poll=args.poll,
+            reconcile_workers=args.reconcile_workers,
+            max_rotating=args.max_rotating,
+            leader_election=election,
         ),
     )
     if elector is not None:
@@ -332,7 +337,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rotator.models import keys
+    from rotator.models import Settings, keys
     from rotator.policy.ratelimit import DEFAULT_BURST, DEFAULT_QPS
 
     parser = argparse.ArgumentParser(prog="rotator", description="Rotate credentials with zero downtime.")
@@ -373,6 +378,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_BURST,
         help="requests sent at once before --kube-qps applies",
+    )
+    run.add_argument(
+        "--reconcile-workers",
+        type=int,
+        default=Settings.reconcile_workers,
+        help="threads running reconciles (blocking API and store requests), rotating policies first",
+    )
+    run.add_argument(
+        "--max-rotating",
+        type=int,
+        default=Settings.max_rotating,
+        help="rotations in their active steps at once; more due or forced policies start as these "
+        "finish (bounded waves); a started rotation always proceeds",
     )
     run.add_argument(
         "--allowed-store-address",

@@ -4,7 +4,9 @@ Kopf supplies the watches, Events and the liveness probe; the loops are ours. Ev
 RotationPolicy gets one asyncio task that loops
 `engine.reconcile -> post events -> sleep until requeue or a wake-up`: a rotation chains steps
 back to back (requeue 0) and waits on rollouts at a short poll, an idle policy only needs a look
-at its due time or every `idle_resync` seconds. Every RotationStore / ClusterRotationStore gets a
+at its due time or every `idle_resync` seconds. Reconciles run on the threads of
+:class:`rotator.admission.Admission`: rotating policies first, new rotations in bounded waves.
+Every RotationStore / ClusterRotationStore gets a
 task that re-checks its health every `store_recheck` seconds (within seconds while its static
 credential Secret is missing: creating it is the fix, and should take effect at once; at once,
 then with backoff, when its status write met a newer resourceVersion).
@@ -45,7 +47,8 @@ from typing import Any, cast
 
 import kopf
 
-from rotator import engine
+from rotator import compact, engine
+from rotator.admission import PARKED, Admission
 from rotator.engine.store_health import HealthCheck, check_store
 from rotator.kube import API_VERSION, GROUP, KIND, PLURAL, VERSION, Kube, connection_of, secret_path
 from rotator.leader import LeaderElector, LeadershipLost
@@ -88,8 +91,14 @@ class Runtime:
     delivered: dict[Key, dict[str, Any]] = field(default_factory=dict)
     #: None: leader election is off and this process always reconciles.
     leader: LeaderElector | None = None
+    #: Threads for reconciles, rotating policies first, rotations started in bounded waves.
+    admission: Admission = field(init=False)
     _leading: asyncio.Event | None = field(default=None, init=False)
     _term_seen: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        settings = self.deps.settings
+        self.admission = Admission(settings.reconcile_workers, settings.max_rotating)
 
     @property
     def kube(self) -> Kube:
@@ -276,6 +285,7 @@ def _stop(runtime: Runtime, key: Key) -> None:
     runtime.wakers.pop(key, None)
     runtime.seen.pop(key, None)
     runtime.delivered.pop(key, None)
+    runtime.admission.forget(key)
     if key[0] == PLURAL:
         runtime.deps.metrics.forget_policy(key[1], key[2])
 
@@ -289,6 +299,7 @@ async def stop_loops(memo: Any, **_: Any) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(*tasks, return_exceptions=True)
     runtime.tasks.clear()
+    runtime.admission.close()
 
 
 def _post(obj: Mapping[str, Any], events: list[Event]) -> None:
@@ -315,7 +326,10 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
     # A full look (store included) on the first reconcile and whenever the wait ran out rather
     # than being cut short by a watch event; a reconcile woken by a watch is a light one.
     resync = True
+    parked: bytes | None = None  # obj, compact, while the loop sleeps long (rotator.compact)
     while True:
+        if parked is not None:
+            obj, parked = compact.unpack(parked), None
         wake.clear()
         if not runtime.leading():
             await runtime.until_leading()
@@ -329,18 +343,21 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
             if obj is None or obj.get("metadata", {}).get("deletionTimestamp"):
                 return
             runtime.note_reconcile(namespace, name)
-            result = await asyncio.to_thread(
-                engine.reconcile, obj, runtime.deps, runtime.clock(), failures=failures, resync=resync
-            )
+            rotating = bool((obj.get("status") or {}).get("rotation"))
+            result = await runtime.admission.run(key, rotating, _reconcile, runtime, obj, failures, resync)
             _post(obj, result.events)
             obj = None if result.stale else (result.written or obj)
             requeue = result.requeue_after
             failures = failures + 1 if result.temporary else 0
             crashes = 0
+            runtime.admission.settle(key, result.status.rotation is not None, requeue)
+            del result  # its status model is not needed while the loop sleeps
         except LeadershipLost:
+            runtime.admission.settle(key, rotating=False, requeue=None)
             obj, resync = None, True
             continue  # deposed mid-step: nothing more was written; wait as a standby
         except Exception as exc:
+            runtime.admission.settle(key, rotating=False, requeue=None)  # back in line by its object
             obj = None
             # Only when even the status write failed (the API server unreachable, say).
             requeue = engine.backoff(PolicyRef(namespace, name, ""), crashes, runtime.deps.settings)
@@ -364,10 +381,17 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
         resync = False
         if requeue is not None and requeue <= 0:
             continue
+        if obj is not None and (requeue is None or requeue > PARKED):
+            parked, obj = compact.pack(obj), None
         try:
             await asyncio.wait_for(wake.wait(), timeout=requeue)
         except TimeoutError:
             resync = True
+
+
+def _reconcile(runtime: Runtime, obj: dict[str, Any], failures: int, resync: bool) -> engine.Reconciled:
+    """On an admission thread: the clock is read when the reconcile runs, not when it queued."""
+    return engine.reconcile(obj, runtime.deps, runtime.clock(), failures=failures, resync=resync)
 
 
 async def _store_loop(runtime: Runtime, kind: StoreRefKind, key: Key) -> None:

@@ -89,6 +89,11 @@ _FORBIDDEN = re.compile(
 )
 
 
+POOL_SIZE: Final = 32
+"""Connections kept to the API server: above ``Settings.reconcile_workers`` (16) plus the
+store loops and the leader's renewals."""
+
+
 def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> k8s.ApiClient:
     """Build one client per process: in-cluster when no kubeconfig is given and one is mounted."""
     configuration = k8s.Configuration()
@@ -102,6 +107,8 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
             k8s_config.load_incluster_config(client_configuration=configuration)
         except k8s_config.ConfigException:
             k8s_config.load_kube_config(context=context, client_configuration=configuration)
+    # The default (5 per core) is below the reconcile threads: connections were discarded.
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, POOL_SIZE)
     return k8s.ApiClient(configuration)
 
 

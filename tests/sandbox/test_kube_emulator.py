@@ -163,6 +163,17 @@ def test_generate_name_makes_a_unique_name(kube_http: KubeHTTP) -> None:
     assert all(re.fullmatch(r"tok-[a-z0-9]{5}", name) for name in names)
 
 
+def test_a_generated_name_that_is_taken_is_drawn_again(
+    kube_http: KubeHTTP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kube-apiserver's RetryGenerateName (1.32+): a collision is not a 409 while draws remain."""
+    draws = iter("bbbbb" + "bbbbb" + "ccccc")  # the second object first draws the taken name
+    monkeypatch.setattr(kube_store, "secrets", SimpleNamespace(choice=lambda _: next(draws)))
+    first = create(kube_http, SECRETS, {"metadata": {"generateName": "ev-"}})["metadata"]["name"]
+    second = create(kube_http, SECRETS, {"metadata": {"generateName": "ev-"}})["metadata"]["name"]
+    assert (first, second) == ("ev-bbbbb", "ev-ccccc")
+
+
 def test_create_answers_201(kube_http: KubeHTTP) -> None:
     status, obj = kube_http.request("POST", SECRETS, {"metadata": {"name": "a"}})
     assert status == 201

@@ -72,3 +72,35 @@ def test_debug_logging_never_enables_http_body_loggers() -> None:
         root.handlers[:] = saved_handlers
         for name, level in saved_levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+def test_the_redaction_set_keeps_the_most_recent_values_and_masks_each_spelling() -> None:
+    values = logs._SensitiveValues(limit=3)
+    for i in range(5):
+        values.add(f"secret-value-{i}")
+    values.add("secret-value-2")  # seen again: now the most recent
+    values.add("secret-value-5")  # evicts the oldest, 3 (2 was refreshed)
+    assert len(values) == 3
+    text = " ".join(f"secret-value-{i}" for i in range(6))
+    assert values.redact(text) == " ".join(
+        ["secret-value-0", "secret-value-1", logs.MASK, "secret-value-3", logs.MASK, logs.MASK]
+    )
+    values.add('quote"inside-value')
+    assert values.redact(json.dumps({"v": 'quote"inside-value'})) == json.dumps({"v": logs.MASK})
+
+
+def test_kopf_handler_chatter_only_with_verbose() -> None:
+    root = logging.getLogger()
+    saved_level, saved_handlers = root.level, list(root.handlers)
+    kopf_objects = logging.getLogger("kopf.objects")
+    saved = kopf_objects.level
+    try:
+        logs.configure(logging.INFO, json_output=False)
+        assert not kopf_objects.isEnabledFor(logging.INFO)
+        assert kopf_objects.isEnabledFor(logging.WARNING)
+        logs.configure(logging.DEBUG, json_output=False)
+        assert kopf_objects.isEnabledFor(logging.INFO)
+    finally:
+        root.setLevel(saved_level)
+        root.handlers[:] = saved_handlers
+        kopf_objects.setLevel(saved)

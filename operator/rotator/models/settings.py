@@ -107,6 +107,18 @@ class Settings:
     this long (``status.retryNotBefore``): the trigger that fired still holds, and retrying at
     once would restart every consumer twice per attempt, for ever. A force does not wait."""
 
+    reconcile_workers: int = 16
+    """Threads running reconciles (each is blocking I/O to the API server and the store). Python's
+    default executor would give ``cores + 4`` (6 on two cores), which caps a mass rotation at six
+    requests in flight; 16 keeps the API server and the store busy without the GIL and memory
+    (a thread stack each) of one thread per policy. See :mod:`rotator.admission`."""
+
+    max_rotating: int = 50
+    """Rotations in their active steps at once; further due or forced policies wait their turn
+    and start as earlier ones finish (bounded waves: 1,000 forced at once do not all hold two
+    live credentials until the end of the run). A rotation already started always proceeds; one
+    sleeping out a grace period does not count. See :mod:`rotator.admission`."""
+
     leader_election: LeaderElection = field(default_factory=LeaderElection)
     """Several replicas, one reconciling (see :class:`LeaderElection`)."""
 

@@ -217,6 +217,7 @@ def format_field_error(error: FieldErrorLike) -> tuple[str, str]:
 
 
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_GENERATE_ATTEMPTS = 8
 
 
 @dataclass(eq=False)
@@ -441,7 +442,13 @@ class KubeStore:
                         ],
                     },
                 )
-            meta["name"] = prefix + "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
+            # Like kube-apiserver since 1.32 (RetryGenerateName, KEP-4420): a generated name that
+            # is taken is drawn again, up to 8 draws, before the 409. Five characters make a
+            # collision likely within a few thousand objects (thousands of Kopf Events at N=1000).
+            for _ in range(_GENERATE_ATTEMPTS):
+                meta["name"] = prefix + "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
+                if self._key(rt, meta.get("namespace"), meta["name"]) not in self._objects[rt.key]:
+                    break
         name = meta["name"]
         key = self._key(rt, meta.get("namespace"), name)
         if key in self._objects[rt.key]:

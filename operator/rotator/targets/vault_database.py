@@ -28,9 +28,7 @@ from typing import Any, Final
 
 import hvac
 import hvac.exceptions
-import psycopg
 import requests
-from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
 from rotator.models import PermanentError, reasons
@@ -106,6 +104,10 @@ class VaultDatabaseTarget:
             except LeaseGone:
                 raise TargetAuthFailed(f"Vault no longer knows {self.reference(credential)}") from None
             return
+        # psycopg only where a login is tried: an operator without PostgreSQL never loads it.
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
         conninfo = make_conninfo(
             host=login.host,
             port=str(login.port),
