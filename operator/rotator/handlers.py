@@ -302,8 +302,11 @@ async def stop_loops(memo: Any, **_: Any) -> None:
     runtime.admission.close()
 
 
-def _post(obj: Mapping[str, Any], events: list[Event]) -> None:
+def _post(runtime: Runtime, obj: Mapping[str, Any], events: list[Event]) -> None:
+    """Post through Kopf's Event poster (one POST each), counted in the operator's request
+    counter like its own client's requests: the per-rotation counts include Events."""
     for event in events:
+        runtime.deps.metrics.count_kube_request("create", "events")
         kopf.event(
             kopf.Body(cast(kopf.RawBody, dict(obj))),
             type="Warning" if event.warning else "Normal",
@@ -345,7 +348,7 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
             runtime.note_reconcile(namespace, name)
             rotating = bool((obj.get("status") or {}).get("rotation"))
             result = await runtime.admission.run(key, rotating, _reconcile, runtime, obj, failures, resync)
-            _post(obj, result.events)
+            _post(runtime, obj, result.events)
             obj = None if result.stale else (result.written or obj)
             requeue = result.requeue_after
             failures = failures + 1 if result.temporary else 0
@@ -377,7 +380,11 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
                     "kind": KIND,
                     "metadata": {"name": name, "namespace": namespace},
                 }
-                _post(ref, [Event(reasons.RECONCILE_ERROR, f"{type(exc).__name__}; see the logs", True)])
+                _post(
+                    runtime,
+                    ref,
+                    [Event(reasons.RECONCILE_ERROR, f"{type(exc).__name__}; see the logs", True)],
+                )
         resync = False
         if requeue is not None and requeue <= 0:
             continue
@@ -423,7 +430,7 @@ async def _store_loop(runtime: Runtime, kind: StoreRefKind, key: Key) -> None:
                 recheck = checked.retry_after
             else:
                 conflicts = 0
-                _post(obj, checked.events)
+                _post(runtime, obj, checked.events)
                 recheck = runtime.store_recheck
                 if checked.awaiting_secret:
                     recheck = min(recheck, runtime.deps.settings.credential_secret_recheck)

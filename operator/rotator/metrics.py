@@ -86,8 +86,8 @@ class Metrics:
         )
         self.kube_requests = Counter(
             "rotator_kube_requests_total",
-            "Requests to the Kubernetes API made by the operator's client (Kopf's watches and Events "
-            "are its own), by verb and resource plural.",
+            "Requests to the Kubernetes API made by the operator: its client's, and the Events it "
+            "posts (Kopf's watches are not counted), by verb and resource plural.",
             ["verb", "resource"],
             registry=reg,
         )
