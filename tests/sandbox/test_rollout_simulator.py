@@ -349,6 +349,42 @@ def test_statefulset_rolls_from_the_highest_ordinal(kube_server: KubeServer, kub
     assert final["currentReplicas"] == final["updatedReplicas"] == final["readyReplicas"] == 3
 
 
+def test_a_statefulset_pod_stuck_unready_is_not_replaced_by_a_new_template(
+    kube_server: KubeServer, kube_http: KubeHTTP
+) -> None:
+    """The real StatefulSet controller (OrderedReady) waits for a broken pod to turn Ready before
+    it replaces it, so a template changed back does not roll it (Kubernetes' documented "forced
+    rollback"; seen on the real control plane): the pod must be deleted by hand."""
+    kube_http.request("POST", PATHS["StatefulSet"], workload("StatefulSet", replicas=2))
+    wait_until(lambda: statefulset_complete(get(kube_http, "StatefulSet")), what="the initial rollout")
+    kube_server.set_fail_readiness("StatefulSet", NS, "api")
+    restart(kube_http, "StatefulSet", "bad")
+    wait_until(
+        lambda: any(not p.ready for p in kube_server.workload_pods("StatefulSet", NS, "api")),
+        what="a stuck pod",
+    )
+    stuck = get(kube_http, "StatefulSet")["status"]["updateRevision"]
+    restart(kube_http, "StatefulSet", "reverted")
+    generation = get(kube_http, "StatefulSet")["metadata"]["generation"]
+
+    def observed() -> bool:
+        status = get(kube_http, "StatefulSet").get("status") or {}
+        return status.get("observedGeneration") == generation and status.get("updateRevision") != stuck
+
+    wait_until(observed, what="the new template observed")
+    pods = {p.name: p for p in kube_server.workload_pods("StatefulSet", NS, "api")}
+    assert not pods["api-1"].ready
+    assert pods["api-1"].revision == stuck, "replaced while unready: the real controller waits"
+    kube_http.request("DELETE", f"/api/v1/namespaces/{NS}/pods/api-1")
+    wait_until(
+        lambda: any(
+            p.name == "api-1" and p.revision != stuck
+            for p in kube_server.workload_pods("StatefulSet", NS, "api")
+        ),
+        what="the deleted pod recreated on the new template",
+    )
+
+
 def test_daemonset_runs_one_pod_per_node_and_rolls(kube_server: KubeServer, kube_http: KubeHTTP) -> None:
     kube_http.request("POST", PATHS["DaemonSet"], workload("DaemonSet"))
 

@@ -618,13 +618,14 @@ class RolloutSimulator:
                         acted = True
                     break
             else:
+                # OrderedReady, as the real controller (and its documented "forced rollback"
+                # limit): a pod is replaced only while every pod is Ready. A pod stuck unready on
+                # a bad revision is never replaced by reverting the template: someone deletes it.
                 all_ready = all(_is_ready(p) for p in pods.values())
                 stale = [o for o in reversed(range(desired)) if rev(pods[f"{name}-{o}"]) != revision]
-                if stale and not on_delete:
-                    target = pods[f"{name}-{stale[0]}"]
-                    if all_ready or not _is_ready(target):
-                        self._delete_pod(target, state)
-                        acted = True
+                if stale and not on_delete and all_ready:
+                    self._delete_pod(pods[f"{name}-{stale[0]}"], state)
+                    acted = True
         if acted:
             return 0.0
         current_pods = self._owned_pods(obj)
