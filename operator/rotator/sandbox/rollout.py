@@ -215,8 +215,9 @@ class RolloutSimulator:
         for kind, type_key in WORKLOAD_KINDS.items():
             if rt.key == type_key:
                 self._poke((kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))
-        if rt.key == _SECRETS and event_type != "DELETED":
-            # A Secret that pods wait for may just have appeared: the kubelet retries at once.
+        # A Secret that pods wait for may just have appeared (the kubelet retries at once), or a
+        # pod was deleted by someone else (its controller replaces it at once).
+        if (rt.key == _SECRETS and event_type != "DELETED") or (rt.key == _PODS and event_type == "DELETED"):
             namespace = obj["metadata"].get("namespace")
             for key in [key for key in self._states if key[1] == namespace]:
                 self._poke(key)
