@@ -91,6 +91,14 @@ def restart(kube_http: KubeHTTP, kind: str, stamp: str, name: str = "api") -> No
     assert status == 200, body
 
 
+def restart_into_a_stuck_pod(kube_server: KubeServer, kube_http: KubeHTTP, kind: str, stamp: str) -> None:
+    """Readiness made to fail, then a restart: returns once a new pod is stuck unready."""
+    kube_server.set_fail_readiness(kind, NS, "api")
+    restart(kube_http, kind, stamp)
+    pods = lambda: kube_server.workload_pods(kind, NS, "api")  # noqa: E731
+    wait_until(lambda: any(not p.ready for p in pods()), what="a stuck pod")
+
+
 def deployment_complete(obj: dict[str, Any]) -> bool:
     status, desired = obj.get("status") or {}, obj["spec"].get("replicas", 1)
     progressing: dict[str, Any] = next(
@@ -291,12 +299,7 @@ def test_fail_readiness_annotation_ends_in_progress_deadline_exceeded(
 def test_fail_readiness_set_from_python_and_healed(kube_server: KubeServer, kube_http: KubeHTTP) -> None:
     kube_http.request("POST", PATHS["Deployment"], workload("Deployment", replicas=2))
     wait_until(lambda: deployment_complete(get(kube_http, "Deployment")), what="the initial rollout")
-    kube_server.set_fail_readiness("Deployment", NS, "api")
-    restart(kube_http, "Deployment", "r1")
-    wait_until(
-        lambda: any(not p.ready for p in kube_server.workload_pods("Deployment", NS, "api")),
-        what="a stuck new pod",
-    )
+    restart_into_a_stuck_pod(kube_server, kube_http, "Deployment", "r1")
     assert not deployment_complete(get(kube_http, "Deployment"))
     kube_server.set_fail_readiness("Deployment", NS, "api", fail=False)
     wait_until(lambda: deployment_complete(get(kube_http, "Deployment")), what="the healed rollout")
@@ -357,12 +360,7 @@ def test_a_statefulset_pod_stuck_unready_is_not_replaced_by_a_new_template(
     rollback"; seen on the real control plane): the pod must be deleted by hand."""
     kube_http.request("POST", PATHS["StatefulSet"], workload("StatefulSet", replicas=2))
     wait_until(lambda: statefulset_complete(get(kube_http, "StatefulSet")), what="the initial rollout")
-    kube_server.set_fail_readiness("StatefulSet", NS, "api")
-    restart(kube_http, "StatefulSet", "bad")
-    wait_until(
-        lambda: any(not p.ready for p in kube_server.workload_pods("StatefulSet", NS, "api")),
-        what="a stuck pod",
-    )
+    restart_into_a_stuck_pod(kube_server, kube_http, "StatefulSet", "bad")
     stuck = get(kube_http, "StatefulSet")["status"]["updateRevision"]
     restart(kube_http, "StatefulSet", "reverted")
     generation = get(kube_http, "StatefulSet")["metadata"]["generation"]
