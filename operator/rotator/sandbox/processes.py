@@ -317,9 +317,14 @@ class LocalServer:
             os.killpg(pgid, signal.SIGKILL)
 
     def pause(self) -> None:
-        """SIGSTOP the server: it keeps its state but answers nothing (clients time out)."""
+        """SIGSTOP the server: it keeps its state but answers nothing (clients time out).
+
+        Returns once every thread of the process is stopped: a signal is delivered to each
+        thread in its own time, and a request sent before the last one stops could still be
+        answered by it."""
         if self._proc is not None and self._proc.poll() is None:
             self._signal_group(signal.SIGSTOP)
+            _wait_stopped(self._proc.pid)
 
     def resume(self) -> None:
         """SIGCONT after ``pause()``; harmless when not paused."""
@@ -405,3 +410,23 @@ __all__ = [
     "tcp_ok",
     "wait_pid_gone",
 ]
+
+
+def _wait_stopped(pid: int, timeout: float = 5.0) -> None:
+    """Until every thread of ``pid`` shows the stopped state in /proc (or it is gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except FileNotFoundError:
+            return
+        if all(_task_state(task) in ("T", "t", "gone") for task in tasks):
+            return
+        time.sleep(0.005)
+
+
+def _task_state(task: Path) -> str:
+    try:
+        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"  # the thread exited meanwhile
