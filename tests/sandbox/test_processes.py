@@ -283,7 +283,7 @@ def test_no_server_process_survives() -> None:
     for server in OWN_SERVERS:
         server.close()  # idempotent; no-op for the already closed
     pids = [pid for server in OWN_SERVERS for pid in server.started_pids]
-    assert len(pids) >= 4
+    assert len(pids) >= len(kinds)  # at least this test's own (others of the module may run on other workers)
     alive = [pid for pid in pids if pid_alive(pid)]
     assert alive == []
     leftovers = list(sandbox_processes([server.workdir for server in OWN_SERVERS]))
