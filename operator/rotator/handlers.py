@@ -181,12 +181,17 @@ async def track_managed_secret(event: Mapping[str, Any], body: kopf.Body, memo: 
     """A managed Secret changed (or went): into the cache, and its policy's loop woken, unless
     the event only echoes what the cache holds already (our own write's answer)."""
     runtime = _runtime(memo)
-    meta = body.get("metadata") or {}
+    if _cached(runtime, event, body):
+        _wake_policy_of(runtime, body)
+
+
+def _wake_policy_of(runtime: Runtime, secret: Mapping[str, Any]) -> None:
+    """Wake the loop of the policy a managed Secret belongs to (its ``rotator.dev/policy``
+    label), if that loop runs here."""
+    meta = secret.get("metadata") or {}
     policy = str((meta.get("labels") or {}).get(POLICY_LABEL) or "")
-    if not _cached(runtime, event, body) or not policy:
-        return
     key: Key = (PLURAL, str(meta.get("namespace") or ""), policy)
-    if key in runtime.tasks:
+    if policy and key in runtime.tasks:
         runtime.waker(key).set()
 
 
@@ -201,10 +206,8 @@ async def track_consumer(event: Mapping[str, Any], body: kopf.Body, memo: Any, *
     namespace = str((body.get("metadata") or {}).get("namespace") or "")
     for secret_name in restarted_for(body):
         known, secret = cache.lookup(secret_path(namespace, secret_name)) if cache else (False, None)
-        policy = str((((secret or {}).get("metadata") or {}).get("labels") or {}).get(POLICY_LABEL) or "")
-        key: Key = (PLURAL, namespace, policy)
-        if known and policy and key in runtime.tasks:
-            runtime.waker(key).set()
+        if known and secret is not None:
+            _wake_policy_of(runtime, secret)
 
 
 for _plural in CONSUMER_PLURALS:
