@@ -20,9 +20,11 @@ check) drops every cached credential Secret, and the next open reads them again.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -83,7 +85,9 @@ class StoreOpener:
     _credentials: dict[tuple[str, str], tuple[float, Mapping[str, Any] | None]] = field(
         default_factory=dict, repr=False
     )
-    _ca_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rotator-ca-")), repr=False)
+    # Made on the first store with a caBundle, removed with the opener (or at exit): one per
+    # process in production, but a test builds thousands of openers.
+    _ca_dir: Path | None = field(default=None, repr=False)
 
     def __call__(self, policy: PolicyRef, resolved: ResolvedStore) -> Store:
         if resolved.spec.vault is not None:
@@ -282,6 +286,10 @@ class StoreOpener:
     def _ca_file(self, pem: str | None) -> str | None:
         if not pem:
             return None
+        with self._lock:
+            if self._ca_dir is None:
+                self._ca_dir = Path(tempfile.mkdtemp(prefix="rotator-ca-"))
+                weakref.finalize(self, shutil.rmtree, self._ca_dir, True)
         path = self._ca_dir / f"{_digest(pem)[:16]}.pem"
         if not path.exists():
             path.write_text(pem)
