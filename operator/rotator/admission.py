@@ -12,7 +12,8 @@ hold two live credentials until nearly the end of the run.
   finishing what is started is what shortens the dual-credential window, and holding back a
   rotation that is already half done could never free anything. So does the reconcile a policy
   asked for at once (requeue 0: the look right after its rotation ended), which would otherwise
-  queue behind every policy still waiting to start;
+  queue behind every policy still waiting to start; and so does a look that can only name an
+  invalid spec (it starts nothing);
 * any other reconcile (an idle look, which may *start* a rotation) waits until fewer than
   ``max_rotating`` policies are in an active rotation.
 
@@ -73,7 +74,8 @@ class Admission:
 
     async def run(self, key: Hashable, rotating: bool, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` on a worker thread once admitted. ``rotating``: the object the
-        reconcile starts from is in a rotation (so it goes first, whatever the cap)."""
+        reconcile starts from is in a rotation, or the reconcile cannot start one (an invalid
+        spec: ``rotator.engine.cannot_start_rotation``), so it goes first, whatever the cap."""
         first = rotating or key in self._active or key in self._continuing
         self._continuing.discard(key)
         await self._admitted(_ROTATING if first else _IDLE)

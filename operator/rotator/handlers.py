@@ -349,8 +349,9 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
             if obj is None or obj.get("metadata", {}).get("deletionTimestamp"):
                 return
             runtime.note_reconcile(namespace, name)
-            rotating = bool((obj.get("status") or {}).get("rotation"))
-            result = await runtime.admission.run(key, rotating, _reconcile, runtime, obj, failures, resync)
+            # A look that can only name a bad spec or status needs no rotation slot either.
+            first = bool((obj.get("status") or {}).get("rotation")) or engine.cannot_start_rotation(obj)
+            result = await runtime.admission.run(key, first, _reconcile, runtime, obj, failures, resync)
             _post(runtime, obj, result.events)
             obj = None if result.stale else (result.written or obj)
             requeue = result.requeue_after

@@ -81,3 +81,35 @@ def test_an_unexpected_exception_is_ready_false_in_the_first_write(bench: Engine
     retried = bench.reconcile(failures=1, **{where: raise_unexpected})
     assert retried.events == [], "one Event per streak"
     assert retried.requeue == engine.backoff(ref, 1, bench.settings)
+
+
+@pytest.mark.parametrize(
+    ("case", "spec", "status", "only_a_condition"),
+    [
+        ("valid, new", None, None, False),
+        ("spec the models refuse", TOO_LONG["spec.verify.timeout"], None, True),
+        ("spec missing its secret", {"secret": None}, None, True),
+        ("status hand-edited", None, {"rotation": {"step": "no-such-step"}}, True),
+    ],
+)
+def test_the_admission_precheck_agrees_with_the_reconcile(
+    bench: EngineBench,
+    case: str,
+    spec: dict[str, Any] | None,
+    status: dict[str, Any] | None,
+    only_a_condition: bool,
+) -> None:
+    """``cannot_start_rotation`` lets a look skip the wait for a rotation slot (handlers,
+    rotator.admission): true exactly when the reconcile writes a condition and starts nothing."""
+    bench.seed()
+    obj = bench.kube.get_policy(NS, POLICY)
+    assert obj is not None
+    stored = obj["spec"]
+    given_spec = {**stored, **spec} if spec is not None else stored
+    given = {**obj, "spec": given_spec, **({"status": status} if status is not None else {})}
+    assert engine.cannot_start_rotation(given) is only_a_condition, case
+    run = bench.reconcile(spec=given_spec, status=status)
+    assert (run.status.rotation is None) is only_a_condition, case
+    if only_a_condition:
+        assert bench.store.versions == {}, "nothing written to the store"
+        assert [warning for _, _, warning in run.events] == [True], "one warning Event names it"

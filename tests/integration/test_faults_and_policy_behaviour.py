@@ -88,6 +88,35 @@ def test_spec_the_models_reject_gets_invalid_spec_condition_and_event(bench: Ben
     assert bench.operator.alive()
 
 
+def test_a_bad_policy_is_named_at_once_while_every_rotation_slot_is_taken(bench: Bench) -> None:
+    """``--max-rotating 1`` and the one rotation stuck in verify: a new policy whose spec the
+    models refuse gets its InvalidSpec condition without waiting for the slot (its reconcile
+    can only name the field; ``rotator.engine.cannot_start_rotation``)."""
+    bench.seed(extra_spec={"verify": {"timeout": "120s"}})
+    bench.set_fail_readiness()
+    bench.operator.extra_args = ("--max-rotating", "1")
+    bench.operator.start()
+    bench.wait(
+        lambda o: ((o.get("status") or {}).get("rotation") or {}).get("step") == "verify", 30, "verify"
+    )
+    bad = demo.rotation_policy(
+        bench.namespace,
+        name="bad",
+        secret="bad",
+        deployment=None,
+        path="bad",
+        extra_spec={"schedule": {"cron": "0 0 31 2 *"}},
+    )
+    bench.kube.create(policy_path(bench.namespace), bad)
+    deadline = time.monotonic() + 30
+    while not (((bench.kube.get_policy(bench.namespace, "bad") or {}).get("status") or {}).get("conditions")):
+        assert time.monotonic() < deadline, "the bad policy waited for the rotation slot"
+        time.sleep(0.1)
+    named = ready((bench.kube.get_policy(bench.namespace, "bad") or {})["status"])
+    assert (named["reason"], named["message"].split(":")[0]) == ("InvalidSpec", "spec.schedule.cron")
+    assert bench.status()["rotation"]["step"] == "verify", "the slot was still taken meanwhile"
+
+
 @both_backends
 def test_api_refuses_a_policy_the_crd_rejects_naming_the_field(bench: Bench) -> None:
     bench.seed(create_policy=False)

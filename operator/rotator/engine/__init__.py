@@ -21,6 +21,6 @@ writes what changed. Modules, top to bottom:
 from rotator.engine.deps import Deps, StoreOpener
 from rotator.engine.draft import Reconciled
 from rotator.engine.failures import backoff
-from rotator.engine.reconcile import reconcile
+from rotator.engine.reconcile import cannot_start_rotation, reconcile
 
-__all__ = ["Deps", "Reconciled", "StoreOpener", "backoff", "reconcile"]
+__all__ = ["Deps", "Reconciled", "StoreOpener", "backoff", "cannot_start_rotation", "reconcile"]

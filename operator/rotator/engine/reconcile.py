@@ -61,6 +61,22 @@ def reconcile(
         return Reconciled(again, [], conflict.before, temporary=True, stale=True)
 
 
+def cannot_start_rotation(obj: Mapping[str, Any]) -> bool:
+    """Whether a reconcile of ``obj`` could only write a condition, never start a rotation: its
+    status cannot be read (held) or its spec is invalid (named). Such a look needs no rotation
+    slot, so it need not wait for one (``rotator.admission``): a burst of bad policies gets its
+    conditions at once, not behind a wave of rotations. Pure; cheap next to a reconcile."""
+    try:
+        RotationPolicyStatus.from_raw(obj.get("status") or {})
+    except ValidationError:
+        return True
+    try:
+        parse_spec(obj.get("spec") or {})
+    except InvalidSpecError:
+        return True
+    return False
+
+
 def _reconcile(obj: Mapping[str, Any], deps: Deps, now: datetime, failures: int, resync: bool) -> Reconciled:
     meta = obj.get("metadata") or {}
     ref = PolicyRef(meta["namespace"], meta["name"], meta.get("uid", ""))
