@@ -6,6 +6,8 @@ last test checks that none of them left a process behind.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import time
 import uuid
@@ -29,6 +31,7 @@ from rotator.sandbox.processes import (
     pid_alive,
     sandbox_processes,
     tcp_ok,
+    wait_pid_gone,
 )
 from tests.fixtures.servers import report_startup
 
@@ -102,6 +105,40 @@ def test_openbao_pause_keeps_data_restart_same_port_loses_it(own_openbao: OpenBa
             path="kept", mount_point="secret", raise_on_deleted_version=True
         )  # dev mode: data gone
     client.secrets.kv.v2.create_or_update_secret(path="again", secret={"value": "v"}, mount_point="secret")
+
+
+def test_openbao_with_tls_serves_https_signed_by_its_own_ca_and_a_restart_brings_a_new_one() -> None:
+    """``tls=True``: the certificate is valid for 127.0.0.1 and chains to ``ca_pem`` only (the
+    system's CAs refuse it); a restart, even after a kill that left the old files behind,
+    serves a certificate of a new CA; close() stops it by PID and removes its key with the
+    work directory."""
+    server = _own(OpenBaoServer(tls=True))
+    with server:
+        assert server.address == f"https://127.0.0.1:{server.port}"
+        first = server.ca_pem
+        assert first is not None
+        assert first.startswith("-----BEGIN CERTIFICATE-----")
+        ca = server.workdir / "trusted.pem"
+        ca.write_text(first)
+        client = hvac.Client(url=server.address, token=server.root_token, verify=str(ca), timeout=5)
+        assert client.is_authenticated()
+        with pytest.raises(requests.exceptions.SSLError, match="CERTIFICATE_VERIFY_FAILED"):
+            hvac.Client(url=server.address, verify=True, timeout=5).sys.read_health_status(method="GET")
+
+        pid = server.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # no clean stop: bao leaves its CA, certificate and key behind
+        assert wait_pid_gone(pid, 5)
+        assert (server.cert_dir / "vault-ca.pem").read_text() == first
+        server.stop()
+        server.start()
+        assert server.ca_pem is not None
+        assert server.ca_pem != first
+        with pytest.raises(requests.exceptions.SSLError):
+            client.sys.read_health_status(method="GET")  # the old CA vouches for nothing now
+        pids = list(server.started_pids)
+    assert all(not pid_alive(pid) for pid in pids)
+    assert not server.workdir.exists(), "the generated key went with the work directory"
 
 
 # -- moto ----------------------------------------------------------------------------------------

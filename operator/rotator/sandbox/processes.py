@@ -26,6 +26,7 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -98,10 +99,13 @@ def wait_pid_gone(pid: int, timeout: float) -> bool:
     return True
 
 
-def http_ok(url: str, timeout: float = 1.0, accept: Sequence[int] = (200,)) -> bool:
-    """True if a GET on ``url`` answers with one of the ``accept`` status codes."""
+def http_ok(
+    url: str, timeout: float = 1.0, accept: Sequence[int] = (200,), context: ssl.SSLContext | None = None
+) -> bool:
+    """True if a GET on ``url`` answers with one of the ``accept`` status codes (``context``: the
+    TLS trust for an ``https://`` URL)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return int(response.status) in accept
     except urllib.error.HTTPError as exc:
         return exc.code in accept

@@ -32,6 +32,7 @@ from rotator.models.store import AwsConnection, VaultConnection
 from rotator.stores.aws.auth import assume_web_identity, sts_answers, sts_client
 from rotator.stores.errors import StoreAuthError, StoreUnavailable
 from rotator.stores.vault.auth import connect, vault_kubernetes_login
+from rotator.stores.vault.tls import untrusted_certificate, verification_failed
 
 PER_NAMESPACE: Final = "logins are proven per namespace, at each policy's first login"
 
@@ -73,6 +74,12 @@ def check_vault(
     client = connect(vault.address, timeout, vault.namespace, ca_file, token or "")
     try:
         health = client.sys.read_health_status(method="GET")
+    except requests.exceptions.SSLError as exc:
+        verdict = untrusted_certificate(exc)
+        if verdict is None:
+            return Health(False, reasons.STORE_UNAVAILABLE, f"Vault at {vault.address}: {type(exc).__name__}")
+        failed = verification_failed(verdict, bool(vault.ca_bundle))
+        return Health(False, reasons.STORE_UNAVAILABLE, f"Vault at {vault.address}: {failed}")
     except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as exc:
         return Health(False, reasons.STORE_UNAVAILABLE, f"Vault at {vault.address}: {type(exc).__name__}")
     if isinstance(health, dict) and health.get("sealed"):

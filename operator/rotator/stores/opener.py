@@ -49,6 +49,7 @@ from rotator.stores.errors import StoreAuthError
 from rotator.stores.health import Health, IdentityLogin, check_aws, check_vault
 from rotator.stores.vault.auth import connect, token_from_secret, vault_kubernetes_login
 from rotator.stores.vault.kv2 import KV2Cache, VaultKV2Store
+from rotator.stores.vault.tls import CA_BUNDLE_FIELD, check_ca_file
 from rotator.tenancy.identity import ApiAudiences, MintedToken, check_audiences, mint_token
 from rotator.tenancy.resolve import ResolvedStore
 
@@ -143,7 +144,7 @@ class StoreOpener:
                 login = self._own_login(
                     resolved, kubernetes.role, kubernetes, "vault.auth.kubernetes", kubernetes.mount_path
                 )
-            ca_file = self._ca_file(vault.ca_bundle)
+            ca_file = self._ca_file(resolved, vault.ca_bundle)
             return self._judged(check_vault(vault, token, self.vault_timeout, ca_file, login))
         assert aws is not None
         keys, login = None, None
@@ -283,7 +284,10 @@ class StoreOpener:
                 self._credentials[(namespace, name)] = (self.clock() + self.credential_ttl, secret)
         return secret
 
-    def _ca_file(self, pem: str | None) -> str | None:
+    def _ca_file(self, resolved: ResolvedStore, pem: str | None) -> str | None:
+        """The file holding the store's ``caBundle`` for hvac's ``verify``; a bundle OpenSSL
+        cannot load is the store's fault (StoreInvalid naming the field), found before any
+        request and never left in the directory."""
         if not pem:
             return None
         with self._lock:
@@ -291,8 +295,19 @@ class StoreOpener:
                 self._ca_dir = Path(tempfile.mkdtemp(prefix="rotator-ca-"))
                 weakref.finalize(self, shutil.rmtree, self._ca_dir, True)
         path = self._ca_dir / f"{_digest(pem)[:16]}.pem"
-        if not path.exists():
-            path.write_text(pem)
+        if path.exists():
+            return str(path)
+        # Checked as a file, the way requests will load it; renamed into place only once loadable.
+        draft = path.with_name(f"{path.stem}.{threading.get_ident()}.tmp")
+        draft.write_text(pem)
+        problem = check_ca_file(draft)
+        if problem is not None:
+            draft.unlink()
+            raise PermanentError(
+                reasons.STORE_INVALID,
+                f"{resolved.ref} {CA_BUNDLE_FIELD} holds no usable PEM CA certificate: {problem}",
+            )
+        draft.replace(path)
         return str(path)
 
     # --- Vault -------------------------------------------------------------------------------
@@ -315,7 +330,7 @@ class StoreOpener:
                 return cached
             minted = self._mint(resolved, kubernetes, "vault.auth.kubernetes")
             client = connect(
-                vault.address, self.vault_timeout, vault.namespace, self._ca_file(vault.ca_bundle)
+                vault.address, self.vault_timeout, vault.namespace, self._ca_file(resolved, vault.ca_bundle)
             )
             try:
                 lifetime = vault_kubernetes_login(client, role, minted.token, kubernetes.mount_path)
@@ -335,7 +350,11 @@ class StoreOpener:
         if cached is not None:
             return cached
         client = connect(
-            vault.address, self.vault_timeout, vault.namespace, self._ca_file(vault.ca_bundle), token
+            vault.address,
+            self.vault_timeout,
+            vault.namespace,
+            self._ca_file(resolved, vault.ca_bundle),
+            token,
         )
         return self._remember(policy, key, client, float("inf"))
 

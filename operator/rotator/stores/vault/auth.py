@@ -17,6 +17,7 @@ import requests.utils
 from rotator.stores.errors import StoreAuthError, StoreUnavailable
 from rotator.stores.secret_ref import single_line_value
 from rotator.stores.vault.client import TRANSIENT
+from rotator.stores.vault.tls import untrusted_certificate, verification_failed
 
 
 def connect(
@@ -27,13 +28,14 @@ def connect(
     ``timeout`` (seconds) bounds every request, so an unreachable Vault is StoreUnavailable, not
     a stuck reconcile.
     """
+    verify = ca_file or _env_ca_bundle() or True
     return hvac.Client(
         url=address,
         token=token,
         timeout=timeout,
         namespace=namespace or None,
-        verify=ca_file or _env_ca_bundle() or True,
-        session=_session(address),
+        verify=verify,
+        session=_session(address, verify),
     )
 
 
@@ -43,16 +45,21 @@ reconcile_workers``, 16) plus the store loops, so none is closed and opened agai
 slot (requests' default of 10 did exactly that under a mass rotation)."""
 
 
-def _session(address: str) -> requests.Session:
-    """A requests session that reads the environment once, not per request.
+def _session(address: str, verify: str | bool) -> requests.Session:
+    """A requests session that reads the environment once, not per request, and trusts ``verify``.
 
     With ``trust_env`` requests looks up proxies (every environment variable, twice) and
     ``~/.netrc`` on every call: ~1 ms of CPU a request, a tenth of a rotation's. The proxy for
     ``address`` (``HTTPS_PROXY``/``NO_PROXY``) is resolved here instead, and the CA bundle
     variables in :func:`connect`; netrc never applied (Vault takes its token in a header).
+
+    The session carries the trust itself: given a session, hvac takes the session's ``verify``
+    over its own argument whenever it is truthy, and a new session's is ``True`` (the bundled
+    CAs), which silently dropped a store's ``caBundle``.
     """
     session = requests.Session()
     session.trust_env = False
+    session.verify = verify
     session.proxies = dict(requests.utils.get_environ_proxies(address))
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
     session.mount("http://", adapter)
@@ -74,7 +81,9 @@ def vault_kubernetes_login(client: hvac.Client, role: str, jwt: str, mount_point
     try:
         response = client.auth.kubernetes.login(role=role, jwt=jwt, mount_point=mount_point)
     except TRANSIENT as exc:
-        raise StoreUnavailable(f"Vault kubernetes login: {type(exc).__name__}") from None
+        verdict = untrusted_certificate(exc)
+        detail = type(exc).__name__ if verdict is None else verification_failed(verdict, None)
+        raise StoreUnavailable(f"Vault kubernetes login: {detail}") from None
     except requests.exceptions.RequestException as exc:
         raise StoreUnavailable(f"Vault kubernetes login: {type(exc).__name__}") from None
     except hvac.exceptions.VaultError as exc:

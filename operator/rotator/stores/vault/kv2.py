@@ -77,7 +77,8 @@ Crash safety: each verb writes in an order whose every prefix is harmless and re
 (promote: publish, then pointers, then drop the staged copy; rollback: pointers, then publish the
 restored value, then destroy the failed one), and each re-derives what is done from the store.
 Transient failures (connection refused, timeouts, 5xx, 429) are retried briefly here (3 attempts,
-0.2-1 s) and then raised as StoreUnavailable for the engine's backoff. Secret values never reach
+0.2-1 s) and then raised as StoreUnavailable for the engine's backoff; a server certificate that
+does not verify is raised at once, naming ``spec.vault.caBundle``. Secret values never reach
 exception text.
 """
 
@@ -126,6 +127,7 @@ from rotator.stores.errors import (
 )
 from rotator.stores.handover import Handover
 from rotator.stores.vault.client import TRANSIENT as _TRANSIENT
+from rotator.stores.vault.tls import untrusted_certificate, verification_failed
 
 T = TypeVar("T")
 
@@ -312,7 +314,10 @@ class VaultKV2Store:
         self._retrying = Retrying(
             stop=stop_after_attempt(attempts),
             wait=wait_exponential(multiplier=0.2, min=0.2, max=1.0),
-            retry=retry_if_exception(lambda exc: isinstance(exc, _TRANSIENT)),
+            # A certificate that did not verify will not in a second: the engine's backoff waits.
+            retry=retry_if_exception(
+                lambda exc: isinstance(exc, _TRANSIENT) and not untrusted_certificate(exc)
+            ),
             reraise=True,
             **retry_args,
         )
@@ -349,7 +354,9 @@ class VaultKV2Store:
             raise
         except _TRANSIENT as exc:
             self._on_request(operation, "error")
-            raise StoreUnavailable(f"{self.location}: {operation} failed: {self._describe(exc)}") from None
+            verdict = untrusted_certificate(exc)
+            detail = self._describe(exc) if verdict is None else verification_failed(verdict, None)
+            raise StoreUnavailable(f"{self.location}: {operation} failed: {detail}") from None
         except (hvac.exceptions.Unauthorized, hvac.exceptions.Forbidden) as exc:
             self._on_request(operation, "error")
             raise StoreAuthError(f"{self.location}: {operation} denied: {self._describe(exc)}") from None
