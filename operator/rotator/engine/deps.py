@@ -15,8 +15,7 @@ from rotator.metrics import Metrics
 from rotator.models import PolicyRef, RotationPolicySpec, Settings
 from rotator.steps.checkpoints import CheckpointHook, no_checkpoint
 from rotator.stores.base import Store
-from rotator.targets.aws_iam import AwsClients
-from rotator.targets.base import Target
+from rotator.targets.base import AwsClients, Target
 from rotator.targets.opener import TargetContext, open_target
 from rotator.tenancy.resolve import ResolvedStore
 

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-import botocore.exceptions
 import hvac
 import hvac.exceptions
 import requests
@@ -117,6 +116,8 @@ def check_aws(
     timeout: float,
     login: IdentityLogin | None = None,
 ) -> Health:
+    import botocore.exceptions  # here: a Vault-only operator never loads botocore
+
     where = f"AWS {aws.region}" + (f" at {aws.endpoint}" if aws.endpoint else "")
     if login is not None:
         return _aws_login(aws, where, timeout, login)
@@ -139,6 +140,8 @@ def check_aws(
 
 
 def _aws_login(aws: AwsConnection, where: str, timeout: float, login: IdentityLogin) -> Health:
+    import botocore.exceptions
+
     try:
         credentials = assume_web_identity(
             aws.region, aws.endpoint, login.role, f"rotator-{login.namespace}", login.token(), timeout

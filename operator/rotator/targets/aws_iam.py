@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final, NoReturn, Protocol
+from typing import Any, Final, NoReturn
 
 import botocore.exceptions
 from pydantic import SecretStr
@@ -48,7 +48,7 @@ from pydantic import SecretStr
 from rotator.logs import SENSITIVE
 from rotator.models import PermanentError, keys, reasons
 from rotator.models.spec import AWS_KEY_ID_FIELD, AWS_SECRET_FIELD, AwsIamAccessKeyCredential
-from rotator.targets.base import TargetAuthFailed, TargetUnavailable
+from rotator.targets.base import AwsClients, TargetAuthFailed, TargetUnavailable
 from rotator.targets.credential import Credential
 
 FIELD: Final = "spec.credential.awsIamAccessKey"
@@ -69,14 +69,6 @@ _UNREACHABLE: Final = (
     botocore.exceptions.ReadTimeoutError,
     botocore.exceptions.ConnectionClosedError,
 )
-
-
-class AwsClients(Protocol):
-    """An AWS identity's clients (``rotator.stores.aws.auth.AwsSession``: the store's session)."""
-
-    def client(self, service: str) -> Any: ...
-
-    def client_as(self, service: str, access_key_id: str, secret_access_key: str) -> Any: ...
 
 
 class _NoSuchEntity(Exception):

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
@@ -130,3 +130,12 @@ __all__ = [
     "TargetUnavailable",
     "generate_password",
 ]
+
+
+class AwsClients(Protocol):
+    """An AWS identity's clients (``rotator.stores.aws.auth.AwsSession``: the store's session).
+    Here, not beside the IAM target: naming the type must not import botocore."""
+
+    def client(self, service: str) -> Any: ...
+
+    def client_as(self, service: str, access_key_id: str, secret_access_key: str) -> Any: ...
