@@ -20,7 +20,9 @@ import psycopg
 import pytest
 import requests
 from mypy_boto3_secretsmanager import SecretsManagerClient
+from psycopg.conninfo import make_conninfo
 
+from rotator.sandbox import consumers
 from rotator.sandbox.moto_server import MotoServer
 from rotator.sandbox.openbao import OpenBaoServer
 from rotator.sandbox.postgres import PostgresServer
@@ -237,6 +239,37 @@ def test_postgres_connects_and_creates_a_role(postgres_server: PostgresServer) -
         assert conn.execute("SELECT current_user").fetchone() == (role,)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(dsn.replace(f"pw-{role}", "wrong"), connect_timeout=5)
+
+
+def test_a_sandbox_pod_tells_a_refused_credential_from_no_answer(postgres_server: PostgresServer) -> None:
+    """The sandbox's consumer pods count a refusal only when PostgreSQL refuses the credential
+    (a wrong password, a locked or dropped role); a server that does not answer (a timeout on a
+    loaded machine) is no verdict, so it neither fails the zero-refusal proofs nor marks a pod's
+    first login failed."""
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_server.dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}'")
+    host, port = postgres_server.host, postgres_server.port
+
+    def login(user: str, password: str, to_port: int = port) -> bool | None:
+        return consumers._login(
+            make_conninfo(
+                host=host,
+                port=str(to_port),
+                dbname="postgres",
+                user=user,
+                password=password,
+                connect_timeout=2,
+            )
+        )
+
+    assert login(role, f"pw-{role}") is True
+    assert login(role, "wrong") is False
+    assert login(f"{role}_gone", "x") is False
+    with psycopg.connect(postgres_server.dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"ALTER ROLE {role} NOLOGIN")
+    assert login(role, f"pw-{role}") is False, "a locked role is a refusal"
+    assert login(role, f"pw-{role}", free_port()) is None, "nothing listening: no verdict"
 
 
 def test_postgres_pause_restart_keep_data_and_stop_by_postmaster_pid() -> None:

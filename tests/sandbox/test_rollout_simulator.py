@@ -92,11 +92,14 @@ def restart(kube_http: KubeHTTP, kind: str, stamp: str, name: str = "api") -> No
 
 
 def restart_into_a_stuck_pod(kube_server: KubeServer, kube_http: KubeHTTP, kind: str, stamp: str) -> None:
-    """Readiness made to fail, then a restart: returns once a new pod is stuck unready."""
+    """Readiness made to fail, then a restart: returns once a new pod is stuck unready (a pod
+    of the new template: an old one going away is unready too, and under load a caller acting
+    on that would race the new pod's creation)."""
+    pods = lambda: kube_server.workload_pods(kind, NS, "api")  # noqa: E731
+    before = {p.revision for p in pods()}
     kube_server.set_fail_readiness(kind, NS, "api")
     restart(kube_http, kind, stamp)
-    pods = lambda: kube_server.workload_pods(kind, NS, "api")  # noqa: E731
-    wait_until(lambda: any(not p.ready for p in pods()), what="a stuck pod")
+    wait_until(lambda: any(not p.ready and p.revision not in before for p in pods()), what="a stuck pod")
 
 
 def deployment_complete(obj: dict[str, Any]) -> bool:

@@ -45,6 +45,8 @@ class _Pod:
     on_first: Callable[[], None]
     attempts: int = 0
     failures: int = 0
+    #: Logins that got no answer about the credential (timeouts): not counted as attempts.
+    errors: int = 0
     first_ok: bool | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
@@ -108,24 +110,36 @@ class PodLogins:
 
     def _run(self, state: _Pod) -> None:
         while not state.stop.is_set():
-            ok = _login(state.conninfo)
+            answer = _login(state.conninfo)
             if state.stop.is_set():
                 # Deleted while this login was in flight: a kubelet would have killed the
                 # container; the answer is nobody's any more (the old role may be locked by now).
                 break
-            state.attempts += 1
-            if not ok:
-                state.failures += 1
-            if state.first_ok is None:
-                state.first_ok = ok
-                state.on_first()
+            if answer is None:
+                # No answer about the credential (a timeout on a loaded machine, a full server):
+                # not a refusal, and no verdict for readiness either; the pod tries again.
+                state.errors += 1
+            else:
+                state.attempts += 1
+                if not answer:
+                    state.failures += 1
+                if state.first_ok is None:
+                    state.first_ok = answer
+                    state.on_first()
             state.stop.wait(self._interval)
 
 
-def _login(conninfo: str) -> bool:
+#: What PostgreSQL says when it refuses the credential itself (libpq puts the server's FATAL into
+#: the message; a connection failure carries no SQLSTATE): a wrong password, a role locked
+#: (NOLOGIN) or dropped.
+_REFUSALS: Final = ("password authentication failed", "is not permitted to log in", "does not exist")
+
+
+def _login(conninfo: str) -> bool | None:
+    """True: logged in; False: the credential was refused; None: no answer about it."""
     try:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute("SELECT 1")
-    except psycopg.Error:
-        return False
+    except psycopg.Error as exc:
+        return False if any(refusal in str(exc) for refusal in _REFUSALS) else None
     return True
