@@ -18,19 +18,24 @@ if TYPE_CHECKING:
     from rotator.tenancy.resolve import ResolvedStore
 
 CRASH_ENV: Final = "ROTATOR_CRASH_AT"
+CRASH_ARMED_ENV: Final = "ROTATOR_CRASH_ARMED_BY"
 CRASH_EXIT_CODE: Final = 86
 
 
-def crash_hook(point_spec: str | None) -> Callable[[str], None]:
+def crash_hook(point_spec: str | None, armed_by: str | None = None) -> Callable[[str], None]:
     """Fault injection for tests: kill the process outright at a named step boundary.
 
     `os._exit` skips every cleanup, which is what a SIGKILL or an OOM kill does: nothing gets
     a chance to persist status, so the restarted operator sees exactly what was on disk.
+
+    ``armed_by``: a file path; the points fire only while it exists, so one process can run a
+    policy's first rotation through them untouched and die in the next one (a test saves an
+    operator start per crash point).
     """
     points = {p.strip() for p in (point_spec or "").split(",") if p.strip()}
 
     def checkpoint(point: str) -> None:
-        if point in points:
+        if point in points and (armed_by is None or os.path.exists(armed_by)):
             sys.stderr.write(f"rotator: crash injected at {point}\n")
             sys.stderr.flush()
             os._exit(CRASH_EXIT_CODE)
@@ -120,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
     allowed = frozenset(args.allowed_store_address or ())
     election = leader_election_settings(args)
     elector = LeaderElector(kube, election) if election.enabled else None
-    crash = crash_hook(os.environ.get(CRASH_ENV))
+    crash = crash_hook(os.environ.get(CRASH_ENV), os.environ.get(CRASH_ARMED_ENV))
 
     def checkpoint(point: Checkpoint) -> None:
         crash(point)

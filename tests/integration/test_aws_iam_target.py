@@ -16,7 +16,6 @@ from typing import Any
 import boto3
 import pytest
 
-from rotator.cli import CRASH_EXIT_CODE
 from rotator.sandbox import demo
 from rotator.sandbox.moto_server import MotoServer
 from rotator.targets.aws_iam import MINTING_TAG, OWNER_TAG
@@ -152,15 +151,12 @@ def test_twenty_rotations_under_live_sts_calls_refuse_no_consumer(iam: IamBench)
 def test_crash_at_every_step_leaves_exactly_one_new_key_and_no_orphan(iam: IamBench, point: str) -> None:
     bench = iam.bench
     iam.seed()
-    bench.operator.start()
+    bench.start_armed(point)
     status = bench.wait_rotations(1).get("status") or {}
     first = iam.credential(status["currentVersion"])
     assert iam.keys() == {first[0]: "Active"}
-    bench.operator.stop()
 
-    bench.operator.start(crash_at=point)
-    bench.force()
-    assert bench.operator.wait_exit(timeout=60) == CRASH_EXIT_CODE, f"never reached {point}"
+    bench.crash_in_forced_rotation(point)
     rotation = bench.status().get("rotation") or {}
     if not iam.works(*first):
         assert rotation.get("verifiedAt"), f"old key retired before verification (crash at {point})"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from rotator.cli import CRASH_EXIT_CODE
 from rotator.steps.checkpoints import Checkpoint
 from tests.fixtures.kube_backends import EMULATOR, REAL
 from tests.fixtures.rotation import STEP_BOUNDARIES, Bench
@@ -18,9 +17,9 @@ FORWARD_POINTS = [str(point) for point in Checkpoint if not point.during_rollbac
 ROLLBACK_POINTS = [str(point) for point in Checkpoint if point.during_rollback]
 
 # The real control plane runs a representative subset: every step boundary (each forward step's
-# last point before its status write) and every rollback point, 11 of the 24. A point costs 10
-# to 19 s there (a namespace, two Deployment rollouts by controller-manager, three operator
-# starts; 8 to 13 s on the emulator): the full matrix would add some 5.5 minutes to the real
+# last point before its status write) and every rollback point, 11 of the 24. A point costs 8
+# to 13 s there (a namespace, two Deployment rollouts by controller-manager, two operator
+# starts; 6 to 8 s on the emulator): the full matrix would add some 5.5 minutes to the real
 # worker of a quiet run, and took 15 minutes on the 2-core machine under load, where the subset
 # takes under 3. The points between two writes inside a step test the engine's resume logic,
 # which does not depend on the API server, and run in full on the emulator.
@@ -34,9 +33,7 @@ def on_backends(emulator: list[str], real: list[str]) -> list[object]:
 
 
 def crash_during_forced_rotation(bench: Bench, point: str) -> None:
-    bench.operator.start(crash_at=point)
-    bench.force()
-    assert bench.operator.wait_exit(timeout=60) == CRASH_EXIT_CODE, f"never reached {point}"
+    bench.crash_in_forced_rotation(point)
     # The invariant at the moment of the crash: the old credential is alive unless verified.
     rotation = bench.status().get("rotation") or {}
     if bench.kv_value(1) is None:
@@ -48,9 +45,8 @@ def crash_during_forced_rotation(bench: Bench, point: str) -> None:
 )
 def test_crash_at_step_boundary_then_resume_completes_the_rotation(bench: Bench, point: str) -> None:
     bench.seed()
-    bench.operator.start()
+    bench.start_armed(point)
     bench.wait_rotations(1)
-    bench.operator.stop()
     generation = bench.deployment_generation()
 
     crash_during_forced_rotation(bench, point)
@@ -70,10 +66,9 @@ def test_crash_at_step_boundary_then_resume_completes_the_rotation(bench: Bench,
 )
 def test_crash_during_rollback_still_restores_the_old_credential(bench: Bench, point: str) -> None:
     bench.seed(progress_deadline=2)
-    bench.operator.start()
+    bench.start_armed(point)
     bench.wait_rotations(1)
     old = bench.secret_value()
-    bench.operator.stop()
     bench.set_fail_readiness()
 
     crash_during_forced_rotation(bench, point)

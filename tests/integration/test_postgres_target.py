@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 import pytest
 from psycopg import sql
 
-from rotator.cli import CRASH_EXIT_CODE
 from rotator.sandbox import demo
 from rotator.sandbox.postgres import PostgresServer
 from tests.fixtures.figures import figure
@@ -156,14 +155,11 @@ def test_crash_at_every_step_leaves_one_working_credential(
 ) -> None:
     tenant = new_tenant(postgres_server)
     seed(bench, tenant)
-    bench.operator.start()
+    bench.start_armed(point)
     bench.wait_rotations(1)
     first = json.loads(bench.kv_value(1) or "{}")
-    bench.operator.stop()
 
-    bench.operator.start(crash_at=point)
-    bench.force()
-    assert bench.operator.wait_exit(timeout=60) == CRASH_EXIT_CODE, f"never reached {point}"
+    bench.crash_in_forced_rotation(point)
     rotation = bench.status().get("rotation") or {}
     if not tenant.can_login(first["username"], first["password"]):
         assert rotation.get("verifiedAt"), f"old role retired before verification (crash at {point})"

@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-from rotator.cli import CRASH_EXIT_CODE
 from rotator.models import reasons
 from rotator.sandbox import demo
 from rotator.sandbox.openbao import OpenBaoServer
@@ -90,14 +89,11 @@ def test_crash_at_every_step_leaves_one_new_lease_and_no_orphan(
     bench: Bench, vdb: VaultDb, point: str
 ) -> None:
     seed(bench, vdb)
-    bench.operator.start()
+    bench.start_armed(point)
     bench.wait_rotations(1)
     first = stored(bench, 1)
-    bench.operator.stop()
 
-    bench.operator.start(crash_at=point)
-    bench.force()
-    assert bench.operator.wait_exit(timeout=60) == CRASH_EXIT_CODE, f"never reached {point}"
+    bench.crash_in_forced_rotation(point)
     rotation = bench.status().get("rotation") or {}
     if first["leaseId"] not in vdb.leases():
         assert rotation.get("verifiedAt"), f"old lease revoked before verification (crash at {point})"

@@ -48,8 +48,9 @@ class OperatorProcess:
     def __post_init__(self) -> None:
         self._auto_ports = not (self.metrics_port or self.liveness_port)
 
-    def start(self, crash_at: str | None = None) -> None:
-        """Start `rotator run`; `crash_at` names checkpoints where it must die (comma list)."""
+    def start(self, crash_at: str | None = None, armed_by: Path | None = None) -> None:
+        """Start `rotator run`; `crash_at` names checkpoints where it must die (comma list),
+        only once the file `armed_by` exists when given (``rotator.cli.crash_hook``)."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError("operator already running")
         self.stopping = False
@@ -62,8 +63,11 @@ class OperatorProcess:
                 self.liveness_port = free_port()
         env = {**os.environ, "POD_NAME": self.pod_name, **self.extra_env, "PYTHONUNBUFFERED": "1"}
         env.pop("ROTATOR_CRASH_AT", None)
+        env.pop("ROTATOR_CRASH_ARMED_BY", None)
         if crash_at:
             env["ROTATOR_CRASH_AT"] = crash_at
+            if armed_by is not None:
+                env["ROTATOR_CRASH_ARMED_BY"] = str(armed_by)
         self._close_log()
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
