@@ -680,7 +680,12 @@ class KubeConnection:
                 settings.client_cert_file or self._scratch.write("cert", settings.client_cert_data or b""),
                 settings.client_key_file or self._scratch.write("key", settings.client_key_data or b""),
             )
-        self._token_file = TokenFile(settings.token_file, clock=clock) if settings.token_file else None
+        self._token_file = None
+        if settings.token_file:
+            try:
+                self._token_file = TokenFile(settings.token_file, clock=clock)
+            except KubeConfigError as exc:
+                raise KubeConfigError(f"{settings.source}: {exc}") from None
         self._exec = None
         if settings.exec is not None:
             ca_data = settings.ca_data

@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
+from rotator.kube import _TRANSPORT_RETRIES, connection_of
 from rotator.kube_connection import (
     ConnectionSettings,
     CredentialError,
     ExecConfig,
     KubeConfigError,
+    KubeConnection,
     TokenFile,
     exec_info,
     in_cluster_settings,
@@ -633,3 +635,23 @@ def test_a_token_file_missing_or_empty_at_start_is_refused(tmp_path: Path) -> No
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(KubeConfigError, match="is missing or empty"):
         TokenFile(str(tmp_path / "empty"))
+
+
+def test_kopf_is_never_handed_a_tls_server_name_it_would_not_honour() -> None:
+    found = settings(kubeconfig({"tls-server-name": "kubernetes.default.svc"}, {"token": "t"}))
+    connection = KubeConnection(found, maxsize=1, retries=_TRANSPORT_RETRIES)
+    try:
+        assert connection.credentials().token == "t"  # rotator's own requests honour it
+        with pytest.raises(KubeConfigError, match="tls-server-name is not supported by Kopf's client"):
+            connection_of(connection)
+    finally:
+        connection.close()
+
+
+def test_a_missing_token_file_names_where_it_was_configured(tmp_path: Path) -> None:
+    found = settings(kubeconfig(user={"tokenFile": str(tmp_path / "absent")}))
+    with pytest.raises(KubeConfigError) as refused:
+        KubeConnection(found, maxsize=1, retries=_TRANSPORT_RETRIES)
+    assert str(refused.value) == (
+        f"kubeconfig /cfg/kube/config, context main: token file {tmp_path / 'absent'} is missing or empty"
+    )
