@@ -51,6 +51,7 @@ from rotator import compact, engine
 from rotator.admission import PARKED, Admission
 from rotator.engine.store_health import HealthCheck, check_store
 from rotator.kube import API_VERSION, GROUP, KIND, PLURAL, VERSION, Kube, connection_of, secret_path
+from rotator.kube_connection import CredentialError, KubeConfigError
 from rotator.leader import LeaderElector, LeadershipLost
 from rotator.models import Event, PolicyRef, reasons, utcnow
 from rotator.models.keys import CONSUMER, CONSUMER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL
@@ -157,8 +158,17 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.login()
 async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
-    """Kopf connects with the same kubeconfig or in-cluster identity as our own client."""
-    conn = connection_of(_runtime(memo).kube.api_client)
+    """Kopf connects with the same kubeconfig or in-cluster identity as our own client.
+
+    Kopf calls this at start and again when its credential was refused (a 401) or reached its
+    ``expiration`` (an exec plugin's): so the token file is re-read or the plugin re-run first,
+    and Kopf gets the credential as it is now, not the one it just lost."""
+    try:
+        conn = await asyncio.to_thread(connection_of, _runtime(memo).kube.api_client, renew=True)
+    except KubeConfigError as exc:
+        raise kopf.PermanentError(str(exc)) from None
+    except CredentialError as exc:  # an exec plugin failed: it may work on the next try
+        raise kopf.TemporaryError(str(exc), delay=10) from None
     return kopf.ConnectionInfo(
         server=conn.server,
         scheme="Bearer" if conn.token else None,
@@ -167,6 +177,7 @@ async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
         certificate_path=conn.certificate_path,
         private_key_path=conn.private_key_path,
         insecure=conn.insecure,
+        expiration=conn.expiration,
     )
 
 

@@ -1,9 +1,11 @@
 """The only Kubernetes API wrapper.
 
-A thin JSON-over-REST layer on the official client's connection handling (auth, TLS,
-kubeconfig, in-cluster): every object comes back as a plain dict, exactly as the API sent it,
-so the pure functions above (rollout health, discovery) work on real-shaped data. It is
-synchronous like the client it wraps; callers run it off the event loop.
+A thin JSON-over-REST layer on :mod:`rotator.kube_connection` (kubeconfig or in-cluster
+settings, credentials kept current, one urllib3 pool): every object comes back as a plain dict,
+exactly as the API sent it, so the pure functions above (rollout health, discovery) work on
+real-shaped data. Not the official ``kubernetes`` client: importing it costs ~35 MiB of RSS and
+each of its requests 1-2 ms of CPU (issue 11). It is synchronous; callers run it off the event
+loop.
 """
 
 from __future__ import annotations
@@ -15,14 +17,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 from urllib3.util.retry import Retry
 
+from rotator.kube_connection import (
+    CredentialError,
+    KubeConfigError,
+    KubeConnection,
+    Response,
+    load_settings,
+)
 from rotator.models.keys import CONSUMER, CONSUMER_LABEL, DOMAIN, MANAGED_BY, MANAGED_BY_LABEL
 from rotator.models.spec import WorkloadKind
 from rotator.policy.ratelimit import MAX_RETRY_AFTER, TokenBucket, retry_after_seconds
@@ -41,7 +48,7 @@ JsonObject = dict[str, Any]
 _DRY_RUN: Final = {"dryRun": "All"}
 
 _TRANSPORT_RETRIES: Final = Retry(total=3, respect_retry_after_header=False)
-"""urllib3's own retries under the API client: its default (3, for connection errors) minus
+"""urllib3's own retries under the connection: its default (3, for connection errors) minus
 honouring Retry-After, which it would sleep out unbounded and uncounted; ``Kube`` does that."""
 
 
@@ -94,22 +101,11 @@ POOL_SIZE: Final = 32
 store loops and the leader's renewals."""
 
 
-def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> k8s.ApiClient:
-    """Build one client per process: in-cluster when no kubeconfig is given and one is mounted."""
-    configuration = k8s.Configuration()
-    configuration.retries = _TRANSPORT_RETRIES
-    if kubeconfig:
-        k8s_config.load_kube_config(
-            config_file=kubeconfig, context=context, client_configuration=configuration
-        )
-    else:
-        try:
-            k8s_config.load_incluster_config(client_configuration=configuration)
-        except k8s_config.ConfigException:
-            k8s_config.load_kube_config(context=context, client_configuration=configuration)
-    # The default (5 per core) is below the reconcile threads: connections were discarded.
-    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, POOL_SIZE)
-    return k8s.ApiClient(configuration)
+def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> KubeConnection:
+    """Build one connection per process: the kubeconfig when one is given, else in-cluster when
+    a service account is mounted, else ``$KUBECONFIG`` or ``~/.kube/config``. A setting rotator
+    cannot honour is a ``KubeConfigError`` naming the kubeconfig field."""
+    return KubeConnection(load_settings(kubeconfig, context), maxsize=POOL_SIZE, retries=_TRANSPORT_RETRIES)
 
 
 def policy_path(namespace: str, name: str = "") -> str:
@@ -271,7 +267,7 @@ class Kube:
 
     def __init__(
         self,
-        api_client: k8s.ApiClient,
+        api_client: KubeConnection,
         request_timeout: float = 10.0,
         on_request: OnKubeRequest = no_count,
         cache: WatchCache | None = None,
@@ -282,7 +278,6 @@ class Kube:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._api = api_client
-        _own_retry_after(api_client)
         self._timeout = request_timeout
         self._on_request = on_request
         self.cache = cache
@@ -292,7 +287,7 @@ class Kube:
         self._sleep = sleep
 
     @property
-    def api_client(self) -> k8s.ApiClient:
+    def api_client(self) -> KubeConnection:
         return self._api
 
     @property
@@ -307,15 +302,29 @@ class Kube:
         content_type: str = "application/json",
         query: Mapping[str, str] | None = None,
     ) -> JsonObject:
-        for attempt in range(self._retries + 1):
-            try:
-                return self._send(method, path, body, content_type, query)
-            except ApiException as exc:
-                delay = _retry_after(exc) if attempt < self._retries else None
-                if delay is None:
-                    raise _map_error(exc) from None
-                self._sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        attempt, renewed = 0, False
+        while True:
+            response = self._send(method, path, body, content_type, query)
+            if 200 <= response.status <= 299:
+                try:
+                    return json.loads(response.data) if response.data else {}
+                except ValueError as exc:
+                    # A body cut short: worth a retry, not our bug.
+                    raise KubeUnavailable(0, "Unreachable", type(exc).__name__) from None
+            if response.status == 401 and not renewed and self._renew_credentials():
+                renewed = True  # a rotated token or a re-run exec plugin: once more with it
+                continue
+            delay = _retry_after(response) if attempt < self._retries else None
+            if delay is None:
+                raise _map_error(response)
+            attempt += 1
+            self._sleep(delay)
+
+    def _renew_credentials(self) -> bool:
+        try:
+            return self._api.renew_credentials()
+        except CredentialError:
+            return False  # the 401 stands
 
     def _send(
         self,
@@ -324,28 +333,21 @@ class Kube:
         body: object | None,
         content_type: str,
         query: Mapping[str, str] | None,
-    ) -> JsonObject:
-        """One request (after its token): the answer, or ApiException for an error status."""
+    ) -> Response:
+        """One request (after its token): the answer, whatever its status."""
         if self.limiter is not None and (wait := self.limiter.reserve(self._clock())) > 0:
             self._sleep(wait)
         self._on_request(*request_labels(method, path, query))
+        payload = json.dumps(body).encode() if body is not None else None
         try:
-            response = self._api.call_api(
-                path,
-                method,
-                query_params=list((query or {}).items()),
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _return_http_data_only=True,
-                _request_timeout=self._timeout,
+            return self._api.request(
+                method, path, query=query, body=payload, content_type=content_type, timeout=self._timeout
             )
-            data = response.data
-            return json.loads(data) if data else {}
-        except (HTTPError, ValueError) as exc:
-            # Unreachable, or a body cut short: both are worth a retry, neither is our bug.
+        except HTTPError as exc:
+            # Unreachable, or an answer cut short: worth a retry, not our bug.
             raise KubeUnavailable(0, "Unreachable", type(exc).__name__) from None
+        except CredentialError as exc:
+            raise KubeUnavailable(0, "NoCredentials", str(exc)) from None
 
     def get(self, path: str) -> JsonObject | None:
         if self.cache is not None:
@@ -454,29 +456,20 @@ class Kube:
         return self.replace(secret_path(namespace, name), body, dry_run=dry_run)
 
 
-def _own_retry_after(api_client: k8s.ApiClient) -> None:
-    """Take Retry-After away from urllib3 for a client built elsewhere (tests, the sandbox)."""
-    pool_manager = getattr(getattr(api_client, "rest_client", None), "pool_manager", None)
-    if pool_manager is not None and pool_manager.connection_pool_kw.get("retries") is not _TRANSPORT_RETRIES:
-        pool_manager.connection_pool_kw["retries"] = _TRANSPORT_RETRIES
-        pool_manager.clear()  # pools already open keep the retries they were built with
-
-
-def _retry_after(exc: ApiException) -> float | None:
+def _retry_after(response: Response) -> float | None:
     """The wait a 429 asks for, when it asks for one this client honours."""
-    if exc.status != 429:
+    if response.status != 429:
         return None
-    headers = exc.headers or {}
-    delay = retry_after_seconds(headers.get("Retry-After"))
+    delay = retry_after_seconds(response.headers.get("Retry-After"))
     return delay if delay is not None and delay <= MAX_RETRY_AFTER else None
 
 
-def _map_error(exc: ApiException) -> KubeError:
-    status = int(exc.status or 0)
-    reason = str(exc.reason or "")
+def _map_error(response: Response) -> KubeError:
+    status = int(response.status or 0)
+    reason = str(response.reason or "")
     message = ""
     try:
-        message = str(json.loads(exc.body or "{}").get("message", ""))
+        message = str(json.loads(response.data or "{}").get("message", ""))
     except (ValueError, AttributeError):
         message = ""
     if status == 409:
@@ -509,17 +502,34 @@ class Connection:
     private_key_path: str | None
     insecure: bool
     default_namespace: str | None = None
+    #: When an exec plugin's credential stops working: Kopf logs in again by then.
+    expiration: datetime | None = None
+
+    def __repr__(self) -> str:  # never the token
+        return f"Connection(server={self.server!r}, expiration={self.expiration})"
 
 
-def connection_of(api_client: k8s.ApiClient) -> Connection:
-    config = api_client.configuration
-    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix("authorization")
-    token = header.split(" ", 1)[-1] if header else None
+def connection_of(api_client: KubeConnection, *, renew: bool = False) -> Connection:
+    """The connection's identity as it is now; ``renew`` first re-reads the token file or
+    re-runs the exec plugin (Kopf asks again after a 401 or at ``expiration``: the credential
+    it had was refused or is about to be, and giving it the same one again would not help).
+
+    Raises KubeConfigError for a setting only rotator's own client honours (tls-server-name)."""
+    settings = api_client.settings
+    if settings.tls_server_name:
+        raise KubeConfigError(
+            f"{settings.source}: tls-server-name is not supported by Kopf's client; "
+            "use a server address the API server's certificate names"
+        )
+    if renew:
+        api_client.renew_credentials()
+    credentials = api_client.credentials()
     return Connection(
-        server=config.host,
-        token=token,
-        ca_path=config.ssl_ca_cert or None,
-        certificate_path=config.cert_file or None,
-        private_key_path=config.key_file or None,
-        insecure=not config.verify_ssl,
+        server=settings.server,
+        token=credentials.token,
+        ca_path=api_client.ca_path,
+        certificate_path=credentials.cert_file,
+        private_key_path=credentials.key_file,
+        insecure=settings.insecure,
+        expiration=credentials.expiration,
     )

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 
-import kubernetes
 import pytest
 
 from rotator.kube import Kube, KubeUnavailable
+from rotator.kube_connection import KubeConnection
 from rotator.policy.ratelimit import TokenBucket
 from rotator.sandbox.kube_emulator import Fault
 from rotator.sandbox.kube_server import KubeServer
@@ -29,7 +29,7 @@ class Clock:
         self.now += seconds
 
 
-def _kube(api: kubernetes.client.ApiClient, clock: Clock, sent: list[str], **kwargs: object) -> Kube:
+def _kube(api: KubeConnection, clock: Clock, sent: list[str], **kwargs: object) -> Kube:
     return Kube(
         api,
         on_request=lambda verb, resource: sent.append(f"{verb} {resource}"),
@@ -40,10 +40,10 @@ def _kube(api: kubernetes.client.ApiClient, clock: Clock, sent: list[str], **kwa
 
 
 def test_the_token_bucket_spaces_requests_after_the_burst(
-    kube_server: KubeServer, kube_api: kubernetes.client.ApiClient
+    kube_server: KubeServer, kube_client: KubeConnection
 ) -> None:
     clock, sent = Clock(), []
-    kube = _kube(kube_api, clock, sent, limiter=TokenBucket(qps=4.0, burst=2))
+    kube = _kube(kube_client, clock, sent, limiter=TokenBucket(qps=4.0, burst=2))
     for _ in range(5):
         assert kube.get_secret(NS, "absent") is None
     assert len(sent) == 5
@@ -51,10 +51,10 @@ def test_the_token_bucket_spaces_requests_after_the_burst(
 
 
 def test_a_429_with_retry_after_is_waited_out_and_retried(
-    kube_server: KubeServer, kube_api: kubernetes.client.ApiClient
+    kube_server: KubeServer, kube_client: KubeConnection
 ) -> None:
     clock, sent = Clock(), []
-    kube = _kube(kube_api, clock, sent)
+    kube = _kube(kube_client, clock, sent)
     kube.create_secret(NS, {"metadata": {"name": "s"}, "data": {}})
     kube_server.add_fault(
         Fault(re.compile(r"/secrets/s$"), "GET", 429, "TooManyRequests", times=2, retry_after=2)
@@ -68,10 +68,10 @@ def test_a_429_with_retry_after_is_waited_out_and_retried(
 
 
 def test_a_429_is_retried_a_bounded_number_of_times(
-    kube_server: KubeServer, kube_api: kubernetes.client.ApiClient
+    kube_server: KubeServer, kube_client: KubeConnection
 ) -> None:
     clock, sent = Clock(), []
-    kube = _kube(kube_api, clock, sent, retries=2)
+    kube = _kube(kube_client, clock, sent, retries=2)
     kube_server.add_fault(
         Fault(re.compile(r"/secrets/s$"), "GET", 429, "TooManyRequests", times=None, retry_after=1)
     )
@@ -82,10 +82,10 @@ def test_a_429_is_retried_a_bounded_number_of_times(
 
 
 def test_a_429_without_retry_after_or_asking_too_long_goes_to_the_engines_backoff(
-    kube_server: KubeServer, kube_api: kubernetes.client.ApiClient
+    kube_server: KubeServer, kube_client: KubeConnection
 ) -> None:
     clock, sent = Clock(), []
-    kube = _kube(kube_api, clock, sent)
+    kube = _kube(kube_client, clock, sent)
     kube_server.add_fault(Fault(re.compile(r"/secrets/a$"), "GET", 429, "TooManyRequests"))
     kube_server.add_fault(Fault(re.compile(r"/secrets/b$"), "GET", 429, "TooManyRequests", retry_after=3600))
     for name in ("a", "b"):

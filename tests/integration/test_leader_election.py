@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import kubernetes
 import pytest
 
 from rotator.kube import Kube, KubeConflict
+from rotator.kube_connection import KubeConnection
 from rotator.leader import LeaderElector, LeadershipLost
 from rotator.models import LeaderElection, utcnow
 from rotator.policy.leader import LeaseRecord, claim, lease_spec, record_of
@@ -68,8 +68,8 @@ def lease(kube: Kube) -> LeaseRecord:
 
 
 @pytest.fixture
-def kube(kube_api: kubernetes.client.ApiClient) -> Kube:
-    return Kube(kube_api)
+def kube(kube_client: KubeConnection) -> Kube:
+    return Kube(kube_client)
 
 
 # --- the elector, on a hand-moved clock ----------------------------------------------------------

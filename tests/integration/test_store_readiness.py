@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import kubernetes
 import pytest
 
 from rotator.kube import Kube, KubeError, policy_path
+from rotator.kube_connection import KubeConnection
 from rotator.models import PermanentError
 from rotator.sandbox import demo
 from rotator.sandbox.kube_emulator import API_SERVER_AUDIENCE
@@ -370,8 +370,8 @@ WHERE = "RotationStore/vault spec.vault.auth.kubernetes.audiences"
 
 
 @pytest.fixture
-def cluster(kube_api: kubernetes.client.ApiClient, kube_server: KubeServer) -> Kube:
-    kube = Kube(kube_api)
+def cluster(kube_client: KubeConnection, kube_server: KubeServer) -> Kube:
+    kube = Kube(kube_client)
     demo.create(kube, "/api/v1/namespaces", demo.namespace("shop"))
     demo.create(kube, "/api/v1/namespaces/shop/serviceaccounts", demo.service_account("shop"))
     return kube

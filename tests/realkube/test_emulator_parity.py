@@ -19,7 +19,6 @@ import kubernetes
 import pytest
 import yaml
 
-from rotator.kube import load_api_client
 from rotator.sandbox.kube_server import KubeServer
 from tests.fixtures.realkube import kubectl
 from tests.realkube.test_control_plane import CRD_FILES, CRD_NAMES
@@ -172,7 +171,7 @@ def test_a_label_selected_watch_reports_objects_leaving_and_entering_alike(
     namespace = run["namespace"]
     seen: dict[str, list[tuple[str, str | None]]] = {}
     for name, kubeconfig in servers.items():
-        core = kubernetes.client.CoreV1Api(load_api_client(str(kubeconfig)))
+        core = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(str(kubeconfig)))
         body = {"metadata": {"name": "watched", "labels": {"rotator.dev/parity-watch": "yes"}}}
         created = core.create_namespaced_secret(namespace, body)
         since = created.metadata.resource_version

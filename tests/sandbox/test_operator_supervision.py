@@ -76,7 +76,10 @@ def test_a_crash_loop_is_bounded_and_reported(tmp_path: Path) -> None:
             "operator exited with code 1; not restarting: 2 restarts in the last 120 s "
             f"(see {tmp_path / 'operator.log'})",
         ]
-        assert "Invalid kube-config file" in (tmp_path / "operator.log").read_text()
+        assert (
+            f"kubeconfig {tmp_path / 'missing-kubeconfig'} does not exist"
+            in (tmp_path / "operator.log").read_text()
+        )
     finally:
         supervisor.stop()
         operator.stop()

@@ -1,6 +1,11 @@
 """The operator's start imports neither boto3 nor psycopg: a Vault-only deployment never pays for
 them (together ~16 MiB of RSS, issue 11's memory row). They load where an AWS store or target,
-or a PostgreSQL login, is first used."""
+or a PostgreSQL login, is first used.
+
+Nor does it need the official ``kubernetes`` client (~35 MiB: every generated model): rotator
+talks to the API through rotator.kube_connection, and the image does not install the client.
+Kopf imports it whenever it is installed (its optional model support), and the test environment
+installs it for the tests that use it, so the probe runs once as the image does, without it."""
 
 from __future__ import annotations
 
@@ -8,9 +13,23 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# Without the official client, as in the image: an import of it fails as if not installed.
+HIDE_KUBERNETES = """
+import sys
+
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name == "kubernetes" or name.startswith("kubernetes."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+"""
 
 # What `rotator run` imports before Kopf starts (rotator.cli._run), plus the engine's modules.
 PROBE = """
@@ -21,6 +40,8 @@ from rotator.kube import Kube, WatchCache, load_api_client, watched_object
 from rotator.leader import LeaderElector
 from rotator.metrics import Metrics
 from rotator.models import Settings
+from rotator.policy.ratelimit import TokenBucket
+from rotator.steps.checkpoints import Checkpoint
 from rotator.stores.opener import StoreOpener
 from rotator.targets.opener import open_target
 from rotator.tenancy.resolver import StoreResolver
@@ -28,9 +49,29 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
 
 
-def test_the_operator_starts_without_boto3_or_psycopg() -> None:
+def _loaded(prelude: str = "") -> set[str]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'operator'}{os.pathsep}{ROOT}"}
-    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
-    loaded = set(json.loads(out.stdout))
+    out = subprocess.run(
+        [sys.executable, "-c", prelude + PROBE], env=env, capture_output=True, text=True, check=True
+    )
+    return set(json.loads(out.stdout))
+
+
+def test_the_operator_starts_without_boto3_or_psycopg() -> None:
+    loaded = _loaded()
     assert "hvac" in loaded  # the probe did import the stores
     assert not loaded & {"boto3", "psycopg"}
+
+
+def test_the_operator_starts_without_the_official_kubernetes_client() -> None:
+    loaded = _loaded(HIDE_KUBERNETES)  # check=True: any import of it would have failed the probe
+    assert {"kopf", "urllib3", "hvac"} <= loaded  # the probe did import Kopf and rotator.kube's pool
+    assert "kubernetes" not in loaded
+
+
+def test_the_official_kubernetes_client_is_not_a_runtime_dependency() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = [dep.split(">")[0].split("<")[0].split("=")[0].split("[")[0] for dep in project["dependencies"]]
+    assert "kubernetes" not in runtime
+    assert "urllib3" in runtime  # imported directly by rotator.kube_connection
+    assert any(dep.startswith("kubernetes") for dep in project["optional-dependencies"]["dev"])
