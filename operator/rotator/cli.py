@@ -95,7 +95,20 @@ def may_watch_workloads(kube: Kube, namespaces: list[str]) -> bool:
     return True
 
 
+def keep_out_the_official_client() -> None:
+    """Make ``import kubernetes`` fail in this process, as where it is not installed (the image).
+
+    Kopf imports the official client whenever it is installed, only to recognise its generated
+    models as bodies (rotator never hands it one): ~1,000 modules, ~35 MiB of RSS and a fifth of
+    the start's import time. A virtualenv with the test dependencies has it installed; the
+    operator process still does without it.
+    """
+    if "kubernetes" not in sys.modules:
+        sys.modules["kubernetes"] = None  # type: ignore[assignment]
+
+
 def _run(args: argparse.Namespace) -> int:
+    keep_out_the_official_client()
     from prometheus_client import start_http_server
 
     from rotator import engine, handlers, logs

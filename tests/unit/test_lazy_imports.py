@@ -45,7 +45,7 @@ from rotator.steps.checkpoints import Checkpoint
 from rotator.stores.opener import StoreOpener
 from rotator.targets.opener import open_target
 from rotator.tenancy.resolver import StoreResolver
-print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+print(json.dumps(sorted({name.split(".")[0] for name, module in sys.modules.items() if module is not None})))
 """
 
 
@@ -66,6 +66,15 @@ def test_the_operator_starts_without_boto3_or_psycopg() -> None:
 def test_the_operator_starts_without_the_official_kubernetes_client() -> None:
     loaded = _loaded(HIDE_KUBERNETES)  # check=True: any import of it would have failed the probe
     assert {"kopf", "urllib3", "hvac"} <= loaded  # the probe did import Kopf and rotator.kube's pool
+    assert "kubernetes" not in loaded
+
+
+def test_the_operator_process_keeps_the_official_client_out_even_where_it_is_installed() -> None:
+    """This virtualenv has it (the tests use it): ``rotator run`` still never loads it."""
+    assert "kubernetes" in _loaded(), "the probe's environment has the client, and Kopf imports it"
+    keep_out = "from rotator.cli import keep_out_the_official_client\nkeep_out_the_official_client()\n"
+    loaded = _loaded(keep_out)
+    assert {"kopf", "urllib3", "hvac"} <= loaded
     assert "kubernetes" not in loaded
 
 
