@@ -9,7 +9,6 @@ KV. The opener's directory for CA files exists only once a bundle is used, and g
 
 from __future__ import annotations
 
-import datetime
 import gc
 import json
 import uuid
@@ -20,10 +19,8 @@ from typing import Any
 import hvac
 import hvac.exceptions
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from rotator.engine.store_health import StoreChecked, check_store
 from rotator.models import reasons
@@ -36,6 +33,7 @@ from rotator.stores.opener import StoreOpener
 from rotator.stores.vault.auth import connect
 from rotator.stores.vault.kv2 import VaultKV2Store
 from tests.engine.harness import NS, EngineBench
+from tests.fixtures.certs import self_signed_ca_pem
 
 STORE = f"/apis/rotator.dev/v1alpha1/namespaces/{NS}/rotationstores/{demo.STORE}"
 FIELD = "spec.vault.caBundle"
@@ -128,21 +126,7 @@ def said(bench: EngineBench, *seen: Any) -> str:
 
 def other_ca_pem() -> str:
     """A well-formed CA certificate that did not sign the server's."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "someone-else-ca")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return self_signed_ca_pem("someone-else-ca")
 
 
 # --- trusted -------------------------------------------------------------------------------------

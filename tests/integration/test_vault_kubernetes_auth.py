@@ -5,18 +5,14 @@ what that namespace may touch. A role bound to team-a refuses team-b."""
 
 from __future__ import annotations
 
-import datetime
 import uuid
 
 import hvac
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from rotator.kube import policy_path
 from rotator.sandbox import demo
+from tests.fixtures.certs import self_signed_ca_pem
 from tests.fixtures.rotation import NAMESPACE, Bench
 
 SA = "rotator"
@@ -25,21 +21,7 @@ CLUSTER_STORES = "/apis/rotator.dev/v1alpha1/clusterrotationstores"
 
 def throwaway_ca_pem() -> str:
     """Vault insists on a CA when it must not read a local one; the emulator speaks plain HTTP."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sandbox-ca")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return self_signed_ca_pem("sandbox-ca")
 
 
 def tenants(bench: Bench) -> str:
