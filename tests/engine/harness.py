@@ -212,11 +212,13 @@ class EngineBench:
         resync: bool = True,
         spec: Mapping[str, Any] | None = None,
         status: Mapping[str, Any] | None = None,
+        deliver: bool = True,
         **deps: Any,
     ) -> Run:
         """One reconcile of the policy as stored; ``spec``/``status`` replace what was read (to
-        feed the engine what the CRD would refuse: an older CRD, a hand edit)."""
-        if self.watching:
+        feed the engine what the CRD would refuse: an older CRD, a hand edit). ``deliver`` False
+        (watching): the watches lag, the cache holds what it held."""
+        if self.watching and deliver:
             self._deliver()
             obj = self._last or self.kube.get_policy(NS, POLICY)
         else:

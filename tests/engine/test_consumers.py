@@ -117,3 +117,31 @@ def test_a_discovered_consumer_deleted_mid_rotation_is_not_waited_for(bench: Eng
     runs = bench.rotate_to_end()
     assert runs[-1].status.last_result is RotationResult.SUCCEEDED
     assert runs[-1].status.current_version == "2"
+
+
+def test_a_restart_the_watch_has_not_delivered_still_holds_its_place_in_the_throttle(
+    bench: EngineBench,
+) -> None:
+    """maxConcurrent 1: the next consumer restarts only once the last one's rollout is seen
+    complete. A cached view from before that restart shows the previous rollout, complete; it
+    must not free the place (three rollouts at once would be a herd the setting exists to stop)."""
+    seed_consumers(bench, {"auto": True, "maxConcurrent": 1})
+    bench.watch()
+    bench.rotate_to_end()
+    views = {
+        f"{kind}/{name}": bench.kube.request("GET", workload_path(kind, NS, name))
+        for kind, name in (("Deployment", DEPLOYMENT), STATEFUL, DAEMON)
+    }
+    bench.annotate(FORCE_ROTATE, "lagging-watch")
+    bench.tick(60)
+    bench.rotate_until(
+        lambda run: run.status.rotation is not None and len(run.status.rotation.restarted_targets) == 1
+    )
+    (first,) = bench.status().rotation.restarted_targets  # type: ignore[union-attr]
+    cache = bench.kube.cache
+    assert cache is not None
+    cache.put(views[first])  # the watch's last word on it: before its restart
+    run = bench.reconcile(deliver=False)
+    assert run.status.rotation is not None
+    assert run.status.rotation.restarted_targets == (first,), "a second restart began on a stale view"
+    assert bench.rotate_to_end()[-1].status.last_result is RotationResult.SUCCEEDED

@@ -227,3 +227,30 @@ def test_step_timeline_keeps_milliseconds(bench: EngineBench) -> None:
     assert run.status.rotation.steps is not None
     assert run.status.rotation.steps[0].seconds == 0.25
     assert run.status.rotation.started_at == T0
+
+
+def test_verify_never_judges_a_view_of_the_workload_from_before_its_restart(bench: EngineBench) -> None:
+    """As the operator runs, verify reads the workload from the watch cache, and the watch may
+    not have delivered the restart yet: the cache then shows the last rollout, complete. Judged,
+    that view would verify at once and revoke the old credential under pods that still use it.
+    Verify waits instead, until the view shows this rotation's restart."""
+    bench.seed()
+    bench.watch()
+    bench.rotate_to_end()
+    before_restart = bench.deployment()
+    bench.annotate(FORCE_ROTATE, "lagging-watch")
+    bench.tick(60)
+    bench.rotate_to_step(Step.VERIFY)
+    cache = bench.kube.cache
+    assert cache is not None
+    cache.put(before_restart)  # the watch lags: its last word is the rollout before this one
+    run = bench.reconcile(deliver=False)
+    assert run.status.rotation is not None
+    assert run.status.rotation.step == Step.VERIFY
+    assert run.status.rotation.verified_at is None, "verified from a view that predates the restart"
+    assert bench.store_value("1") is not None
+    assert run.requeue is not None
+    assert run.requeue > 0
+    assert bench.reconcile().status.rotation is not None, "the delivered restart is judged as usual"
+    finished = bench.rotate_to_end()[-1]
+    assert finished.status.history[0].result == "Succeeded"

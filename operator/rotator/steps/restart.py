@@ -16,6 +16,7 @@ from rotator.steps.context import StepContext, StepResult, gave_up
 from rotator.workloads.discovery import workload_secret_names
 from rotator.workloads.health import rollout_health
 from rotator.workloads.io import read_workload, restart
+from rotator.workloads.restarter import already_restarted
 
 
 def run(ctx: StepContext) -> StepResult:
@@ -23,6 +24,11 @@ def run(ctx: StepContext) -> StepResult:
     in_flight = 0
     for target in recorded(ctx):
         workload = read_workload(ctx.kube, ctx.policy.namespace, target.kind, target.name)
+        if workload is not None and not already_restarted(workload, ctx.rotation_id, ctx.spec.secret.name):
+            # A view from before its restart (the watch lags): its rollout has not been seen
+            # yet, so it still takes one of the max concurrent places.
+            in_flight += 1
+            continue
         health = rollout_health(target.kind, workload) if workload is not None else None
         if health is not None and health.state == "failed":
             # Stop spreading a credential that breaks a consumer: roll back now.

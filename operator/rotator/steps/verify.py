@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from rotator.managed_secret import current_secret_version
 from rotator.models import format_duration, reasons
-from rotator.models.keys import ROTATION_ID
 from rotator.policy.transitions import Outcome, verify_deadline_passed
 from rotator.steps.consumers import verified
 from rotator.steps.context import StepContext, StepResult, gave_up, read_credential
 from rotator.targets.base import TargetAuthFailed
 from rotator.workloads.health import rollout_health
 from rotator.workloads.io import read_workload
-from rotator.workloads.restarter import template_annotations
+from rotator.workloads.restarter import already_restarted
 
 
 def run(ctx: StepContext) -> StepResult:
@@ -28,14 +27,18 @@ def run(ctx: StepContext) -> StepResult:
             return gave_up(
                 f"{target.kind} {target.name} disappeared during verification", reasons.VERIFY_FAILED
             )
-        # Recorded by the restart step: restarted after the Secret changed, by this rotation or
-        # (a shared workload) by another policy's; its newest rollout is what counts.
-        if target.key not in ctx.restarted_targets and (
-            template_annotations(workload).get(ROTATION_ID) != ctx.rotation_id
-        ):
-            # Never rolled for this rotation (added to the spec mid-way): its pods still hold the
-            # old value, so revoking it would break them. Wait, and roll back at the timeout.
-            waiting.append(f"{target.kind} {target.name} was not restarted for this rotation")
+        # Its rollout counts only as seen after the restart that covers this rotation: by this
+        # rotation's id, or (a shared workload) a later restart that recorded this rotation as
+        # the writer of its Secret. A view without it predates the restart (the watch has not
+        # delivered it yet: judged, it would show the last rollout, complete) or the workload
+        # was never rolled for this rotation (added to the spec mid-way). Either way its pods
+        # may hold the old value, so revoking it would break them: wait (and roll back at the
+        # timeout).
+        if not already_restarted(workload, ctx.rotation_id, ctx.spec.secret.name):
+            if target.key in ctx.restarted_targets:
+                waiting.append(f"{target.kind} {target.name} is rolling out")
+            else:
+                waiting.append(f"{target.kind} {target.name} was not restarted for this rotation")
             continue
         health = rollout_health(target.kind, workload)
         if health.state == "failed":
