@@ -51,7 +51,7 @@ from rotator import compact, engine
 from rotator.admission import PARKED, Admission
 from rotator.engine.store_health import HealthCheck, check_store
 from rotator.kube import API_VERSION, GROUP, KIND, PLURAL, VERSION, Kube, connection_of, secret_path
-from rotator.kube_connection import CredentialError, KubeConfigError
+from rotator.kubeconfig import CredentialError, KubeConfigError
 from rotator.leader import LeaderElector, LeadershipLost
 from rotator.models import Event, PolicyRef, reasons, utcnow
 from rotator.models.keys import CONSUMER, CONSUMER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL

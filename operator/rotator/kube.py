@@ -1,11 +1,11 @@
 """The only Kubernetes API wrapper.
 
 A thin JSON-over-REST layer on :mod:`rotator.kube_connection` (kubeconfig or in-cluster
-settings, credentials kept current, one urllib3 pool): every object comes back as a plain dict,
-exactly as the API sent it, so the pure functions above (rollout health, discovery) work on
-real-shaped data. Not the official ``kubernetes`` client: importing it costs ~35 MiB of RSS and
-each of its requests 1-2 ms of CPU (issue 11). It is synchronous; callers run it off the event
-loop.
+settings, parsed by :mod:`rotator.kubeconfig`; credentials kept current; one urllib3 pool):
+every object comes back as a plain dict, exactly as the API sent it, so the pure functions above
+(rollout health, discovery) work on real-shaped data. Not the official ``kubernetes`` client:
+importing it costs ~35 MiB of RSS and each of its requests 1-2 ms of CPU (issue 11). It is
+synchronous; callers run it off the event loop.
 """
 
 from __future__ import annotations
@@ -23,13 +23,8 @@ from typing import Any, Final
 from urllib3.exceptions import HTTPError
 from urllib3.util.retry import Retry
 
-from rotator.kube_connection import (
-    CredentialError,
-    KubeConfigError,
-    KubeConnection,
-    Response,
-    load_settings,
-)
+from rotator.kube_connection import KubeConnection, Response, load_settings
+from rotator.kubeconfig import CredentialError, KubeConfigError
 from rotator.models.keys import CONSUMER, CONSUMER_LABEL, DOMAIN, MANAGED_BY, MANAGED_BY_LABEL
 from rotator.models.spec import WorkloadKind
 from rotator.policy.ratelimit import MAX_RETRY_AFTER, TokenBucket, retry_after_seconds
