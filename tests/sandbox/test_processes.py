@@ -269,6 +269,16 @@ def test_a_sandbox_pod_tells_a_refused_credential_from_no_answer(postgres_server
     with psycopg.connect(postgres_server.dsn, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f"ALTER ROLE {role} NOLOGIN")
     assert login(role, f"pw-{role}") is False, "a locked role is a refusal"
+    with psycopg.connect(postgres_server.dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"ALTER ROLE {role} LOGIN CONNECTION LIMIT 0")
+    assert login(role, f"pw-{role}") is False, "a role held at its connection limit is refused too"
+    with psycopg.connect(postgres_server.dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"ALTER ROLE {role} CONNECTION LIMIT -1")
+        conn.execute("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
+        try:
+            assert login(role, f"pw-{role}") is False, "no CONNECT on the database is a refusal"
+        finally:
+            conn.execute("GRANT CONNECT ON DATABASE postgres TO PUBLIC")
     assert login(role, f"pw-{role}", free_port()) is None, "nothing listening: no verdict"
 
 

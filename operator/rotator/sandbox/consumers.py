@@ -129,10 +129,17 @@ class PodLogins:
             state.stop.wait(self._interval)
 
 
-#: What PostgreSQL says when it refuses the credential itself (libpq puts the server's FATAL into
-#: the message; a connection failure carries no SQLSTATE): a wrong password, a role locked
-#: (NOLOGIN) or dropped.
-_REFUSALS: Final = ("password authentication failed", "is not permitted to log in", "does not exist")
+#: What PostgreSQL says when it refuses the role or its credential (libpq puts the server's FATAL
+#: into the message; a connection failure carries no SQLSTATE): a wrong password, a role locked
+#: (NOLOGIN), dropped, held at its CONNECTION LIMIT, or without CONNECT on the database. A server
+#: that is merely full ("too many clients already") or slow is not among them.
+_REFUSALS: Final = (
+    "password authentication failed",
+    "is not permitted to log in",
+    "does not exist",
+    "too many connections for role",
+    "permission denied for database",
+)
 
 
 def _login(conninfo: str) -> bool | None:
