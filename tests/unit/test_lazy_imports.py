@@ -1,5 +1,5 @@
-"""The operator's start imports neither boto3 nor psycopg: a Vault-only deployment never pays for
-them (together ~16 MiB of RSS, issue 11's memory row). They load where an AWS store or target,
+"""The operator's start imports neither boto3, botocore nor psycopg: a Vault-only deployment never
+pays for them (together ~16 MiB of RSS, issue 11's memory row). They load where an AWS store or target,
 or a PostgreSQL login, is first used.
 
 Nor does it need the official ``kubernetes`` client (~35 MiB: every generated model): rotator
@@ -57,10 +57,10 @@ def _loaded(prelude: str = "") -> set[str]:
     return set(json.loads(out.stdout))
 
 
-def test_the_operator_starts_without_boto3_or_psycopg() -> None:
+def test_the_operator_starts_without_boto3_botocore_or_psycopg() -> None:
     loaded = _loaded()
     assert "hvac" in loaded  # the probe did import the stores
-    assert not loaded & {"boto3", "psycopg"}
+    assert not loaded & {"boto3", "botocore", "psycopg"}
 
 
 def test_the_operator_starts_without_the_official_kubernetes_client() -> None:

@@ -28,7 +28,6 @@ import requests
 
 from rotator.models import reasons
 from rotator.models.store import AwsConnection, VaultConnection
-from rotator.stores.aws.auth import assume_web_identity, sts_answers, sts_client
 from rotator.stores.errors import StoreAuthError, StoreUnavailable
 from rotator.stores.vault.auth import connect, vault_kubernetes_login
 from rotator.stores.vault.tls import untrusted_certificate, verification_failed
@@ -118,6 +117,8 @@ def check_aws(
 ) -> Health:
     import botocore.exceptions  # here: a Vault-only operator never loads botocore
 
+    from rotator.stores.aws.auth import sts_answers, sts_client
+
     where = f"AWS {aws.region}" + (f" at {aws.endpoint}" if aws.endpoint else "")
     if login is not None:
         return _aws_login(aws, where, timeout, login)
@@ -141,6 +142,8 @@ def check_aws(
 
 def _aws_login(aws: AwsConnection, where: str, timeout: float, login: IdentityLogin) -> Health:
     import botocore.exceptions
+
+    from rotator.stores.aws.auth import assume_web_identity, sts_client
 
     try:
         credentials = assume_web_identity(

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from rotator.kube import Kube
 from rotator.metrics import Metrics
@@ -42,8 +42,7 @@ from rotator.models.store import (
     VaultConnection,
     VaultKubernetesAuth,
 )
-from rotator.stores.aws.auth import AwsSession, access_key_from_secret, assume_web_identity
-from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore, SMCache
+from rotator.stores.aws.session_cache import SMCache
 from rotator.stores.base import Store
 from rotator.stores.errors import StoreAuthError
 from rotator.stores.health import Health, IdentityLogin, check_aws, check_vault
@@ -52,6 +51,9 @@ from rotator.stores.vault.kv2 import KV2Cache, VaultKV2Store
 from rotator.stores.vault.tls import CA_BUNDLE_FIELD, check_ca_file
 from rotator.tenancy.identity import ApiAudiences, MintedToken, check_audiences, mint_token
 from rotator.tenancy.resolve import ResolvedStore
+
+if TYPE_CHECKING:  # botocore loads with the AWS modules: only where an AWS store is used
+    from rotator.stores.aws.auth import AwsSession
 
 # Log in again when less than this share of a session's lifetime is left.
 RENEW_FRACTION: Final = 0.2
@@ -103,6 +105,8 @@ class StoreOpener:
         aws = resolved.spec.aws_secrets_manager
         assert aws is not None, "the store models guarantee exactly one backend"
         opened = self._aws_session(policy, resolved, aws)
+        from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore
+
         return AwsSecretsManagerStore(
             opened.client.client("secretsmanager"),
             resolved.path,
@@ -150,6 +154,8 @@ class StoreOpener:
         keys, login = None, None
         key_ref, web = aws.auth.access_key_secret_ref, aws.auth.web_identity
         if key_ref is not None:
+            from rotator.stores.aws.auth import access_key_from_secret
+
             field_name = "awsSecretsManager.auth.accessKeySecretRef"
             where, secret = self._static_secret(resolved, key_ref.name, key_ref.namespace, field_name)
             keys = (
@@ -361,6 +367,8 @@ class StoreOpener:
     # --- AWS ---------------------------------------------------------------------------------
     def _aws_session(self, policy: PolicyRef, resolved: ResolvedStore, aws: AwsConnection) -> _Session:
         """The cached session of an AWS store; its ``client`` is an ``AwsSession``."""
+        from rotator.stores.aws.auth import AwsSession, access_key_from_secret, assume_web_identity
+
         connection: tuple[str, ...] = (f"aws:{aws.region}:{aws.endpoint or ''}",)
         web = aws.auth.web_identity
         if web is not None:

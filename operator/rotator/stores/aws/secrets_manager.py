@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -67,6 +67,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from rotator.logs import SENSITIVE
 from rotator.models.keys import STORE_VERSIONS as ROTATOR_VERSIONS
+from rotator.stores.aws.session_cache import SMCache
 from rotator.stores.base import (
     FAILED_VERSIONS,
     MANAGED_BY,
@@ -86,7 +87,6 @@ from rotator.stores.errors import (
     StoreUnavailable,
     StoreVersionNotFound,
 )
-from rotator.stores.handover import Handover
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -204,18 +204,6 @@ class _Versions:
                 stages.append(AWSCURRENT)
             versions[version_id] = _Version(tuple(stages), info.created_at)
         return _Versions(versions, dict(self.tags), self.listed)
-
-
-@dataclass
-class SMCache:
-    """What one AWS session's stores carry from one reconcile (store object) to the next.
-
-    ``handover``: per secret, the one value this process just wrote there (version id, value),
-    taken out by the next ``read_value`` of that version (the sync step's; ``promote`` moves
-    labels only), dropped by ``ensure_owned``, ``revoke`` and ``mark_failed``: no read-back of
-    what was written a moment ago, and the revoke step's read is always a real one."""
-
-    handover: Handover = field(default_factory=Handover)
 
 
 def _tag_map(described: Mapping[str, Any]) -> dict[str, str]:
