@@ -8,6 +8,7 @@ moving as the real controllers move them, and faults that make a rollout get stu
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from rotator.sandbox.kube_server import KubeServer
 from rotator.sandbox.kube_store import JSON, ResourceType
 from rotator.sandbox.pod_start import SECRET_VERSIONS_ANNOTATION, SecretVersion
 from rotator.sandbox.rollout import FAIL_READINESS_ANNOTATION
-from tests.fixtures.kube import KubeHTTP, wait_until
+from tests.fixtures.kube import KUBE_POD_DELAY, KubeHTTP, wait_until
 
 NS = "shop"
 MERGE = "application/merge-patch+json"
@@ -373,6 +374,9 @@ def test_a_statefulset_pod_stuck_unready_is_not_replaced_by_a_new_template(
         return status.get("observedGeneration") == generation and status.get("updateRevision") != stuck
 
     wait_until(observed, what="the new template observed")
+    # Several pod delays: a stuck pod that turned ready once its template moved on (the fault
+    # applied only to the current revision) would have been replaced by now.
+    time.sleep(10 * KUBE_POD_DELAY)
     pods = {p.name: p for p in kube_server.workload_pods("StatefulSet", NS, "api")}
     assert not pods["api-1"].ready
     assert pods["api-1"].revision == stuck, "replaced while unready: the real controller waits"

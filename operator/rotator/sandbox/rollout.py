@@ -81,6 +81,10 @@ class _State:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     ready_at: dict[str, float] = field(default_factory=dict)
+    #: Pods held unready by the readiness fault: they stay so while it lasts, even once the
+    #: template moved on (a broken container does not heal because its template was reverted;
+    #: kwok's fault is a label on the pod, the same for its life).
+    held: set[str] = field(default_factory=set)
     last_progress: float = 0.0
     revision: str = ""
     deadline_exceeded: bool = False
@@ -405,6 +409,7 @@ class RolloutSimulator:
         pods_rt = self.store.type_for(*_PODS)
         self.logins.stop_pod(pod["metadata"]["name"])
         state.ready_at.pop(pod["metadata"]["name"], None)
+        state.held.discard(pod["metadata"]["name"])
         if self.store.find(pods_rt, pod["metadata"]["namespace"], pod["metadata"]["name"]) is not None:
             self.store.delete(pods_rt, pod["metadata"]["namespace"], pod["metadata"]["name"])
 
@@ -415,12 +420,15 @@ class RolloutSimulator:
         """
         now = self._clock()
         next_due: float | None = None
+        if not failing:
+            state.held.clear()
         for pod in pods:
             if _is_ready(pod):
                 continue
             labels = pod["metadata"].get("labels") or {}
             pod_revision = labels.get("pod-template-hash") or labels.get("controller-revision-hash")
-            if failing and pod_revision == revision:
+            if failing and (pod_revision == revision or pod["metadata"]["name"] in state.held):
+                state.held.add(pod["metadata"]["name"])
                 continue
             missing = self._missing_secrets(pod)
             if missing:
