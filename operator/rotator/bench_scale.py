@@ -26,10 +26,11 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hvac
 
-from rotator.kube import Kube, policy_path, secret_path
+from rotator.kube import GROUP, PLURAL, VERSION, Kube, policy_path, secret_path
 from rotator.models.keys import FORCE_ROTATE
 from rotator.sandbox import demo
 from rotator.sandbox.operator_process import OperatorProcess
@@ -141,6 +142,34 @@ def _wait(kube: Kube, count: int, names: set[str], timeout: float, began: float 
         time.sleep(0.01 if len(names) == 1 else 2.0)
 
 
+class _Arrival:
+    """When a policy's status first showed N rotations done, taken in the emulator as the write
+    commits (an in-process listener): polling for one policy would compete with the operator
+    for the emulator's thread, and the script it is compared with polls nothing meanwhile."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._seen = threading.Condition()
+        self._done = 0
+        self._at = 0.0
+
+    def __call__(self, event_type: str, rt: Any, obj: dict[str, Any]) -> None:
+        status = obj.get("status") or {}
+        if obj["metadata"]["name"] != self.name or status.get("rotation"):
+            return
+        with self._seen:
+            done = len(status.get("history") or [])
+            if done > self._done:
+                self._done, self._at = done, time.monotonic()
+                self._seen.notify_all()
+
+    def wait(self, count: int, began: float, timeout: float) -> float:
+        with self._seen:
+            if not self._seen.wait_for(lambda: self._done >= count, timeout):
+                raise TimeoutError(f"{self.name} did not reach {count} rotations in {timeout:.0f}s")
+            return self._at - began
+
+
 def _force(kube: Kube, name: str, value: str) -> None:
     kube.merge_patch(policy_path(NS, name), {"metadata": {"annotations": {FORCE_ROTATE: value}}})
 
@@ -228,9 +257,14 @@ def run(policies: int, kube_qps: float, rest_window: float) -> None:
             # rotation and script alternating, so both meet the same moments.
             vault = hvac.Client(url=stack.vault.address, token=stack.vault.root_token, timeout=5)
             ones, baselines = [], []
+            arrival = _Arrival("single")
+            server = stack.kube_server
+            assert server is not None
+            policies_key = (GROUP, VERSION, PLURAL)
+            server.call(lambda emulator: emulator.store.add_listener(arrival, {policies_key}))
             for sample in range(_LATENCY_SAMPLES):
-                _force(kube, "single", f"latency-{sample}")
-                ones.append(_wait(kube, 4 + sample, {"single"}, 60).took)
+                _force(kube, "single", f"latency-{sample}")  # the trigger: timed from its answer
+                ones.append(arrival.wait(4 + sample, time.monotonic(), 60))
                 time.sleep(0.5)
                 baselines.append(_baseline(kube, vault, sample))
             one, baseline = statistics.median(ones), statistics.median(baselines)

@@ -136,13 +136,28 @@ def _runtime(memo: Any) -> Runtime:
     return runtime
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No "last handled" snapshot: rotator has only on-event handlers, which get no diff.
+
+    Kopf still builds and compares a deep copy of every watched object on every event for its
+    on-create/update handlers: 6 % of the operator's CPU in a mass rotation (py-spy), for a diff
+    nothing reads. A unit test keeps the assumption true: no changing or spawning handler."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Kopf keeps any bookkeeping in annotations, never in .status (that belongs to the engine).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=KOPF_PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.INFO
     settings.posting.reporting_component = "rotator"
     # Only the Secrets rotator manages, selected by the API server: never all Secrets.

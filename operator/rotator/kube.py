@@ -383,7 +383,11 @@ class Kube:
         return written
 
     def merge_patch(self, path: str, patch: Mapping[str, Any], *, dry_run: bool = False) -> JsonObject:
-        return self.request("PATCH", path, dict(patch), MERGE_PATCH, query=_DRY_RUN if dry_run else None)
+        if dry_run:
+            return self.request("PATCH", path, dict(patch), MERGE_PATCH, query=_DRY_RUN)
+        # The answer into the cache too: a restart's patch is what verify, chained right after
+        # it, must see (a stale cached workload without it would only make verify wait).
+        return self._written(path, lambda: self.request("PATCH", path, dict(patch), MERGE_PATCH))
 
     def list(self, path: str, label_selector: str | None = None) -> list[JsonObject]:
         query = {"labelSelector": label_selector} if label_selector else None

@@ -24,6 +24,7 @@ from rotator import engine
 from rotator.kube import Kube, KubeError, WatchCache, policy_path, secret_path, watched_object
 from rotator.metrics import Metrics
 from rotator.models import PolicyRef, RotationPolicyStatus, Settings, Step
+from rotator.models.keys import CONSUMER, CONSUMER_LABEL
 from rotator.models.store import StoreRefKind
 from rotator.sandbox import demo
 from rotator.sandbox.kube_server import KubeServer
@@ -38,6 +39,10 @@ POLICY = demo.POLICY
 SECRET = demo.SECRET
 DEPLOYMENT = demo.DEPLOYMENT
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+#: A grace period for tests that stop between verify and revoke: without one verify chains
+#: straight into revoke in one reconcile (``engine.advance._chained``), so no run stops there.
+GRACE_SECONDS = 60
+GRACE = {"gracePeriod": f"{GRACE_SECONDS}s"}
 SETTINGS = Settings(idle_resync=30.0, poll=0.5, backoff_base=1.0, backoff_cap=60.0)
 
 
@@ -167,6 +172,10 @@ class EngineBench:
                     cache.put(found)
                 else:
                     cache.forget(path)
+            # and every workload rotator has labelled a consumer (its label-selected watches)
+            for kind in ("Deployment", "StatefulSet", "DaemonSet"):
+                for workload in self.kube.list(workload_path(kind, NS), f"{CONSUMER_LABEL}={CONSUMER}"):
+                    cache.put(workload)
         finally:
             self.kube.cache = cache
 
@@ -259,6 +268,13 @@ class EngineBench:
 
     def rotate_to_step(self, step: Step) -> list[Run]:
         return self.rotate_until(lambda run: run.step == step)
+
+    def rotate_to_revoke(self) -> list[Run]:
+        """To the revoke step, verifiedAt recorded and the grace period over: the next reconcile
+        revokes. For a policy seeded with ``revoke=GRACE`` (see :data:`GRACE`)."""
+        runs = self.rotate_to_step(Step.REVOKE)
+        self.tick(GRACE_SECONDS)
+        return runs
 
     def rotate_to_end(self) -> list[Run]:
         return self.rotate_until(lambda run: run.status.rotation is None and bool(run.status.history))

@@ -20,7 +20,7 @@ from rotator.sandbox.moto_server import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS
 from rotator.steps.checkpoints import Checkpoint
 from rotator.stores.opener import StoreOpener
 from rotator.targets import aws_iam
-from tests.engine.harness import DEPLOYMENT, NS, EngineBench, Run
+from tests.engine.harness import DEPLOYMENT, GRACE, NS, EngineBench, Run
 
 REGION = "us-east-1"
 KEYS_SECRET = "aws-keys"
@@ -113,10 +113,12 @@ def aws_spec(user: IamUser, *, store: str = "aws") -> dict[str, Any]:
     }
 
 
-def seed(bench: EngineBench, user: IamUser, moto: MotoServer, *, progress_deadline: int = 600) -> None:
+def seed(
+    bench: EngineBench, user: IamUser, moto: MotoServer, *, progress_deadline: int = 600, **spec: Any
+) -> None:
     """The policy on an AWS RotationStore (the store's data stays in the bench's FakeStore; its
     AWS identity, the keys Secret, is what manages the user's keys)."""
-    bench.seed(progress_deadline=progress_deadline, **aws_spec(user))
+    bench.seed(progress_deadline=progress_deadline, **aws_spec(user), **spec)
     demo.create(bench.kube, demo.store_collection(NS), aws_store(moto))
     demo.create(bench.kube, f"/api/v1/namespaces/{NS}/secrets", keys_secret())
 
@@ -152,7 +154,7 @@ def test_two_key_dance_deletes_the_old_key_only_after_the_new_one_authenticated(
     aws_bench: EngineBench, user: IamUser, moto_server: MotoServer
 ) -> None:
     bench = aws_bench
-    seed(bench, user, moto_server)
+    seed(bench, user, moto_server, revoke=GRACE)
     first = rotate_to_end(bench)[-1]
     assert first.status.last_result == "Succeeded"
     key_a, secret_a = secret_key(bench)
@@ -164,7 +166,7 @@ def test_two_key_dance_deletes_the_old_key_only_after_the_new_one_authenticated(
     assert user.tags() == {aws_iam.OWNER_TAG: f"{NS}/{demo.POLICY}"}, "claimed; the mint marker dropped"
 
     bench.annotate(FORCE_ROTATE, "two")
-    runs = bench.rotate_to_step(Step.REVOKE)
+    runs = bench.rotate_to_revoke()
     key_b, secret_b = secret_key(bench)
     assert key_b != key_a
     assert user.keys() == {key_a: "Active", key_b: "Active"}, "both valid while consumers move over"

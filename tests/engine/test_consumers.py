@@ -54,8 +54,9 @@ def test_discovered_consumers_are_restarted_recorded_and_verified(bench: EngineB
     seed_consumers(bench, {"targets": [{"kind": "Deployment", "name": DEPLOYMENT}], "auto": True})
     runs = bench.rotate_to_end()
     assert runs[-1].status.last_result is RotationResult.SUCCEEDED
-    # The reconcile that ran the restart step is the one after the step became "restart".
-    restart_runs = [run for before, run in itertools.pairwise(runs) if before.step == Step.RESTART]
+    # The reconcile that ran the restart step is the one after the step became "dual" (dual,
+    # sync and restart run in one reconcile: engine.advance.CHAINED).
+    restart_runs = [run for before, run in itertools.pairwise(runs) if before.step == Step.DUAL]
     assert len(restart_runs) == 1, "three targets, maxConcurrent 5: one run"
     restart_run = restart_runs[0]
     rotation = restart_run.status.rotation

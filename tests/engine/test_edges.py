@@ -13,14 +13,14 @@ from rotator.models import Phase, RotationResult, Step, reasons
 from rotator.models.keys import FORCE_ROTATE, MANAGED_BY_LABEL
 from rotator.stores.errors import StoreRefused, StoreUnavailable
 from rotator.stores.fake import FakeStore
-from tests.engine.harness import DEPLOYMENT, NS, SECRET, EngineBench
+from tests.engine.harness import DEPLOYMENT, GRACE, NS, SECRET, EngineBench
 
 
 def test_a_missing_restart_target_rolls_back(bench: EngineBench) -> None:
     bench.seed()
     bench.rotate_to_end()
     bench.annotate(FORCE_ROTATE, "f")
-    bench.rotate_to_step(Step.RESTART)
+    bench.rotate_to_step(Step.DUAL)  # dual's reconcile runs on through sync and restart
     bench.kube.request("DELETE", f"/apis/apps/v1/namespaces/{NS}/deployments/{DEPLOYMENT}")
     run = bench.reconcile()
     assert run.step == Step.ROLLBACK
@@ -29,10 +29,10 @@ def test_a_missing_restart_target_rolls_back(bench: EngineBench) -> None:
 
 
 def test_a_refusal_during_revoke_holds_and_never_rolls_back(bench: EngineBench) -> None:
-    bench.seed()
+    bench.seed(revoke=GRACE)
     bench.rotate_to_end()
     bench.annotate(FORCE_ROTATE, "f")
-    bench.rotate_to_step(Step.REVOKE)
+    bench.rotate_to_revoke()
     secret = bench.secret()
     assert secret is not None
     secret["metadata"]["labels"] = {}  # someone took the Secret over
@@ -46,10 +46,10 @@ def test_a_refusal_during_revoke_holds_and_never_rolls_back(bench: EngineBench) 
 
 
 def test_a_store_error_during_revoke_is_named_not_rolled_back(bench: EngineBench) -> None:
-    bench.seed()
+    bench.seed(revoke=GRACE)
     bench.rotate_to_end()
     bench.annotate(FORCE_ROTATE, "f")
-    bench.rotate_to_step(Step.REVOKE)
+    bench.rotate_to_revoke()
     bench.store.versions[2].value = None  # the verified new credential vanished from the store
     run = bench.reconcile()
     assert run.step == Step.REVOKE
@@ -102,10 +102,10 @@ def test_without_a_schedule_only_forces_and_spec_changes_rotate(bench: EngineBen
 
 
 def test_a_failed_rotation_stays_failed_until_the_next_one(bench: EngineBench) -> None:
-    bench.seed(schedule={"interval": "10m"})
+    bench.seed(schedule={"interval": "10m"}, revoke=GRACE)
     bench.rotate_to_end()
     bench.annotate(FORCE_ROTATE, "f")
-    bench.rotate_to_step(Step.REVOKE)
+    bench.rotate_to_revoke()
     raw = bench.status().rotation
     assert raw is not None
     bench.set_status({"rotation": {"verifiedAt": None}})

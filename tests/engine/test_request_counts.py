@@ -101,8 +101,9 @@ def test_a_forced_rotation_with_one_target_costs_at_most_15_api_and_8_store_requ
         f"{store.total()} store calls, by step:\n" + "\n".join(per_step)
     )
     assert dict(api) == {
-        # start, generate, dual + sync (one reconcile: advance.CHAINED), restart, verify, revoke
-        ("patch", "rotationpolicies/status"): 6,
+        # start, generate, dual + sync + restart + verify's first look (one reconcile:
+        # advance.CHAINED), verify + revoke (grace 0: one reconcile, advance._chained)
+        ("patch", "rotationpolicies/status"): 4,
         ("update", "secrets"): 3,  # generate's dry run, sync (new + previousKey), revoke (drops it)
         # generate's dry run; the restart. No GET: the Deployment carries rotator's consumer
         # label since the first rotation, so restart and verify read it from the watch cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rotator.models import Phase, RotationResult, Step, reasons
 from rotator.models.keys import FORCE_ROTATE, ROTATION_ID
-from tests.engine.harness import DEPLOYMENT, NS, EngineBench
+from tests.engine.harness import DEPLOYMENT, GRACE, NS, EngineBench
 
 
 def rotated_once(bench: EngineBench, **spec: object) -> str:
@@ -96,8 +96,8 @@ def test_store_refusal_before_revoke_rolls_back_instead_of_retrying(bench: Engin
 
 
 def test_revoke_refused_without_verification_ends_failed_never_revokes(bench: EngineBench) -> None:
-    old = rotated_once(bench)
-    bench.rotate_to_step(Step.REVOKE)
+    old = rotated_once(bench, revoke=GRACE)
+    bench.rotate_to_revoke()
     status = bench.status()
     assert status.rotation is not None
     raw = status.rotation.to_patch()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import urllib.parse
+from typing import Any
 
 import psycopg
 import pytest
@@ -16,7 +17,7 @@ from rotator.models import Step, reasons
 from rotator.models.keys import FORCE_ROTATE
 from rotator.sandbox import demo
 from rotator.sandbox.postgres import PostgresServer
-from tests.engine.harness import NS, EngineBench, Run
+from tests.engine.harness import GRACE, NS, EngineBench, Run
 from tests.fixtures.postgres_roles import PgTenant, new_tenant
 
 CONNECTION = "pg-admin"
@@ -27,8 +28,10 @@ def tenant(postgres_server: PostgresServer) -> PgTenant:
     return new_tenant(postgres_server)
 
 
-def seed(bench: EngineBench, tenant: PgTenant, *, dsn: str | None = None, labelled: bool = True) -> None:
-    bench.seed(**demo.postgres_role_spec(CONNECTION, tenant.role, tenant.group))
+def seed(
+    bench: EngineBench, tenant: PgTenant, *, dsn: str | None = None, labelled: bool = True, **spec: Any
+) -> None:
+    bench.seed(**demo.postgres_role_spec(CONNECTION, tenant.role, tenant.group), **spec)
     demo.create(
         bench.kube,
         f"/api/v1/namespaces/{NS}/secrets",
@@ -51,7 +54,7 @@ def force(bench: EngineBench, value: str) -> list[Run]:
 def test_alternating_roles_rotate_at_the_source_and_lock_the_old_one_after_verify(
     bench: EngineBench, tenant: PgTenant
 ) -> None:
-    seed(bench, tenant)
+    seed(bench, tenant, revoke=GRACE)  # so that a reconcile stops at revoke (see GRACE)
     first = bench.rotate_to_end()[-1]
     assert first.status.last_result == "Succeeded"
     role_a, password_a = secret_credential(bench)
@@ -89,7 +92,7 @@ def test_alternating_roles_rotate_at_the_source_and_lock_the_old_one_after_verif
 
 
 def test_old_role_still_logs_in_until_revoke(bench: EngineBench, tenant: PgTenant) -> None:
-    seed(bench, tenant)
+    seed(bench, tenant, revoke=GRACE)
     bench.rotate_to_end()
     role_a, password_a = secret_credential(bench)
     bench.annotate(FORCE_ROTATE, "dual")

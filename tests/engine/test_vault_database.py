@@ -18,7 +18,7 @@ from rotator.models.keys import FORCE_ROTATE
 from rotator.sandbox import demo
 from rotator.sandbox.openbao import OpenBaoServer
 from rotator.sandbox.postgres import PostgresServer
-from tests.engine.harness import NS, EngineBench, Run
+from tests.engine.harness import GRACE, NS, EngineBench, Run
 from tests.fixtures.vault_database import VaultDb, new_vault_db, tenant_token
 
 
@@ -72,7 +72,7 @@ def force(bench: EngineBench, value: str) -> list[Run]:
 def test_each_rotation_mints_a_lease_and_user_and_revokes_the_old_lease_only_after_verify(
     vbench: EngineBench, vdb: VaultDb
 ) -> None:
-    seed(vbench, vdb)
+    seed(vbench, vdb, revoke=GRACE)
     first = vbench.rotate_to_end()[-1]
     assert first.status.last_result == "Succeeded"
     one = current(vbench)
@@ -96,7 +96,7 @@ def test_each_rotation_mints_a_lease_and_user_and_revokes_the_old_lease_only_aft
     )
 
     vbench.annotate(FORCE_ROTATE, "one")
-    vbench.rotate_to_step(Step.REVOKE)
+    vbench.rotate_to_revoke()
     two = credential(vbench, vbench.status().rotation.new_version or "")  # type: ignore[union-attr]
     assert two["username"] != one["username"]
     assert vdb.leases() == sorted([one["leaseId"], two["leaseId"]]), "old lease kept until revoke"

@@ -944,3 +944,31 @@ def test_start_on_a_busy_port_raises_in_the_caller(kube_server: KubeServer) -> N
     with pytest.raises(RuntimeError, match="failed to start") as raised:
         KubeServer(port=kube_server.port).start()
     assert isinstance(raised.value.__cause__, OSError)
+
+
+# ------------------------------------------------------------------------- in-process listeners
+
+
+def test_a_listener_sees_only_the_resource_types_it_names_each_with_its_own_copy() -> None:
+    store = kube_store.KubeStore()
+    secrets = store.type_for("", "v1", "secrets")
+    config_maps = store.type_for("", "v1", "configmaps")
+    only_secrets: list[tuple[str, str]] = []
+    everything: list[tuple[str, str]] = []
+
+    def on_secret(event_type: str, rt: kube_store.ResourceType, obj: dict[str, Any]) -> None:
+        only_secrets.append((event_type, obj["metadata"]["name"]))
+        obj["metadata"]["name"] = "scribbled"  # the listener's copy, not the store's
+
+    store.add_listener(on_secret, {secrets.key})
+    store.add_listener(lambda kind, rt, obj: everything.append((kind, rt.plural)))
+    store.create(config_maps, "ns", {"metadata": {"name": "c"}})
+    store.create(secrets, "ns", {"metadata": {"name": "s"}, "data": {}})
+    assert only_secrets == [("ADDED", "s")]
+    assert everything == [("ADDED", "configmaps"), ("ADDED", "secrets")]
+    assert store.find(secrets, "ns", "s") is not None
+
+    store.remove_listener(on_secret)
+    store.create(secrets, "ns", {"metadata": {"name": "t"}, "data": {}})
+    assert only_secrets == [("ADDED", "s")]
+    assert everything[-1] == ("ADDED", "secrets")

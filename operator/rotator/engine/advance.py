@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Final
 
 from pydantic import SecretStr
@@ -49,15 +50,18 @@ STEPS: Final[dict[Step, Callable[[StepContext], StepResult]]] = {
     Step.ROLLBACK: rollback.run,
 }
 
-#: Steps whose successor runs in the same reconcile, with no status write between them. Promote
-#: and the Secret write are both re-runnable from what the store and the Secret show (promote
-#: finds the version already published and its pointers set; sync finds the hash it would write),
-#: so a crash between them resumes at dual and repeats both harmlessly: a record of "sync" in
-#: between would cost a status write and a reconcile and buy nothing. Every other step's status
-#: write is the record a later side effect depends on (the rotation id before the store is
-#: written, the new version before it is promoted, restarted targets before verify judges them,
-#: verifiedAt before revoke destroys anything), so nothing else is chained.
-CHAINED: Final = frozenset({Step.DUAL})
+#: Steps whose successor runs in the same reconcile, with no status write between them: promote,
+#: the Secret write, the restart and verify's first look. Each of them is re-runnable from what
+#: the store, the Secret and the workload show (promote finds the version already published and
+#: its pointers set; sync finds the hash it would write; restart finds its rotation id in the pod
+#: template and skips the target; verify only reads), so a crash anywhere in the chain resumes at
+#: dual and repeats it harmlessly: a record in between would cost a status write and a reconcile
+#: each, and buy nothing. What a later side effect depends on is still written first: the
+#: rotation id before the store is written (start), the new version before it is promoted
+#: (generate), the restarted targets before verify's look can pass (verify's first look comes
+#: right after the restart patch, in a view that shows the rollout only begun, so it waits and
+#: the status write records both), and verifiedAt before revoke destroys anything (below).
+CHAINED: Final = frozenset({Step.DUAL, Step.SYNC, Step.RESTART})
 
 #: Steps past the point of no return: a refusal there must not turn into a rollback (revoke: the
 #: new credential is verified and in use; rollback: it is the way out already).
@@ -173,11 +177,23 @@ def _record(
     draft.condition(
         ConditionType.ROTATING, True, reasons.ROTATING, f"{step} done: {result.message}; next: {following}"
     )
-    if step in CHAINED and following is not Step.ROLLBACK:
+    if _chained(step, following, spec):
         return _record(draft, spec, _run_step(draft, spec, opened, deps), deps, opened)
     # No Event per step (status.rotation.steps and the Rotating condition show each one): a
     # rotation posts RotationStarted, WorkloadRestarted and its result, plus every Warning.
     return persist(deps.kube, draft, 0.0)
+
+
+def _chained(step: Step, following: Step, spec: RotationPolicySpec) -> bool:
+    """Run ``following`` in this reconcile? For a :data:`CHAINED` step; and for verify passed
+    with no grace period: revoke runs at once, on the verification this very reconcile made
+    (a crash before its status write resumes at verify, which must pass again before anything
+    is revoked). With a grace period, verifiedAt is written first: the wait is timed from it."""
+    if following is Step.ROLLBACK:
+        return False
+    if step is Step.VERIFY:
+        return following is Step.REVOKE and spec.revoke.grace_period_delta <= timedelta(0)
+    return step in CHAINED
 
 
 def _generate(spec: RotationPolicySpec) -> SecretStr:

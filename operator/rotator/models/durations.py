@@ -19,6 +19,7 @@ Durations are bounded twice, because Go's grammar is not:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,9 @@ _UNBOUNDED_RE = re.compile(_UNBOUNDED_PATTERN)
 _CRON_RE = re.compile(CRON_PATTERN)
 
 
+# A policy's few durations are parsed on every reconcile (its spec validated, its schedule read):
+# the same handful of strings, and a timedelta is immutable.
+@functools.lru_cache(maxsize=256)
 def parse_duration(text: str) -> timedelta:
     """``"1h30m"`` -> ``timedelta(minutes=90)``. Signs and bare numbers are refused (Go allows
     ``-1h`` and ``0``; a policy never means either), and so are numbers with more digits than the

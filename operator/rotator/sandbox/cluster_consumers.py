@@ -16,13 +16,13 @@ cluster (kind) alike:
 
 from __future__ import annotations
 
-import copy
 import time
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
 from rotator.models.keys import ROTATION_ID
+from rotator.sandbox.json_copy import clone
 from rotator.sandbox.pod_start import Api, PodInfo, pod_info
 from rotator.sandbox.processes import ServerError
 from rotator.workloads.health import rollout_health
@@ -113,7 +113,7 @@ def kubelet_consumer(workload: Mapping[str, Any], image: str) -> JSON:
     label, and every Secret reference made optional (a consumer that starts before rotator first
     writes its Secret would otherwise wait in CreateContainerConfigError). kwok ignores images
     and probes, so the result runs there as well."""
-    body: JSON = copy.deepcopy(dict(workload))
+    body: JSON = clone(dict(workload))
     pod = body["spec"]["template"].setdefault("spec", {})
     pod["terminationGracePeriodSeconds"] = 2
     pod.setdefault("volumes", []).append(

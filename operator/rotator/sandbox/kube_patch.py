@@ -8,11 +8,12 @@ compare generations and to answer conflicts, so a patch must build a new object.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from rotator.sandbox.json_copy import clone
 
 
 class PatchError(Exception):
@@ -110,29 +111,29 @@ def apply_json_patch(doc: Mapping[str, Any], ops: Any) -> dict[str, Any]:
     """Apply RFC 6902 operations; a failed ``test`` raises 422 as kube-apiserver answers."""
     if not isinstance(ops, list):
         raise PatchError("a JSON patch must be a list of operations", status=400)
-    result: Any = copy.deepcopy(dict(doc))
+    result: Any = clone(dict(doc))
     for op in ops:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise PatchError(f"malformed JSON patch operation: {op!r}", status=400)
         kind, path = op["op"], op["path"]
         if kind == "add":
-            result = _add(result, path, copy.deepcopy(op.get("value")))
+            result = _add(result, path, clone(op.get("value")))
         elif kind == "remove":
             _remove(result, path)
         elif kind == "replace":
             _get(result, path)  # must exist
             tokens = _split_pointer(path)
             if not tokens:
-                result = copy.deepcopy(op.get("value"))
+                result = clone(op.get("value"))
             else:
                 parent, last = _resolve_parent(result, tokens, path)
                 index: Any = last if isinstance(parent, dict) else int(last)
-                parent[index] = copy.deepcopy(op.get("value"))
+                parent[index] = clone(op.get("value"))
         elif kind == "move":
             value = _remove(result, op["from"])
             result = _add(result, path, value)
         elif kind == "copy":
-            result = _add(result, path, copy.deepcopy(_get(result, op["from"])))
+            result = _add(result, path, clone(_get(result, op["from"])))
         elif kind == "test":
             actual = _get(result, path)
             if actual != op.get("value"):
@@ -177,8 +178,8 @@ def apply_strategic_merge_patch(doc: Mapping[str, Any], patch: Any) -> dict[str,
 
 def _merge(target: Any, patch: Any, *, strategic: bool) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result: dict[str, Any] = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return clone(patch)
+    result: dict[str, Any] = clone(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if strategic and key.startswith("$"):
             continue  # directives: $setElementOrder/…, $retainKeys, $patch (handled by the caller)
@@ -196,7 +197,7 @@ def _is_named_list(value: Any) -> bool:
 
 
 def _merge_named_lists(current: list[dict[str, Any]], patch: list[dict[str, Any]]) -> list[Any]:
-    merged: list[Any] = [copy.deepcopy(item) for item in current]
+    merged: list[Any] = [clone(item) for item in current]
     for item in patch:
         positions = [i for i, existing in enumerate(merged) if existing.get("name") == item["name"]]
         if item.get("$patch") == "delete":

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import datetime
 import importlib
 import json
 import secrets
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rotator.sandbox import kube_patch
+from rotator.sandbox.json_copy import clone
 
 JSON = dict[str, Any]
 TypeKey = tuple[str, str, str]  # (group, version, plural)
@@ -282,7 +282,7 @@ class KubeStore:
         self._log: deque[tuple[int, TypeKey, JSON, JSON | None]] = deque(maxlen=event_log_size)
         self._log_floor = 0  # events up to this resourceVersion are no longer in the log
         self._watchers: set[Watcher] = set()
-        self._listeners: list[Listener] = []
+        self._listeners: list[tuple[Listener, frozenset[TypeKey] | None]] = []
         self._validator = validator
         for resource_type in builtin_types():
             self.register(resource_type)
@@ -323,13 +323,15 @@ class KubeStore:
         """The latest resourceVersion handed out (what a List reports)."""
         return self._rv
 
-    def add_listener(self, listener: Listener) -> None:
-        """Observe every change in-process (the rollout simulator plays controllers this way)."""
-        self._listeners.append(listener)
+    def add_listener(self, listener: Listener, resources: Collection[TypeKey] | None = None) -> None:
+        """Observe changes in-process (the rollout simulator plays controllers this way): of
+        the given resource types only, or of every one. Each call gets its own copy, so a
+        listener that names its types spares the store a copy of every other write."""
+        self._listeners.append((listener, frozenset(resources) if resources is not None else None))
 
     def remove_listener(self, listener: Listener) -> None:
         """Stop observing changes."""
-        self._listeners.remove(listener)
+        self._listeners = [entry for entry in self._listeners if entry[0] != listener]
 
     # --------------------------------------------------------------------------------- reads
 
@@ -349,12 +351,12 @@ class KubeStore:
         obj = self._objects[rt.key].get(self._key(rt, namespace, name))
         if obj is None:
             raise self._not_found(rt, name)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def find(self, rt: ResourceType, namespace: str | None, name: str) -> JSON | None:
         """Return a copy of one object, or None (for in-process callers that expect absence)."""
         obj = self._objects[rt.key].get(self._key(rt, namespace, name))
-        return copy.deepcopy(obj) if obj is not None else None
+        return clone(obj) if obj is not None else None
 
     def list_objects(
         self,
@@ -366,7 +368,7 @@ class KubeStore:
         """Return matching objects (sorted by namespace/name) and the list's resourceVersion."""
         labels, fields = self._parse_selectors(label_selector, field_selector)
         items = [
-            copy.deepcopy(obj)
+            clone(obj)
             for (ns, _), obj in sorted(self._objects[rt.key].items())
             if (namespace is None or not rt.namespaced or ns == namespace)
             and kube_patch.matches_selectors(obj, labels, fields)
@@ -393,7 +395,7 @@ class KubeStore:
 
     def _emit(self, event_type: str, rt: ResourceType, obj: JSON, before: JSON | None = None) -> None:
         rv = int(obj["metadata"]["resourceVersion"])
-        snapshot = copy.deepcopy(obj)
+        snapshot = clone(obj)
         if len(self._log) == self._log.maxlen and self._log:
             self._log_floor = self._log[0][0]
         event = {"type": event_type, "object": snapshot}
@@ -401,8 +403,9 @@ class KubeStore:
         for watcher in list(self._watchers):
             if (seen := watcher.sees(rt.key, event, before)) is not None:
                 watcher.queue.put_nowait(seen)
-        for listener in list(self._listeners):
-            listener(event_type, rt, copy.deepcopy(snapshot))
+        for listener, resources in list(self._listeners):
+            if resources is None or rt.key in resources:
+                listener(event_type, rt, clone(snapshot))
 
     def create(
         self, rt: ResourceType, namespace: str | None, body: Mapping[str, Any], *, dry_run: bool = False
@@ -414,7 +417,7 @@ class KubeStore:
         """
         if "create" not in rt.verbs:
             raise ApiError(405, "MethodNotAllowed", f"create is not supported on {rt.qualified}")
-        obj: JSON = copy.deepcopy(dict(body))
+        obj: JSON = clone(dict(body))
         meta: JSON = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise ApiError(400, "BadRequest", "metadata must be an object")
@@ -473,12 +476,12 @@ class KubeStore:
         meta = obj["metadata"]
         self._on_write_hooks(rt, obj)
         if dry_run:
-            return copy.deepcopy(obj)
+            return clone(obj)
         self._on_create_hooks(rt, obj)
         meta["resourceVersion"] = self._next_rv()
         self._objects[rt.key][key] = obj
         self._emit("ADDED", rt, obj)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def replace(
         self,
@@ -492,7 +495,7 @@ class KubeStore:
     ) -> JSON:
         """PUT: the body is the whole new object (its resourceVersion, if any, is a precondition)."""
         old = self.get(rt, namespace, name)
-        return self._commit(rt, old, copy.deepcopy(dict(body)), subresource, dry_run=dry_run)
+        return self._commit(rt, old, clone(dict(body)), subresource, dry_run=dry_run)
 
     def patch(
         self,
@@ -547,7 +550,7 @@ class KubeStore:
                 {"name": name, "group": rt.group, "kind": rt.plural},
             )
         if subresource == "status":
-            candidate = copy.deepcopy(old)
+            candidate = clone(old)
             if "status" in new:
                 candidate["status"] = new["status"]
             else:
@@ -556,7 +559,7 @@ class KubeStore:
             candidate = new
             if rt.status_subresource:
                 if "status" in old:
-                    candidate["status"] = copy.deepcopy(old["status"])
+                    candidate["status"] = clone(old["status"])
                 else:
                     candidate.pop("status", None)
         else:
@@ -590,14 +593,14 @@ class KubeStore:
         if rt.tracks_generation and _spec_part(candidate) != _spec_part(old):
             meta["generation"] = int(old_meta.get("generation", 0)) + 1
         if dry_run:
-            return copy.deepcopy(candidate)
+            return clone(candidate)
         meta["resourceVersion"] = self._next_rv()
         key = self._key(rt, meta.get("namespace"), name)
         self._objects[rt.key][key] = candidate
         self._emit("MODIFIED", rt, candidate, before=old)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             self._remove(rt, key)
-        return copy.deepcopy(candidate)
+        return clone(candidate)
 
     def delete(
         self,
@@ -632,7 +635,7 @@ class KubeStore:
             meta["resourceVersion"] = self._next_rv()
             self._objects[rt.key][key] = obj
             self._emit("MODIFIED", rt, obj)
-            return copy.deepcopy(obj)
+            return clone(obj)
         return self._remove(rt, key)
 
     def _remove(self, rt: ResourceType, key: ObjKey) -> JSON:
@@ -640,7 +643,7 @@ class KubeStore:
         obj["metadata"]["resourceVersion"] = self._next_rv()
         self._emit("DELETED", rt, obj)
         self._on_delete_hooks(rt, obj)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     # ------------------------------------------------------------------------ special cases
 
@@ -819,7 +822,7 @@ class KubeStore:
                 self._objects[rt.key].values(), key=lambda o: int(o["metadata"]["resourceVersion"])
             ):
                 if watcher.wants(rt.key, obj):
-                    watcher.queue.put_nowait({"type": "ADDED", "object": copy.deepcopy(obj)})
+                    watcher.queue.put_nowait({"type": "ADDED", "object": clone(obj)})
         else:
             try:
                 since_rv = int(str(since))
@@ -829,7 +832,7 @@ class KubeStore:
                 raise ApiError(410, "Expired", f"too old resource version: {since_rv} ({self._log_floor})")
             for rv, type_key, event, before in self._log:
                 if rv > since_rv and (seen := watcher.sees(type_key, event, before)) is not None:
-                    watcher.queue.put_nowait(copy.deepcopy(seen))
+                    watcher.queue.put_nowait(clone(seen))
         self._watchers.add(watcher)
         return watcher
 
@@ -867,7 +870,7 @@ class KubeStore:
         """Every stored object with its type (copies), for debugging and dumps."""
         for rt in list(self._types.values()):
             for obj in list(self._objects.get(rt.key, {}).values()):
-                yield rt, copy.deepcopy(obj)
+                yield rt, clone(obj)
 
     def dump(self) -> str:
         """A JSON dump of all objects, for failure messages."""

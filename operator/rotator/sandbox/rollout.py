@@ -166,7 +166,7 @@ class RolloutSimulator:
         """Begin reacting to workload changes (and adopt workloads that already exist)."""
         self._running = True
         self._loop_ref = asyncio.get_running_loop()
-        self.store.add_listener(self._on_event)
+        self.store.add_listener(self._on_event, {*WORKLOAD_KINDS.values(), _SECRETS, _PODS})
         for kind, (group, version, plural) in WORKLOAD_KINDS.items():
             rt = self.store.type_for(group, version, plural)
             for obj in self.store.list_objects(rt, None)[0]:

@@ -13,7 +13,6 @@ ObjectMeta beyond the name rules. Patterns use Python's ``re`` (our CRD only use
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import functools
 import json
@@ -28,6 +27,8 @@ import durationpy
 from celpy import celtypes
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
+
+from rotator.sandbox.json_copy import clone
 
 __all__ = [
     "ErrorType",
@@ -203,13 +204,13 @@ _ROOT_KEEP = ("apiVersion", "kind", "metadata")
 def prune(schema: Schema, obj: Mapping[str, Any]) -> dict[str, Any]:
     """Return a copy of ``obj`` without the fields the schema does not declare (kube prunes them
     silently instead of rejecting them), honouring ``x-kubernetes-preserve-unknown-fields``."""
-    return cast(dict[str, Any], _prune(schema, copy.deepcopy(dict(obj)), "", [], root=True))
+    return cast(dict[str, Any], _prune(schema, clone(dict(obj)), "", [], root=True))
 
 
 def unknown_fields(schema: Schema, obj: Mapping[str, Any]) -> list[str]:
     """Paths pruning would drop: kube answers them as warnings (``unknown field "spec.x"``)."""
     dropped: list[str] = []
-    _prune(schema, copy.deepcopy(dict(obj)), "", dropped, root=True)
+    _prune(schema, clone(dict(obj)), "", dropped, root=True)
     return dropped
 
 
@@ -241,7 +242,7 @@ def apply_defaults(schema: Schema, obj: Mapping[str, Any]) -> dict[str, Any]:
     """Return a copy of ``obj`` with schema defaults applied as kube does: a missing property, or a
     null one that is not nullable, gets its default (deep-copied, then defaulted itself); a null
     that is neither nullable nor defaulted is dropped."""
-    return cast(dict[str, Any], _default(schema, copy.deepcopy(dict(obj))))
+    return cast(dict[str, Any], _default(schema, clone(dict(obj))))
 
 
 def _default(schema: Schema, value: Any) -> Any:
@@ -251,7 +252,7 @@ def _default(schema: Schema, value: Any) -> Any:
             current = value.get(key, _MISSING)
             non_nullable_null = current is None and not prop.get("nullable")
             if "default" in prop and (current is _MISSING or non_nullable_null):
-                value[key] = copy.deepcopy(prop["default"])
+                value[key] = clone(prop["default"])
             elif non_nullable_null:
                 del value[key]
         for key in list(value):
@@ -275,7 +276,8 @@ _MISSING = object()
 def admit(schema: Schema, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
     """What kube does to a create/update body: prune, default, validate. Returns the object that
     would be stored and the errors (empty when accepted)."""
-    stored = apply_defaults(schema, prune(schema, obj))
+    # One copy, pruned then defaulted in place (prune and apply_defaults each copy).
+    stored = cast(dict[str, Any], _default(schema, _prune(schema, clone(dict(obj)), "", [], root=True)))
     return stored, validate(schema, stored)
 
 
