@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rotator.sandbox import operator_process
 from rotator.sandbox.operator_process import OperatorProcess, OperatorSupervisor, RestartPolicy, describe_exit
+from rotator.sandbox.processes import free_port
 from tests.fixtures.kube import KubeHTTP, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,3 +114,43 @@ def test_the_backoff_doubles_within_the_window(tmp_path: Path) -> None:
     for gap, wait in zip(gaps, [0.1, 0.2, 0.4], strict=True):
         assert wait <= gap < wait + 0.5, gaps
     assert lines[-1].startswith("operator exited with code 1; not restarting: 3 restarts")
+
+
+@pytest.mark.slow
+def test_an_operator_that_lost_its_port_to_another_job_is_started_again_on_fresh_ones(
+    kube_http: KubeHTTP, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """free_port can only say a port was free a moment ago: an operator that finds its liveness
+    port taken by then exits at start. That exit is told apart from a crash, and the fixtures
+    start it again on fresh ports (tests.fixtures.rotation) instead of failing the test."""
+    crd = yaml.safe_load((REPO / "crds" / "rotationpolicies.rotator.dev.yaml").read_text())
+    assert kube_http.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)[0] == 201
+    with socket.socket() as other_job:
+        other_job.bind(("127.0.0.1", 0))
+        other_job.listen()
+        taken = other_job.getsockname()[1]
+        ports = iter([free_port(), taken])  # metrics, then liveness: the one taken meanwhile
+        monkeypatch.setattr(operator_process, "free_port", lambda: next(ports, None) or free_port())
+        operator = OperatorProcess(kubeconfig, tmp_path / "operator.log")
+        try:
+            operator.start()
+            assert operator.process is not None
+            assert operator.process.wait(timeout=30) != 0
+            assert operator.lost_its_ports()
+            operator.start_again()
+            operator.wait_healthy()
+            assert operator.liveness_port != taken
+            assert not operator.lost_its_ports()
+        finally:
+            operator.stop()
+
+
+def test_an_operator_that_failed_otherwise_did_not_lose_its_ports(tmp_path: Path) -> None:
+    operator = OperatorProcess(tmp_path / "no-such-kubeconfig", tmp_path / "operator.log")
+    try:
+        operator.start()
+        assert operator.process is not None
+        assert operator.process.wait(timeout=30) != 0
+        assert not operator.lost_its_ports(), "a missing kubeconfig is no port race"
+    finally:
+        operator.stop()

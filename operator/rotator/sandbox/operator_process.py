@@ -44,6 +44,8 @@ class OperatorProcess:
     """Set by :meth:`stop` and :meth:`kill`: the exit that follows was asked for, not a crash."""
     _log: IO[bytes] | None = None
     _auto_ports: bool = field(default=False, init=False)
+    _log_offset: int = field(default=0, init=False)
+    _started_with: tuple[str | None, Path | None] = field(default=(None, None), init=False)
 
     def __post_init__(self) -> None:
         self._auto_ports = not (self.metrics_port or self.liveness_port)
@@ -54,6 +56,7 @@ class OperatorProcess:
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError("operator already running")
         self.stopping = False
+        self._started_with = (crash_at, armed_by)
         if self._auto_ports:
             # Fresh ports at every start: after a kill, another job on the machine may have taken
             # the old ones (a restarted operator that cannot bind is a crash loop, not a test).
@@ -70,6 +73,7 @@ class OperatorProcess:
                 env["ROTATOR_CRASH_ARMED_BY"] = str(armed_by)
         self._close_log()
         self._log = self.log_path.open("ab")
+        self._log_offset = self._log.tell()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -101,6 +105,20 @@ class OperatorProcess:
             env=env,
             start_new_session=True,
         )
+
+    def lost_its_ports(self) -> bool:
+        """Did this start exit because a port it was given was taken in between? ``free_port``
+        can only say a port was free a moment ago: another job on the machine may bind it
+        first. With ports of its own choosing, the cure is another start on fresh ones."""
+        if not self._auto_ports or self.alive():
+            return False
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            return b"address already in use" in log.read()
+
+    def start_again(self) -> None:
+        """The same start (crash points and all) on fresh ports: after :meth:`lost_its_ports`."""
+        self.start(*self._started_with)
 
     @property
     def pid(self) -> int | None:
