@@ -3,7 +3,8 @@
 Kopf supplies the watches, Events and the liveness probe; the loops are ours. Every
 RotationPolicy gets one asyncio task that loops
 `engine.reconcile -> post events -> sleep until requeue or a wake-up`: a rotation chains steps
-back to back (requeue 0) and waits on rollouts at a short poll, an idle policy only needs a look
+back to back (requeue 0, followed on the same admission thread) and waits on rollouts at a short
+poll, an idle policy only needs a look
 at its due time or every `idle_resync` seconds. Reconciles run on the threads of
 :class:`rotator.admission.Admission`: rotating policies first, new rotations in bounded waves.
 Every RotationStore / ClusterRotationStore gets a
@@ -39,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import logging
 from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -426,9 +428,28 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
             resync = True
 
 
+#: Reconciles one admission may run back to back (requeue 0: the next step at once).
+CHAIN_LIMIT = 8
+
+
 def _reconcile(runtime: Runtime, obj: dict[str, Any], failures: int, resync: bool) -> engine.Reconciled:
-    """On an admission thread: the clock is read when the reconcile runs, not when it queued."""
-    return engine.reconcile(obj, runtime.deps, runtime.clock(), failures=failures, resync=resync)
+    """On an admission thread: the clock is read when each reconcile runs, not when it queued.
+
+    A result asking for the next look at once (requeue 0: the step after a status write) is
+    followed on this thread, from the object that write returned, instead of going back through
+    the event loop and the admission queue: a rotation's steps run back to back. A watch event
+    meanwhile (a force, a spec edit) changed the resourceVersion, so the next status write meets
+    a 409 and the loop reads afresh (``stale``), as it would have anyway. The Events of all of
+    them are returned together."""
+    events: list[Event] = []
+    for _ in range(CHAIN_LIMIT):
+        result = engine.reconcile(obj, runtime.deps, runtime.clock(), failures=failures, resync=resync)
+        events.extend(result.events)
+        written = result.written
+        if result.requeue_after != 0 or written is None or result.stale or not runtime.leading():
+            break
+        obj, failures, resync = written, 0, False
+    return dataclasses.replace(result, events=events)
 
 
 async def _store_loop(runtime: Runtime, kind: StoreRefKind, key: Key) -> None:
