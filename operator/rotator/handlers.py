@@ -440,16 +440,19 @@ def _reconcile(runtime: Runtime, obj: dict[str, Any], failures: int, resync: boo
     the event loop and the admission queue: a rotation's steps run back to back. A watch event
     meanwhile (a force, a spec edit) changed the resourceVersion, so the next status write meets
     a 409 and the loop reads afresh (``stale``), as it would have anyway. The Events of all of
-    them are returned together."""
+    them are returned together, and ``written`` is the newest object any of them wrote: the
+    loop's next reconcile must never start from the object this chain began with (its status
+    is behind; a step run from it would repeat side effects before its write met the 409)."""
     events: list[Event] = []
+    newest: dict[str, Any] | None = None
     for _ in range(CHAIN_LIMIT):
         result = engine.reconcile(obj, runtime.deps, runtime.clock(), failures=failures, resync=resync)
         events.extend(result.events)
-        written = result.written
-        if result.requeue_after != 0 or written is None or result.stale or not runtime.leading():
+        newest = result.written or newest
+        if result.requeue_after != 0 or result.written is None or result.stale or not runtime.leading():
             break
-        obj, failures, resync = written, 0, False
-    return dataclasses.replace(result, events=events)
+        obj, failures, resync = result.written, 0, False
+    return dataclasses.replace(result, events=events, written=None if result.stale else newest)
 
 
 async def _store_loop(runtime: Runtime, kind: StoreRefKind, key: Key) -> None:

@@ -114,7 +114,8 @@ class OperatorProcess:
             return False
         with self.log_path.open("rb") as log:
             log.seek(self._log_offset)
-            return b"address already in use" in log.read()
+            # aiohttp (liveness) says "address already in use", Python's OSError (metrics) "Address ..."
+            return b"address already in use" in log.read().lower()
 
     def start_again(self) -> None:
         """The same start (crash points and all) on fresh ports: after :meth:`lost_its_ports`."""
