@@ -445,13 +445,23 @@ def _reconcile(runtime: Runtime, obj: dict[str, Any], failures: int, resync: boo
     is behind; a step run from it would repeat side effects before its write met the 409)."""
     events: list[Event] = []
     newest: dict[str, Any] | None = None
+    result: engine.Reconciled | None = None
     for _ in range(CHAIN_LIMIT):
-        result = engine.reconcile(obj, runtime.deps, runtime.clock(), failures=failures, resync=resync)
+        try:
+            following = engine.reconcile(obj, runtime.deps, runtime.clock(), failures=failures, resync=resync)
+        except Exception:
+            if result is None:
+                raise
+            # Not lost: what the chain did so far goes back with its Events (requeue 0), and
+            # the loop runs this reconcile again at once, where its failure is handled.
+            break
+        result = following
         events.extend(result.events)
         newest = result.written or newest
         if result.requeue_after != 0 or result.written is None or result.stale or not runtime.leading():
             break
         obj, failures, resync = result.written, 0, False
+    assert result is not None, "the first reconcile either returned or raised"
     return dataclasses.replace(result, events=events, written=None if result.stale else newest)
 
 
