@@ -107,16 +107,22 @@ class _Progress:
         return f"{self.took:.1f} s (half done at {self.half:.1f} s; at most {self.widest} rotating at once)"
 
 
+def _rotations_done(policy: dict[str, Any]) -> int | None:
+    """How many rotations a policy's status shows done; None while one runs."""
+    status = policy.get("status") or {}
+    return None if status.get("rotation") else len(status.get("history") or [])
+
+
 def _poll(kube: Kube, count: int, names: set[str]) -> tuple[int, int]:
     """(done, rotating) among the named policies: one LIST, not N GETs. Done: idle with at
     least ``count`` rotations."""
     done = rotating = 0
     for item in kube.list(policy_path(NS)):
         if item["metadata"]["name"] in names:
-            status = item.get("status") or {}
-            if status.get("rotation"):
+            rotations = _rotations_done(item)
+            if rotations is None:
                 rotating += 1
-            elif len(status.get("history") or []) >= count:
+            elif rotations >= count:
                 done += 1
     return done, rotating
 
@@ -154,11 +160,10 @@ class _Arrival:
         self._at = 0.0
 
     def __call__(self, event_type: str, rt: Any, obj: dict[str, Any]) -> None:
-        status = obj.get("status") or {}
-        if obj["metadata"]["name"] != self.name or status.get("rotation"):
+        done = _rotations_done(obj) if obj["metadata"]["name"] == self.name else None
+        if done is None:
             return
         with self._seen:
-            done = len(status.get("history") or [])
             if done > self._done:
                 self._done, self._at = done, time.monotonic()
                 self._seen.notify_all()

@@ -32,7 +32,7 @@ from rotator.stores.base import Store
 from rotator.stores.fake import FakeStore
 from rotator.tenancy.resolve import ResolvedStore, store_path
 from rotator.tenancy.resolver import StoreResolver
-from rotator.workloads.kinds import workload_path
+from rotator.workloads.kinds import KINDS, workload_path
 
 NS = "shop"
 POLICY = demo.POLICY
@@ -173,7 +173,7 @@ class EngineBench:
                 else:
                     cache.forget(path)
             # and every workload rotator has labelled a consumer (its label-selected watches)
-            for kind in ("Deployment", "StatefulSet", "DaemonSet"):
+            for kind in KINDS:
                 for workload in self.kube.list(workload_path(kind, NS), f"{CONSUMER_LABEL}={CONSUMER}"):
                     cache.put(workload)
         finally:

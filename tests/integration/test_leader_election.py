@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -31,7 +30,7 @@ from rotator.models import LeaderElection, utcnow
 from rotator.policy.leader import LeaseRecord, claim, lease_spec, record_of
 from rotator.sandbox.operator_process import OperatorProcess
 from tests.fixtures.figures import figure
-from tests.fixtures.rotation import Bench, assert_no_orphan
+from tests.fixtures.rotation import Bench, assert_no_orphan, force_handled
 
 LEASE_NS = "rotator-system"
 LEASE = "rotator-leader"
@@ -229,10 +228,6 @@ def first_reconciles(log: Path) -> list[float]:
     return [datetime.strptime(m, "%Y-%m-%d %H:%M:%S,%f").timestamp() for m in FIRST_RECONCILE.findall(text)]
 
 
-def handled(obj: dict[str, Any], value: str) -> bool:
-    return bool((obj.get("status") or {}).get("lastHandledForceRotate") == value)
-
-
 @pytest.fixture
 def standby(bench: Bench, tmp_path: Path) -> Iterator[OperatorProcess]:
     other = OperatorProcess(
@@ -279,7 +274,7 @@ def test_leader_killed_at_random_moments_of_30_rotations_loses_nothing(
             # Inside the rotation: a chained rotation is over in a few tenths of a second, so a
             # kill timed from the force alone would mostly land after it. The write that starts
             # the rotation records the force as handled.
-            bench.wait(functools.partial(handled, value=value), 10, "the rotation's start")
+            bench.wait(functools.partial(force_handled, value=value), 10, "the rotation's start")
             time.sleep(rng.uniform(0.0, 0.3))
         else:
             time.sleep(rng.uniform(0.0, 0.6))  # anywhere: before it starts, in it, or after it
