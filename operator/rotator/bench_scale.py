@@ -25,6 +25,7 @@ import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,14 @@ import hvac
 from rotator.kube import GROUP, PLURAL, VERSION, Kube, policy_path, secret_path
 from rotator.models.keys import FORCE_ROTATE
 from rotator.sandbox import demo
+from rotator.sandbox.kube_emulator import KubeEmulator
 from rotator.sandbox.operator_process import OperatorProcess
 from rotator.sandbox.stack import Stack
 
 NS = "bench"
 _SENDERS = 8  # threads creating or forcing the N policies
 _LATENCY_SAMPLES = 7  # one forced rotation and one straight-line script, alternating
+_POLICIES = (GROUP, VERSION, PLURAL)
 _SAMPLE = re.compile(r"^(rotator_kube_requests_total|rotator_store_requests_total)\{(.*)\} ([0-9.e+]+)$")
 
 
@@ -96,8 +99,8 @@ class _Cpu:
 
 @dataclass
 class _Progress:
-    """What the polls of :func:`_wait` saw: when half the policies were done, and the most
-    rotating at once (the width of the waves)."""
+    """How a wait went: when the last and half the policies were done, and the most rotating
+    at once (the width of the waves)."""
 
     took: float = 0.0
     half: float = 0.0
@@ -113,66 +116,57 @@ def _rotations_done(policy: dict[str, Any]) -> int | None:
     return None if status.get("rotation") else len(status.get("history") or [])
 
 
-def _poll(kube: Kube, count: int, names: set[str]) -> tuple[int, int]:
-    """(done, rotating) among the named policies: one LIST, not N GETs. Done: idle with at
-    least ``count`` rotations."""
-    done = rotating = 0
-    for item in kube.list(policy_path(NS)):
-        if item["metadata"]["name"] in names:
-            rotations = _rotations_done(item)
-            if rotations is None:
-                rotating += 1
-            elif rotations >= count:
-                done += 1
-    return done, rotating
+class _Arrivals:
+    """When each policy's status first showed N rotations done, taken in the emulator as the
+    write commits (an in-process listener). Polling would compete with the operator for the
+    emulator's thread (a LIST of 1,000 policies is a tenth of a second of it), and the script
+    the single rotation is compared with polls nothing meanwhile."""
 
-
-def _wait(kube: Kube, count: int, names: set[str], timeout: float, began: float | None = None) -> _Progress:
-    """Poll until every named policy is done; times count from ``began`` (default: now), so a
-    mass run counts from its first create or force, not from its last."""
-    began = time.monotonic() if began is None else began
-    progress = _Progress()
-    while True:
-        done, rotating = _poll(kube, count, names)
-        elapsed = time.monotonic() - began
-        progress.widest = max(progress.widest, rotating)
-        if not progress.half and done * 2 >= len(names):
-            progress.half = elapsed
-        if done == len(names):
-            progress.took = elapsed
-            return progress
-        if elapsed > timeout:
-            raise TimeoutError(f"{len(names)} policies did not reach {count} rotations in {timeout:.0f}s")
-        # one policy: as fine as the straight-line script's own rollout polling; a LIST of N
-        # costs the emulator, so N are looked at every 2 s
-        time.sleep(0.01 if len(names) == 1 else 2.0)
-
-
-class _Arrival:
-    """When a policy's status first showed N rotations done, taken in the emulator as the write
-    commits (an in-process listener): polling for one policy would compete with the operator
-    for the emulator's thread, and the script it is compared with polls nothing meanwhile."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
         self._seen = threading.Condition()
-        self._done = 0
-        self._at = 0.0
+        self._done: dict[str, int] = {}
+        self._reached: dict[tuple[str, int], float] = {}  # (name, rotations done): first seen
+        self._rotating: set[str] = set()
+        self._widest = 0
 
     def __call__(self, event_type: str, rt: Any, obj: dict[str, Any]) -> None:
-        done = _rotations_done(obj) if obj["metadata"]["name"] == self.name else None
-        if done is None:
+        name = obj["metadata"]["name"]
+        if name not in self.names:
             return
+        done = _rotations_done(obj)
         with self._seen:
-            if done > self._done:
-                self._done, self._at = done, time.monotonic()
+            if done is None:
+                self._rotating.add(name)
+                self._widest = max(self._widest, len(self._rotating))
+                return
+            self._rotating.discard(name)
+            before = self._done.get(name, 0)
+            if done > before:
+                now = time.monotonic()
+                self._reached.update({(name, reached): now for reached in range(before + 1, done + 1)})
+                self._done[name] = done
                 self._seen.notify_all()
 
-    def wait(self, count: int, began: float, timeout: float) -> float:
+    def _all_reached(self, count: int) -> bool:
+        return all(self._done.get(name, 0) >= count for name in self.names)
+
+    def wait(self, count: int, began: float, timeout: float) -> _Progress:
+        """Until every policy shows ``count`` rotations done; times count from ``began``, so a
+        mass run counts from its first create or force, not from its last."""
         with self._seen:
-            if not self._seen.wait_for(lambda: self._done >= count, timeout):
-                raise TimeoutError(f"{self.name} did not reach {count} rotations in {timeout:.0f}s")
-            return self._at - began
+            if not self._seen.wait_for(lambda: self._all_reached(count), timeout):
+                raise TimeoutError(
+                    f"{len(self.names)} policies did not reach {count} rotations in {timeout:.0f}s"
+                )
+            arrived = sorted(self._reached[(name, count)] for name in self.names)
+            progress = _Progress(arrived[-1] - began, arrived[(len(arrived) - 1) // 2] - began, self._widest)
+            self._widest = len(self._rotating)
+            return progress
+
+
+def _listen(listener: _Arrivals, emulator: KubeEmulator) -> None:
+    emulator.store.add_listener(listener, {_POLICIES})
 
 
 def _force(kube: Kube, name: str, value: str) -> None:
@@ -242,34 +236,35 @@ def run(policies: int, kube_qps: float, rest_window: float) -> None:
             extra_args=("--kube-qps", str(kube_qps), "--kube-burst", str(max(10, int(kube_qps * 2)))),
         )
         operator.start()
+        names = {f"p{i:04d}" for i in range(policies)}
+        single, mass = _Arrivals({"single"}), _Arrivals(names)
+        server = stack.kube_server
+        assert server is not None
+        for listener in (single, mass):
+            server.call(partial(_listen, listener))
         try:
             operator.wait_healthy()
             pid = operator.pid or 0
-            single = demo.rotation_policy(
+            body = demo.rotation_policy(
                 NS, name="single", extra_spec={"revoke": {"gracePeriod": "0s"}, "verify": {"timeout": "60s"}}
             )
-            kube.create(policy_path(NS), single)
-            _wait(kube, 1, {"single"}, 60)
+            kube.create(policy_path(NS), body)
+            single.wait(1, time.monotonic(), 60)
             _force(kube, "single", "warm")  # the first with an old version: sessions, mount config
-            _wait(kube, 2, {"single"}, 60)
+            single.wait(2, time.monotonic(), 60)
             time.sleep(1)
             kube_before, store_before = _counts(operator)
             _force(kube, "single", "measured")
-            _wait(kube, 3, {"single"}, 60)
+            single.wait(3, time.monotonic(), 60)
             time.sleep(1)
             kube_after, store_after = _counts(operator)
             # One sample of each is at the mercy of the machine's load: the median of several,
             # rotation and script alternating, so both meet the same moments.
             vault = hvac.Client(url=stack.vault.address, token=stack.vault.root_token, timeout=5)
             ones, baselines = [], []
-            arrival = _Arrival("single")
-            server = stack.kube_server
-            assert server is not None
-            policies_key = (GROUP, VERSION, PLURAL)
-            server.call(lambda emulator: emulator.store.add_listener(arrival, {policies_key}))
             for sample in range(_LATENCY_SAMPLES):
                 _force(kube, "single", f"latency-{sample}")  # the trigger: timed from its answer
-                ones.append(arrival.wait(4 + sample, time.monotonic(), 60))
+                ones.append(single.wait(4 + sample, time.monotonic(), 60).took)
                 time.sleep(0.5)
                 baselines.append(_baseline(kube, vault, sample))
             one, baseline = statistics.median(ones), statistics.median(baselines)
@@ -287,7 +282,6 @@ def run(policies: int, kube_qps: float, rest_window: float) -> None:
                 f"{min(baselines) * 1000:.0f}-{max(baselines) * 1000:.0f} ms) |"
             )
 
-            names = {f"p{i:04d}" for i in range(policies)}
             bao = stack.vault.started_pids[-1]
             cpu_first = _Cpu.now(pid, bao)
             began = time.monotonic()
@@ -305,7 +299,7 @@ def run(policies: int, kube_qps: float, rest_window: float) -> None:
             with ThreadPoolExecutor(_SENDERS) as senders:
                 list(senders.map(lambda body: kube.create(policy_path(NS), body), bodies))
             created = time.monotonic() - began
-            first = _wait(kube, 1, names, 1800, began)
+            first = mass.wait(1, began, 1800)
             cpu_first_line = _Cpu.now(pid, bao).since(cpu_first, time.monotonic() - began)
             time.sleep(5)  # settle: the last reconciles' status writes
             kube_before, store_before = _counts(operator)
@@ -332,7 +326,7 @@ def run(policies: int, kube_qps: float, rest_window: float) -> None:
             with ThreadPoolExecutor(_SENDERS) as senders:
                 list(senders.map(lambda name: _force(kube, name, "all"), sorted(names)))
             forced = time.monotonic() - began
-            took = _wait(kube, 2, names, 1800, began)
+            took = mass.wait(2, began, 1800)
             cpu_forced_line = _Cpu.now(pid, bao).since(cpu_forced, time.monotonic() - began)
             print(
                 f"| {policies} forced at once | all done in {took.row()}; the forcing patches took "

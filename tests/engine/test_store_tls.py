@@ -30,7 +30,7 @@ from rotator.sandbox import demo
 from rotator.sandbox.openbao import OpenBaoServer
 from rotator.stores.errors import StoreUnavailable
 from rotator.stores.opener import StoreOpener
-from rotator.stores.vault.auth import connect
+from rotator.stores.vault.client import connect
 from rotator.stores.vault.kv2 import VaultKV2Store
 from tests.engine.harness import NS, EngineBench
 from tests.fixtures.certs import self_signed_ca_pem

@@ -29,7 +29,8 @@ import requests
 from rotator.models import reasons
 from rotator.models.store import AwsConnection, VaultConnection
 from rotator.stores.errors import StoreAuthError, StoreUnavailable
-from rotator.stores.vault.auth import connect, vault_kubernetes_login
+from rotator.stores.vault.auth import vault_kubernetes_login
+from rotator.stores.vault.client import connect
 from rotator.stores.vault.tls import untrusted_certificate, verification_failed
 
 PER_NAMESPACE: Final = "logins are proven per namespace, at each policy's first login"

@@ -46,7 +46,8 @@ from rotator.stores.aws.session_cache import SMCache
 from rotator.stores.base import Store
 from rotator.stores.errors import StoreAuthError
 from rotator.stores.health import Health, IdentityLogin, check_aws, check_vault
-from rotator.stores.vault.auth import connect, token_from_secret, vault_kubernetes_login
+from rotator.stores.vault.auth import token_from_secret, vault_kubernetes_login
+from rotator.stores.vault.client import connect
 from rotator.stores.vault.kv2 import KV2Cache, VaultKV2Store
 from rotator.stores.vault.tls import CA_BUNDLE_FIELD, check_ca_file
 from rotator.tenancy.identity import ApiAudiences, MintedToken, check_audiences, mint_token

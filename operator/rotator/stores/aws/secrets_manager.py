@@ -56,6 +56,7 @@ value can reach it. ``GetSecretValue`` is always called with an explicit ``Versi
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,7 +64,6 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import botocore.exceptions
 from pydantic import SecretStr
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from rotator.logs import SENSITIVE
 from rotator.models.keys import STORE_VERSIONS as ROTATOR_VERSIONS
@@ -87,6 +87,7 @@ from rotator.stores.errors import (
     StoreUnavailable,
     StoreVersionNotFound,
 )
+from rotator.stores.retries import QuickRetries
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -247,14 +248,7 @@ class AwsSecretsManagerStore:
         # for current(), find_by_rotation's look for write_pending, read_value's for revoke.
         # Any other call drops it.
         self._carried: tuple[str, Any] | None = None
-        retry_args: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
-        self._retrying = Retrying(
-            stop=stop_after_attempt(attempts),
-            wait=wait_exponential(multiplier=0.2, min=0.2, max=1.0),
-            retry=retry_if_exception(_transient),
-            reraise=True,
-            **retry_args,
-        )
+        self._retrying = QuickRetries(attempts, _transient, sleep or time.sleep)
 
     @property
     def path(self) -> str:

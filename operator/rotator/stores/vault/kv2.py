@@ -85,6 +85,7 @@ exception text.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,7 +95,6 @@ import hvac
 import hvac.exceptions
 import requests
 from pydantic import SecretStr
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from rotator.logs import SENSITIVE
 from rotator.models.errors import InvalidSpecError
@@ -126,6 +126,7 @@ from rotator.stores.errors import (
     StoreVersionNotFound,
 )
 from rotator.stores.handover import Handover
+from rotator.stores.retries import QuickRetries
 from rotator.stores.vault.client import TRANSIENT as _TRANSIENT
 from rotator.stores.vault.tls import untrusted_certificate, verification_failed
 
@@ -271,6 +272,11 @@ class KV2Cache:
     still be there before the old one goes) is always a real one."""
 
 
+def _retryable(exc: Exception) -> bool:
+    # A certificate that did not verify will not in a second: the engine's backoff waits.
+    return isinstance(exc, _TRANSIENT) and not untrusted_certificate(exc)
+
+
 class VaultKV2Store:
     """Store on one KV v2 path. ``client`` is an ``hvac.Client`` built by ``vault_client``."""
 
@@ -310,17 +316,7 @@ class VaultKV2Store:
         self._latest_look: _LatestLook | None = None
         """read_value just read the published path's latest version: the revoke that follows
         acts from that answer (``_looked``). Every other verb forgets it."""
-        retry_args: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
-        self._retrying = Retrying(
-            stop=stop_after_attempt(attempts),
-            wait=wait_exponential(multiplier=0.2, min=0.2, max=1.0),
-            # A certificate that did not verify will not in a second: the engine's backoff waits.
-            retry=retry_if_exception(
-                lambda exc: isinstance(exc, _TRANSIENT) and not untrusted_certificate(exc)
-            ),
-            reraise=True,
-            **retry_args,
-        )
+        self._retrying = QuickRetries(attempts, _retryable, sleep or time.sleep)
 
     @property
     def location(self) -> str:

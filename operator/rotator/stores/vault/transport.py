@@ -1,0 +1,172 @@
+"""The HTTP session under hvac: requests' interface, one urllib3 pool call underneath.
+
+hvac sends every request through ``requests.Session.request``, which prepares a request object,
+merges cookies, hooks and environment settings and parses the URL again before urllib3 sees it:
+8 % of the operator's CPU in a mass rotation, on top of the call itself. Vault needs none of
+that (a token header, a JSON body, no cookies, redirects only between HA nodes), so
+:class:`DirectSession` sends a plain call straight to a urllib3 connection pool kept per server,
+and answers with a ``requests.Response`` and requests' own exceptions, exactly what hvac and
+rotator's error handling expect. Anything out of the plain case (a proxy, a client certificate,
+cookies, streaming, a redirect to follow) goes through requests unchanged.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import urlencode
+
+import requests
+import requests.exceptions as rexc
+import urllib3
+import urllib3.exceptions as uexc
+from requests.structures import CaseInsensitiveDict
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_encoding_from_headers, requote_uri
+
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+_NO_RETRIES: Final = urllib3.Retry(0, read=False)  # as requests' adapter: failures are the caller's
+
+
+class DirectSession(requests.Session):
+    """A ``requests.Session`` whose plain calls skip requests' preparation (module docstring)."""
+
+    def __init__(self, pool_size: int) -> None:
+        super().__init__()
+        self._pool_size = pool_size
+        self._pools: dict[tuple[str, str, str | bool], urllib3.HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
+
+    def request(  # requests' own signature, keyword for keyword
+        self,
+        method: str,
+        url: Any,
+        params: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str | bytes] | None = None,
+        cookies: Any = None,
+        files: Any = None,
+        auth: Any = None,
+        timeout: Any = None,
+        allow_redirects: bool = True,
+        proxies: Any = None,
+        hooks: Any = None,
+        stream: bool | None = None,
+        verify: Any = None,
+        cert: Any = None,
+        json: Any = None,
+    ) -> requests.Response:
+        def through_requests() -> requests.Response:
+            return super(DirectSession, self).request(
+                method, url, params, data, headers, cookies, files, auth, timeout,
+                allow_redirects, proxies, hooks, stream, verify, cert, json,
+            )  # fmt: skip
+
+        plain = (
+            isinstance(params, Mapping | None)
+            and isinstance(data, bytes | str | None)
+            and (data is None or json is None)
+            and not (cookies or files or auth or hooks or stream or cert or proxies)
+            and not (self.proxies or self.cookies or self.cert or self.auth)
+        )
+        if not (plain and isinstance(url, str)):
+            return through_requests()
+        scheme, _, rest = url.partition("://")
+        server, slash, path = rest.partition("/")
+        trust = self.verify if verify is None else verify
+        target = requote_uri(slash + path)
+        if params:
+            target = f"{target}{'&' if '?' in target else '?'}{urlencode(params, doseq=True)}"
+        sent = {
+            name: value if isinstance(value, str) else value.decode("latin-1")
+            for name, value in {**self.headers, **(headers or {})}.items()
+        }
+        body: bytes | str | None = data
+        if json is not None:
+            body = jsonlib.dumps(json, allow_nan=False).encode()
+            if not any(name.lower() == "content-type" for name in sent):  # a merge patch names its own
+                sent["Content-Type"] = "application/json"
+        try:
+            answer = self._pool(scheme.lower(), server, trust).urlopen(
+                method.upper(),
+                target,
+                body=body,
+                headers=sent,
+                timeout=_timeout(timeout),
+                retries=_NO_RETRIES,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=True,
+            )
+        except (uexc.HTTPError, OSError) as exc:
+            raise _as_requests_error(exc) from exc
+        if allow_redirects and answer.status in _REDIRECTS:
+            # An HA standby names the active node; it performed nothing, so requests may send the
+            # call again and follow (rare: rotator is normally pointed at the active address).
+            return through_requests()
+        response = requests.Response()
+        response.status_code = answer.status
+        response.reason = answer.reason or ""
+        response.headers = CaseInsensitiveDict(answer.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.url = url
+        response._content = answer.data
+        response._content_consumed = True
+        return response
+
+    def _pool(self, scheme: str, server: str, trust: str | bool) -> urllib3.HTTPConnectionPool:
+        key = (scheme, server, trust)
+        pool = self._pools.get(key)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(key)
+                if pool is None:
+                    pool = self._pools[key] = _new_pool(scheme, server, trust, self._pool_size)
+        return pool
+
+    def close(self) -> None:
+        with self._lock:
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()
+        super().close()
+
+
+def _new_pool(scheme: str, server: str, trust: str | bool, size: int) -> urllib3.HTTPConnectionPool:
+    tls: dict[str, Any] = {}
+    if scheme == "https":
+        if trust is False:
+            tls.update(cert_reqs="CERT_NONE", assert_hostname=False)
+        else:
+            bundle = DEFAULT_CA_BUNDLE_PATH if trust is True else trust
+            location = "ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"
+            tls.update({"cert_reqs": "CERT_REQUIRED", location: bundle})
+    return urllib3.connection_from_url(f"{scheme}://{server}", maxsize=size, block=False, **tls)
+
+
+def _as_requests_error(exc: uexc.HTTPError | OSError) -> rexc.RequestException:
+    """requests' exception for urllib3's, as its own adapter maps them (hvac and rotator catch
+    requests' types); the urllib3 error stays attached, where the TLS check looks for OpenSSL's
+    verdict."""
+    reason = exc.reason if isinstance(exc, uexc.MaxRetryError) else exc
+    if isinstance(reason, uexc.NewConnectionError):
+        return rexc.ConnectionError(exc)
+    if isinstance(reason, uexc.ConnectTimeoutError):
+        return rexc.ConnectTimeout(exc)
+    if isinstance(reason, uexc.ReadTimeoutError):
+        return rexc.ReadTimeout(exc)
+    if isinstance(reason, uexc.SSLError):
+        return rexc.SSLError(exc)
+    return rexc.ConnectionError(exc)
+
+
+def _timeout(timeout: Any) -> urllib3.Timeout | None:
+    """requests' forms: seconds, or (connect, read)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+        return urllib3.Timeout(connect=connect, read=read)
+    return urllib3.Timeout(connect=timeout, read=timeout)
