@@ -531,3 +531,39 @@ def test_a_rule_run_again_on_the_same_value_gives_the_same_errors() -> None:
     assert validate(schema, {"n": 5}) == first
     assert validate(schema, {"n": 1}) == []
     assert validate(schema, {"n": 7}) == first
+
+
+# --- ratcheting (an update is not refused for values it leaves as they were) ----------------------
+
+_RATCHETED = obj_schema(
+    port={"type": "integer", "maximum": 100},
+    name={"type": "string", "x-kubernetes-validations": [{"rule": "self.size() < 4", "message": "short"}]},
+)
+
+
+def _update(before: Schema, after: Schema) -> list[str]:
+    old = {"metadata": {"name": "x", "resourceVersion": "1"}, "spec": before}
+    new = {"metadata": {"name": "x", "resourceVersion": "2"}, "spec": after}
+    return [str(e) for e in validate(root(_RATCHETED), new, old)]
+
+
+def test_an_update_leaving_an_invalid_value_alone_is_not_refused_for_it() -> None:
+    # Stored before the schema tightened: port 500 and a long name stay as they were.
+    assert _update({"port": 500, "name": "long-name"}, {"port": 500, "name": "long-name"}) == []
+
+
+def test_an_update_changing_a_value_validates_that_value() -> None:
+    assert _update({"port": 500, "name": "abc"}, {"port": 501, "name": "abc"}) == [
+        "spec.port: Invalid value: 501: spec.port in body should be less than or equal to 100"
+    ]
+    assert _update({"port": 1, "name": "abc"}, {"port": 1, "name": "abcd"}) == [
+        'spec.name: Invalid value: "string": short'
+    ]
+
+
+def test_a_create_has_nothing_to_ratchet_against() -> None:
+    obj = {"metadata": {"name": "x"}, "spec": {"port": 500, "name": "long-name"}}
+    assert len(validate(root(_RATCHETED), obj)) == 2
+    stored, errors = admit(root(_RATCHETED), obj)
+    assert len(errors) == 2
+    assert stored["spec"] == obj["spec"]

@@ -586,7 +586,7 @@ class KubeStore:
             self._on_write_hooks(rt, candidate)
             if not dry_run:
                 self._on_update_hooks(rt, candidate)
-        candidate = self._admit(rt, candidate)
+        candidate = self._admit(rt, candidate, old)
         meta = candidate["metadata"]
         if candidate == old:
             return old  # a no-op write changes nothing, not even the resourceVersion
@@ -760,8 +760,9 @@ class KubeStore:
             ],
         }
 
-    def _admit(self, rt: ResourceType, obj: JSON) -> JSON:
-        """Admit a custom resource as apiextensions does: prune, default, validate (422 Invalid).
+    def _admit(self, rt: ResourceType, obj: JSON, old: JSON | None = None) -> JSON:
+        """Admit a custom resource as apiextensions does: prune, default, validate (422 Invalid;
+        ratcheting against ``old`` on an update).
 
         Uses ``rotator.sandbox.schema_validation`` (structural schema plus
         ``x-kubernetes-validations`` CEL rules); a validator passed to the store replaces it
@@ -774,7 +775,7 @@ class KubeStore:
         if self._validator is not None:
             errors = list(self._validator(rt.schema, obj))
         elif module is not None and hasattr(module, "admit"):
-            stored, errors = module.admit(rt.schema, obj)
+            stored, errors = module.admit(rt.schema, obj, old)
         elif module is not None:
             errors = list(module.validate(rt.schema, obj))
         else:

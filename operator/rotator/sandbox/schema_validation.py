@@ -273,29 +273,48 @@ _MISSING = object()
 # structural validation
 
 
-def admit(schema: Schema, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
-    """What kube does to a create/update body: prune, default, validate. Returns the object that
-    would be stored and the errors (empty when accepted)."""
+def admit(
+    schema: Schema, obj: Mapping[str, Any], old: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], list[FieldError]]:
+    """What kube does to a create/update body: prune, default, validate (ratcheting against
+    ``old``, the stored object an update replaces). Returns the object that would be stored and
+    the errors (empty when accepted)."""
     # One copy, pruned then defaulted in place (prune and apply_defaults each copy).
     stored = cast(dict[str, Any], _default(schema, _prune(schema, clone(dict(obj)), "", [], root=True)))
-    return stored, validate(schema, stored)
+    return stored, validate(schema, stored, old)
 
 
-def validate(schema: Schema, obj: Mapping[str, Any]) -> list[FieldError]:
+#: No old value at a path (a create, a new field, a list item): nothing to ratchet against.
+_ABSENT: Any = object()
+
+
+def validate(
+    schema: Schema, obj: Mapping[str, Any], old: Mapping[str, Any] | None = None
+) -> list[FieldError]:
     """All errors kube-apiserver would report for ``obj`` (already pruned and defaulted).
 
     Structural errors come first; CEL rules run only when none of them is blocking, exactly as
     apiextensions' strategy does, otherwise a single "rules were not checked" error is added.
+
+    On an update, a value equal to the old object's at the same path is not validated again
+    (kube's CRD validation ratcheting, on by default since 1.30): a status write leaves spec
+    alone, and re-checking it was most of the emulator's time in a mass rotation. Python's
+    equality takes ``1`` and ``true`` as equal; nobody flips a field between them in place.
     """
     errors: list[FieldError] = []
+    before: Any = _ABSENT if old is None else old
     if isinstance(obj, Mapping) and "metadata" in obj:
         errors.extend(_validate_metadata(obj["metadata"]))
-    _check(schema, obj, "", errors, root=True)
+    _check(schema, obj, "", errors, root=True, old=before)
     if any(e.type in _BLOCKING for e in errors):
         errors.append(FieldError("", ErrorType.INVALID, _RULES_SKIPPED, None))
     else:
-        _check_rules(schema, obj, "", errors, root=True)
+        _check_rules(schema, obj, "", errors, root=True, old=before)
     return errors
+
+
+def _old_child(old: Any, key: str) -> Any:
+    return old.get(key, _ABSENT) if isinstance(old, Mapping) else _ABSENT
 
 
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -355,8 +374,12 @@ def _type_ok(expected: str, value: Any, schema: Schema) -> bool:
     return actual == expected
 
 
-def _check(schema: Schema, value: Any, path: str, errors: list[FieldError], root: bool = False) -> None:
+def _check(
+    schema: Schema, value: Any, path: str, errors: list[FieldError], root: bool = False, old: Any = _ABSENT
+) -> None:
     """OpenAPI v3 keyword checks, with kube-openapi's wording ("<path> in body should ...")."""
+    if old is not _ABSENT and value == old:
+        return
     name = path or "body"
     expected = schema.get("type")
     if value is None:
@@ -380,7 +403,7 @@ def _check(schema: Schema, value: Any, path: str, errors: list[FieldError], root
     elif isinstance(value, list):
         _check_array(schema, value, path, errors)
     elif isinstance(value, Mapping):
-        _check_object(schema, value, path, errors, root)
+        _check_object(schema, value, path, errors, root, old)
 
 
 def _check_string(schema: Schema, value: str, path: str, errors: list[FieldError]) -> None:
@@ -486,7 +509,7 @@ def _check_unique(schema: Schema, value: list[Any], path: str, errors: list[Fiel
 
 
 def _check_object(
-    schema: Schema, value: Mapping[str, Any], path: str, errors: list[FieldError], root: bool
+    schema: Schema, value: Mapping[str, Any], path: str, errors: list[FieldError], root: bool, old: Any
 ) -> None:
     for name in schema.get("required") or []:
         if name not in value:
@@ -497,8 +520,8 @@ def _check_object(
     if "minProperties" in schema and len(value) < schema["minProperties"]:
         detail = f"{path} in body should have at least {schema['minProperties']} properties"
         errors.append(FieldError(path, ErrorType.INVALID, detail, value))
-    for child_schema, item, child_path in _properties(schema, value, path, root):
-        _check(child_schema, item, child_path, errors)
+    for child_schema, key, item, child_path in _properties(schema, value, path, root):
+        _check(child_schema, item, child_path, errors, old=_old_child(old, key))
 
 
 def _properties(
@@ -507,19 +530,19 @@ def _properties(
     path: str,
     root: bool,
     entry: Callable[[str, str], str] = _entry,
-) -> Iterator[tuple[Schema, Any, str]]:
-    """Each property with the schema that governs it (declared, or additionalProperties) and
-    its field path (a map entry's named by ``entry``); unknown fields and, at the root,
-    apiVersion/kind/metadata are skipped."""
+) -> Iterator[tuple[Schema, str, Any, str]]:
+    """Each property (key and value) with the schema that governs it (declared, or
+    additionalProperties) and its field path (a map entry's named by ``entry``); unknown fields
+    and, at the root, apiVersion/kind/metadata are skipped."""
     props = _props(schema)
     extra = _additional(schema)
     for key, item in value.items():
         if root and key in _ROOT_KEEP:
             continue
         if key in props:
-            yield props[key], item, _child(path, key)
+            yield props[key], key, item, _child(path, key)
         elif extra is not None:
-            yield extra, item, entry(path, key)
+            yield extra, key, item, entry(path, key)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,14 +581,16 @@ def _program(rule: str) -> Any:
 _TRANSITION = re.compile(r"\boldSelf\b")
 
 
-def _check_rules(schema: Schema, value: Any, path: str, errors: list[FieldError], root: bool = False) -> None:
-    if value is None:
+def _check_rules(
+    schema: Schema, value: Any, path: str, errors: list[FieldError], root: bool = False, old: Any = _ABSENT
+) -> None:
+    if value is None or (old is not _ABSENT and value == old):
         return
     for rule in schema.get("x-kubernetes-validations") or []:
         _run_rule(schema, rule, value, path, errors)
     if isinstance(value, Mapping):
-        for child_schema, item, child_path in _properties(schema, value, path, root, _key):
-            _check_rules(child_schema, item, child_path, errors)
+        for child_schema, key, item, child_path in _properties(schema, value, path, root, _key):
+            _check_rules(child_schema, item, child_path, errors, old=_old_child(old, key))
     elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
         items = cast(Schema, schema["items"])
         for i, item in enumerate(value):
