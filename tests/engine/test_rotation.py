@@ -34,8 +34,10 @@ def test_initial_rotation_walks_every_step_in_order(bench: EngineBench) -> None:
     runs = bench.rotate_to_end()
     steps = [r.status.rotation.step for r in runs if r.status.rotation is not None]
     # sync, restart and verify's first look run in dual's reconcile (advance.CHAINED): no status
-    # write records them in between
-    assert steps[: steps.index(Step.VERIFY)] == [Step.DUAL]
+    # write records them in between. Whether one records verify waiting depends on whether the
+    # rollout was complete at that first look (then it chains on), so only the rest is asserted.
+    assert steps[0] is Step.DUAL
+    assert not {Step.SYNC, Step.RESTART} & set(steps)
     end = runs[-1].status
     assert end.phase is Phase.IDLE
     assert end.current_version == "1"
