@@ -156,7 +156,7 @@ def apply_merge_patch(doc: Mapping[str, Any], patch: Any) -> dict[str, Any]:
     """RFC 7386: dicts merge recursively, ``null`` deletes, anything else replaces."""
     if not isinstance(patch, dict):
         raise PatchError("a merge patch must be an object", status=400)
-    result = _merge(dict(doc), patch, strategic=False)
+    result = _merge(clone(dict(doc)), patch, strategic=False)
     assert isinstance(result, dict)
     return result
 
@@ -171,15 +171,17 @@ def apply_strategic_merge_patch(doc: Mapping[str, Any], patch: Any) -> dict[str,
     """
     if not isinstance(patch, dict):
         raise PatchError("a strategic merge patch must be an object", status=400)
-    result = _merge(dict(doc), patch, strategic=True)
+    result = _merge(clone(dict(doc)), patch, strategic=True)
     assert isinstance(result, dict)
     return result
 
 
 def _merge(target: Any, patch: Any, *, strategic: bool) -> Any:
+    """Merge ``patch`` into ``target``, which is the caller's own copy (changed in place: the
+    document is copied once, at the top, not again at every level)."""
     if not isinstance(patch, dict):
         return clone(patch)
-    result: dict[str, Any] = clone(target) if isinstance(target, dict) else {}
+    result: dict[str, Any] = target if isinstance(target, dict) else {}
     for key, value in patch.items():
         if strategic and key.startswith("$"):
             continue  # directives: $setElementOrder/…, $retainKeys, $patch (handled by the caller)
@@ -197,7 +199,7 @@ def _is_named_list(value: Any) -> bool:
 
 
 def _merge_named_lists(current: list[dict[str, Any]], patch: list[dict[str, Any]]) -> list[Any]:
-    merged: list[Any] = [clone(item) for item in current]
+    merged: list[Any] = list(current)  # items of the caller's own copy: merged in place
     for item in patch:
         positions = [i for i, existing in enumerate(merged) if existing.get("name") == item["name"]]
         if item.get("$patch") == "delete":

@@ -34,6 +34,9 @@ TypeKey = tuple[str, str, str]  # (group, version, plural)
 ObjKey = tuple[str, str]  # (namespace or "", name)
 
 
+_MISSING: Any = object()  # a key absent from a dict, told apart from a null value
+
+
 class FieldErrorLike(Protocol):
     """What ``rotator.sandbox.schema_validation.validate`` returns for each violation."""
 
@@ -353,6 +356,14 @@ class KubeStore:
             raise self._not_found(rt, name)
         return clone(obj)
 
+    def _stored(self, rt: ResourceType, namespace: str | None, name: str) -> JSON:
+        """The stored object itself, or 404: for writers that only read it (never change it, never
+        hand it out)."""
+        obj = self._objects[rt.key].get(self._key(rt, namespace, name))
+        if obj is None:
+            raise self._not_found(rt, name)
+        return obj
+
     def find(self, rt: ResourceType, namespace: str | None, name: str) -> JSON | None:
         """Return a copy of one object, or None (for in-process callers that expect absence)."""
         obj = self._objects[rt.key].get(self._key(rt, namespace, name))
@@ -509,7 +520,7 @@ class KubeStore:
         dry_run: bool = False,
     ) -> JSON:
         """PATCH with json-patch, merge-patch or strategic-merge-patch, by content type."""
-        old = self.get(rt, namespace, name)
+        old = self._stored(rt, namespace, name)  # read only: every patch kind works on a copy
         kind = content_type.split(";")[0].strip().lower()
         try:
             if kind == "application/json-patch+json":
@@ -550,11 +561,15 @@ class KubeStore:
                 {"name": name, "group": rt.group, "kind": rt.plural},
             )
         if subresource == "status":
-            candidate = clone(old)
-            if "status" in new:
-                candidate["status"] = new["status"]
-            else:
-                candidate.pop("status", None)
+            # ``new`` is this write's own copy: keep its status, and old's value of anything
+            # else it changed (the status subresource writes status only).
+            candidate = new
+            for part in set(old) | set(new):
+                if part != "status" and new.get(part, _MISSING) != old.get(part, _MISSING):
+                    if part in old:
+                        candidate[part] = clone(old[part])
+                    else:
+                        candidate.pop(part)
         elif subresource is None:
             candidate = new
             if rt.status_subresource:
@@ -589,7 +604,7 @@ class KubeStore:
         candidate = self._admit(rt, candidate, old)
         meta = candidate["metadata"]
         if candidate == old:
-            return old  # a no-op write changes nothing, not even the resourceVersion
+            return clone(old)  # a no-op write changes nothing, not even the resourceVersion
         if rt.tracks_generation and _spec_part(candidate) != _spec_part(old):
             meta["generation"] = int(old_meta.get("generation", 0)) + 1
         if dry_run:
@@ -775,7 +790,7 @@ class KubeStore:
         if self._validator is not None:
             errors = list(self._validator(rt.schema, obj))
         elif module is not None and hasattr(module, "admit"):
-            stored, errors = module.admit(rt.schema, obj, old)
+            stored, errors = module.admit(rt.schema, obj, old, owned=True)  # create/_commit's copy
         elif module is not None:
             errors = list(module.validate(rt.schema, obj))
         else:

@@ -274,13 +274,15 @@ _MISSING = object()
 
 
 def admit(
-    schema: Schema, obj: Mapping[str, Any], old: Mapping[str, Any] | None = None
+    schema: Schema, obj: Mapping[str, Any], old: Mapping[str, Any] | None = None, *, owned: bool = False
 ) -> tuple[dict[str, Any], list[FieldError]]:
     """What kube does to a create/update body: prune, default, validate (ratcheting against
     ``old``, the stored object an update replaces). Returns the object that would be stored and
-    the errors (empty when accepted)."""
-    # One copy, pruned then defaulted in place (prune and apply_defaults each copy).
-    stored = cast(dict[str, Any], _default(schema, _prune(schema, clone(dict(obj)), "", [], root=True)))
+    the errors (empty when accepted). ``owned``: ``obj`` is the caller's to give away (the
+    emulator's own copy of a request body), pruned and defaulted in place instead of copied."""
+    # One copy at most, pruned then defaulted in place (prune and apply_defaults each copy).
+    mine = cast(dict[str, Any], obj) if owned else clone(dict(obj))
+    stored = cast(dict[str, Any], _default(schema, _prune(schema, mine, "", [], root=True)))
     return stored, validate(schema, stored, old)
 
 
