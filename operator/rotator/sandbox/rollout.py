@@ -220,8 +220,9 @@ class RolloutSimulator:
             if rt.key == type_key:
                 self._poke((kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))
         # A Secret that pods wait for may just have appeared (the kubelet retries at once), or a
-        # pod was deleted by someone else (its controller replaces it at once).
-        if (rt.key == _SECRETS and event_type != "DELETED") or (rt.key == _PODS and event_type == "DELETED"):
+        # pod was deleted by someone else (its controller replaces it at once). Pods wait for a
+        # Secret's existence only, so a changed one wakes nobody (every rotation changes one).
+        if (rt.key == _SECRETS and event_type == "ADDED") or (rt.key == _PODS and event_type == "DELETED"):
             namespace = obj["metadata"].get("namespace")
             for key in [key for key in self._states if key[1] == namespace]:
                 self._poke(key)
