@@ -8,10 +8,7 @@ bools are strict because the API server never coerces ``"32"`` into 32.
 
 from __future__ import annotations
 
-import marshal
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
@@ -40,6 +37,7 @@ from rotator.models.durations import (
     parse_duration,
 )
 from rotator.models.errors import InvalidSpecError
+from rotator.models.memo import Memo
 from rotator.models.zones import load_zone
 
 DNS_SUBDOMAIN_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -553,28 +551,12 @@ def _field_path(loc: tuple[int | str, ...], ctx: Mapping[str, Any] | None) -> st
 
 #: Specs validated lately, by their encoding: a policy's spec is validated on every reconcile
 #: (nine in a rotation) and rarely changes, and the model is frozen, so one can be shared.
-_PARSED: OrderedDict[bytes, RotationPolicySpec] = OrderedDict()
-_PARSED_LIMIT: Final = 256
-_PARSED_LOCK = threading.Lock()
+_PARSED: Final[Memo[RotationPolicySpec]] = Memo(256)
 
 
 def parse_spec(raw: Mapping[str, Any]) -> RotationPolicySpec:
     """Validate a raw ``spec`` mapping; raise :class:`InvalidSpecError` naming the first bad field."""
-    try:
-        key: bytes | None = marshal.dumps(dict(raw))
-    except ValueError:  # not plain JSON (a test's model object): validated, not remembered
-        key = None
-    with _PARSED_LOCK:
-        if key is not None and (spec := _PARSED.get(key)) is not None:
-            _PARSED.move_to_end(key)
-            return spec
-    spec = _validate_spec(raw)
-    if key is not None:
-        with _PARSED_LOCK:
-            _PARSED[key] = spec
-            if len(_PARSED) > _PARSED_LIMIT:
-                _PARSED.popitem(last=False)
-    return spec
+    return _PARSED.get(raw, _validate_spec)
 
 
 def _validate_spec(raw: Mapping[str, Any]) -> RotationPolicySpec:

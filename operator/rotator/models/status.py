@@ -18,6 +18,8 @@ from typing import Annotated, Any, Final, Self
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from rotator.models.memo import Memo
+
 HISTORY_LIMIT: Final = 10
 
 
@@ -213,6 +215,15 @@ class RotationPolicyStatus(_Status):
     last_dry_run: DryRunReport | None = None
     lease: LeaseStatus | None = None
 
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any] | None) -> Self:
+        """As :meth:`_Status.from_raw`, remembered by encoding (``rotator.models.memo``): a
+        reconcile chain reads the same status several times, the one its last write returned."""
+        return _STATUSES.get(raw or {}, super().from_raw)  # type: ignore[return-value]
+
     def condition(self, kind: ConditionType) -> Condition | None:
         """The condition of that type, if present (the one lookup everyone uses)."""
         return get_condition(self.conditions, kind)
+
+
+_STATUSES: Final[Memo[RotationPolicyStatus]] = Memo(256)
