@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from rotator.engine.draft import merge_patch
+from rotator.models.status import RotationPolicyStatus
+from tests.engine.harness import GRACE, EngineBench
 
 
 def test_unchanged_is_an_empty_patch() -> None:
@@ -37,3 +39,16 @@ def test_the_patch_applied_gives_the_target() -> None:
     before = {"a": 1, "b": {"c": 2, "d": 3}, "e": [1], "f": "gone"}
     after = {"a": 2, "b": {"c": 2, "x": {"y": 1}}, "e": [1, 2]}
     assert apply(before, merge_patch(before, after)) == after
+
+
+def test_a_status_dumped_validated_and_dumped_again_is_the_same_json(bench: EngineBench) -> None:
+    # persist takes the patch from the first dump: it must be what the validated status dumps to
+    bench.seed(revoke=GRACE)
+    bench.rotate_to_revoke()  # mid-rotation: rotation state, step timings, conditions
+    mid = bench.status().to_patch()
+    bench.rotate_to_end()
+    done = bench.status().to_patch()  # history with its step timeline, next rotation time
+    assert mid["rotation"]["steps"]
+    assert done["history"][0]["steps"]
+    for wire in (mid, done):
+        assert RotationPolicyStatus.model_validate(wire).to_patch() == wire
