@@ -27,14 +27,19 @@ def format_time(moment: datetime) -> str:
     """``2026-11-27T20:00:00Z``: UTC, whole seconds (kube's metav1.Time drops the rest anyway)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: pass an aware time (the clock is injected, in UTC)")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: twice as fast, and every status dump formats dozens of times
+    return _in_utc(moment).isoformat(timespec="seconds")[:19] + "Z"
 
 
 def format_precise_time(moment: datetime) -> str:
     """``2026-11-27T20:00:00.123Z``: UTC with milliseconds, for the step timeline."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: pass an aware time (the clock is injected, in UTC)")
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _in_utc(moment).isoformat(timespec="milliseconds")[:23] + "Z"
+
+
+def _in_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 def utcnow() -> datetime:
