@@ -22,6 +22,7 @@ from pydantic import AfterValidator, Field, StringConstraints, ValidationError, 
 from pydantic_core import PydanticCustomError
 
 from rotator.models.errors import InvalidSpecError
+from rotator.models.memo import Memo
 from rotator.models.paths import RESERVED_MOUNT_MESSAGE, is_reserved_mount
 from rotator.models.spec import (
     AWS_REGION_PATTERN,
@@ -222,10 +223,23 @@ class ClusterRotationStoreSpec(_StoreSpec):
         return self
 
 
+#: Store specs validated lately, by kind and encoding: every reconcile resolves its store (a
+#: frozen model; stores are few and seldom change).
+_PARSED: Final[dict[StoreRefKind, Memo[RotationStoreSpec | ClusterRotationStoreSpec]]] = {
+    kind: Memo(256) for kind in StoreRefKind
+}
+
+
 def parse_store_spec(
     kind: StoreRefKind, raw: Mapping[str, Any]
 ) -> RotationStoreSpec | ClusterRotationStoreSpec:
     """Validate a store's raw ``spec``; :class:`InvalidSpecError` names the first bad field."""
+    return _PARSED[kind].get(raw, lambda fresh: _validate_store_spec(kind, fresh))
+
+
+def _validate_store_spec(
+    kind: StoreRefKind, raw: Mapping[str, Any]
+) -> RotationStoreSpec | ClusterRotationStoreSpec:
     model = ClusterRotationStoreSpec if kind is StoreRefKind.CLUSTER_ROTATION_STORE else RotationStoreSpec
     try:
         return model.model_validate(_drop_nulls(raw))
