@@ -231,4 +231,6 @@ class RotationPolicyStatus(_Status):
         return get_condition(self.conditions, kind)
 
 
-_STATUSES: Final[Memo[RotationPolicyStatus]] = Memo(256)
+#: A hit is a later look within the same chain of reconciles (16 at once at most): a few dozen
+#: are enough, and a status with its history is the largest model rotator keeps.
+_STATUSES: Final[Memo[RotationPolicyStatus]] = Memo(64)
