@@ -361,6 +361,10 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
     # than being cut short by a watch event; a reconcile woken by a watch is a light one.
     resync = True
     parked: bytes | None = None  # obj, compact, while the loop sleeps long (rotator.compact)
+    # obj is what a finished reconcile looked at or wrote: its status reads and its spec was
+    # judged, so the admission check below need not validate them again (a delivered or fetched
+    # object it must).
+    known = False
     while True:
         if parked is not None:
             obj, parked = compact.unpack(parked), None
@@ -371,17 +375,20 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
             continue
         requeue: float | None
         try:
-            obj = runtime.delivered.pop(key, None) or obj
+            if (delivered := runtime.delivered.pop(key, None)) is not None:
+                obj, known = delivered, False
             if obj is None:
-                obj = await asyncio.to_thread(runtime.kube.get_policy, namespace, name)
+                obj, known = await asyncio.to_thread(runtime.kube.get_policy, namespace, name), False
             if obj is None or obj.get("metadata", {}).get("deletionTimestamp"):
                 return
             runtime.note_reconcile(namespace, name)
             # A look that can only name a bad spec or status needs no rotation slot either.
-            first = bool((obj.get("status") or {}).get("rotation")) or engine.cannot_start_rotation(obj)
+            rotating = bool((obj.get("status") or {}).get("rotation"))
+            first = rotating or (not known and engine.cannot_start_rotation(obj))
             result = await runtime.admission.run(key, first, _reconcile, runtime, obj, failures, resync)
             _post(runtime, obj, result.events)
             obj = None if result.stale else (result.written or obj)
+            known = obj is not None
             requeue = result.requeue_after
             failures = failures + 1 if result.temporary else 0
             crashes = 0

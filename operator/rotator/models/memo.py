@@ -1,10 +1,10 @@
 """Frozen models validated lately, by the marshal encoding of the JSON they were parsed from.
 
-A policy's spec and status are validated several times per reconcile chain (the admission check
-on the event loop, the reconcile, the next reconcile from the object the status write returned),
-and the JSON rarely differs between those looks. The models are frozen (their sequences are
-tuples), so one instance can be handed to every caller. An encoding costs a few microseconds; a
-validation of a status with its history, a few hundred.
+A policy's spec and its store's spec are validated on every reconcile (the admission check on
+the event loop, the reconcile itself, each reconcile of a chain), and they rarely change. The
+models are frozen (their sequences are tuples), so one instance can be handed to every caller.
+An encoding costs a few microseconds; a validation, a hundred or more. Not for statuses: one
+changes with every write, so its encoding would mostly be paid for a miss.
 """
 
 from __future__ import annotations

@@ -18,8 +18,6 @@ from typing import Annotated, Any, Final, Self
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
-from rotator.models.memo import Memo
-
 HISTORY_LIMIT: Final = 10
 
 
@@ -220,17 +218,6 @@ class RotationPolicyStatus(_Status):
     last_dry_run: DryRunReport | None = None
     lease: LeaseStatus | None = None
 
-    @classmethod
-    def from_raw(cls, raw: Mapping[str, Any] | None) -> Self:
-        """As :meth:`_Status.from_raw`, remembered by encoding (``rotator.models.memo``): a
-        reconcile chain reads the same status several times, the one its last write returned."""
-        return _STATUSES.get(raw or {}, super().from_raw)  # type: ignore[return-value]
-
     def condition(self, kind: ConditionType) -> Condition | None:
         """The condition of that type, if present (the one lookup everyone uses)."""
         return get_condition(self.conditions, kind)
-
-
-#: A hit is a later look within the same chain of reconciles (16 at once at most): a few dozen
-#: are enough, and a status with its history is the largest model rotator keeps.
-_STATUSES: Final[Memo[RotationPolicyStatus]] = Memo(64)
