@@ -11,10 +11,9 @@ import base64
 import http.client
 import http.server
 import json
-import threading
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import hvac
@@ -26,76 +25,12 @@ from rotator.models.keys import STORE_CREDENTIAL_LABEL
 from rotator.sandbox import demo
 from rotator.sandbox.kube_server import ADMIN_TOKEN
 from rotator.sandbox.moto_server import MotoServer
+from tests.fixtures.listener import Answer, Listener, Responder
 from tests.fixtures.rotation import PUBLIC_KEYS, Bench
 
 EVIL = "evil"
 CLUSTER_STORES = "/apis/rotator.dev/v1alpha1/clusterrotationstores"
 STOLEN = "team-secret-value-0123456789"
-
-
-Answer = tuple[int, dict[str, str], bytes]
-#: How a listener answers one request: (method, path, headers, body) -> (status, headers, body).
-Responder = Callable[[str, str, Mapping[str, str], bytes], Answer]
-
-
-def refuse_like_vault(method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
-    payload = json.dumps({"errors": ["permission denied"]}).encode()
-    return 403, {"Content-Type": "application/json"}, payload
-
-
-class Listener:
-    """An HTTP server a tenant runs, recording every request (and answer) it sees; by default it
-    answers like a Vault that refuses everything."""
-
-    def __init__(self, respond: Responder = refuse_like_vault) -> None:
-        self.requests: list[str] = []
-        self.bodies: list[bytes] = []
-        self.answers: list[bytes] = []
-        listener = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _record(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = raw.decode(errors="replace")
-                listener.bodies.append(raw)
-                # Form bodies (STS) percent-encode: record the decoded form too, so a scan for a
-                # value finds it however it was sent.
-                listener.requests.append(
-                    f"{self.command} {self.path}\n{self.headers}\n{body}\n{urllib.parse.unquote_plus(body)}"
-                )
-                status, headers, payload = respond(self.command, self.path, dict(self.headers), raw)
-                listener.answers.append(payload)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_LIST = do_DELETE = _record
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def address(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def seen(self) -> str:
-        return "\n".join(self.requests)
-
-    def __enter__(self) -> Listener:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture

@@ -15,12 +15,10 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from threading import Thread
 from typing import Any
 
 import pytest
@@ -30,6 +28,7 @@ from rotator.kube import _TRANSPORT_RETRIES, POOL_SIZE, Kube, KubeError, KubeUna
 from rotator.kube_connection import KubeConnection, load_settings
 from rotator.sandbox.kube_emulator import Fault
 from rotator.sandbox.kube_server import KubeServer
+from tests.fixtures.listener import Answer, Listener
 
 NS = "default"
 SECRET = f"/api/v1/namespaces/{NS}/secrets/s"
@@ -330,37 +329,17 @@ def test_inline_certificates_are_private_files_removed_when_the_connection_close
 
 
 def test_a_server_url_with_a_path_prefixes_every_request(tmp_path: Path) -> None:
-    asked: list[str] = []
+    def answer(method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        return 200, {"Content-Type": "application/json"}, b'{"kind": "NamespaceList", "items": []}'
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            asked.append(self.path)
-            body = b'{"kind": "NamespaceList", "items": []}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        port = server.server_address[1]
-        cluster = {"server": f"http://127.0.0.1:{port}/k8s/clusters/c-1/"}
+    with Listener(answer) as server:
+        cluster = {"server": f"{server.address}/k8s/clusters/c-1/"}
         connection = KubeConnection(
             load_settings(str(write_kubeconfig(tmp_path / "kubeconfig", cluster, {"token": "t"}))),
             maxsize=1,
             retries=_TRANSPORT_RETRIES,
         )
-        answer = connection.request("GET", "/api/v1/namespaces", query={"limit": "1"})
+        answered = connection.request("GET", "/api/v1/namespaces", query={"limit": "1"})
         connection.close()
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-    assert answer.status == 200
-    assert asked == ["/k8s/clusters/c-1/api/v1/namespaces?limit=1"]
+    assert answered.status == 200
+    assert server.paths == ["/k8s/clusters/c-1/api/v1/namespaces?limit=1"]

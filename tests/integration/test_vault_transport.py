@@ -4,10 +4,8 @@ urllib3 pool and must look to hvac and rotator exactly as requests' answers and 
 from __future__ import annotations
 
 import socket
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
 
 import hvac.exceptions
 import pytest
@@ -17,6 +15,7 @@ from rotator.sandbox.openbao import OpenBaoServer
 from rotator.sandbox.processes import free_port
 from rotator.stores.vault.client import TRANSIENT, connect
 from rotator.stores.vault.transport import DirectSession
+from tests.fixtures.listener import Answer, Listener, Responder
 
 
 def test_kv_round_trip_through_the_direct_pool(openbao: OpenBaoServer) -> None:
@@ -44,79 +43,34 @@ def test_vault_refusals_keep_hvacs_exception_types_and_vaults_words(openbao: Ope
     assert refused.value.errors, "Vault's error text reaches the exception, as through requests"
 
 
-Answer = tuple[int, dict[str, str], bytes]
+def _json(body: bytes, status: int = 200) -> Responder:
+    return lambda method, path, headers, sent: (status, {"Content-Type": "application/json"}, body)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    answer: Callable[[str], Answer]
-
-
-@pytest.fixture
-def http_server() -> Iterator[tuple[_Server, list[str]]]:
-    """A local HTTP server answering as ``server.answer(path)`` says; records the paths asked."""
-    asked: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            asked.append(self.path)
-            status, headers, body = server.answer(self.path)
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = _Server(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server, asked
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-def _address(server: _Server) -> str:
-    host, port = server.server_address[:2]
-    return f"http://{host!s}:{port}"
-
-
-def test_a_redirect_from_a_standby_is_followed(http_server: tuple[_Server, list[str]]) -> None:
-    server, asked = http_server
-    json = {"Content-Type": "application/json"}
-
-    def answer(path: str) -> Answer:
+def test_a_redirect_from_a_standby_is_followed() -> None:
+    def answer(method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
         if path.startswith("/active"):
-            return 200, json, b'{"data": {"data": {"value": "x"}, "metadata": {"version": 4}}}'
-        return 307, {"Location": f"{_address(server)}/active{path}"}, b""
+            return _json(b'{"data": {"data": {"value": "x"}, "metadata": {"version": 4}}}')(
+                method, path, headers, body
+            )
+        return 307, {"Location": f"{server.address}/active{path}"}, b""
 
-    server.answer = answer
-    client = connect(_address(server), 5.0, token="t")
-    read = client.secrets.kv.v2.read_secret_version(
-        path="p", version=4, mount_point="secret", raise_on_deleted_version=True
-    )
+    with Listener(answer) as server:
+        client = connect(server.address, 5.0, token="t")
+        read = client.secrets.kv.v2.read_secret_version(
+            path="p", version=4, mount_point="secret", raise_on_deleted_version=True
+        )
     assert read["data"]["metadata"]["version"] == 4
     # The direct call meets the redirect and hands the call to requests, which asks again and
     # follows: a standby performs nothing before it redirects, so the repeat is harmless.
-    assert asked == ["/v1/secret/data/p?version=4"] * 2 + ["/active/v1/secret/data/p?version=4"]
+    assert server.paths == ["/v1/secret/data/p?version=4"] * 2 + ["/active/v1/secret/data/p?version=4"]
 
 
-def test_a_server_error_is_hvacs_transient_error(http_server: tuple[_Server, list[str]]) -> None:
-    server, _ = http_server
-    server.answer = lambda path: (
-        503,
-        {"Content-Type": "application/json"},
-        b'{"errors": ["Vault is sealed"]}',
-    )
-    client = connect(_address(server), 5.0, token="t")
-    with pytest.raises(TRANSIENT) as raised:
-        client.secrets.kv.v2.read_secret_metadata(path="p", mount_point="secret")
+def test_a_server_error_is_hvacs_transient_error() -> None:
+    with Listener(_json(b'{"errors": ["Vault is sealed"]}', 503)) as server:
+        client = connect(server.address, 5.0, token="t")
+        with pytest.raises(TRANSIENT) as raised:
+            client.secrets.kv.v2.read_secret_metadata(path="p", mount_point="secret")
     assert isinstance(raised.value, hvac.exceptions.VaultDown)
     assert raised.value.errors == ["Vault is sealed"]
 
@@ -139,16 +93,13 @@ def test_a_server_that_never_answers_is_requests_read_timeout() -> None:
     assert isinstance(raised.value, TRANSIENT)
 
 
-def test_a_proxy_sends_the_call_through_requests(
-    http_server: tuple[_Server, list[str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    server, asked = http_server
-    server.answer = lambda path: (200, {"Content-Type": "application/json"}, b'{"data": {"keys": []}}')
-    # The local server plays the proxy: a proxied request names the absolute URL in its line.
-    monkeypatch.setenv("HTTP_PROXY", _address(server))
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    client = connect("http://vault.invalid:8200", 5.0, token="t")
-    client.secrets.kv.v2.read_secret_metadata(path="p", mount_point="secret")
-    assert asked == ["http://vault.invalid:8200/v1/secret/metadata/p"]
+def test_a_proxy_sends_the_call_through_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Listener(_json(b'{"data": {"keys": []}}')) as proxy:
+        # The local server plays the proxy: a proxied request names the absolute URL in its line.
+        monkeypatch.setenv("HTTP_PROXY", proxy.address)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = connect("http://vault.invalid:8200", 5.0, token="t")
+        client.secrets.kv.v2.read_secret_metadata(path="p", mount_point="secret")
+    assert proxy.paths == ["http://vault.invalid:8200/v1/secret/metadata/p"]
     assert not client.adapter.session._pools
