@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import dataclasses
 import logging
 from collections.abc import Callable, Collection, Coroutine, Mapping
@@ -52,6 +51,7 @@ import kopf
 from rotator import compact, engine
 from rotator.admission import PARKED, Admission
 from rotator.engine.store_health import HealthCheck, check_store
+from rotator.json_copy import clone
 from rotator.kube import API_VERSION, GROUP, KIND, PLURAL, VERSION, Kube, connection_of, secret_path
 from rotator.kubeconfig import CredentialError, KubeConfigError
 from rotator.leader import LeaderElector, LeadershipLost
@@ -256,7 +256,7 @@ def _cached(runtime: Runtime, event: Mapping[str, Any], body: Mapping[str, Any])
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(dict(body))
+    return clone(dict(body))
 
 
 @kopf.on.event(GROUP, VERSION, STORES[StoreRefKind.ROTATION_STORE])

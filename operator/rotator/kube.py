@@ -10,7 +10,6 @@ synchronous; callers run it off the event loop.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import threading
@@ -23,6 +22,7 @@ from typing import Any, Final
 from urllib3.exceptions import HTTPError
 from urllib3.util.retry import Retry
 
+from rotator.json_copy import clone
 from rotator.kube_connection import KubeConnection, Response, load_settings
 from rotator.kubeconfig import CredentialError, KubeConfigError
 from rotator.models.keys import CONSUMER, CONSUMER_LABEL, DOMAIN, MANAGED_BY, MANAGED_BY_LABEL
@@ -213,7 +213,7 @@ class WatchCache:
         if not self.watched(obj):
             with self._lock:
                 return self._objects.pop(path, None) is not None
-        kept = copy.deepcopy(dict(obj))
+        kept = clone(dict(obj))
         # Often the largest part of an object and never read by rotator (a write that omits it
         # leaves the server's copy as it is), so the cache does not pay for it.
         kept.get("metadata", {}).pop("managedFields", None)
@@ -242,7 +242,7 @@ class WatchCache:
             if path not in self._objects:
                 return False, None
             found = self._objects[path]
-        return True, copy.deepcopy(found)
+        return True, clone(found)
 
 
 class Kube:

@@ -21,8 +21,8 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+from rotator.json_copy import clone
 from rotator.models.keys import ROTATION_ID
-from rotator.sandbox.json_copy import clone
 from rotator.sandbox.pod_start import Api, PodInfo, pod_info
 from rotator.sandbox.processes import ServerError
 from rotator.workloads.health import rollout_health

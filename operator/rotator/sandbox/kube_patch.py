@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rotator.sandbox.json_copy import clone
+from rotator.json_copy import clone
 
 
 class PatchError(Exception):

@@ -26,8 +26,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from rotator.json_copy import clone
 from rotator.sandbox import kube_patch
-from rotator.sandbox.json_copy import clone
 
 JSON = dict[str, Any]
 TypeKey = tuple[str, str, str]  # (group, version, plural)

@@ -28,7 +28,7 @@ from celpy import celtypes
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
 
-from rotator.sandbox.json_copy import clone
+from rotator.json_copy import clone
 
 __all__ = [
     "ErrorType",

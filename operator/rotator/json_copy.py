@@ -1,4 +1,5 @@
-"""Deep copies of JSON documents, the emulator's hottest operation.
+"""Deep copies of JSON documents: the emulator's hottest operation, and the operator's watch
+cache's (each object it keeps or hands out is a private copy).
 
 Every read, write and watch event of the emulator hands out or keeps a private copy of an
 object. ``copy.deepcopy`` walks each node in Python with a memo; a marshal round trip does the
