@@ -9,12 +9,17 @@ import kopf
 from rotator import handlers
 from rotator import handlers as handlers_module
 
+#: The registry rotator.handlers registered into (Kopf's default when it was imported, above):
+#: taken now, at collection, because kopf.testing.KopfRunner (tests/sandbox/test_kube_kopf.py)
+#: makes its own registry the process's default while a test on the same worker runs it.
+REGISTRY = kopf.get_default_registry()
+
 
 def test_only_event_handlers_so_no_diff_base_is_needed() -> None:
     """handlers.NoDiffBase drops Kopf's per-event "last handled" snapshot. That is right only
     while no handler needs a diff: an on.create/update/delete/field/resume handler (changing)
     or a daemon/timer (spawning) would silently never fire."""
-    registry = kopf.get_default_registry()
+    registry = REGISTRY
 
     def ours(handlers: list[Any]) -> list[Any]:  # other test modules register into it too
         return [h for h in handlers if getattr(h.fn, "__module__", "") == handlers_module.__name__]
