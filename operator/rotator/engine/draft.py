@@ -142,9 +142,8 @@ def persist(kube: Kube, draft: Draft, requeue_after: float | None, *, temporary:
     # seconds where status keeps whole seconds), so the next reconcile computes the same times.
     # The round trip is exact the second time (tests/engine/test_draft.py), so ``wire`` is also
     # what the new status dumps to: the patch is taken from it rather than from a second dump.
-    # A status no one has seen yet: validated, not remembered (rotator.models.memo).
     wire = draft.status.model_copy(update={"observed_generation": draft.generation}).to_patch()
-    draft.status = RotationPolicyStatus.model_validate(wire)
+    draft.status = RotationPolicyStatus.from_raw(wire)
     patch = merge_patch(draft.before.to_patch(), wire)
     if patch:
         write_status(kube, draft, patch)

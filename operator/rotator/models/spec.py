@@ -550,9 +550,9 @@ def _field_path(loc: tuple[int | str, ...], ctx: Mapping[str, Any] | None) -> st
 
 
 #: Specs validated lately, by their encoding: a policy's spec is validated on every reconcile
-#: (nine in a rotation) and rarely changes, and the model is frozen, so one can be shared. One
-#: per policy up to 2,048 (~5.5 KiB each with its key: 11 MiB at most): fewer entries than
-#: policies and a mass rotation evicts each spec before its policy's next reconcile.
+#: (three or four in a rotation) and rarely changes, and the model is frozen, so one can be
+#: shared. One per policy up to 2,048 (~5.5 KiB each with its key: 11 MiB at most): with fewer
+#: entries than policies, a mass rotation evicts each spec before its policy's next reconcile.
 _PARSED: Final[Memo[RotationPolicySpec]] = Memo(2048)
 
 

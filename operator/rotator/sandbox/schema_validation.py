@@ -266,7 +266,9 @@ def _default(schema: Schema, value: Any) -> Any:
     return value
 
 
-_MISSING = object()
+#: A key absent from a dict, told apart from a null value: no default applied yet; no old value
+#: at a path on an update (a create, a new field, a list item), so nothing to ratchet against.
+_MISSING: Any = object()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,10 +288,6 @@ def admit(
     return stored, validate(schema, stored, old)
 
 
-#: No old value at a path (a create, a new field, a list item): nothing to ratchet against.
-_ABSENT: Any = object()
-
-
 def validate(
     schema: Schema, obj: Mapping[str, Any], old: Mapping[str, Any] | None = None
 ) -> list[FieldError]:
@@ -304,7 +302,7 @@ def validate(
     equality takes ``1`` and ``true`` as equal; nobody flips a field between them in place.
     """
     errors: list[FieldError] = []
-    before: Any = _ABSENT if old is None else old
+    before: Any = _MISSING if old is None else old
     if isinstance(obj, Mapping) and "metadata" in obj:
         errors.extend(_validate_metadata(obj["metadata"]))
     _check(schema, obj, "", errors, root=True, old=before)
@@ -316,7 +314,7 @@ def validate(
 
 
 def _old_child(old: Any, key: str) -> Any:
-    return old.get(key, _ABSENT) if isinstance(old, Mapping) else _ABSENT
+    return old.get(key, _MISSING) if isinstance(old, Mapping) else _MISSING
 
 
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -377,10 +375,10 @@ def _type_ok(expected: str, value: Any, schema: Schema) -> bool:
 
 
 def _check(
-    schema: Schema, value: Any, path: str, errors: list[FieldError], root: bool = False, old: Any = _ABSENT
+    schema: Schema, value: Any, path: str, errors: list[FieldError], root: bool = False, old: Any = _MISSING
 ) -> None:
     """OpenAPI v3 keyword checks, with kube-openapi's wording ("<path> in body should ...")."""
-    if old is not _ABSENT and value == old:
+    if old is not _MISSING and value == old:
         return
     name = path or "body"
     expected = schema.get("type")
@@ -584,9 +582,9 @@ _TRANSITION = re.compile(r"\boldSelf\b")
 
 
 def _check_rules(
-    schema: Schema, value: Any, path: str, errors: list[FieldError], root: bool = False, old: Any = _ABSENT
+    schema: Schema, value: Any, path: str, errors: list[FieldError], root: bool = False, old: Any = _MISSING
 ) -> None:
-    if value is None or (old is not _ABSENT and value == old):
+    if value is None or (old is not _MISSING and value == old):
         return
     for rule in schema.get("x-kubernetes-validations") or []:
         _run_rule(schema, rule, value, path, errors)
