@@ -1,7 +1,7 @@
 """The only Kubernetes API wrapper.
 
 A thin JSON-over-REST layer on :mod:`rotator.kube_connection` (kubeconfig or in-cluster
-settings, parsed by :mod:`rotator.kubeconfig`; credentials kept current; one urllib3 pool):
+settings, parsed by :mod:`rotator.kubeconfig`; credentials kept current; one :mod:`rotator.http1` pool):
 every object comes back as a plain dict, exactly as the API sent it, so the pure functions above
 (rollout health, discovery) work on real-shaped data. Not the official ``kubernetes`` client:
 importing it costs ~35 MiB of RSS and each of its requests 1-2 ms of CPU (issue 11). It is
@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from urllib3.exceptions import HTTPError
-from urllib3.util.retry import Retry
-
+from rotator.http1 import HttpFailure
 from rotator.json_copy import clone
 from rotator.kube_connection import KubeConnection, Response, load_settings
 from rotator.kubeconfig import CredentialError, KubeConfigError
@@ -42,9 +40,9 @@ JsonObject = dict[str, Any]
 
 _DRY_RUN: Final = {"dryRun": "All"}
 
-_TRANSPORT_RETRIES: Final = Retry(total=3, respect_retry_after_header=False)
-"""urllib3's own retries under the connection: its default (3, for connection errors) minus
-honouring Retry-After, which it would sleep out unbounded and uncounted; ``Kube`` does that."""
+_TRANSPORT_RETRIES: Final = 3
+"""More tries of a connection that could not be established (urllib3's default, which this
+client had before). A 429's Retry-After is ``Kube``'s to honour, counted."""
 
 
 class KubeError(Exception):
@@ -338,7 +336,7 @@ class Kube:
             return self._api.request(
                 method, path, query=query, body=payload, content_type=content_type, timeout=self._timeout
             )
-        except HTTPError as exc:
+        except HttpFailure as exc:
             # Unreachable, or an answer cut short: worth a retry, not our bug.
             raise KubeUnavailable(0, "Unreachable", type(exc).__name__) from None
         except CredentialError as exc:

@@ -1,5 +1,5 @@
 """The operator's connection to the Kubernetes API: settings found, credentials kept current,
-one request at a time over urllib3.
+one request at a time over :mod:`rotator.http1`.
 
 ``rotator.kube`` used the official ``kubernetes`` client for this; importing it loads every
 generated model (~35 MiB of RSS) and its ``call_api`` spent 1-2 ms of CPU a request (issue 11).
@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlencode
 
-import urllib3
 import yaml
-from urllib3.util.retry import Retry
 
+from rotator import http1
 from rotator.kubeconfig import (
     IN_CLUSTER_DIR,
     ConnectionSettings,
@@ -274,8 +273,9 @@ class Response:
 class KubeConnection:
     """A pooled connection to one API server with credentials kept current.
 
-    Thread-safe: reconciles send from worker threads. ``retries`` is urllib3's own (connection
-    errors); ``maxsize`` the connections kept to the server.
+    Thread-safe: reconciles send from worker threads. ``retries``: how many more times a
+    connection that could not be established is tried; ``maxsize`` the connections kept to the
+    server.
     """
 
     def __init__(
@@ -283,7 +283,7 @@ class KubeConnection:
         settings: ConnectionSettings,
         *,
         maxsize: int,
-        retries: Retry,
+        retries: int,
         clock: Callable[[], float] = time.monotonic,
         run: ExecRunner = run_plugin,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -319,13 +319,15 @@ class KubeConnection:
             self._exec = ExecAuth(settings.exec, self._scratch, ca_data=ca_data, run=run, wall=wall)
         self._pool_lock = threading.Lock()
         self._pool_files: tuple[str, str] | None = None
-        self._pool: urllib3.HTTPConnectionPool | None = None
-        # One server: one connection pool, asked with the path alone (a PoolManager parsed every
-        # URL again to find the pool: 2 % of the operator's CPU in a mass rotation). A server
-        # URL may carry a path prefix (a proxy in front of the API server): kept for each call.
-        server = urllib3.util.parse_url(settings.server)
-        self._origin = f"{server.scheme}://{server.netloc}"
-        self._prefix = (server.path or "").rstrip("/")
+        self._pool: http1.Pool | None = None
+        # A server URL may carry a path prefix (a proxy in front of the API server): kept for
+        # each call.
+        try:
+            self._scheme, self._host, self._port = http1.split_origin(settings.server)
+        except ValueError as exc:
+            raise KubeConfigError(f"{settings.source}: server {settings.server!r}: {exc}") from None
+        after_netloc = settings.server.partition("://")[2].partition("/")
+        self._prefix = (after_netloc[1] + after_netloc[2]).split("?", 1)[0].rstrip("/")
 
     @property
     def server(self) -> str:
@@ -358,8 +360,9 @@ class KubeConnection:
         content_type: str = "application/json",
         timeout: float | None = None,
     ) -> Response:
-        """Send one request. Raises urllib3's HTTPError when the server cannot be reached (after
-        urllib3's retries) and CredentialError when there are no credentials to send."""
+        """Send one request. Raises :class:`rotator.http1.HttpFailure` when the server cannot be
+        reached or the exchange broke off, and CredentialError when there are no credentials to
+        send."""
         credentials = self.credentials()
         headers = {"Content-Type": content_type, "Accept": "application/json", "User-Agent": USER_AGENT}
         if credentials.token:
@@ -367,19 +370,14 @@ class KubeConnection:
         target = f"{self._prefix}{path}"
         if query:
             target = f"{target}?{urlencode(query)}"
-        answer = self._pool_for(credentials.files).urlopen(
-            method,
-            target,
-            body=body,
-            headers=headers,
-            timeout=urllib3.Timeout(total=timeout) if timeout else None,
-            retries=self._retries,
-            redirect=False,  # the API server never redirects; a bearer token is not followed anywhere
-            preload_content=True,
+        # Never a redirect followed: the API server does not send one, and a bearer token goes
+        # nowhere else.
+        answer = self._pool_for(credentials.files).request(
+            method, target, headers, body, http1.Timeout(timeout, timeout) if timeout else None
         )
-        return Response(answer.status, answer.reason or "", answer.headers, answer.data)
+        return Response(answer.status, answer.reason, answer.headers, answer.data)
 
-    def _pool_for(self, files: tuple[str, str] | None) -> urllib3.HTTPConnectionPool:
+    def _pool_for(self, files: tuple[str, str] | None) -> http1.Pool:
         pool = self._pool
         if pool is not None and files == self._pool_files:
             return pool
@@ -391,18 +389,21 @@ class KubeConnection:
                     old.close()  # an exec plugin's new certificate: new connections
             return self._pool
 
-    def _new_pool(self, files: tuple[str, str] | None) -> urllib3.HTTPConnectionPool:
-        tls: dict[str, Any] = {}
-        if self.settings.server.startswith("https://"):
+    def _new_pool(self, files: tuple[str, str] | None) -> http1.Pool:
+        tls = None
+        if self._scheme == "https":
             if self.settings.insecure:
-                tls.update(cert_reqs="CERT_NONE", assert_hostname=False)
+                tls = http1.tls_context(verify=False, client_cert=files)
             else:
-                tls.update(cert_reqs="CERT_REQUIRED", ca_certs=self.ca_path or _default_ca_bundle())
-            if self.settings.tls_server_name:
-                tls["server_hostname"] = self.settings.tls_server_name
-            if files is not None:
-                tls.update(cert_file=files[0], key_file=files[1])
-        return urllib3.connection_from_url(self._origin, maxsize=self._maxsize, retries=self._retries, **tls)
+                tls = http1.tls_context(ca_file=self.ca_path or _default_ca_bundle(), client_cert=files)
+        return http1.Pool(
+            self._host,
+            self._port,
+            tls=tls,
+            server_hostname=self.settings.tls_server_name,
+            maxsize=self._maxsize,
+            retries=self._retries,
+        )
 
     def close(self) -> None:
         with self._pool_lock:

@@ -1,10 +1,10 @@
-"""The HTTP session under hvac: requests' interface, one urllib3 pool call underneath.
+"""The HTTP session under hvac: requests' interface, one :mod:`rotator.http1` call underneath.
 
 hvac sends every request through ``requests.Session.request``, which prepares a request object,
 merges cookies, hooks and environment settings and parses the URL again before urllib3 sees it:
 8 % of the operator's CPU in a mass rotation, on top of the call itself. Vault needs none of
 that (a token header, a JSON body, no cookies, redirects only between HA nodes), so
-:class:`DirectSession` sends a plain call straight to a urllib3 connection pool kept per server,
+:class:`DirectSession` sends a plain call straight to a connection pool kept per server,
 and answers with a ``requests.Response`` and requests' own exceptions, exactly what hvac and
 rotator's error handling expect. Anything out of the plain case (a proxy, a client certificate,
 cookies, streaming, a redirect to follow) goes through requests unchanged.
@@ -21,13 +21,12 @@ from urllib.parse import urlencode
 
 import requests
 import requests.exceptions as rexc
-import urllib3
-import urllib3.exceptions as uexc
 from requests.structures import CaseInsensitiveDict
 from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_encoding_from_headers, requote_uri
 
+from rotator import http1
+
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
-_NO_RETRIES: Final = urllib3.Retry(0, read=False)  # as requests' adapter: failures are the caller's
 
 
 class DirectSession(requests.Session):
@@ -36,7 +35,7 @@ class DirectSession(requests.Session):
     def __init__(self, pool_size: int) -> None:
         super().__init__()
         self._pool_size = pool_size
-        self._pools: dict[tuple[str, str, str | bool], urllib3.HTTPConnectionPool] = {}
+        self._pools: dict[tuple[str, str, str | bool], http1.Pool] = {}
         self._lock = threading.Lock()
 
     def request(  # requests' own signature, keyword for keyword
@@ -88,19 +87,14 @@ class DirectSession(requests.Session):
             body = jsonlib.dumps(json, allow_nan=False).encode()
             if not any(name.lower() == "content-type" for name in sent):  # a merge patch names its own
                 sent["Content-Type"] = "application/json"
+        if isinstance(body, str):
+            body = body.encode()
         try:
-            answer = self._pool(scheme.lower(), server, trust).urlopen(
-                method.upper(),
-                target,
-                body=body,
-                headers=sent,
-                timeout=_timeout(timeout),
-                retries=_NO_RETRIES,
-                redirect=False,
-                assert_same_host=False,
-                preload_content=True,
+            # No retries (as requests' adapter): failures are the caller's.
+            answer = self._pool(scheme.lower(), server, trust).request(
+                method.upper(), target, sent, body, http1.Timeout.of(timeout)
             )
-        except (uexc.HTTPError, OSError) as exc:
+        except http1.HttpFailure as exc:
             raise _as_requests_error(exc) from exc
         if allow_redirects and answer.status in _REDIRECTS:
             # An HA standby names the active node; it performed nothing, so requests may send the
@@ -108,7 +102,7 @@ class DirectSession(requests.Session):
             return through_requests()
         response = requests.Response()
         response.status_code = answer.status
-        response.reason = answer.reason or ""
+        response.reason = answer.reason
         response.headers = CaseInsensitiveDict(answer.headers)
         response.encoding = get_encoding_from_headers(response.headers)
         response.url = url
@@ -116,7 +110,7 @@ class DirectSession(requests.Session):
         response._content_consumed = True
         return response
 
-    def _pool(self, scheme: str, server: str, trust: str | bool) -> urllib3.HTTPConnectionPool:
+    def _pool(self, scheme: str, server: str, trust: str | bool) -> http1.Pool:
         key = (scheme, server, trust)
         pool = self._pools.get(key)
         if pool is None:
@@ -134,39 +128,29 @@ class DirectSession(requests.Session):
         super().close()
 
 
-def _new_pool(scheme: str, server: str, trust: str | bool, size: int) -> urllib3.HTTPConnectionPool:
-    tls: dict[str, Any] = {}
+def _new_pool(scheme: str, server: str, trust: str | bool, size: int) -> http1.Pool:
+    _, host, port = http1.split_origin(f"{scheme}://{server}")
+    tls = None
     if scheme == "https":
         if trust is False:
-            tls.update(cert_reqs="CERT_NONE", assert_hostname=False)
+            tls = http1.tls_context(verify=False)
         else:
             bundle = DEFAULT_CA_BUNDLE_PATH if trust is True else trust
-            location = "ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"
-            tls.update({"cert_reqs": "CERT_REQUIRED", location: bundle})
-    return urllib3.connection_from_url(f"{scheme}://{server}", maxsize=size, block=False, **tls)
+            if os.path.isdir(bundle):
+                tls = http1.tls_context(ca_dir=bundle)
+            else:
+                tls = http1.tls_context(ca_file=bundle)
+    return http1.Pool(host, port, tls=tls, maxsize=size)
 
 
-def _as_requests_error(exc: uexc.HTTPError | OSError) -> rexc.RequestException:
-    """requests' exception for urllib3's, as its own adapter maps them (hvac and rotator catch
-    requests' types); the urllib3 error stays attached, where the TLS check looks for OpenSSL's
-    verdict."""
-    reason = exc.reason if isinstance(exc, uexc.MaxRetryError) else exc
-    if isinstance(reason, uexc.NewConnectionError):
-        return rexc.ConnectionError(exc)
-    if isinstance(reason, uexc.ConnectTimeoutError):
+def _as_requests_error(exc: http1.HttpFailure) -> rexc.RequestException:
+    """requests' exception for the pool's failure, as its own adapter maps urllib3's (hvac and
+    rotator catch requests' types); the failure stays attached, its cause the ``ssl`` error
+    where the TLS check looks for OpenSSL's verdict."""
+    if isinstance(exc, http1.ConnectTimedOut):
         return rexc.ConnectTimeout(exc)
-    if isinstance(reason, uexc.ReadTimeoutError):
+    if isinstance(exc, http1.ReadTimedOut):
         return rexc.ReadTimeout(exc)
-    if isinstance(reason, uexc.SSLError):
+    if isinstance(exc, http1.TlsFailed):
         return rexc.SSLError(exc)
     return rexc.ConnectionError(exc)
-
-
-def _timeout(timeout: Any) -> urllib3.Timeout | None:
-    """requests' forms: seconds, or (connect, read)."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, tuple):
-        connect, read = timeout
-        return urllib3.Timeout(connect=connect, read=read)
-    return urllib3.Timeout(connect=timeout, read=timeout)
