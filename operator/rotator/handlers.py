@@ -53,6 +53,7 @@ from rotator.admission import PARKED, Admission
 from rotator.engine.store_health import HealthCheck, check_store
 from rotator.json_copy import clone
 from rotator.kube import API_VERSION, GROUP, KIND, PLURAL, VERSION, Kube, connection_of, secret_path
+from rotator.kube_events import EventPoster
 from rotator.kubeconfig import CredentialError, KubeConfigError
 from rotator.leader import LeaderElector, LeadershipLost
 from rotator.models import Event, PolicyRef, reasons, utcnow
@@ -96,12 +97,15 @@ class Runtime:
     leader: LeaderElector | None = None
     #: Threads for reconciles, rotating policies first, rotations started in bounded waves.
     admission: Admission = field(init=False)
+    #: Events go out through our own client, from the thread that decided them.
+    events: EventPoster = field(init=False)
     _leading: asyncio.Event | None = field(default=None, init=False)
     _term_seen: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         settings = self.deps.settings
         self.admission = Admission(settings.reconcile_workers, settings.max_rotating)
+        self.events = EventPoster(self.deps.kube)
 
     @property
     def kube(self) -> Kube:
@@ -160,8 +164,8 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Kopf keeps any bookkeeping in annotations, never in .status (that belongs to the engine).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = NoDiffBase()
-    settings.posting.level = logging.INFO
-    settings.posting.reporting_component = "rotator"
+    # Events are posted by rotator.kube_events, not from Kopf's loggers or poster.
+    settings.posting.enabled = False
     # Only the Secrets rotator manages, selected by the API server: never all Secrets.
     settings.watching.label_selectors["v1", "secrets"] = MANAGED_SECRETS
     # Only the workloads rotator has restarted (it labels them): never all Deployments.
@@ -333,17 +337,10 @@ async def stop_loops(memo: Any, **_: Any) -> None:
     runtime.admission.close()
 
 
-def _post(runtime: Runtime, obj: Mapping[str, Any], events: list[Event]) -> None:
-    """Post through Kopf's Event poster (one POST each), counted in the operator's request
-    counter like its own client's requests: the per-rotation counts include Events."""
-    for event in events:
-        runtime.deps.metrics.count_kube_request("create", "events")
-        kopf.event(
-            kopf.Body(cast(kopf.RawBody, dict(obj))),
-            type="Warning" if event.warning else "Normal",
-            reason=event.reason,
-            message=event.message,
-        )
+async def _post(runtime: Runtime, obj: Mapping[str, Any], events: list[Event]) -> None:
+    """From the event loop: off it, as every request."""
+    if events:
+        await asyncio.to_thread(runtime.events.post, obj, events)
 
 
 async def _policy_loop(runtime: Runtime, key: Key) -> None:
@@ -385,8 +382,9 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
             # A look that can only name a bad spec or status needs no rotation slot either.
             rotating = bool((obj.get("status") or {}).get("rotation"))
             first = rotating or (not known and engine.cannot_start_rotation(obj))
-            result = await runtime.admission.run(key, first, _reconcile, runtime, obj, failures, resync)
-            _post(runtime, obj, result.events)
+            result = await runtime.admission.run(
+                key, first, _reconcile_and_post, runtime, obj, failures, resync
+            )
             obj = None if result.stale else (result.written or obj)
             known = obj is not None
             requeue = result.requeue_after
@@ -419,7 +417,7 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
                     "kind": KIND,
                     "metadata": {"name": name, "namespace": namespace},
                 }
-                _post(
+                await _post(
                     runtime,
                     ref,
                     [Event(reasons.RECONCILE_ERROR, f"{type(exc).__name__}; see the logs", True)],
@@ -437,6 +435,15 @@ async def _policy_loop(runtime: Runtime, key: Key) -> None:
 
 #: Reconciles one admission may run back to back (requeue 0: the next step at once).
 CHAIN_LIMIT = 8
+
+
+def _reconcile_and_post(
+    runtime: Runtime, obj: dict[str, Any], failures: int, resync: bool
+) -> engine.Reconciled:
+    """:func:`_reconcile`, then its Events posted from the same thread."""
+    result = _reconcile(runtime, obj, failures, resync)
+    runtime.events.post(obj, result.events)
+    return result
 
 
 def _reconcile(runtime: Runtime, obj: dict[str, Any], failures: int, resync: bool) -> engine.Reconciled:
@@ -501,7 +508,7 @@ async def _store_loop(runtime: Runtime, kind: StoreRefKind, key: Key) -> None:
                 recheck = checked.retry_after
             else:
                 conflicts = 0
-                _post(runtime, obj, checked.events)
+                await _post(runtime, obj, checked.events)
                 recheck = runtime.store_recheck
                 if checked.awaiting_secret:
                     recheck = min(recheck, runtime.deps.settings.credential_secret_recheck)
