@@ -1,5 +1,5 @@
 """The session under hvac (``rotator.stores.vault.transport``): plain calls go straight to a
-connection pool (rotator.http1) and must look to hvac and rotator exactly as requests' answers and failures did."""
+connection pool (rotator.http1) and must look to hvac and rotator as requests' answers and failures did."""
 
 from __future__ import annotations
 
