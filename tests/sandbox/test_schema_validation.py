@@ -567,3 +567,30 @@ def test_a_create_has_nothing_to_ratchet_against() -> None:
     stored, errors = admit(root(_RATCHETED), obj)
     assert len(errors) == 2
     assert stored["spec"] == obj["spec"]
+
+
+def test_an_update_admits_as_a_create_would_and_keeps_the_field_order() -> None:
+    """A part equal to the stored one is not pruned and defaulted again (both are idempotent):
+    the stored object must be what a full admission gives, in the same order."""
+    schema = root(
+        {
+            "type": "object",
+            "default": {"a": "from-root-default"},
+            "properties": {"a": {"type": "string", "default": "x"}, "b": {"type": "integer"}},
+        }
+    )
+    schema["properties"]["status"] = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    first, _ = admit(schema, {"metadata": {"name": "n"}, "spec": {"junk": 1, "b": 2}, "status": {"n": 1}})
+    assert first["spec"] == {"a": "x", "b": 2}
+    status_write = {
+        "apiVersion": "v",
+        "metadata": {"name": "n"},
+        "spec": dict(first["spec"]),
+        "status": {"n": 2, "junk": 0},
+    }
+    stored, errors = admit(schema, status_write, first)
+    assert errors == []
+    assert stored == admit(schema, status_write, None)[0]
+    assert list(stored) == ["apiVersion", "metadata", "spec", "status"]
+    assert stored["spec"] == {"a": "x", "b": 2}, "neither replaced by the spec's own default nor changed"
+    assert stored["status"] == {"n": 2}, "the changed part is pruned as before"

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import celpy
 import durationpy
@@ -284,8 +284,27 @@ def admit(
     emulator's own copy of a request body), pruned and defaulted in place instead of copied."""
     # One copy at most, pruned then defaulted in place (prune and apply_defaults each copy).
     mine = cast(dict[str, Any], obj) if owned else clone(dict(obj))
+    # A part equal to the stored object's (spec, on a status write) was pruned and defaulted
+    # when it was stored, and both are idempotent: set aside, not walked again.
+    order = list(mine)
+    unchanged = {
+        part: mine.pop(part)
+        for part in _SPARED_PARTS
+        if old is not None and part in mine and part in old and mine[part] == old[part]
+    }
     stored = cast(dict[str, Any], _default(schema, _prune(schema, mine, "", [], root=True)))
+    if unchanged:  # back in their places, over any default given meanwhile
+        rest = stored
+        stored = {
+            key: unchanged[key] if key in unchanged else rest[key]
+            for key in order
+            if key in unchanged or key in rest
+        }
+        stored.update((key, value) for key, value in rest.items() if key not in stored)
     return stored, validate(schema, stored, old)
+
+
+_SPARED_PARTS: Final = ("spec", "status")
 
 
 def validate(
