@@ -156,8 +156,22 @@ def test_a_connection_the_server_closed_while_idle_is_not_used(pool_to: Callable
     with Scripted([answer_once]) as server:
         pool = pool_to(server.port)
         assert pool.request("POST", "/first", {}, b"{}").status == 200
-        time.sleep(0.3)  # the server has closed it meanwhile
+        time.sleep(http1.FRESH + 0.2)  # the server has closed it meanwhile
         assert pool.request("POST", "/second", {}, b"{}").status == 200
+    assert server.accepted == 2
+    assert [head.split(b" ")[1] for head in server.heads] == [b"/first", b"/second"]
+
+
+def test_a_get_on_a_connection_closed_a_moment_ago_is_sent_again_on_a_new_one(
+    pool_to: Callable[[int], http1.Pool],
+) -> None:
+    """Within FRESH the pool does not look before use: the closed connection is tried, and an
+    idempotent request goes again on a new one."""
+    with Scripted([answer_once, answer_all]) as server:
+        pool = pool_to(server.port)
+        assert pool.request("GET", "/first", {}).status == 200
+        time.sleep(0.1)  # closed by the server, still fresh to the pool
+        assert pool.request("GET", "/second", {}).status == 200
     assert server.accepted == 2
     assert [head.split(b" ")[1] for head in server.heads] == [b"/first", b"/second"]
 

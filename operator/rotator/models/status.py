@@ -10,6 +10,7 @@ on a status written by a newer one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,6 +22,7 @@ from pydantic.alias_generators import to_camel
 HISTORY_LIMIT: Final = 10
 
 
+@functools.lru_cache(maxsize=4096)  # a status dump formats the same few moments again and again
 def format_time(moment: datetime) -> str:
     """``2026-11-27T20:00:00Z``: UTC, whole seconds (kube's metav1.Time drops the rest anyway)."""
     if moment.tzinfo is None:
@@ -29,6 +31,7 @@ def format_time(moment: datetime) -> str:
     return _in_utc(moment).isoformat(timespec="seconds")[:19] + "Z"
 
 
+@functools.lru_cache(maxsize=4096)
 def format_precise_time(moment: datetime) -> str:
     """``2026-11-27T20:00:00.123Z``: UTC with milliseconds, for the step timeline."""
     if moment.tzinfo is None:

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import contextlib
 import datetime
+import functools
 import hashlib
 import json
 import logging
@@ -56,6 +57,17 @@ def _json_int(text: str) -> int | float:
     a float64, which a schema's ``type: integer`` then refuses with 422 Invalid."""
     value = int(text)
     return value if INT64_MIN <= value <= INT64_MAX else float(value)
+
+
+@functools.lru_cache(maxsize=512)
+def _resource(group: str, version: str, plural: str) -> kmock.resource:
+    """kmock's resource reference (frozen; ~33 µs to build, once per request before)."""
+    return kmock.resource(group=group, version=version, plural=plural)
+
+
+@functools.lru_cache(maxsize=32)
+def _method(name: str) -> kmock.method:
+    return kmock.method(name)
 
 
 @dataclass
@@ -223,10 +235,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
             with contextlib.suppress(ValueError):
                 data = json.loads(text, parse_int=_json_int) if text else None
         parsed = parse_resource_path(raw.path)
-        method = kmock.method(raw.method)
+        method = _method(raw.method)
         resource = action = None
         if parsed is not None:
-            resource = kmock.resource(group=parsed.group, version=parsed.version, plural=parsed.plural)
+            resource = _resource(parsed.group, parsed.version, parsed.plural)
             path = parsing.ParsedPath(
                 parsed.group, parsed.version, parsed.plural, parsed.namespace, parsed.name, parsed.subresource
             )
