@@ -166,7 +166,7 @@ class _Arrivals:
 
 
 def _listen(listener: _Arrivals, emulator: KubeEmulator) -> None:
-    emulator.store.add_listener(listener, {_POLICIES})
+    emulator.store.add_listener(listener, {_POLICIES}, read_only=True)
 
 
 def _force(kube: Kube, name: str, value: str) -> None:

@@ -180,7 +180,8 @@ def _merge(target: Any, patch: Any, *, strategic: bool) -> Any:
     """Merge ``patch`` into ``target``, which is the caller's own copy (changed in place: the
     document is copied once, at the top, not again at every level)."""
     if not isinstance(patch, dict):
-        return clone(patch)
+        # A list is copied (the request keeps its body); a scalar is immutable.
+        return clone(patch) if isinstance(patch, list) else patch
     result: dict[str, Any] = target if isinstance(target, dict) else {}
     for key, value in patch.items():
         if strategic and key.startswith("$"):

@@ -285,7 +285,7 @@ class KubeStore:
         self._log: deque[tuple[int, TypeKey, JSON, JSON | None]] = deque(maxlen=event_log_size)
         self._log_floor = 0  # events up to this resourceVersion are no longer in the log
         self._watchers: set[Watcher] = set()
-        self._listeners: list[tuple[Listener, frozenset[TypeKey] | None]] = []
+        self._listeners: list[tuple[Listener, frozenset[TypeKey] | None, bool]] = []
         self._validator = validator
         for resource_type in builtin_types():
             self.register(resource_type)
@@ -326,11 +326,15 @@ class KubeStore:
         """The latest resourceVersion handed out (what a List reports)."""
         return self._rv
 
-    def add_listener(self, listener: Listener, resources: Collection[TypeKey] | None = None) -> None:
+    def add_listener(
+        self, listener: Listener, resources: Collection[TypeKey] | None = None, *, read_only: bool = False
+    ) -> None:
         """Observe changes in-process (the rollout simulator plays controllers this way): of
         the given resource types only, or of every one. Each call gets its own copy, so a
-        listener that names its types spares the store a copy of every other write."""
-        self._listeners.append((listener, frozenset(resources) if resources is not None else None))
+        listener that names its types spares the store a copy of every other write; one that
+        promises to only read (``read_only``: a bench's clock) gets the event log's own."""
+        types = frozenset(resources) if resources is not None else None
+        self._listeners.append((listener, types, read_only))
 
     def remove_listener(self, listener: Listener) -> None:
         """Stop observing changes."""
@@ -414,9 +418,9 @@ class KubeStore:
         for watcher in list(self._watchers):
             if (seen := watcher.sees(rt.key, event, before)) is not None:
                 watcher.queue.put_nowait(seen)
-        for listener, resources in list(self._listeners):
+        for listener, resources, read_only in list(self._listeners):
             if resources is None or rt.key in resources:
-                listener(event_type, rt, clone(snapshot))
+                listener(event_type, rt, snapshot if read_only else clone(snapshot))
 
     def create(
         self, rt: ResourceType, namespace: str | None, body: Mapping[str, Any], *, dry_run: bool = False
