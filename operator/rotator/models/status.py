@@ -22,7 +22,7 @@ from pydantic.alias_generators import to_camel
 HISTORY_LIMIT: Final = 10
 
 
-@functools.lru_cache(maxsize=4096)  # a status dump formats the same few moments again and again
+@functools.lru_cache(maxsize=1024)  # a status dump formats the same few moments again and again
 def format_time(moment: datetime) -> str:
     """``2026-11-27T20:00:00Z``: UTC, whole seconds (kube's metav1.Time drops the rest anyway)."""
     if moment.tzinfo is None:
@@ -31,7 +31,7 @@ def format_time(moment: datetime) -> str:
     return _in_utc(moment).isoformat(timespec="seconds")[:19] + "Z"
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def format_precise_time(moment: datetime) -> str:
     """``2026-11-27T20:00:00.123Z``: UTC with milliseconds, for the step timeline."""
     if moment.tzinfo is None:
