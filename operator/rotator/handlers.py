@@ -1,7 +1,8 @@
 """The only module that imports kopf: settings, one loop per watched object, probes.
 
-Kopf supplies the watches, Events and the liveness probe; the loops are ours. Every
-RotationPolicy gets one asyncio task that loops
+Kopf supplies the watches and the liveness probe; the loops are ours, and the Events go out
+through :mod:`rotator.kube_events` from the reconcile's thread. Every RotationPolicy gets one
+asyncio task that loops
 `engine.reconcile -> post events -> sleep until requeue or a wake-up`: a rotation chains steps
 back to back (requeue 0, followed on the same admission thread) and waits on rollouts at a short
 poll, an idle policy only needs a look
