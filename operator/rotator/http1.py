@@ -17,6 +17,7 @@ replaying it is safe (an idempotent method), as Go's and urllib3's clients do.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import ssl
@@ -24,13 +25,14 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Final
 
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _MAX_LINE: Final = 65536
 _MAX_HEADERS: Final = 200
+_MAX_BODY_LINE: Final = 64 * 1024 * 1024  # one watch event: an object, at most etcd's 1.5 MiB and then some
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
 FRESH: Final = 1.0
 
@@ -201,6 +203,37 @@ class Pool:
                 connection.close()
             return answer
 
+    def stream(
+        self, method: str, target: str, headers: Mapping[str, str], timeout: Timeout | None = None
+    ) -> Stream:
+        """Send ``method target`` on a connection of its own and return the answer as it
+        arrives (a watch): its status and headers now, its body through :meth:`Stream.lines`.
+        ``timeout.read`` bounds each wait for more of the body, not the whole stream."""
+        timeout = timeout or _NO_TIMEOUT
+        connection = self._connect(timeout.connect)
+        try:
+            connection.sock.settimeout(timeout.read)
+            connection.sock.sendall(_message(method, target, self._host_header, headers, None))
+            line = connection.reader.readline(_MAX_LINE)
+            if not line:
+                raise Dropped(f"{self._host_header} closed the connection without answering")
+            while True:
+                _, status, reason = _status_line(line)
+                head = _headers(connection.reader)
+                if not 100 <= status < 200:
+                    break
+                line = connection.reader.readline(_MAX_LINE)
+        except TimeoutError as exc:
+            connection.close()
+            raise ReadTimedOut(f"{self._host_header} did not answer in time") from exc
+        except HttpFailure:
+            connection.close()
+            raise
+        except OSError as exc:
+            connection.close()
+            raise Dropped(f"the connection to {self._host_header} broke: {_describe(exc)}") from exc
+        return Stream(connection, status, reason, head, self._host_header)
+
     def close(self) -> None:
         """Close the idle connections; those in use close when their request ends."""
         with self._lock:
@@ -265,6 +298,82 @@ class Pool:
             raise
         except OSError as exc:
             raise Dropped(f"the connection to {self._host_header} broke: {_describe(exc)}") from exc
+
+
+class Stream:
+    """An answer read as it arrives, on a connection of its own. :meth:`close` may be called
+    from another thread: it ends a read blocked in :meth:`lines`."""
+
+    def __init__(
+        self, connection: _Connection, status: int, reason: str, headers: Headers, host: str
+    ) -> None:
+        self._connection = connection
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self._host = host
+        self._closed = False
+
+    def lines(self) -> Iterator[bytes]:
+        """The body's lines (without line ends), each as soon as it is complete; ends with the
+        body. Raises ReadTimedOut when nothing came within the read timeout, Dropped when the
+        connection broke (or was closed)."""
+        reader = self._connection.reader
+        chunked = "chunked" in (self.headers.get("transfer-encoding") or "").lower()
+        try:
+            if not chunked:
+                length = self.headers.get("content-length")
+                if length is not None:  # one short answer (an error's Status): exactly that much
+                    body = reader.read(int(length))
+                    yield from (line.rstrip(b"\r") for line in body.split(b"\n") if line.strip())
+                    return
+                while line := reader.readline(_MAX_BODY_LINE):  # to the end of the connection
+                    yield line.rstrip(b"\r\n")
+                return
+            pending = b""
+            while True:
+                size_line = reader.readline(_MAX_LINE)
+                if not size_line:
+                    raise Dropped(f"{self._host} ended the stream mid-body")
+                try:
+                    size = int(size_line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    raise Dropped("a chunk of the stream has no valid size") from None
+                if size == 0:
+                    _headers(reader)
+                    if pending:
+                        yield pending
+                    return
+                chunk = reader.read(size)
+                if len(chunk) != size or reader.read(2) != b"\r\n":
+                    raise Dropped(f"{self._host} ended the stream within a chunk")
+                pending += chunk
+                if len(pending) > _MAX_BODY_LINE:
+                    raise Dropped(
+                        f"a line of the stream from {self._host} is longer than {_MAX_BODY_LINE} bytes"
+                    )
+                *complete, pending = pending.split(b"\n")
+                for line in complete:
+                    if line.strip():
+                        yield line.rstrip(b"\r")
+        except TimeoutError as exc:
+            raise ReadTimedOut(f"{self._host} sent nothing within the read timeout") from exc
+        except HttpFailure:
+            raise
+        except (OSError, ValueError) as exc:  # ValueError: read on a file closed meanwhile
+            if self._closed:
+                raise Dropped("the stream was closed") from None
+            raise Dropped(f"the stream from {self._host} broke: {_describe(exc)}") from exc
+
+    def read_all(self) -> bytes:
+        """The rest of the body as one (an error's Status); never more than a short answer."""
+        return b"\n".join(self.lines())
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._connection.sock.shutdown(socket.SHUT_RDWR)
+        self._connection.close()
 
 
 def _close_all(idle: deque[_Connection]) -> None:

@@ -14,12 +14,12 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from rotator.http1 import HttpFailure
+from rotator.http1 import HttpFailure, Stream
 from rotator.json_copy import clone
 from rotator.kube_connection import KubeConnection, Response, load_settings
 from rotator.kubeconfig import CredentialError, KubeConfigError
@@ -104,6 +104,11 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
 def policy_path(namespace: str, name: str = "") -> str:
     base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
     return f"{base}/{name}" if name else base
+
+
+def policy_collection(namespace: str | None) -> str:
+    """RotationPolicies of one namespace, or of the whole cluster (None)."""
+    return policy_path(namespace) if namespace else f"/apis/{GROUP}/{VERSION}/{PLURAL}"
 
 
 def secret_path(namespace: str, name: str = "") -> str:
@@ -272,6 +277,8 @@ class Kube:
     ) -> None:
         self._api = api_client
         self._timeout = request_timeout
+        #: Watches being read (``watch``), so that ``close_streams`` can end them.
+        self.streams: set[Stream] = set()
         self._on_request = on_request
         self.cache = cache
         self.limiter = limiter
@@ -341,6 +348,54 @@ class Kube:
             raise KubeUnavailable(0, "Unreachable", type(exc).__name__) from None
         except CredentialError as exc:
             raise KubeUnavailable(0, "NoCredentials", str(exc)) from None
+
+    def watch(self, path: str, query: Mapping[str, str], timeout: float) -> Iterator[JsonObject]:
+        """The watch events of a collection (``query`` holds ``resourceVersion`` and the like;
+        ``watch=true`` is added), each decoded, until the server ends the stream. Counted as one
+        request; not rate-limited (one long request, as client-go's watches are not). Raises
+        KubeError for an answer other than 200 (a 401 once more with renewed credentials) and
+        KubeUnavailable when the stream breaks or stays silent past ``timeout`` seconds."""
+        query = {**query, "watch": "true"}
+        renewed = False
+        while True:
+            self._on_request(*request_labels("GET", path, query))
+            try:
+                stream = self._api.stream(path, query=query, timeout=timeout)
+            except HttpFailure as exc:
+                raise KubeUnavailable(0, "Unreachable", type(exc).__name__) from None
+            except CredentialError as exc:
+                raise KubeUnavailable(0, "NoCredentials", str(exc)) from None
+            if stream.status == 200:
+                break
+            try:
+                data = stream.read_all()
+            except HttpFailure:
+                data = b""
+            finally:
+                stream.close()
+            if stream.status == 401 and not renewed and self._renew_credentials():
+                renewed = True
+                continue
+            raise _map_error(Response(stream.status, stream.reason, stream.headers, data))
+        self.streams.add(stream)
+        try:
+            for line in stream.lines():
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    raise KubeUnavailable(0, "Unreachable", "a watch event is not JSON") from None
+                if isinstance(event, dict):
+                    yield event
+        except HttpFailure as exc:
+            raise KubeUnavailable(0, "Unreachable", type(exc).__name__) from None
+        finally:
+            self.streams.discard(stream)
+            stream.close()
+
+    def close_streams(self) -> None:
+        """End every watch in progress (from any thread): their readers see KubeUnavailable."""
+        for stream in list(self.streams):
+            stream.close()
 
     def get(self, path: str) -> JsonObject | None:
         if self.cache is not None:

@@ -377,6 +377,22 @@ class KubeConnection:
         )
         return Response(answer.status, answer.reason, answer.headers, answer.data)
 
+    def stream(
+        self, path: str, *, query: Mapping[str, str] | None = None, timeout: float | None = None
+    ) -> http1.Stream:
+        """A GET whose answer is read as it arrives (a watch); ``timeout`` bounds each wait for
+        more of it. Raises as :meth:`request`."""
+        credentials = self.credentials()
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if credentials.token:
+            headers["Authorization"] = f"Bearer {credentials.token}"
+        target = f"{self._prefix}{path}"
+        if query:
+            target = f"{target}?{urlencode(query)}"
+        return self._pool_for(credentials.files).stream(
+            "GET", target, headers, http1.Timeout(timeout, timeout) if timeout else None
+        )
+
     def _pool_for(self, files: tuple[str, str] | None) -> http1.Pool:
         pool = self._pool
         if pool is not None and files == self._pool_files:

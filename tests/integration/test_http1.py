@@ -293,3 +293,39 @@ def test_split_origin(origin: str, expected: tuple[str, str, int]) -> None:
 def test_split_origin_refuses_what_is_not_an_http_url(origin: str) -> None:
     with pytest.raises(ValueError, match=r"http|host|port"):
         http1.split_origin(origin)
+
+
+def test_a_stream_yields_whole_lines_however_the_chunks_cut_them(
+    pool_to: Callable[[int], http1.Pool],
+) -> None:
+    def watch(conn: socket.socket, server: Scripted) -> None:
+        server.read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for piece in (b'{"a":', b' 1}\n{"b": 2}\n{"c"', b": 3}\n"):
+            conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            time.sleep(0.02)
+        conn.sendall(b"0\r\n\r\n")
+
+    with Scripted([watch]) as server:
+        stream = pool_to(server.port).stream("GET", "/watch", {}, http1.Timeout(5.0, 5.0))
+        assert stream.status == 200
+        assert [json.loads(line) for line in stream.lines()] == [{"a": 1}, {"b": 2}, {"c": 3}]
+        stream.close()
+
+
+def test_a_streamed_error_answer_is_read_to_its_length_not_to_the_end_of_the_connection(
+    pool_to: Callable[[int], http1.Pool],
+) -> None:
+    refused = b'{"kind": "Status", "code": 503}'
+
+    def keep_alive_error(conn: socket.socket, server: Scripted) -> None:
+        server.read_request(conn)
+        conn.sendall(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: %d\r\n\r\n%s" % (len(refused), refused)
+        )
+        server.read_request(conn)  # holds the connection open, as a keep-alive server does
+
+    with Scripted([keep_alive_error]) as server:
+        stream = pool_to(server.port).stream("GET", "/watch", {}, http1.Timeout(5.0, 5.0))
+        assert (stream.status, stream.read_all()) == (503, refused)
+        stream.close()

@@ -26,7 +26,7 @@ def test_only_event_handlers_so_no_diff_base_is_needed() -> None:
 
     assert ours(registry._changing.get_all_handlers()) == []
     assert ours(registry._spawning.get_all_handlers()) == []
-    assert len(ours(registry._watching.get_all_handlers())) >= 3  # policies, Secrets, stores at least
+    assert len(ours(registry._watching.get_all_handlers())) >= 3  # Secrets, workloads, stores
 
 
 def test_no_diff_base_builds_nothing_and_remembers_nothing() -> None:

@@ -1,0 +1,179 @@
+"""The list-then-watch loop (``rotator.informer``) against the emulator: what it delivers at
+start, as things change, after the stream ends or breaks, after the server's history was
+compacted while it was away, and when the list is refused. Secrets stand in for any collection
+(the operator watches RotationPolicies with it)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from rotator.informer import Informer
+from rotator.kube import Kube, secret_path
+from rotator.kube_connection import KubeConnection
+from rotator.sandbox.kube_emulator import Fault
+from rotator.sandbox.kube_server import KubeServer
+
+NS = "default"
+
+
+class Seen:
+    """What an informer delivered, (type, name, resourceVersion), waited on by the test."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, kind: str, obj: dict[str, object]) -> None:
+        meta = obj["metadata"]
+        assert isinstance(meta, dict)
+        with self._changed:
+            self.events.append((kind, str(meta["name"]), str(meta.get("resourceVersion") or "")))
+            self._changed.notify_all()
+
+    def until(self, check: Callable[[list[tuple[str, str, str]]], bool], timeout: float = 10.0) -> None:
+        with self._changed:
+            assert self._changed.wait_for(lambda: check(self.events), timeout), self.events
+
+    def kinds_of(self, name: str) -> list[str]:
+        return [kind for kind, seen, _ in self.events if seen == name]
+
+
+@pytest.fixture
+def kube(kube_client: KubeConnection) -> Kube:
+    return Kube(kube_client)
+
+
+@pytest.fixture
+def informer(kube: Kube) -> Iterator[Callable[..., tuple[Informer, Seen]]]:
+    started: list[Informer] = []
+
+    def start(**kwargs: object) -> tuple[Informer, Seen]:
+        seen = Seen()
+        informer = Informer(kube, secret_path(NS), seen, name="secrets", **kwargs)  # type: ignore[arg-type]
+        informer.start()
+        started.append(informer)
+        return informer, seen
+
+    yield start
+    for informer in started:
+        informer.stop()
+
+
+def _until_watching(kube_server: KubeServer) -> None:
+    """Until the informer's watch is open on the server (its list came first)."""
+    deadline = time.monotonic() + 10
+    while not kube_server.call(lambda emulator: len(emulator.store._watchers)):
+        assert time.monotonic() < deadline, "the informer never opened its watch"
+        time.sleep(0.01)
+
+
+def _secret(kube: Kube, name: str) -> dict[str, object]:
+    return kube.create_secret(NS, {"metadata": {"name": name}, "data": {}})
+
+
+def test_existing_objects_then_every_change_in_order(
+    kube: Kube, informer: Callable[..., tuple[Informer, Seen]]
+) -> None:
+    _secret(kube, "before-1")
+    _secret(kube, "before-2")
+    watching, seen = informer(page_size=1)  # the list comes in pages
+    assert watching.synced.wait(10)
+    seen.until(lambda events: len(events) >= 2)
+    assert sorted((kind, name) for kind, name, _ in seen.events) == [
+        ("ADDED", "before-1"),
+        ("ADDED", "before-2"),
+    ]
+    created = _secret(kube, "after")
+    kube.merge_patch(secret_path(NS, "after"), {"metadata": {"labels": {"x": "1"}}})
+    kube.request("DELETE", secret_path(NS, "before-1"))
+    seen.until(lambda events: len(events) >= 5)
+    assert [(kind, name) for kind, name, _ in seen.events[2:]] == [
+        ("ADDED", "after"),
+        ("MODIFIED", "after"),
+        ("DELETED", "before-1"),
+    ]
+    assert seen.events[2][2] == created["metadata"]["resourceVersion"]  # type: ignore[index]
+
+
+def test_a_watch_the_server_ends_is_resumed_without_a_relist(
+    kube: Kube, kube_server: KubeServer, informer: Callable[..., tuple[Informer, Seen]]
+) -> None:
+    _secret(kube, "a")
+    watching, seen = informer()
+    assert watching.synced.wait(10)
+    seen.until(lambda events: len(events) == 1)
+    lists_before = kube_server.call(lambda emulator: emulator.request_count)
+    for round_ in range(3):
+        _until_watching(kube_server)
+        assert kube_server.call(lambda emulator: emulator.store.drop_watches()) == 1
+        _secret(kube, f"during-{round_}")
+        seen.until(lambda events, round_=round_: any(name == f"during-{round_}" for _, name, _ in events))
+    assert seen.kinds_of("a") == ["ADDED"], "nothing delivered twice: it resumed, not re-listed"
+    assert [name for _, name, _ in seen.events] == ["a", "during-0", "during-1", "during-2"]
+    assert kube_server.call(lambda emulator: emulator.request_count) - lists_before < 20
+
+
+def test_after_the_history_was_compacted_it_lists_again_and_names_what_went(
+    kube: Kube, kube_server: KubeServer, informer: Callable[..., tuple[Informer, Seen]]
+) -> None:
+    _secret(kube, "stays")
+    _secret(kube, "goes")
+    _secret(kube, "changes")
+    watching, seen = informer(backoff=(0.05,))
+    assert watching.synced.wait(10)
+    seen.until(lambda events: len(events) == 3)
+    # Its watch down (the server refusing it again), changes, then the history forgotten
+    # (etcd compaction): resuming from where it was is no longer possible.
+    _until_watching(kube_server)
+    kube_server.add_fault(Fault(re.compile(r"/secrets$"), "GET", 503, "ServiceUnavailable", times=None))
+    assert kube_server.call(lambda emulator: emulator.store.drop_watches()) == 1
+    kube.request("DELETE", secret_path(NS, "goes"))
+    kube.merge_patch(secret_path(NS, "changes"), {"metadata": {"labels": {"x": "1"}}})
+    _secret(kube, "new")
+    kube_server.call(lambda emulator: emulator.store.compact())
+    assert len(seen.events) == 3, "nothing came while the watch was down"
+    kube_server.clear_faults()
+    seen.until(lambda events: {"goes", "new"} <= {name for kind, name, _ in events[3:]} and len(events) >= 6)
+    later = {(kind, name) for kind, name, _ in seen.events[3:]}
+    assert ("DELETED", "goes") in later
+    assert ("MODIFIED", "changes") in later
+    assert ("ADDED", "new") in later
+    assert seen.kinds_of("stays") == ["ADDED"], "an object that did not change is not delivered again"
+
+
+def test_a_refused_list_is_logged_once_and_tried_again(
+    kube: Kube,
+    kube_server: KubeServer,
+    informer: Callable[..., tuple[Informer, Seen]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _secret(kube, "a")
+    kube_server.add_fault(
+        Fault(re.compile(r"/secrets$"), "GET", 403, "Forbidden", "no list for you", times=3)
+    )
+    with caplog.at_level(logging.WARNING, logger="rotator.informer"):
+        watching, seen = informer(backoff=(0.05,))
+        assert watching.synced.wait(10)
+        seen.until(lambda events: len(events) == 1)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "rotator.informer"]
+    assert warnings == ["watching secrets failed (403 Forbidden: no list for you); retrying in 0.1s"]
+
+
+def test_stop_ends_a_watch_waiting_for_events_at_once(
+    kube: Kube, informer: Callable[..., tuple[Informer, Seen]]
+) -> None:
+    watching, _ = informer()
+    assert watching.synced.wait(10)
+    time.sleep(0.2)  # in the watch by now, the server silent
+    stopped = threading.Thread(target=watching.stop, kwargs={"timeout": 30.0})
+    stopped.start()
+    stopped.join(10)
+    assert not stopped.is_alive(), "stop() returned"
+    assert not watching._thread.is_alive(), "and the informer's thread ended"  # type: ignore[union-attr]
+    assert not kube.streams, "its watch connection is closed"
