@@ -217,12 +217,7 @@ class Pool:
             line = connection.reader.readline(_MAX_LINE)
             if not line:
                 raise Dropped(f"{self._host_header} closed the connection without answering")
-            while True:
-                _, status, reason = _status_line(line)
-                head = _headers(connection.reader)
-                if not 100 <= status < 200:
-                    break
-                line = connection.reader.readline(_MAX_LINE)
+            _, status, reason, head = _final_head(connection.reader, line)
         except TimeoutError as exc:
             connection.close()
             raise ReadTimedOut(f"{self._host_header} did not answer in time") from exc
@@ -415,14 +410,7 @@ def _read_answer(reader: IO[bytes], method: str) -> tuple[Answer, bool]:
         raise _NothingBack() from exc
     if not line:
         raise _NothingBack()
-    while True:
-        version, status, reason = _status_line(line)
-        headers = _headers(reader)
-        if not 100 <= status < 200:
-            break
-        line = reader.readline(_MAX_LINE)  # an interim answer (100 Continue): the real one follows
-        if not line:
-            raise Dropped("the connection closed after an interim answer")
+    version, status, reason, headers = _final_head(reader, line)
     connection = (headers.get("connection") or "").lower()
     keep = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
     if method == "HEAD" or status in _NO_BODY_STATUSES:
@@ -440,6 +428,19 @@ def _read_answer(reader: IO[bytes], method: str) -> tuple[Answer, bool]:
     if len(data) != size:
         raise Dropped(f"the answer was cut short ({len(data)} of {size} bytes)")
     return Answer(status, reason, headers, data), keep
+
+
+def _final_head(reader: IO[bytes], line: bytes) -> tuple[str, int, str, Headers]:
+    """The status line (``line``, read already) and headers of the final answer: an interim
+    one (100 Continue) is skipped."""
+    while True:
+        version, status, reason = _status_line(line)
+        headers = _headers(reader)
+        if not 100 <= status < 200:
+            return version, status, reason, headers
+        line = reader.readline(_MAX_LINE)
+        if not line:
+            raise Dropped("the connection closed after an interim answer")
 
 
 def _status_line(line: bytes) -> tuple[str, int, str]:

@@ -10,6 +10,7 @@ synchronous; callers run it off the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -339,15 +340,10 @@ class Kube:
             self._sleep(wait)
         self._on_request(*request_labels(method, path, query))
         payload = json.dumps(body).encode() if body is not None else None
-        try:
+        with _unreachable_is_unavailable():
             return self._api.request(
                 method, path, query=query, body=payload, content_type=content_type, timeout=self._timeout
             )
-        except HttpFailure as exc:
-            # Unreachable, or an answer cut short: worth a retry, not our bug.
-            raise KubeUnavailable(0, "Unreachable", type(exc).__name__) from None
-        except CredentialError as exc:
-            raise KubeUnavailable(0, "NoCredentials", str(exc)) from None
 
     def watch(self, path: str, query: Mapping[str, str], timeout: float) -> Iterator[JsonObject]:
         """The watch events of a collection (``query`` holds ``resourceVersion`` and the like;
@@ -359,12 +355,8 @@ class Kube:
         renewed = False
         while True:
             self._on_request(*request_labels("GET", path, query))
-            try:
+            with _unreachable_is_unavailable():
                 stream = self._api.stream(path, query=query, timeout=timeout)
-            except HttpFailure as exc:
-                raise KubeUnavailable(0, "Unreachable", type(exc).__name__) from None
-            except CredentialError as exc:
-                raise KubeUnavailable(0, "NoCredentials", str(exc)) from None
             if stream.status == 200:
                 break
             try:
@@ -379,15 +371,14 @@ class Kube:
             raise _map_error(Response(stream.status, stream.reason, stream.headers, data))
         self.streams.add(stream)
         try:
-            for line in stream.lines():
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    raise KubeUnavailable(0, "Unreachable", "a watch event is not JSON") from None
-                if isinstance(event, dict):
-                    yield event
-        except HttpFailure as exc:
-            raise KubeUnavailable(0, "Unreachable", type(exc).__name__) from None
+            with _unreachable_is_unavailable():
+                for line in stream.lines():
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        raise KubeUnavailable(0, "Unreachable", "a watch event is not JSON") from None
+                    if isinstance(event, dict):
+                        yield event
         finally:
             self.streams.discard(stream)
             stream.close()
@@ -514,6 +505,18 @@ def _retry_after(response: Response) -> float | None:
         return None
     delay = retry_after_seconds(response.headers.get("Retry-After"))
     return delay if delay is not None and delay <= MAX_RETRY_AFTER else None
+
+
+@contextlib.contextmanager
+def _unreachable_is_unavailable() -> Iterator[None]:
+    """Unreachable, an answer cut short, no credentials to send: KubeUnavailable (worth a retry,
+    not our bug)."""
+    try:
+        yield
+    except HttpFailure as exc:
+        raise KubeUnavailable(0, "Unreachable", type(exc).__name__) from None
+    except CredentialError as exc:
+        raise KubeUnavailable(0, "NoCredentials", str(exc)) from None
 
 
 def _map_error(response: Response) -> KubeError:

@@ -364,12 +364,8 @@ class KubeConnection:
         reached or the exchange broke off, and CredentialError when there are no credentials to
         send."""
         credentials = self.credentials()
-        headers = {"Content-Type": content_type, "Accept": "application/json", "User-Agent": USER_AGENT}
-        if credentials.token:
-            headers["Authorization"] = f"Bearer {credentials.token}"
-        target = f"{self._prefix}{path}"
-        if query:
-            target = f"{target}?{urlencode(query)}"
+        headers, target = self._head(credentials, path, query)
+        headers["Content-Type"] = content_type
         # Never a redirect followed: the API server does not send one, and a bearer token goes
         # nowhere else.
         answer = self._pool_for(credentials.files).request(
@@ -383,15 +379,20 @@ class KubeConnection:
         """A GET whose answer is read as it arrives (a watch); ``timeout`` bounds each wait for
         more of it. Raises as :meth:`request`."""
         credentials = self.credentials()
+        headers, target = self._head(credentials, path, query)
+        return self._pool_for(credentials.files).stream(
+            "GET", target, headers, http1.Timeout(timeout, timeout) if timeout else None
+        )
+
+    def _head(
+        self, credentials: Credentials, path: str, query: Mapping[str, str] | None
+    ) -> tuple[dict[str, str], str]:
+        """The headers every request carries, and the request target."""
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if credentials.token:
             headers["Authorization"] = f"Bearer {credentials.token}"
         target = f"{self._prefix}{path}"
-        if query:
-            target = f"{target}?{urlencode(query)}"
-        return self._pool_for(credentials.files).stream(
-            "GET", target, headers, http1.Timeout(timeout, timeout) if timeout else None
-        )
+        return headers, f"{target}?{urlencode(query)}" if query else target
 
     def _pool_for(self, files: tuple[str, str] | None) -> http1.Pool:
         pool = self._pool
