@@ -65,6 +65,7 @@ from rotator.kube import (
     Kube,
     connection_of,
     policy_collection,
+    secret_collection,
     secret_path,
 )
 from rotator.kube_events import EventPoster
@@ -184,8 +185,6 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = NoDiffBase()
     # Events are posted by rotator.kube_events, not from Kopf's loggers or poster.
     settings.posting.enabled = False
-    # Only the Secrets rotator manages, selected by the API server: never all Secrets.
-    settings.watching.label_selectors["v1", "secrets"] = MANAGED_SECRETS
     # Only the workloads rotator has restarted (it labels them): never all Deployments.
     for plural in CONSUMER_PLURALS:
         settings.watching.label_selectors["apps", "v1", plural] = CONSUMERS
@@ -221,37 +220,45 @@ async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
 
 
 @kopf.on.startup()
-async def watch_policies(memo: Any, **_: Any) -> None:
-    """RotationPolicies are watched by :class:`rotator.informer.Informer` (one thread per
-    watched namespace, or one for the cluster), not by Kopf: each change reaches the event
-    loop as one call (:func:`_on_policy_event`) instead of Kopf's per-object handling."""
+async def watch_policies_and_secrets(memo: Any, **_: Any) -> None:
+    """RotationPolicies and the Secrets rotator manages (label-selected by the API server: never
+    all Secrets) are watched by :class:`rotator.informer.Informer` (a thread per collection and
+    watched namespace, or one for the cluster), not by Kopf: each change costs the event loop
+    one call instead of Kopf's per-object handling."""
     runtime = _runtime(memo)
     loop = asyncio.get_running_loop()
 
-    def deliver(kind: str, obj: dict[str, Any]) -> None:
+    def policy_changed(kind: str, obj: dict[str, Any]) -> None:
         loop.call_soon_threadsafe(_on_policy_event, runtime, kind, obj)
+
+    def secret_changed(kind: str, obj: dict[str, Any]) -> None:
+        """On the informer's thread (the cache is thread-safe); only the wake-up is the loop's.
+        An event that only echoes what the cache holds (our own write's answer) wakes nothing."""
+        if _cached(runtime, {"type": kind}, obj):
+            loop.call_soon_threadsafe(_wake_policy_of, runtime, obj)
 
     scopes: list[str | None] = list(runtime.namespaces) or [None]
     for namespace in scopes:
-        informer = Informer(
-            runtime.kube, policy_collection(namespace), deliver, name=f"rotationpolicies@{namespace or '*'}"
-        )
-        runtime.informers.append(informer)
-        informer.start()
+        where = namespace or "*"
+        for informer in (
+            Informer(
+                runtime.kube, policy_collection(namespace), policy_changed, name=f"rotationpolicies@{where}"
+            ),
+            Informer(
+                runtime.kube,
+                secret_collection(namespace),
+                secret_changed,
+                name=f"managed secrets@{where}",
+                label_selector=MANAGED_SECRETS,
+            ),
+        ):
+            runtime.informers.append(informer)
+            informer.start()
 
 
 def _on_policy_event(runtime: Runtime, kind: str, obj: dict[str, Any]) -> None:
     """On the event loop: the informer hands over its object (freshly decoded, ours to keep)."""
     _track(runtime, PLURAL, {"type": kind}, obj, lambda key: _policy_loop(runtime, key), owned=True)
-
-
-@kopf.on.event("v1", "secrets", labels={MANAGED_BY_LABEL: MANAGED_BY})
-async def track_managed_secret(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
-    """A managed Secret changed (or went): into the cache, and its policy's loop woken, unless
-    the event only echoes what the cache holds already (our own write's answer)."""
-    runtime = _runtime(memo)
-    if _cached(runtime, event, body):
-        _wake_policy_of(runtime, body)
 
 
 def _wake_policy_of(runtime: Runtime, secret: Mapping[str, Any]) -> None:

@@ -50,7 +50,9 @@ class Expired(Exception):
 
 
 class Informer:
-    """One collection (``path``: ``/apis/<group>/<version>[/namespaces/<ns>]/<plural>``)."""
+    """One collection (``path``: ``/apis/<group>/<version>[/namespaces/<ns>]/<plural>``), all of
+    it or the objects ``label_selector`` selects (the server filters: a label removed is a
+    DELETED, as kube-apiserver reports it)."""
 
     def __init__(
         self,
@@ -59,6 +61,7 @@ class Informer:
         deliver: Deliver,
         *,
         name: str,
+        label_selector: str | None = None,
         page_size: int = PAGE_SIZE,
         watch_seconds: int = WATCH_SECONDS,
         read_timeout: float = READ_TIMEOUT,
@@ -68,6 +71,7 @@ class Informer:
         self._path = path
         self._deliver = deliver
         self.name = name
+        self._selector = {"labelSelector": label_selector} if label_selector else {}
         self._page_size = page_size
         self._watch_seconds = watch_seconds
         self._read_timeout = read_timeout
@@ -120,7 +124,7 @@ class Informer:
 
     def _relist(self) -> str:
         listed: dict[tuple[str, str], JsonObject] = {}
-        query: dict[str, str] = {"limit": str(self._page_size)}
+        query: dict[str, str] = {**self._selector, "limit": str(self._page_size)}
         while True:
             page = self._kube.request("GET", self._path, query=query)
             for item in page.get("items") or []:
@@ -131,7 +135,7 @@ class Informer:
             if not token:
                 resource_version = str(meta.get("resourceVersion") or "")
                 break
-            query = {"limit": str(self._page_size), "continue": str(token)}
+            query = {**self._selector, "limit": str(self._page_size), "continue": str(token)}
         for key in [key for key in self._known if key not in listed]:
             namespace, name = key
             gone = {"metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
@@ -148,6 +152,7 @@ class Informer:
     def _watch(self, resource_version: str) -> str:
         """Read one watch to its end; returns the resourceVersion to resume from."""
         query = {
+            **self._selector,
             "resourceVersion": resource_version,
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(self._watch_seconds),

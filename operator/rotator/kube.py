@@ -112,6 +112,11 @@ def policy_collection(namespace: str | None) -> str:
     return policy_path(namespace) if namespace else f"/apis/{GROUP}/{VERSION}/{PLURAL}"
 
 
+def secret_collection(namespace: str | None) -> str:
+    """Secrets of one namespace, or of the whole cluster (None)."""
+    return secret_path(namespace) if namespace else "/api/v1/secrets"
+
+
 def secret_path(namespace: str, name: str = "") -> str:
     base = f"/api/v1/namespaces/{namespace}/secrets"
     return f"{base}/{name}" if name else base

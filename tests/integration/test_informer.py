@@ -177,3 +177,18 @@ def test_stop_ends_a_watch_waiting_for_events_at_once(
     assert not stopped.is_alive(), "stop() returned"
     assert not watching._thread.is_alive(), "and the informer's thread ended"  # type: ignore[union-attr]
     assert not kube.streams, "its watch connection is closed"
+
+
+def test_a_label_selected_informer_sees_only_what_it_selects_and_a_label_removed_as_deleted(
+    kube: Kube, informer: Callable[..., tuple[Informer, Seen]]
+) -> None:
+    kube.create_secret(NS, {"metadata": {"name": "foreign"}, "data": {}})
+    kube.create_secret(NS, {"metadata": {"name": "ours", "labels": {"owned": "yes"}}, "data": {}})
+    watching, seen = informer(label_selector="owned=yes")
+    assert watching.synced.wait(10)
+    seen.until(lambda events: len(events) == 1)
+    kube.merge_patch(secret_path(NS, "foreign"), {"metadata": {"annotations": {"touched": "1"}}})
+    kube.merge_patch(secret_path(NS, "ours"), {"metadata": {"labels": {"owned": None}}})
+    seen.until(lambda events: len(events) == 2)
+    time.sleep(0.2)  # nothing about the foreign one comes later either
+    assert [(kind, name) for kind, name, _ in seen.events] == [("ADDED", "ours"), ("DELETED", "ours")]
