@@ -594,3 +594,24 @@ def test_an_update_admits_as_a_create_would_and_keeps_the_field_order() -> None:
     assert list(stored) == ["apiVersion", "metadata", "spec", "status"]
     assert stored["spec"] == {"a": "x", "b": 2}, "neither replaced by the spec's own default nor changed"
     assert stored["status"] == {"n": 2}, "the changed part is pruned as before"
+
+
+def test_a_rule_remembered_by_the_fields_it_reads_still_judges_each_value() -> None:
+    """Rule runs are remembered by the fields of self the rule reads; a rule that may read the
+    whole value (a method on self) is remembered by all of it."""
+    by_field: dict[str, Any] = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "x-kubernetes-validations": [{"rule": "self.a < 3", "message": "a must be below 3"}],
+    }
+    assert [e.detail for e in validate(by_field, {"a": 5, "b": 1})] == ["a must be below 3"]
+    assert [e.detail for e in validate(by_field, {"a": 5, "b": 2})] == ["a must be below 3"]
+    assert validate(by_field, {"a": 1, "b": 2}) == []
+    assert [e.detail for e in validate(by_field, {"b": 2})] != [], "an absent field is not the same value"
+    whole: dict[str, Any] = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "x-kubernetes-validations": [{"rule": "self.size() < 2", "message": "one field at most"}],
+    }
+    assert validate(whole, {"a": 1}) == []
+    assert [e.detail for e in validate(whole, {"a": 1, "b": 2})] == ["one field at most"]

@@ -640,8 +640,15 @@ def _run_rule(
     text = str(rule["rule"])
     if _TRANSITION.search(text):
         return  # transition rule: no old object on create, and updates are not emulated
+    fields = _fields_read(text, str(rule.get("messageExpression") or ""))
+    if fields is not None and isinstance(value, Mapping):
+        # Only what the rule reads decides its outcome: 1,000 policies that differ in their
+        # Secret's name share one run of a rule about their credential.
+        value_key: Any = {name: value[name] for name in fields if name in value}
+    else:
+        value_key = value
     try:
-        seen = json.dumps(value, sort_keys=True)
+        seen = json.dumps(value_key, sort_keys=True)
     except (TypeError, ValueError):  # not JSON (a test's odd value): evaluate, uncached
         _evaluate_rule(schema, rule, value, path, errors)
         return
@@ -656,6 +663,25 @@ def _run_rule(
         _RULE_RUNS.clear()
     _RULE_RUNS[key] = (schema, tuple(found))
     errors.extend(found)
+
+
+_SELF = re.compile(r"\bself\b")
+_FIELD_AFTER_SELF = re.compile(r"\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)\s*(\(?)")
+
+
+@functools.lru_cache(maxsize=1024)
+def _fields_read(*expressions: str) -> tuple[str, ...] | None:
+    """The fields of ``self`` the expressions read (``self.spec``, ``has(self.x)``), or None
+    when they may read more: ``self`` on its own, indexed, or with a method (``self.size()``,
+    ``self.all(...)``)."""
+    fields: set[str] = set()
+    for text in expressions:
+        for match in _SELF.finditer(text):
+            after = _FIELD_AFTER_SELF.match(text, match.end())
+            if after is None or after.group(2):
+                return None
+            fields.add(after.group(1))
+    return tuple(sorted(fields))
 
 
 def _evaluate_rule(
