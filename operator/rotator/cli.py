@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_QPS,
         help="requests/s rotator's own client may send to the API server, a token bucket (0: no "
-        "limit; Events count, Kopf's watches do not); a 429 with Retry-After is honoured",
+        "limit; watches and Events take no token); a 429 with Retry-After is honoured",
     )
     run.add_argument(
         "--kube-burst",

@@ -307,10 +307,14 @@ class Kube:
         body: object | None = None,
         content_type: str = "application/json",
         query: Mapping[str, str] | None = None,
+        *,
+        rate_limited: bool = True,
     ) -> JsonObject:
+        """``rate_limited=False``: no token taken from the bucket (an Event: auxiliary, and
+        bounded by the rotations whose requests do take one); counted all the same."""
         attempt, renewed = 0, False
         while True:
-            response = self._send(method, path, body, content_type, query)
+            response = self._send(method, path, body, content_type, query, rate_limited)
             if 200 <= response.status <= 299:
                 try:
                     return json.loads(response.data) if response.data else {}
@@ -339,9 +343,10 @@ class Kube:
         body: object | None,
         content_type: str,
         query: Mapping[str, str] | None,
+        rate_limited: bool = True,
     ) -> Response:
         """One request (after its token): the answer, whatever its status."""
-        if self.limiter is not None and (wait := self.limiter.reserve(self._clock())) > 0:
+        if rate_limited and self.limiter is not None and (wait := self.limiter.reserve(self._clock())) > 0:
             self._sleep(wait)
         self._on_request(*request_labels(method, path, query))
         payload = json.dumps(body).encode() if body is not None else None

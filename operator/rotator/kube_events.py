@@ -2,7 +2,9 @@
 
 Kopf's poster sent each Event from the event loop over aiohttp: ~5 % of the operator's CPU in a
 mass rotation, on the same core as every watch event (issue 11). Here an Event is one POST on a
-kept-alive connection, rate-limited and counted like every other request (``Kube``).
+kept-alive connection, counted like every other request (``Kube``) but taking no token from the
+client-side bucket, as Kopf's did not: Events are bounded by the rotations whose requests do,
+and must not hold a rotation back.
 
 Names follow client-go's recorder (``<object>.<nanoseconds in hex>``): readable in ``kubectl get
 events`` and never a generated-name collision. An Event is auxiliary: one that cannot be posted
@@ -96,7 +98,7 @@ class EventPoster:
             body = event_body(obj, event, self._clock(), self._nanoseconds(), self._instance)
             path = f"/api/v1/namespaces/{body['metadata']['namespace']}/events"
             try:
-                self._kube.request("POST", path, body)
+                self._kube.request("POST", path, body, rate_limited=False)
             except KubeError as exc:
                 ref = body["involvedObject"]
                 log.warning(

@@ -13,6 +13,7 @@ from rotator.kube import Kube
 from rotator.kube_connection import KubeConnection
 from rotator.kube_events import MAX_MESSAGE, EventPoster, event_body
 from rotator.models import Event
+from rotator.policy.ratelimit import TokenBucket
 from rotator.sandbox.kube_emulator import Fault
 from rotator.sandbox.kube_server import KubeServer
 
@@ -95,3 +96,18 @@ def test_a_long_object_name_still_makes_a_valid_event_name() -> None:
     assert len(body["metadata"]["name"]) == 253
     assert body["metadata"]["name"].endswith(".1")
     assert body["involvedObject"]["name"] == long_name
+
+
+def test_events_take_no_token_from_the_client_side_bucket(
+    kube_server: KubeServer, kube_client: KubeConnection
+) -> None:
+    slept: list[float] = []
+    kube = Kube(kube_client, limiter=TokenBucket(qps=1.0, burst=1), clock=lambda: 0.0, sleep=slept.append)
+    ticks = iter(range(100, 110))
+    EventPoster(kube, clock=lambda: NOW, nanoseconds=lambda: next(ticks)).post(
+        POLICY, [Event("A", "a"), Event("B", "b"), Event("C", "c")]
+    )
+    assert slept == [], "three Events, no wait"
+    kube.get_secret("shop", "absent")
+    kube.get_secret("shop", "absent")
+    assert slept == [1.0], "the bucket's one token went to the first GET: the second waited"

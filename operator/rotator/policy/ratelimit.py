@@ -4,7 +4,8 @@ client-go's defaults (5 requests/s, bursts of 10) are sized for controllers that
 costs about 0 requests at rest and ~15 per rotation, so its budget goes to rotations: the
 defaults (``DEFAULT_QPS``, ``DEFAULT_BURST``; ``rotator run --kube-qps/--kube-burst``) let a wave
 of forced rotations proceed at ~3 rotations/s while capping what a mass event can ask of the
-API server. Events count against it too (``rotator.kube_events``); Kopf's watches do not.
+API server. Watches and Events (``rotator.kube_events``) take no token: Events are bounded by
+the rotations whose requests do.
 
 Pure: the bucket is told the time (no clock, no sleeping here); ``rotator.kube`` sleeps.
 """
