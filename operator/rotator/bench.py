@@ -149,7 +149,7 @@ def main() -> None:
         "--kube-qps",
         type=float,
         default=1000.0,
-        help="the operator's --kube-qps in --scale (at 200, 9 tokens a rotation cap 1,000 at 45 s)",
+        help="the operator's --kube-qps in --scale (high: the machine is measured, not the budget)",
     )
     parser.add_argument("--rest-window", type=float, default=20.0, help="seconds at rest measured in --scale")
     args = parser.parse_args()

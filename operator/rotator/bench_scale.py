@@ -283,7 +283,8 @@ def run(policies: int, kube_qps: float, rest_window: float) -> None:
             tokens = used.total() - sum(n for labels, n in used.items() if 'resource="events"' in labels)
             if kube_qps > 0:  # the client-side budget alone, whatever the machine
                 print(
-                    f"| {policies} rotations at --kube-qps {kube_qps:.0f}, by the budget alone | "
+                    f"| {policies} rotations like that one at --kube-qps {kube_qps:.0f}, by the budget "
+                    "alone | "
                     f"at least {max(0, tokens * policies - _burst(kube_qps)) / kube_qps:.1f} s "
                     f"({tokens} tokens a rotation: its requests less its Events; a burst of "
                     f"{_burst(kube_qps)}) |"
