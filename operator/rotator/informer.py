@@ -22,6 +22,7 @@ I/O and threads only; what a change means is the callback's.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -157,7 +158,16 @@ class Informer:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(self._watch_seconds),
         }
-        for event in self._kube.watch(self._path, query, self._read_timeout):
+        try:
+            events = self._kube.watch(self._path, query, self._read_timeout)
+            first = next(events, None)
+        except KubeError as exc:
+            if exc.status == 410:  # an HTTP 410 rather than kube's ERROR event: the same news
+                raise Expired() from None
+            raise
+        if first is None:
+            return resource_version
+        for event in itertools.chain([first], events):
             kind = str(event.get("type") or "")
             obj = event.get("object")
             if not isinstance(obj, dict):

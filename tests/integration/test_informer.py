@@ -192,3 +192,27 @@ def test_a_label_selected_informer_sees_only_what_it_selects_and_a_label_removed
     seen.until(lambda events: len(events) == 2)
     time.sleep(0.2)  # nothing about the foreign one comes later either
     assert [(kind, name) for kind, name, _ in seen.events] == [("ADDED", "ours"), ("DELETED", "ours")]
+
+
+def test_a_watch_refused_with_http_410_lists_again(
+    kube_client: KubeConnection, kube_server: KubeServer
+) -> None:
+    """Kube sends an expired resourceVersion as an ERROR event; a server (or proxy) answering
+    the watch itself with 410 means the same, and retrying the same resourceVersion never ends."""
+    sent: list[str] = []
+    kube = Kube(kube_client, on_request=lambda verb, resource: sent.append(verb))
+    seen = Seen()
+    watching = Informer(kube, secret_path(NS), seen, name="secrets", backoff=(0.05,))
+    watching.start()
+    try:
+        assert watching.synced.wait(10)
+        _until_watching(kube_server)
+        assert sent == ["list", "watch"]
+        kube_server.add_fault(Fault(re.compile(r"/secrets$"), "GET", 410, "Expired", times=1))
+        kube_server.call(lambda emulator: emulator.store.drop_watches())
+        _secret(kube, "after")
+        seen.until(lambda events: [name for _, name, _ in events] == ["after"])
+    finally:
+        watching.stop()
+    informer_requests = [verb for verb in sent if verb != "create"]
+    assert informer_requests[:4] == ["list", "watch", "watch", "list"], "refused with 410: listed again"
