@@ -200,8 +200,9 @@ class WatchCache:
 
     ``put`` (an ADDED/MODIFIED event, or the API's answer to our own write of a watched object)
     fills it; ``gone`` (a DELETED event) and ``forget`` (a write proved the entry stale: 409,
-    404) drop an entry, so the next read asks the API. Thread-safe: the watch feeds it on the
-    event loop while reconciles read it in worker threads.
+    404) drop an entry, so the next read asks the API. Thread-safe: the watches feed it (Kopf's
+    on the event loop, ``rotator.informer``'s on their threads) while reconciles read it in
+    worker threads.
     """
 
     def __init__(self, watched: Callable[[Mapping[str, Any]], bool]) -> None:
