@@ -117,3 +117,13 @@ def test_a_replaced_store_token_is_read_again_once_vault_refuses_the_old_one(ben
     bench.force()
     status = bench.wait_rotations(2).get("status") or {}
     assert status["history"][0]["result"] == "Succeeded"
+
+
+def test_the_operator_lists_and_watches_secrets_only_by_its_label(bench: Bench) -> None:
+    """RBAC cannot restrict a list or watch by label: the operator must ask with the selector,
+    every time (its informer's list and watch of Secrets), never for all Secrets."""
+    _settle(bench)
+    history = bench.kube_server.call(lambda emulator: list(emulator.history))
+    reads = [r for r in history if str(r.url.path).endswith("/secrets") and r.method == "GET"]
+    assert {r.params.get("watch") == "true" for r in reads} == {True, False}, "both a list and a watch"
+    assert {r.params.get("labelSelector") for r in reads} == {"app.kubernetes.io/managed-by=rotator"}
