@@ -1,7 +1,7 @@
 """The only module that imports kopf: settings, one loop per watched object, probes.
 
-Kopf supplies the watches of Secrets, workloads and stores and the liveness probe; the loops
-are ours, RotationPolicies are watched by :class:`rotator.informer.Informer` (Kopf's per-event
+Kopf supplies the watches of workloads and stores and the liveness probe; the loops are ours,
+RotationPolicies and managed Secrets are watched by :class:`rotator.informer.Informer` (Kopf's per-event
 handling was a sixth of the operator's CPU in a mass rotation, for objects whose every status
 write comes back as an event), and the Events go out through :mod:`rotator.kube_events` from the
 reconcile's thread. Every RotationPolicy gets one asyncio task that loops
@@ -112,7 +112,7 @@ class Runtime:
     leader: LeaderElector | None = None
     #: The namespaces watched (empty: the whole cluster); set by :func:`run_operator`.
     namespaces: Sequence[str] = ()
-    #: The RotationPolicy watches (:func:`watch_policies`).
+    #: The RotationPolicy and managed-Secret watches (:func:`watch_policies_and_secrets`).
     informers: list[Informer] = field(default_factory=list)
     #: Threads for reconciles, rotating policies first, rotations started in bounded waves.
     admission: Admission = field(init=False)
@@ -300,7 +300,7 @@ def _cached(runtime: Runtime, event: Mapping[str, Any], body: Mapping[str, Any])
     if event.get("type") == "DELETED":
         cache.gone(body)
         return True
-    return cache.put(_plain(body))
+    return cache.put(body)  # put keeps a copy of its own
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
