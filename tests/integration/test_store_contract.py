@@ -170,31 +170,30 @@ class VaultBackend:
         return self._foreign_write(self._vault(store).path, raw)
 
     def _wrap_write(self, store: Store, wrapper: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
-        kv = self._vault(store)._client.secrets.kv.v2
-        original = kv.create_or_update_secret
-        kv.create_or_update_secret = wrapper(original)
+        api = self._vault(store)._api
+        api.write_data = wrapper(api.write_data)  # type: ignore[method-assign]
 
     def race_next_write(self, store: Store, raw: str) -> None:
         path = self._vault(store).path
-        kv = self._vault(store)._client.secrets.kv.v2
+        api = self._vault(store)._api
 
         def wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
-            def racing(**kwargs: Any) -> Any:
-                kv.create_or_update_secret = original
+            def racing(*args: Any) -> Any:
+                api.write_data = original  # type: ignore[method-assign]
                 self._foreign_write(path, raw)
-                return original(**kwargs)
+                return original(*args)
 
             return racing
 
         self._wrap_write(store, wrapper)
 
     def lose_next_write_answer(self, store: Store) -> None:
-        kv = self._vault(store)._client.secrets.kv.v2
+        api = self._vault(store)._api
 
         def wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
-            def lossy(**kwargs: Any) -> Any:
-                kv.create_or_update_secret = original
-                original(**kwargs)
+            def lossy(*args: Any) -> Any:
+                api.write_data = original  # type: ignore[method-assign]
+                original(*args)
                 raise requests.exceptions.ConnectionError("answer lost (injected)")
 
             return lossy

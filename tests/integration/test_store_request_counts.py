@@ -6,8 +6,9 @@ find_by_rotation + write_pending, dual = promote, sync = read_value(new) (the ol
 from the Secret), revoke = read_value(new) + revoke(old)), each reconcile on a new store object
 as the operator builds them, sharing the session's ``KV2Cache`` as ``StoreOpener`` shares it.
 The figure line breaks the count down by step and verb.
-Counted are the HTTP responses the client's ``requests.Session`` (Vault) or botocore's
-``before-send`` hook (AWS) sees: retries included, nothing estimated.
+Counted are the calls the operator's Vault client sends to its connection pool
+(``DirectSession.call``) or botocore's ``before-send`` hook (AWS) sees: retries included,
+nothing estimated.
 
 Vault: 8 requests per rotation (10 before this pass, 13 before that, 35 before the session
 cache), issue 11's goal, and no lower without giving up crash safety or the freshness that
@@ -44,7 +45,6 @@ from urllib.parse import urlparse
 
 import hvac
 import pytest
-import requests
 from pydantic import SecretStr
 
 from rotator.sandbox.moto_server import MotoServer
@@ -53,7 +53,9 @@ from rotator.stores.aws.auth import aws_client
 from rotator.stores.aws.secrets_manager import AwsSecretsManagerStore, SMCache
 from rotator.stores.base import Store
 from rotator.stores.errors import StoreRefused, StoreVersionNotFound
+from rotator.stores.vault.client import vault_client
 from rotator.stores.vault.kv2 import KV2Cache, VaultKV2Store
+from rotator.stores.vault.transport import DirectSession
 from tests.fixtures.figures import figure
 
 OWNER = "shop/orders-db"
@@ -108,22 +110,29 @@ def _rotation(open_store: Callable[[], Store], old: str | None, steps: _Steps | 
 
 
 class _VaultWire:
+    """The operator's own client (``vault_client``: hvac on a ``DirectSession``), every call
+    counted where it leaves for the socket (``DirectSession.call``: the KV calls made without
+    hvac and whatever goes through hvac alike)."""
+
     def __init__(self, server: OpenBaoServer) -> None:
         self.sent: Counter[str] = Counter()
         self.steps = _Steps()
-        session = requests.Session()
-        session.hooks["response"].append(self._count)
-        self.client = hvac.Client(url=server.address, token=server.root_token, timeout=5, session=session)
+        self.client = vault_client(server.address, server.root_token, 5.0)
+        session = self.client.session
+        assert isinstance(session, DirectSession)
+        sending = session.call
+
+        def counted(method: str, scheme: str, server: str, target: str, *args: Any) -> Any:
+            path = urlparse(target).path
+            label = f"{method} {path.split('/')[3] if path.count('/') > 3 else path}"
+            self.sent[label] += 1
+            self.steps.count(label)
+            return sending(method, scheme, server, target, *args)
+
+        session.call = counted  # type: ignore[method-assign]
         self.admin = hvac.Client(url=server.address, token=server.root_token, timeout=5)
         self.cache = KV2Cache()
         self.path = f"test/{uuid.uuid4().hex}"
-
-    def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        request = response.request
-        path = urlparse(request.url or "").path
-        label = f"{request.method} {path.split('/')[3] if path.count('/') > 3 else path}"
-        self.sent[label] += 1
-        self.steps.count(label)
 
     def store(self) -> VaultKV2Store:
         return VaultKV2Store(self.client, "secret", self.path, cache=self.cache)

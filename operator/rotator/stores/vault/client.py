@@ -41,7 +41,7 @@ def connect(
         timeout=timeout,
         namespace=namespace or None,
         verify=verify,
-        session=_session(address, verify),
+        session=_session(address, verify, timeout),
     )
 
 
@@ -51,7 +51,7 @@ reconcile_workers``, 16) plus the store loops, so none is closed and opened agai
 slot (requests' default of 10 did exactly that under a mass rotation)."""
 
 
-def _session(address: str, verify: str | bool) -> requests.Session:
+def _session(address: str, verify: str | bool, timeout: float) -> requests.Session:
     """A requests session (``DirectSession``: plain calls straight to urllib3) that reads the
     environment once, not per request, and trusts ``verify``.
 
@@ -64,7 +64,7 @@ def _session(address: str, verify: str | bool) -> requests.Session:
     over its own argument whenever it is truthy, and a new session's is ``True`` (the bundled
     CAs), which silently dropped a store's ``caBundle``.
     """
-    session = DirectSession(POOL_SIZE)
+    session = DirectSession(POOL_SIZE, timeout)
     session.trust_env = False
     session.verify = verify
     session.proxies = dict(requests.utils.get_environ_proxies(address))

@@ -128,6 +128,7 @@ from rotator.stores.errors import (
 from rotator.stores.handover import Handover
 from rotator.stores.retries import QuickRetries
 from rotator.stores.vault.client import TRANSIENT as _TRANSIENT
+from rotator.stores.vault.kv_api import KV2Api
 from rotator.stores.vault.tls import untrusted_certificate, verification_failed
 
 T = TypeVar("T")
@@ -138,8 +139,6 @@ and far more than one rotation ever leaves behind (pending + current + previous 
 
 KV_DEFAULT_MAX_VERSIONS: Final = 10
 """Versions KV v2 keeps per path when neither the path nor the mount sets max_versions."""
-
-MERGE_PATCH: Final = {"Content-Type": "application/merge-patch+json"}
 
 _SKIP: Final = frozenset({ROTATION_ID, VERSION_KEY})
 
@@ -306,7 +305,7 @@ class VaultKV2Store:
             self.path = validate_kv_path(path, "path")
         except InvalidSpecError as exc:
             raise StoreRefused(f"vault {mount!r} / {path!r}: refused: {exc}") from None
-        self._client = client
+        self._api = KV2Api(client)
         self._on_request = on_request
         # One per Vault session (rotator.stores.opener), shared by the store objects of
         # successive reconciles; a store built without one learns only for itself.
@@ -326,10 +325,6 @@ class VaultKV2Store:
         return f"VaultKV2Store({self.mount!r}, {self.path!r})"
 
     # -- plumbing -------------------------------------------------------------------------------
-
-    @property
-    def _kv(self) -> Any:
-        return self._client.secrets.kv.v2
 
     def _call(self, operation: str, fn: Callable[[], T], *, missing_ok: bool = False) -> T | None:
         """Run one API call with short retries; count it; translate failures.
@@ -393,7 +388,7 @@ class VaultKV2Store:
             return self._cache.views[where]
         response = self._call(
             "read_metadata",
-            lambda: self._kv.read_secret_metadata(path=where, mount_point=self.mount),
+            lambda: self._api.read_metadata(self.mount, where),
             missing_ok=True,
         )
         meta: _Metadata | None = None
@@ -430,9 +425,7 @@ class VaultKV2Store:
             return None
         response = self._call(
             "read_version",
-            lambda: self._kv.read_secret_version(
-                path=meta.path, version=version, mount_point=self.mount, raise_on_deleted_version=True
-            ),
+            lambda: self._api.read_data(self.mount, meta.path, version),
             missing_ok=True,
         )
         data: Mapping[str, Any] | None = ((response or {}).get("data") or {}).get("data")
@@ -452,9 +445,7 @@ class VaultKV2Store:
             return None
         response = self._call(
             "read_version",
-            lambda: self._kv.read_secret_version(
-                path=meta.path, mount_point=self.mount, raise_on_deleted_version=True
-            ),
+            lambda: self._api.read_data(self.mount, meta.path),
             missing_ok=True,
         )
         body: Mapping[str, Any] = (response or {}).get("data") or {}
@@ -488,9 +479,7 @@ class VaultKV2Store:
 
         def write() -> Any:
             try:
-                return self._kv.create_or_update_secret(
-                    path=path, secret=dict(payload), cas=cas, mount_point=self.mount
-                )
+                return self._api.write_data(self.mount, path, payload, cas)
             except hvac.exceptions.InvalidRequest as exc:
                 if "check-and-set" in str(exc):
                     raise _CasMismatch from None
@@ -512,21 +501,14 @@ class VaultKV2Store:
         """
 
         def patch() -> bool:
-            self._client.adapter.request(
-                "PATCH",
-                f"/v1/{self.mount}/metadata/{self.path}",
-                json={"custom_metadata": dict(changes)},
-                headers=MERGE_PATCH,
-            )
+            self._api.patch_metadata(self.mount, self.path, {"custom_metadata": dict(changes)})
             return True
 
         if self._call("patch_metadata", patch, missing_ok=True) is None:
             created = {k: v for k, v in changes.items() if v is not None}
             self._call(
                 "update_metadata",
-                lambda: self._kv.update_metadata(
-                    path=self.path, custom_metadata=created, mount_point=self.mount
-                ),
+                lambda: self._api.write_metadata(self.mount, self.path, created),
             )
         if self.path in self._cache.views:
             meta = self._cache.views[self.path] or _Metadata(self.path, 0, {}, {}, 0)
@@ -542,7 +524,7 @@ class VaultKV2Store:
             return
         self._call(
             "destroy",
-            lambda: self._kv.destroy_secret_versions(path=path, versions=versions, mount_point=self.mount),
+            lambda: self._api.destroy(self.mount, path, versions),
             missing_ok=True,
         )
         meta = self._cache.views.get(path)
@@ -567,7 +549,7 @@ class VaultKV2Store:
         try:
             response = self._call(
                 "read_mount",
-                lambda: self._client.adapter.get(f"/v1/sys/internal/ui/mounts/{self.mount}"),
+                lambda: self._api.read_mount(self.mount),
             )
         except (StoreAuthError, StoreVersionNotFound):
             raise StoreMountError(
@@ -590,9 +572,7 @@ class VaultKV2Store:
         """The mount's max_versions (0 means the KV v2 default); cached per session."""
         if self.mount not in self._cache.limits:
             try:
-                response = self._call(
-                    "read_config", lambda: self._kv.read_configuration(mount_point=self.mount)
-                )
+                response = self._call("read_config", lambda: self._api.read_config(self.mount))
                 limit = int(((response or {}).get("data") or {}).get("max_versions") or 0)
             except StoreUnavailable:
                 raise
@@ -620,12 +600,7 @@ class VaultKV2Store:
             return
 
         def patch() -> bool:
-            self._client.adapter.request(
-                "PATCH",
-                f"/v1/{self.mount}/metadata/{self.path}",
-                json={"max_versions": needed},
-                headers=MERGE_PATCH,
-            )
+            self._api.patch_metadata(self.mount, self.path, {"max_versions": needed})
             return True
 
         self._call("patch_metadata", patch)

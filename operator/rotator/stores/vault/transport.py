@@ -26,15 +26,17 @@ from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_encoding_from_headers, re
 
 from rotator import http1
 
-_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 
 
 class DirectSession(requests.Session):
     """A ``requests.Session`` whose plain calls skip requests' preparation (module docstring)."""
 
-    def __init__(self, pool_size: int) -> None:
+    def __init__(self, pool_size: int, timeout: float | None = None) -> None:
         super().__init__()
         self._pool_size = pool_size
+        self.timeout = timeout
+        """The client's timeout, for calls made on the pool without hvac (``kv_api``)."""
         self._pools: dict[tuple[str, str, str | bool], http1.Pool] = {}
         self._lock = threading.Lock()
 
@@ -68,13 +70,12 @@ class DirectSession(requests.Session):
             and isinstance(data, bytes | str | None)
             and (data is None or json is None)
             and not (cookies or files or auth or hooks or stream or cert or proxies)
-            and not (self.proxies or self.cookies or self.cert or self.auth)
+            and self.direct
         )
         if not (plain and isinstance(url, str)):
             return through_requests()
         scheme, _, rest = url.partition("://")
         server, slash, path = rest.partition("/")
-        trust = self.verify if verify is None else verify
         target = requote_uri(slash + path)
         if params:
             target = f"{target}{'&' if '?' in target else '?'}{urlencode(params, doseq=True)}"
@@ -89,14 +90,8 @@ class DirectSession(requests.Session):
                 sent["Content-Type"] = "application/json"
         if isinstance(body, str):
             body = body.encode()
-        try:
-            # No retries (as requests' adapter): failures are the caller's.
-            answer = self._pool(scheme.lower(), server, trust).request(
-                method.upper(), target, sent, body, http1.Timeout.of(timeout)
-            )
-        except http1.HttpFailure as exc:
-            raise _as_requests_error(exc) from exc
-        if allow_redirects and answer.status in _REDIRECTS:
+        answer = self.call(method.upper(), scheme.lower(), server, target, sent, body, timeout, verify)
+        if allow_redirects and answer.status in REDIRECTS:
             # An HA standby names the active node; it performed nothing, so requests may send the
             # call again and follow (rare: rotator is normally pointed at the active address).
             return through_requests()
@@ -109,6 +104,35 @@ class DirectSession(requests.Session):
         response._content = answer.data
         response._content_consumed = True
         return response
+
+    @property
+    def direct(self) -> bool:
+        """No session-wide setting that only requests applies (a proxy, cookies, a client
+        certificate, auth): plain calls may go straight to the pool."""
+        return not (self.proxies or self.cookies or self.cert or self.auth)
+
+    def call(
+        self,
+        method: str,
+        scheme: str,
+        server: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: Any,
+        verify: Any = None,
+    ) -> http1.Answer:
+        """One plain call on the pool of ``scheme://server`` (``target``: the quoted path and
+        query), trusting ``verify`` or the session's own; failures are requests' exceptions.
+        A redirect is answered, not followed."""
+        trust = self.verify if verify is None else verify
+        try:
+            # No retries (as requests' adapter): failures are the caller's.
+            return self._pool(scheme, server, trust).request(
+                method, target, headers, body, http1.Timeout.of(timeout)
+            )
+        except http1.HttpFailure as exc:
+            raise _as_requests_error(exc) from exc
 
     def _pool(self, scheme: str, server: str, trust: str | bool) -> http1.Pool:
         key = (scheme, server, trust)
