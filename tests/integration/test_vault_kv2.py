@@ -6,6 +6,7 @@ And the fake's fault injection, which the contract suite only uses as a switch.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import hvac
 import pytest
@@ -24,7 +25,13 @@ from rotator.stores.base import (
     ROTATION_ID,
     Store,
 )
-from rotator.stores.errors import StoreError, StoreMountError, StoreRefused, StoreUnavailable
+from rotator.stores.errors import (
+    StoreError,
+    StoreMountError,
+    StoreOwnershipError,
+    StoreRefused,
+    StoreUnavailable,
+)
 from rotator.stores.fake import FakeStore
 from rotator.stores.vault.client import vault_client
 from rotator.stores.vault.kv2 import VaultKV2Store
@@ -286,3 +293,36 @@ def test_mount_check_works_without_sudo_for_a_token_scoped_to_the_path(
     token = admin.auth.token.create(policies=[name], ttl="10m")["auth"]["client_token"]
     store = VaultKV2Store(vault_client(openbao.address, token, 2.0), MOUNT, path)
     assert store.ensure_owned("o/p", adopt=False) is False
+
+
+def test_a_claim_read_back_rather_than_won_checks_the_tags_after_merging(
+    openbao: OpenBaoServer, admin: hvac.Client
+) -> None:
+    """Our claim record found on the staging path (its write's answer was lost) proves nothing
+    about who tags the published path after us: ensure_owned reads the tags back and refuses
+    when another owner's replaced ours (metadata has no check-and-set)."""
+    store, requests, _ = make_store(openbao)
+    kv = admin.secrets.kv.v2
+    kv.create_or_update_secret(
+        path=f"{store.path}.rotator-pending", secret={MANAGED_BY: "rotator", OWNER: "o/p"}, mount_point=MOUNT
+    )
+    api = store._api
+    patching, writing = api.patch_metadata, api.write_metadata
+
+    def intrude() -> None:
+        custom = {MANAGED_BY: "rotator", OWNER: "intruder/x"}
+        kv.update_metadata(path=store.path, custom_metadata=custom, mount_point=MOUNT)
+
+    def patched(*args: Any) -> None:
+        patching(*args)  # the path has no metadata yet: InvalidPath, then the plain write
+        intrude()
+
+    def written(*args: Any) -> None:
+        writing(*args)
+        intrude()
+
+    api.patch_metadata = patched  # type: ignore[method-assign]
+    api.write_metadata = written  # type: ignore[method-assign]
+    with pytest.raises(StoreOwnershipError, match="intruder/x"):
+        store.ensure_owned("o/p", adopt=False)
+    assert [op for op, _ in requests].count("read_metadata") == 3, "the path, the staging path, the check"

@@ -39,8 +39,10 @@ record, written with check-and-set 0 on the staging path. KV v2 has exactly one 
 ``cas=0`` on data; on the published path it would publish a placeholder to readers of latest,
 on the staging path nobody sees it. Of two policies racing for a new path exactly one write
 lands; the other reads the claim record and gets StoreOwnershipError. The winner then merges the
-ownership tags into the published path's metadata and re-reads them: should another owner's tag
-be there (metadata has no check-and-set), it raises StoreOwnershipError and undoes nothing.
+ownership tags into the published path's metadata. Only a claim not decided by its own write
+(the record read back after a lost answer, or a staging path without a record) re-reads them:
+should another owner's tag be there (metadata has no check-and-set), it raises
+StoreOwnershipError and undoes nothing.
 Before that first write the mount is checked to be KV version 2 (StoreMountError otherwise).
 
 KV v2 purges versions beyond ``max_versions`` (10 by default); before publishing, the store
@@ -695,22 +697,31 @@ class VaultKV2Store:
 
     # -- ownership -------------------------------------------------------------------------------
 
-    def _claim(self, owner: str) -> str | None:
-        """Write the claim record (cas=0 on the staging path); the owner whose claim stands.
+    def _claim(self, owner: str) -> tuple[str | None, bool]:
+        """Write the claim record (cas=0 on the staging path); the owner whose claim stands, and
+        whether it is this very write's.
 
         None when the staging path exists without a readable claim record (a path rotator used
         before claims existed, or the record was purged): the ownership tags decide then.
         """
+        record = {MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner}
+        # Should the write land, the staging path holds exactly that record as version 1 (cas=0:
+        # it had no version), so the view starts empty and learns the write: write_pending
+        # stages its value without reading the path back.
+        self._cache.views[self.staging_path] = None
         try:
-            self._write(self.staging_path, {MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner}, 0, "claim")
-            return owner
+            self._write(self.staging_path, record, 0, "claim")
+            return owner, True
         except _CasMismatch:
             pass  # the path was claimed first (by someone else, or by our own lost answer)
+        except BaseException:
+            self._cache.views.pop(self.staging_path, None)
+            raise
         staged = self._metadata(self.staging_path)
         if staged is None:
-            return None
-        record = self._tags(staged, 1)
-        return record.owner if record is not None else None
+            return None, False
+        found = self._tags(staged, 1)
+        return (found.owner if found is not None else None), False
 
     def ensure_owned(self, owner: str, adopt: bool) -> bool:
         self._forget_looks()
@@ -723,15 +734,19 @@ class VaultKV2Store:
         if found is not None or (meta is not None and not adopt):
             raise StoreOwnershipError(self.location, found, owner)
         self._require_kv2()
-        claimant = self._claim(owner)
+        claimant, won = self._claim(owner)
         if claimant is not None and claimant != owner:
             raise StoreOwnershipError(self.location, claimant, owner)
         self._merge_custom({MANAGED_BY: MANAGED_BY_VALUE, OWNER: owner})
-        # Metadata has no check-and-set: make sure no other writer's tag replaced ours meanwhile.
-        after = self._metadata()
-        final = after.owner() if after is not None else None
-        if final != owner:
-            raise StoreOwnershipError(self.location, final, owner)
+        if not won:
+            # Decided by a record read back or by no record at all: metadata has no
+            # check-and-set, so make sure no other writer's tag replaced ours meanwhile. A claim
+            # this call wrote needs no look: every rotator claims before it tags, and the loser
+            # of a claim never tags.
+            after = self._metadata()
+            final = after.owner() if after is not None else None
+            if final != owner:
+                raise StoreOwnershipError(self.location, final, owner)
         self._owned_view = True
         return meta is not None
 
