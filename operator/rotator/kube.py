@@ -191,6 +191,12 @@ def watched_object(obj: Mapping[str, Any], *, workloads: bool = True) -> bool:
     return kind in WATCHED_STORE_KINDS
 
 
+def _revision(version: object) -> int | None:
+    """A resourceVersion as a number, where it is one (kube-apiserver's are etcd revisions;
+    the API calls them opaque, so anything else is never compared)."""
+    return int(version) if isinstance(version, str) and version.isdigit() else None
+
+
 class WatchCache:
     """What the operator's watches last said about the objects they cover, by API path: the
     informer cache of controller-runtime, reduced to what rotator reads (its managed Secrets and
@@ -198,31 +204,67 @@ class WatchCache:
     reconcile reads those objects at no cost; anything the watches do not cover (a foreign
     Secret, a workload never restarted) is a GET.
 
-    ``put`` (an ADDED/MODIFIED event, or the API's answer to our own write of a watched object)
-    fills it; ``gone`` (a DELETED event) and ``forget`` (a write proved the entry stale: 409,
-    404) drop an entry, so the next read asks the API. Thread-safe: the watches feed it (Kopf's
-    on the event loop, ``rotator.informer``'s on their threads) while reconciles read it in
-    worker threads.
+    ``put`` (an ADDED/MODIFIED event) and ``written`` (the API's answer to our own write of a
+    watched object) fill it; ``gone`` (a DELETED event) and ``forget`` (a write proved the entry
+    stale: 409, 404) drop an entry, so the next read asks the API. Thread-safe: the watches feed
+    it (Kopf's on the event loop, ``rotator.informer``'s on their threads) while reconciles read
+    it in worker threads.
+
+    A watch lags our own writes: an event sent before the write may arrive after its answer,
+    and would put the older object back (the next reconcile then acts on it: a write that
+    meets a 409, a drift that is not one). So ``written`` leaves a floor, the resourceVersion
+    it wrote, and ``put`` drops an event below it until the watch has caught up (an event at
+    or above it). resourceVersions are compared as numbers only where both are numbers (etcd's
+    revisions: kube-apiserver's), and the floor holds ``echo_wait`` seconds at most, so a
+    server whose versions ever went back (an etcd restored from backup) is believed again soon.
     """
 
-    def __init__(self, watched: Callable[[Mapping[str, Any]], bool]) -> None:
+    def __init__(
+        self,
+        watched: Callable[[Mapping[str, Any]], bool],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        echo_wait: float = 60.0,
+    ) -> None:
         #: Which objects a watch covers (``put`` of anything else is ignored: no event would
         #: ever update it).
         self.watched = watched
         self._objects: dict[str, JsonObject] = {}
+        self._floors: dict[str, tuple[int, float]] = {}  # path: (our write's version, until)
+        self._clock = clock
+        self._echo_wait = echo_wait
         self._lock = threading.Lock()
 
     def put(self, obj: Mapping[str, Any]) -> bool:
-        """Remember ``obj``; True when it is news (absent before, or another resourceVersion).
+        """A watch event's object; True when it is news (absent before, or another
+        resourceVersion). An event older than our own write of the object is no news: dropped.
 
         An object that no longer qualifies (its label removed) is dropped, not kept stale: no
         watch event would ever update it again; the next read asks the API."""
+        return self._keep(obj, written=False)
+
+    def written(self, obj: Mapping[str, Any]) -> None:
+        """The API's answer to our own write: the newest state, and the floor for the watch."""
+        self._keep(obj, written=True)
+
+    def _keep(self, obj: Mapping[str, Any], *, written: bool) -> bool:
         path = object_path(obj)
         if path is None:
             return False
         if not self.watched(obj):
             with self._lock:
+                self._floors.pop(path, None)
                 return self._objects.pop(path, None) is not None
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        number = _revision(version)
+        with self._lock:
+            floor = self._floors.get(path)
+            if floor is not None and not written:
+                if number is not None and number < floor[0] and self._clock() < floor[1]:
+                    return False
+                del self._floors[path]
+            if written and number is not None:
+                self._floors[path] = (number, self._clock() + self._echo_wait)
         kept = clone(dict(obj))
         # Often the largest part of an object and never read by rotator (a write that omits it
         # leaves the server's copy as it is), so the cache does not pay for it.
@@ -230,7 +272,6 @@ class WatchCache:
         with self._lock:
             before = self._objects.get(path)
             self._objects[path] = kept
-        version = (obj.get("metadata") or {}).get("resourceVersion")
         return before is None or (before.get("metadata") or {}).get("resourceVersion") != version
 
     def gone(self, obj: Mapping[str, Any]) -> None:
@@ -245,6 +286,7 @@ class WatchCache:
     def forget(self, path: str) -> None:
         with self._lock:
             self._objects.pop(path, None)
+            self._floors.pop(path, None)
 
     def lookup(self, path: str) -> tuple[bool, JsonObject | None]:
         """(known, object): known False means ask the API."""
@@ -434,7 +476,7 @@ class Kube:
                 self.cache.forget(path)
             raise
         if self.cache is not None:
-            self.cache.put(written)
+            self.cache.written(written)
         return written
 
     def merge_patch(self, path: str, patch: Mapping[str, Any], *, dry_run: bool = False) -> JsonObject:

@@ -110,3 +110,39 @@ def test_a_deleted_event_or_a_lost_label_drops_the_entry(make: Any) -> None:
     assert cache.put(make({}, "4")), "dropping the copy it held is news: the next read must ask"
     assert cache.lookup(path) == (False, None)
     assert not cache.put(make({}, "5"))
+
+
+def test_a_watch_event_older_than_our_own_write_does_not_put_the_older_object_back() -> None:
+    """The watch lags our writes: an event sent before a write may arrive after its answer.
+    Until the watch catches up (an event at or past the write) such an event is dropped, for
+    ``echo_wait`` seconds at most; versions that are not numbers are never compared."""
+    now = [0.0]
+    cache = WatchCache(watched_object, clock=lambda: now[0], echo_wait=60.0)
+    label = {MANAGED_BY_LABEL: MANAGED_BY}
+    path = object_path(_secret(label))
+    assert path is not None
+
+    def held() -> str:
+        return cache.lookup(path)[1]["metadata"]["resourceVersion"]  # type: ignore[index]
+
+    assert cache.put(_secret(label, "5"))
+    cache.written(_secret(label, "7"))
+    assert not cache.put(_secret(label, "6")), "sent before our write: no news"
+    assert held() == "7"
+    assert not cache.put(_secret(label, "7")), "the echo of our write"
+    assert cache.put(_secret(label, "8"))
+    assert held() == "8"
+
+    cache.written(_secret(label, "10"))
+    now[0] = 61.0  # the floor expired: a server whose versions went back is believed again
+    assert cache.put(_secret(label, "9"))
+    assert held() == "9"
+
+    cache.written(_secret(label, "12"))
+    cache.forget(path)  # a 409 proved the entry stale: the floor goes with it
+    assert cache.put(_secret(label, "11"))
+    assert held() == "11"
+
+    cache.written(_secret(label, "b2"))
+    assert cache.put(_secret(label, "a1")), "opaque versions are never ordered"
+    assert held() == "a1"
