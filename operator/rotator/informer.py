@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from rotator.http1 import Stream
 from rotator.kube import JsonObject, Kube, KubeError
 
 log = logging.getLogger("rotator.informer")
@@ -78,6 +79,8 @@ class Informer:
         self._read_timeout = read_timeout
         self._backoff = backoff
         self._stopping = threading.Event()
+        #: This informer's watch while it is read: what ``stop`` closes (never another's).
+        self._streams: set[Stream] = set()
         #: (namespace, name) -> the resourceVersion last delivered: what a re-list compares
         #: against (not the object: the callback owns what it was given).
         self._known: dict[tuple[str, str], str] = {}
@@ -95,7 +98,7 @@ class Informer:
         deadline = time.monotonic() + timeout
         while True:
             # Again until the thread ends: it may have opened a new watch meanwhile.
-            self._kube.close_streams()
+            self._kube.close_streams(self._streams)
             if self._thread is None or not self._thread.is_alive() or time.monotonic() >= deadline:
                 return
             self._thread.join(0.05)
@@ -159,7 +162,7 @@ class Informer:
             "timeoutSeconds": str(self._watch_seconds),
         }
         try:
-            events = self._kube.watch(self._path, query, self._read_timeout)
+            events = self._kube.watch(self._path, query, self._read_timeout, streams=self._streams)
             first = next(events, None)
         except KubeError as exc:
             if exc.status == 410:  # an HTTP 410 rather than kube's ERROR event: the same news

@@ -326,7 +326,7 @@ class Kube:
     ) -> None:
         self._api = api_client
         self._timeout = request_timeout
-        #: Watches being read (``watch``), so that ``close_streams`` can end them.
+        #: Watches being read (``watch``) by callers that keep no set of their own.
         self.streams: set[Stream] = set()
         self._on_request = on_request
         self.cache = cache
@@ -398,12 +398,18 @@ class Kube:
                 method, path, query=query, body=payload, content_type=content_type, timeout=self._timeout
             )
 
-    def watch(self, path: str, query: Mapping[str, str], timeout: float) -> Iterator[JsonObject]:
+    def watch(
+        self, path: str, query: Mapping[str, str], timeout: float, *, streams: set[Stream] | None = None
+    ) -> Iterator[JsonObject]:
         """The watch events of a collection (``query`` holds ``resourceVersion`` and the like;
         ``watch=true`` is added), each decoded, until the server ends the stream. Counted as one
         request; not rate-limited (one long request, as client-go's watches are not). Raises
         KubeError for an answer other than 200 (a 401 once more with renewed credentials) and
-        KubeUnavailable when the stream breaks or stays silent past ``timeout`` seconds."""
+        KubeUnavailable when the stream breaks or stays silent past ``timeout`` seconds.
+
+        While it is read, the stream is in ``streams`` (the caller's set; ``self.streams`` by
+        default), where another thread may close it to end the watch at once."""
+        opened = self.streams if streams is None else streams
         query = {**query, "watch": "true"}
         renewed = False
         while True:
@@ -422,7 +428,7 @@ class Kube:
                 renewed = True
                 continue
             raise _map_error(Response(stream.status, stream.reason, stream.headers, data))
-        self.streams.add(stream)
+        opened.add(stream)
         try:
             with _unreachable_is_unavailable():
                 for line in stream.lines():
@@ -433,12 +439,13 @@ class Kube:
                     if isinstance(event, dict):
                         yield event
         finally:
-            self.streams.discard(stream)
+            opened.discard(stream)
             stream.close()
 
-    def close_streams(self) -> None:
-        """End every watch in progress (from any thread): their readers see KubeUnavailable."""
-        for stream in list(self.streams):
+    @staticmethod
+    def close_streams(streams: set[Stream]) -> None:
+        """End the watches in ``streams`` (from any thread): their readers see KubeUnavailable."""
+        for stream in list(streams):
             stream.close()
 
     def get(self, path: str) -> JsonObject | None:

@@ -176,7 +176,31 @@ def test_stop_ends_a_watch_waiting_for_events_at_once(
     stopped.join(10)
     assert not stopped.is_alive(), "stop() returned"
     assert not watching._thread.is_alive(), "and the informer's thread ended"  # type: ignore[union-attr]
-    assert not kube.streams, "its watch connection is closed"
+    assert not watching._streams, "its watch connection is closed"
+
+
+def test_stopping_one_informer_leaves_another_on_the_same_client_watching(
+    kube: Kube, informer: Callable[..., tuple[Informer, Seen]], kube_server: KubeServer
+) -> None:
+    stopped, _ = informer()
+    going, seen = informer()
+    assert stopped.synced.wait(10)
+    assert going.synced.wait(10)
+    deadline = time.monotonic() + 10
+    while kube_server.call(lambda emulator: len(emulator.store._watchers)) < 2:
+        assert time.monotonic() < deadline, "both watches open"
+        time.sleep(0.01)
+    watch_requests = _watches(kube_server)
+    stopped.stop()
+    _secret(kube, "after-stop")
+    seen.until(lambda events: ("ADDED", "after-stop") in [(kind, name) for kind, name, _ in events])
+    assert _watches(kube_server) == watch_requests, "the other watch went on: never reopened"
+
+
+def _watches(kube_server: KubeServer) -> int:
+    return int(kube_server.call(lambda emulator: sum(
+        1 for request in emulator.history if request.params.get("watch") == "true"
+    )))  # fmt: skip
 
 
 def test_a_label_selected_informer_sees_only_what_it_selects_and_a_label_removed_as_deleted(
