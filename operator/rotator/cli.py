@@ -167,7 +167,13 @@ def _run(args: argparse.Namespace) -> int:
         elector.start()
     try:
         handlers.run_operator(
-            handlers.Runtime(deps, store_health=opener.health, allowed_addresses=allowed, leader=elector),
+            handlers.Runtime(
+                deps,
+                store_health=opener.health,
+                allowed_addresses=allowed,
+                leader=elector,
+                watch_workloads=workloads,
+            ),
             list(args.namespace or []),
             args.liveness_port,
             liveness_address=args.liveness_address,

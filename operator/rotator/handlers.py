@@ -1,10 +1,10 @@
 """The only module that imports kopf: settings, one loop per watched object, probes.
 
-Kopf supplies the watches of workloads and stores and the liveness probe; the loops are ours,
-RotationPolicies and managed Secrets are watched by :class:`rotator.informer.Informer` (Kopf's per-event
-handling was a sixth of the operator's CPU in a mass rotation, for objects whose every status
-write comes back as an event), and the Events go out through :mod:`rotator.kube_events` from the
-reconcile's thread. Every RotationPolicy gets one asyncio task that loops
+Kopf supplies the process's frame (startup, cleanup, login, signals) and the liveness probe; it
+has no resource handler. The loops are ours, every watch is a :class:`rotator.informer.Informer`
+(Kopf's per-event handling was a sixth of the operator's CPU in a mass rotation, for objects
+whose every status write comes back as an event), and the Events go out through
+:mod:`rotator.kube_events` from the reconcile's thread. Every RotationPolicy gets one asyncio task that loops
 `engine.reconcile -> post events -> sleep until requeue or a wake-up`: a rotation chains steps
 back to back (requeue 0, followed on the same admission thread) and waits on rollouts at a short
 poll, an idle policy only needs a look
@@ -43,25 +43,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
 from rotator import compact, engine
 from rotator.admission import PARKED, Admission
 from rotator.engine.store_health import HealthCheck, check_store
-from rotator.informer import Informer
-from rotator.json_copy import clone
+from rotator.informer import Deliver, Informer
 from rotator.kube import (
     API_VERSION,
-    GROUP,
     KIND,
     PLURAL,
-    VERSION,
+    JsonObject,
     Kube,
     connection_of,
     policy_collection,
@@ -74,7 +73,7 @@ from rotator.leader import LeaderElector, LeadershipLost
 from rotator.models import Event, PolicyRef, reasons, utcnow
 from rotator.models.keys import CONSUMER, CONSUMER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL
 from rotator.models.store import StoreRefKind
-from rotator.tenancy.resolve import store_path
+from rotator.tenancy.resolve import store_collection, store_path
 from rotator.workloads.kinds import KINDS
 from rotator.workloads.restarter import restarted_for
 
@@ -82,7 +81,6 @@ log = logging.getLogger("rotator.handlers")
 KOPF_PREFIX = "kopf.rotator.dev"
 MANAGED_SECRETS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 CONSUMERS = f"{CONSUMER_LABEL}={CONSUMER}"
-CONSUMER_PLURALS = tuple(info.plural for info in KINDS.values())
 STORES = {
     StoreRefKind.ROTATION_STORE: "rotationstores",
     StoreRefKind.CLUSTER_ROTATION_STORE: "clusterrotationstores",
@@ -112,8 +110,11 @@ class Runtime:
     leader: LeaderElector | None = None
     #: The namespaces watched (empty: the whole cluster); set by :func:`run_operator`.
     namespaces: Sequence[str] = ()
-    #: The RotationPolicy and managed-Secret watches (:func:`watch_policies_and_secrets`).
+    #: Every watch (:func:`start_watches`).
     informers: list[Informer] = field(default_factory=list)
+    #: RBAC lets rotator list and watch workloads (``rotator.cli.may_watch_workloads``): the
+    #: workloads it restarted are watched and cached; else restart and verify read them.
+    watch_workloads: bool = True
     #: Threads for reconciles, rotating policies first, rotations started in bounded waves.
     admission: Admission = field(init=False)
     #: Events go out through our own client, from the thread that decided them.
@@ -161,35 +162,13 @@ def _runtime(memo: Any) -> Runtime:
     return runtime
 
 
-class NoDiffBase(kopf.DiffBaseStorage):
-    """No "last handled" snapshot: rotator has only on-event handlers, which get no diff.
-
-    Kopf still builds and compares a deep copy of every watched object on every event for its
-    on-create/update handlers: 6 % of the operator's CPU in a mass rotation (py-spy), for a diff
-    nothing reads. A unit test keeps the assumption true: no changing or spawning handler."""
-
-    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
-        return cast(kopf.BodyEssence, {})
-
-    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
-        return None
-
-    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
-        return None
-
-
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # Kopf keeps any bookkeeping in annotations, never in .status (that belongs to the engine).
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    settings.persistence.diffbase_storage = NoDiffBase()
     # Events are posted by rotator.kube_events, not from Kopf's loggers or poster.
     settings.posting.enabled = False
-    # Only the workloads rotator has restarted (it labels them): never all Deployments.
-    for plural in CONSUMER_PLURALS:
-        settings.watching.label_selectors["apps", "v1", plural] = CONSUMERS
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
+    # Kopf watches nothing (every watch is an informer, start_watches): no CRDs or namespaces to
+    # observe for new resources either.
+    settings.scanning.disabled = True
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 10
 
@@ -220,11 +199,15 @@ async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
 
 
 @kopf.on.startup()
-async def watch_policies_and_secrets(memo: Any, **_: Any) -> None:
-    """RotationPolicies and the Secrets rotator manages (label-selected by the API server: never
-    all Secrets) are watched by :class:`rotator.informer.Informer` (a thread per collection and
-    watched namespace, or one for the cluster), not by Kopf: each change costs the event loop
-    one call instead of Kopf's per-object handling."""
+async def start_watches(memo: Any, **_: Any) -> None:
+    """Every watch is a :class:`rotator.informer.Informer` (a thread per collection and watched
+    namespace, or one for the cluster), not Kopf's: each change costs the event loop one call
+    instead of Kopf's per-object handling. RotationPolicies and the stores start, wake and stop
+    their loops; the Secrets rotator manages and the workloads it restarted (both selected by
+    label by the API server: never all Secrets, never all workloads) go into the watch cache on
+    the informer's thread and wake the policies they concern. Workloads are watched only where
+    RBAC lets rotator list and watch them (``Runtime.watch_workloads``); ClusterRotationStores
+    cluster-wide, whatever the namespaces."""
     runtime = _runtime(memo)
     loop = asyncio.get_running_loop()
 
@@ -234,31 +217,60 @@ async def watch_policies_and_secrets(memo: Any, **_: Any) -> None:
     def secret_changed(kind: str, obj: dict[str, Any]) -> None:
         """On the informer's thread (the cache is thread-safe); only the wake-up is the loop's.
         An event that only echoes what the cache holds (our own write's answer) wakes nothing."""
-        if _cached(runtime, {"type": kind}, obj):
+        if _cached(runtime, kind, obj):
             loop.call_soon_threadsafe(_wake_policy_of, runtime, obj)
 
+    def consumer_changed(kind: str, obj: dict[str, Any]) -> None:
+        """A workload rotator restarted changed (its rollout progressed): into the cache, and the
+        policies whose Secrets its last restart recorded are woken, so verify looks as soon as a
+        rollout completes instead of at the next poll."""
+        if not _cached(runtime, kind, obj):
+            return
+        for secret in _restarted_secrets(runtime, obj):
+            loop.call_soon_threadsafe(_wake_policy_of, runtime, secret)
+
+    def store_changed(store_kind: StoreRefKind) -> Deliver:
+        def changed(kind: str, obj: dict[str, Any]) -> None:
+            _cached(runtime, kind, obj)
+            loop.call_soon_threadsafe(_on_store_event, runtime, store_kind, kind, obj)
+
+        return changed
+
+    kube = runtime.kube
+    informers = [
+        Informer(kube, store_collection(StoreRefKind.CLUSTER_ROTATION_STORE, None),
+                 store_changed(StoreRefKind.CLUSTER_ROTATION_STORE), name="clusterrotationstores"),
+    ]  # fmt: skip
     scopes: list[str | None] = list(runtime.namespaces) or [None]
     for namespace in scopes:
         where = namespace or "*"
-        for informer in (
-            Informer(
-                runtime.kube, policy_collection(namespace), policy_changed, name=f"rotationpolicies@{where}"
-            ),
-            Informer(
-                runtime.kube,
-                secret_collection(namespace),
-                secret_changed,
-                name=f"managed secrets@{where}",
-                label_selector=MANAGED_SECRETS,
-            ),
-        ):
-            runtime.informers.append(informer)
-            informer.start()
+        informers += [
+            Informer(kube, policy_collection(namespace), policy_changed, name=f"rotationpolicies@{where}"),
+            Informer(kube, secret_collection(namespace), secret_changed, name=f"managed secrets@{where}",
+                     label_selector=MANAGED_SECRETS),
+            Informer(kube, store_collection(StoreRefKind.ROTATION_STORE, namespace),
+                     store_changed(StoreRefKind.ROTATION_STORE), name=f"rotationstores@{where}"),
+        ]  # fmt: skip
+        if runtime.watch_workloads:
+            informers += [
+                Informer(kube, info.collection(namespace), consumer_changed, name=f"{info.plural}@{where}",
+                         label_selector=CONSUMERS)
+                for info in KINDS.values()
+            ]  # fmt: skip
+    for informer in informers:
+        runtime.informers.append(informer)
+        informer.start()
 
 
 def _on_policy_event(runtime: Runtime, kind: str, obj: dict[str, Any]) -> None:
     """On the event loop: the informer hands over its object (freshly decoded, ours to keep)."""
-    _track(runtime, PLURAL, {"type": kind}, obj, lambda key: _policy_loop(runtime, key), owned=True)
+    _track(runtime, PLURAL, kind, obj, lambda key: _policy_loop(runtime, key))
+
+
+def _on_store_event(runtime: Runtime, store_kind: StoreRefKind, kind: str, obj: dict[str, Any]) -> None:
+    """On the event loop, as a policy's: a store's health loop started, woken or stopped."""
+    loop = functools.partial(_store_loop, runtime, store_kind)
+    _track(runtime, STORES[store_kind], kind, obj, loop)
 
 
 def _wake_policy_of(runtime: Runtime, secret: Mapping[str, Any]) -> None:
@@ -271,85 +283,55 @@ def _wake_policy_of(runtime: Runtime, secret: Mapping[str, Any]) -> None:
         runtime.waker(key).set()
 
 
-async def track_consumer(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
-    """A workload rotator restarted changed (its rollout progressed): into the cache, and the
-    policies whose Secrets its last restart recorded are woken, so verify looks as soon as a
-    rollout completes instead of at the next poll."""
-    runtime = _runtime(memo)
-    if not _cached(runtime, event, body):
-        return
+def _restarted_secrets(runtime: Runtime, workload: Mapping[str, Any]) -> list[JsonObject]:
+    """The cached managed Secrets a workload's last restart by rotator recorded."""
     cache = runtime.kube.cache
-    namespace = str((body.get("metadata") or {}).get("namespace") or "")
-    for secret_name in restarted_for(body):
-        known, secret = cache.lookup(secret_path(namespace, secret_name)) if cache else (False, None)
+    if cache is None:
+        return []
+    namespace = str((workload.get("metadata") or {}).get("namespace") or "")
+    found = []
+    for secret_name in restarted_for(workload):
+        known, secret = cache.lookup(secret_path(namespace, secret_name))
         if known and secret is not None:
-            _wake_policy_of(runtime, secret)
+            found.append(secret)
+    return found
 
 
-for _plural in CONSUMER_PLURALS:
-    kopf.on.event("apps", "v1", _plural, labels={CONSUMER_LABEL: CONSUMER}, id=f"track-{_plural}")(
-        track_consumer
-    )
-
-
-def _cached(runtime: Runtime, event: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
-    """Put a watched object into the cache; True when it is news."""
+def _cached(runtime: Runtime, kind: str, body: Mapping[str, Any]) -> bool:
+    """Put a watched object into the cache (``kind``: the watch event's type); True when it is news."""
     cache = runtime.kube.cache
     if cache is None:
         return True
-    if event.get("type") == "DELETED":
+    if kind == "DELETED":
         cache.gone(body)
         return True
     return cache.put(body)  # put keeps a copy of its own
 
 
-def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
-    return clone(dict(body))
-
-
-@kopf.on.event(GROUP, VERSION, STORES[StoreRefKind.ROTATION_STORE])
-async def track_store(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
-    runtime = _runtime(memo)
-    _cached(runtime, event, body)
-    plural = STORES[StoreRefKind.ROTATION_STORE]
-    _track(runtime, plural, event, body, lambda key: _store_loop(runtime, StoreRefKind.ROTATION_STORE, key))
-
-
-@kopf.on.event(GROUP, VERSION, STORES[StoreRefKind.CLUSTER_ROTATION_STORE])
-async def track_cluster_store(event: Mapping[str, Any], body: kopf.Body, memo: Any, **_: Any) -> None:
-    runtime = _runtime(memo)
-    _cached(runtime, event, body)
-    plural = STORES[StoreRefKind.CLUSTER_ROTATION_STORE]
-    kind = StoreRefKind.CLUSTER_ROTATION_STORE
-    _track(runtime, plural, event, body, lambda key: _store_loop(runtime, kind, key))
-
-
 def _track(
     runtime: Runtime,
     plural: str,
-    event: Mapping[str, Any],
-    body: Mapping[str, Any],
+    kind: str,
+    body: JsonObject,
     loop: Callable[[Key], Coroutine[Any, Any, None]],
-    *,
-    owned: bool = False,
 ) -> None:
-    """Start, wake or stop the object's loop from a watch event (``owned``: ``body`` is the
-    caller's to give away, kept as it is instead of copied)."""
+    """Start, wake or stop the object's loop from a watch event (``body``: the informer's
+    freshly decoded object, ours to keep as it is)."""
     meta = body.get("metadata") or {}
     key: Key = (plural, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-    if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
+    if kind == "DELETED" or meta.get("deletionTimestamp"):
         _stop(runtime, key)
         return
     task = runtime.tasks.get(key)
     if task is None or task.done():
         runtime.seen[key] = _essence(meta)
-        runtime.delivered[key] = dict(body) if owned else _plain(body)
+        runtime.delivered[key] = body
         runtime.tasks[key] = asyncio.create_task(loop(key), name=f"rotator:{'/'.join(key)}")
         return
     essence = _essence(meta)
     if runtime.seen.get(key) != essence:
         runtime.seen[key] = essence
-        runtime.delivered[key] = dict(body) if owned else _plain(body)
+        runtime.delivered[key] = body
         runtime.waker(key).set()
 
 

@@ -206,9 +206,8 @@ class WatchCache:
 
     ``put`` (an ADDED/MODIFIED event) and ``written`` (the API's answer to our own write of a
     watched object) fill it; ``gone`` (a DELETED event) and ``forget`` (a write proved the entry
-    stale: 409, 404) drop an entry, so the next read asks the API. Thread-safe: the watches feed
-    it (Kopf's on the event loop, ``rotator.informer``'s on their threads) while reconciles read
-    it in worker threads.
+    stale: 409, 404) drop an entry, so the next read asks the API. Thread-safe: the watches
+    (``rotator.informer``) feed it on their threads while reconciles read it in worker threads.
 
     A watch lags our own writes: an event sent before the write may arrive after its answer,
     and would put the older object back (the next reconcile then acts on it: a write that

@@ -86,9 +86,8 @@ class Metrics:
         )
         self.kube_requests = Counter(
             "rotator_kube_requests_total",
-            "Requests to the Kubernetes API made by the operator: its client's (the Events it "
-            "posts, its lists and watches of policies and managed Secrets included; Kopf's "
-            "watches of workloads and stores are not counted), by verb and resource plural.",
+            "Requests to the Kubernetes API made by the operator's client (the Events it posts "
+            "and its lists and watches included), by verb and resource plural.",
             ["verb", "resource"],
             registry=reg,
         )

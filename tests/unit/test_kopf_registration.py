@@ -1,4 +1,6 @@
-"""What rotator asks of Kopf: on-event handlers only, so its no-op diff base loses nothing."""
+"""What rotator asks of Kopf: the process's frame and probes, no resource handler (every watch
+is a ``rotator.informer.Informer``), so Kopf keeps no state on any object and needs no grant to
+watch one."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ from typing import Any
 
 import kopf
 
-from rotator import handlers
 from rotator import handlers as handlers_module
 
 #: The registry rotator.handlers registered into (Kopf's default when it was imported, above):
@@ -15,25 +16,18 @@ from rotator import handlers as handlers_module
 REGISTRY = kopf.get_default_registry()
 
 
-def test_only_event_handlers_so_no_diff_base_is_needed() -> None:
-    """handlers.NoDiffBase drops Kopf's per-event "last handled" snapshot. That is right only
-    while no handler needs a diff: an on.create/update/delete/field/resume handler (changing)
-    or a daemon/timer (spawning) would silently never fire."""
+def _ours(handlers: list[Any]) -> list[Any]:  # other test modules register into it too
+    return [h for h in handlers if getattr(h.fn, "__module__", "") == handlers_module.__name__]
+
+
+def test_no_resource_handler_only_activities() -> None:
+    """A resource handler would make Kopf watch (with its own client, outside the request
+    counts and the cache), keep annotations or a diff base on objects, or, for a daemon or a
+    timer, a finalizer that blocks deletion while the operator is down."""
     registry = REGISTRY
-
-    def ours(handlers: list[Any]) -> list[Any]:  # other test modules register into it too
-        return [h for h in handlers if getattr(h.fn, "__module__", "") == handlers_module.__name__]
-
-    assert ours(registry._changing.get_all_handlers()) == []
-    assert ours(registry._spawning.get_all_handlers()) == []
-    assert len(ours(registry._watching.get_all_handlers())) >= 3  # Secrets, workloads, stores
-
-
-def test_no_diff_base_builds_nothing_and_remembers_nothing() -> None:
-    storage = handlers.NoDiffBase()
-    body = kopf.Body({"metadata": {"name": "p", "annotations": {"a": "b"}}, "spec": {"x": 1}})
-    assert storage.build(body=body) == {}
-    assert storage.fetch(body=body) is None
-    patch = kopf.Patch()
-    storage.store(body=body, patch=patch, essence=kopf.BodyEssence())
-    assert not patch
+    assert _ours(registry._changing.get_all_handlers()) == []
+    assert _ours(registry._spawning.get_all_handlers()) == []
+    assert _ours(registry._watching.get_all_handlers()) == []
+    assert _ours(registry._webhooks.get_all_handlers()) == []
+    activities = {h.fn.__name__ for h in _ours(registry._activities.get_all_handlers())}
+    assert {"configure", "login", "start_watches", "stop_loops"} <= activities

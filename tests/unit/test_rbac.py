@@ -21,7 +21,7 @@ Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
 
 NAMESPACED_NEEDS: frozenset[Grant] = frozenset(
     {
-        *{("rotator.dev", "rotationpolicies", v) for v in ("get", "list", "watch", "patch")},  # Kopf + engine
+        *{("rotator.dev", "rotationpolicies", v) for v in ("get", "list", "watch")},  # informer + engine
         ("rotator.dev", "rotationpolicies/status", "patch"),  # engine/draft.py persist
         *{
             ("rotator.dev", "rotationstores", v) for v in ("get", "list", "watch")
@@ -36,18 +36,16 @@ NAMESPACED_NEEDS: frozenset[Grant] = frozenset(
             for v in ("get", "list", "watch", "patch")
         },  # workloads/io.py: restart, rollout health, restart.auto discovery (list);
         # handlers.py: the workloads rotator restarted, by label (list + watch)
-        *{("", "events", v) for v in ("create", "patch")},  # Kopf posting
+        ("", "events", "create"),  # kube_events.py: one POST per Event, never a patch
     }
 )
 CLUSTER_ONLY_NEEDS: frozenset[Grant] = frozenset(
     {
-        *{("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")},  # Kopf
         *{("rotator.dev", "clusterrotationstores", v) for v in ("get", "list", "watch")},
         ("rotator.dev", "clusterrotationstores/status", "patch"),
         ("", "namespaces", "get"),  # a cluster store's label selector
     }
 )
-CLUSTER_WIDE_EXTRA: frozenset[Grant] = frozenset({("", "namespaces", "list"), ("", "namespaces", "watch")})
 LEADER_NEEDS: frozenset[Grant] = frozenset(
     {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}  # rotator/leader.py
 )
@@ -86,7 +84,7 @@ def test_cluster_install_grants_exactly_what_the_code_uses() -> None:
     roles = [d for d in docs if d["kind"] == "ClusterRole"]
     assert [r["metadata"]["name"] for r in roles] == ["rotator"]
     assert [d for d in docs if d["kind"] == "Role"] == [leader_role(docs)], "no other namespaced Role"
-    assert grants(roles[0]["rules"]) == NAMESPACED_NEEDS | CLUSTER_ONLY_NEEDS | CLUSTER_WIDE_EXTRA
+    assert grants(roles[0]["rules"]) == NAMESPACED_NEEDS | CLUSTER_ONLY_NEEDS
 
 
 def test_namespaced_install_grants_namespace_rights_only_in_its_namespaces() -> None:

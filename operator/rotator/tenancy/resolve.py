@@ -95,10 +95,16 @@ class ResolvedStore:
 
 def store_path(kind: StoreRefKind, namespace: str, name: str) -> str:
     """The store object's REST path (the policy's namespace for a namespaced store)."""
+    return f"{store_collection(kind, namespace)}/{name}"
+
+
+def store_collection(kind: StoreRefKind, namespace: str | None) -> str:
+    """Stores of a kind: RotationStores of one namespace or of the whole cluster (None); every
+    ClusterRotationStore."""
     base = f"/apis/{keys.DOMAIN}/v1alpha1"
     if kind is StoreRefKind.CLUSTER_ROTATION_STORE:
-        return f"{base}/clusterrotationstores/{name}"
-    return f"{base}/namespaces/{namespace}/rotationstores/{name}"
+        return f"{base}/clusterrotationstores"
+    return f"{base}/namespaces/{namespace}/rotationstores" if namespace else f"{base}/rotationstores"
 
 
 def resolve(

@@ -34,11 +34,18 @@ class KindInfo:
         """``apiVersion`` as written in manifests ("apps/v1"; bare version for the core group)."""
         return f"{self.group}/{self.version}" if self.group else self.version
 
+    @property
+    def _prefix(self) -> str:
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
     def path(self, namespace: str, name: str = "") -> str:
         """The REST path of the collection (no name) or of one object, as ``Kube`` verbs take it."""
-        prefix = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        base = f"{prefix}/namespaces/{namespace}/{self.plural}"
+        base = f"{self._prefix}/namespaces/{namespace}/{self.plural}"
         return f"{base}/{name}" if name else base
+
+    def collection(self, namespace: str | None) -> str:
+        """The objects of one namespace, or of the whole cluster (None), for a list or watch."""
+        return self.path(namespace) if namespace else f"{self._prefix}/{self.plural}"
 
 
 KINDS: Mapping[str, KindInfo] = MappingProxyType(
