@@ -448,7 +448,8 @@ def kubeconfig_paths(explicit: str | None, environ: Mapping[str, str]) -> tuple[
     listed = [p for p in (environ.get("KUBECONFIG") or "").split(os.pathsep) if p]
     if listed:
         return listed, False
-    return [os.path.join(os.path.expanduser("~"), ".kube", "config")], False
+    home = environ.get("HOME") or os.path.expanduser("~")  # the environment given, as for $KUBECONFIG
+    return [os.path.join(home, ".kube", "config")], False
 
 
 def read_kubeconfig(explicit: str | None, environ: Mapping[str, str] | None = None) -> KubeConfig:

@@ -23,6 +23,7 @@ from tests.unit.test_kubeconfig import kubeconfig, settings
 def test_which_kubeconfig_files_are_read() -> None:
     assert kubeconfig_paths("/x", {"KUBECONFIG": "/y"}) == (["/x"], True)
     assert kubeconfig_paths(None, {"KUBECONFIG": "/y::/z"}) == (["/y", "/z"], False)
+    assert kubeconfig_paths(None, {"HOME": "/home/ops"}) == (["/home/ops/.kube/config"], False)
     home = kubeconfig_paths(None, {})
     assert home[0][0].endswith("/.kube/config")
     assert home[1] is False
