@@ -6,10 +6,8 @@ redirect is followed through hvac; the headers hvac would send are sent."""
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import hvac
@@ -22,6 +20,7 @@ from rotator.sandbox.processes import free_port
 from rotator.stores.vault.client import vault_client
 from rotator.stores.vault.kv_api import KV2Api
 from rotator.stores.vault.transport import DirectSession
+from tests.fixtures.listener import Answer, Listener
 
 MOUNT = "secret"
 Client = Callable[[str, str], hvac.Client]
@@ -132,55 +131,20 @@ def test_a_server_that_is_not_there_is_requests_connection_error() -> None:
         api.read_metadata(MOUNT, "x")
 
 
-class _Front:
-    """A server in front of OpenBao that records each request's headers and answers every one
-    with ``answer(path)``: (status, headers, body)."""
-
-    def __init__(self, answer: Callable[[str], tuple[int, dict[str, str], bytes]]) -> None:
-        self.seen: list[tuple[str, str, dict[str, str]]] = []
-        front = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                front.seen.append((self.command, self.path, dict(self.headers.items())))
-                status, headers, body = answer(self.path)
-                self.send_response(status)
-                for name, value in {**headers, "Content-Length": str(len(body))}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_PATCH = _any
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> _Front:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(5)
-
-
 @pytest.fixture
-def standby(openbao: OpenBaoServer) -> Iterator[_Front]:
+def standby(openbao: OpenBaoServer) -> Iterator[Listener]:
     """An HA standby: it names the active node (307) and performs nothing."""
-    with _Front(lambda path: (307, {"Location": f"{openbao.address}{path}"}, b"")) as front:
+
+    def redirect(method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        return 307, {"Location": f"{openbao.address}{path}"}, b""
+
+    with Listener(redirect) as front:
         yield front
 
 
-def test_a_redirect_from_a_standby_is_followed_through_hvac(openbao: OpenBaoServer, standby: _Front) -> None:
+def test_a_redirect_from_a_standby_is_followed_through_hvac(
+    openbao: OpenBaoServer, standby: Listener
+) -> None:
     path = f"api/{uuid.uuid4().hex}"
     api = KV2Api(_direct(standby.address, openbao.root_token))
     written = api.write_data(MOUNT, path, {"value": "v"}, cas=0)
@@ -192,7 +156,7 @@ def test_a_redirect_from_a_standby_is_followed_through_hvac(openbao: OpenBaoServ
     # Each call meets the standby three times: straight from the pool, again from hvac on the
     # DirectSession (which hands a redirect to requests), and from requests, which follows.
     # Rare (rotator is pointed at the active node), and nothing is performed before the follow.
-    assert [(method, seen) for method, seen, _ in standby.seen] == [
+    assert list(zip(standby.methods, standby.paths, strict=True)) == [
         *[("POST", f"/v1/secret/data/{path}")] * 3,
         *[("GET", f"/v1/secret/data/{path}")] * 3,
     ]
@@ -200,14 +164,18 @@ def test_a_redirect_from_a_standby_is_followed_through_hvac(openbao: OpenBaoServ
 
 def test_the_headers_are_hvacs_and_the_token_is_the_clients_current_one() -> None:
     refusal = json.dumps({"errors": []}).encode()
-    with _Front(lambda path: (404, {"Content-Type": "application/json"}, refusal)) as front:
+
+    def not_found(method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        return 404, {"Content-Type": "application/json"}, refusal
+
+    with Listener(not_found) as front:
         client = vault_client(front.address, "first-token", 5.0)
         client.adapter.namespace = "team-a"
         api = KV2Api(client)
         assert type(_refused(lambda: api.read_metadata(MOUNT, "x"))) is hvac.exceptions.InvalidPath
         client.token = "renewed-token"  # a login: the next call carries the new token
         assert type(_refused(lambda: api.read_metadata(MOUNT, "x"))) is hvac.exceptions.InvalidPath
-    tokens = [headers.get("X-Vault-Token") for _, _, headers in front.seen]
+    tokens = [headers.get("X-Vault-Token") for headers in front.headers]
     assert tokens == ["first-token", "renewed-token"]
-    for _, _, headers in front.seen:
+    for headers in front.headers:
         assert (headers.get("X-Vault-Request"), headers.get("X-Vault-Namespace")) == ("true", "team-a")
