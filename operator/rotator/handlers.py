@@ -236,27 +236,34 @@ async def start_watches(memo: Any, **_: Any) -> None:
 
         return changed
 
-    kube = runtime.kube
+    def watch(path: str, deliver: Deliver, name: str, label_selector: str | None = None) -> Informer:
+        return Informer(
+            runtime.kube,
+            path,
+            deliver,
+            name=name,
+            label_selector=label_selector,
+            on_health=runtime.deps.metrics.watch_health,
+        )
+
+    cluster_stores = StoreRefKind.CLUSTER_ROTATION_STORE
     informers = [
-        Informer(kube, store_collection(StoreRefKind.CLUSTER_ROTATION_STORE, None),
-                 store_changed(StoreRefKind.CLUSTER_ROTATION_STORE), name="clusterrotationstores"),
-    ]  # fmt: skip
+        watch(store_collection(cluster_stores, None), store_changed(cluster_stores), "clusterrotationstores")
+    ]
     scopes: list[str | None] = list(runtime.namespaces) or [None]
     for namespace in scopes:
         where = namespace or "*"
+        stores = StoreRefKind.ROTATION_STORE
         informers += [
-            Informer(kube, policy_collection(namespace), policy_changed, name=f"rotationpolicies@{where}"),
-            Informer(kube, secret_collection(namespace), secret_changed, name=f"managed secrets@{where}",
-                     label_selector=MANAGED_SECRETS),
-            Informer(kube, store_collection(StoreRefKind.ROTATION_STORE, namespace),
-                     store_changed(StoreRefKind.ROTATION_STORE), name=f"rotationstores@{where}"),
-        ]  # fmt: skip
+            watch(policy_collection(namespace), policy_changed, f"rotationpolicies@{where}"),
+            watch(secret_collection(namespace), secret_changed, f"managed secrets@{where}", MANAGED_SECRETS),
+            watch(store_collection(stores, namespace), store_changed(stores), f"rotationstores@{where}"),
+        ]
         if runtime.watch_workloads:
             informers += [
-                Informer(kube, info.collection(namespace), consumer_changed, name=f"{info.plural}@{where}",
-                         label_selector=CONSUMERS)
+                watch(info.collection(namespace), consumer_changed, f"{info.plural}@{where}", CONSUMERS)
                 for info in KINDS.values()
-            ]  # fmt: skip
+            ]
     for informer in informers:
         runtime.informers.append(informer)
         informer.start()

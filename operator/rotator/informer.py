@@ -68,6 +68,7 @@ class Informer:
         watch_seconds: int = WATCH_SECONDS,
         read_timeout: float = READ_TIMEOUT,
         backoff: Sequence[float] = BACKOFF,
+        on_health: Callable[[str, bool], None] | None = None,
     ) -> None:
         self._kube = kube
         self._path = path
@@ -79,6 +80,10 @@ class Informer:
         self._read_timeout = read_timeout
         self._backoff = backoff
         self._stopping = threading.Event()
+        #: Told ``(name, True)`` once a list or a watch succeeded, ``(name, False)`` at the first
+        #: failure of a streak: on each change only (``rotator_watch_healthy``).
+        self._on_health = on_health
+        self._healthy: bool | None = None
         #: This informer's watch while it is read: what ``stop`` closes (never another's).
         self._streams: set[Stream] = set()
         #: (namespace, name) -> the resourceVersion last delivered: what a re-list compares
@@ -111,6 +116,7 @@ class Informer:
                 if resource_version is None:
                     resource_version = self._relist()
                     self.synced.set()
+                    self._health(True)
                 resource_version = self._watch(resource_version)
                 failures = 0
             except Expired:
@@ -123,6 +129,7 @@ class Informer:
                     log.warning(
                         "watching %s failed (%s); retrying in %.1fs", self.name, _describe(exc), delay
                     )
+                    self._health(False)
                 failures += 1
                 self._stopping.wait(delay)
 
@@ -162,7 +169,13 @@ class Informer:
             "timeoutSeconds": str(self._watch_seconds),
         }
         try:
-            events = self._kube.watch(self._path, query, self._read_timeout, streams=self._streams)
+            events = self._kube.watch(
+                self._path,
+                query,
+                self._read_timeout,
+                streams=self._streams,
+                on_open=lambda: self._health(True),
+            )
             first = next(events, None)
         except KubeError as exc:
             if exc.status == 410:  # an HTTP 410 rather than kube's ERROR event: the same news
@@ -193,6 +206,12 @@ class Informer:
             if self._stopping.is_set():
                 break
         return resource_version
+
+    def _health(self, healthy: bool) -> None:
+        if healthy != self._healthy:
+            self._healthy = healthy
+            if self._on_health is not None:
+                self._on_health(self.name, healthy)
 
     def _send(self, kind: str, obj: JsonObject) -> None:
         try:

@@ -398,7 +398,13 @@ class Kube:
             )
 
     def watch(
-        self, path: str, query: Mapping[str, str], timeout: float, *, streams: set[Stream] | None = None
+        self,
+        path: str,
+        query: Mapping[str, str],
+        timeout: float,
+        *,
+        streams: set[Stream] | None = None,
+        on_open: Callable[[], None] | None = None,
     ) -> Iterator[JsonObject]:
         """The watch events of a collection (``query`` holds ``resourceVersion`` and the like;
         ``watch=true`` is added), each decoded, until the server ends the stream. Counted as one
@@ -407,7 +413,9 @@ class Kube:
         KubeUnavailable when the stream breaks or stays silent past ``timeout`` seconds.
 
         While it is read, the stream is in ``streams`` (the caller's set; ``self.streams`` by
-        default), where another thread may close it to end the watch at once."""
+        default), where another thread may close it to end the watch at once. ``on_open`` is
+        called once the server accepted the watch, before any event (a quiet collection sends
+        none for minutes)."""
         opened = self.streams if streams is None else streams
         query = {**query, "watch": "true"}
         renewed = False
@@ -428,6 +436,8 @@ class Kube:
                 continue
             raise _map_error(Response(stream.status, stream.reason, stream.headers, data))
         opened.add(stream)
+        if on_open is not None:
+            on_open()
         try:
             with _unreachable_is_unavailable():
                 for line in stream.lines():

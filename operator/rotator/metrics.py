@@ -91,6 +91,14 @@ class Metrics:
             ["verb", "resource"],
             registry=reg,
         )
+        self.watch_healthy = Gauge(
+            "rotator_watch_healthy",
+            "1 while a watch of the operator (watch: what it watches, @ the namespace or * for the "
+            "cluster) lists and watches, 0 from its first failure until it does again: while 0, "
+            "changes there (new policies, force-rotate annotations, drift) go unnoticed.",
+            ["watch"],
+            registry=reg,
+        )
         self.restarts_total = Counter(
             "rotator_restarts_total", "Workload restarts triggered, by kind.", ["kind"], registry=reg
         )
@@ -98,6 +106,10 @@ class Metrics:
     def count_kube_request(self, verb: str, resource: str) -> None:
         """``rotator.kube.Kube``'s ``on_request``."""
         self.kube_requests.labels(verb=verb, resource=resource).inc()
+
+    def watch_health(self, watch: str, healthy: bool) -> None:
+        """``rotator.informer.Informer``'s ``on_health``."""
+        self.watch_healthy.labels(watch=watch).set(1 if healthy else 0)
 
     def forget_policy(self, namespace: str, policy: str) -> None:
         """Drop per-policy series when a policy is deleted, so dashboards do not show ghosts."""

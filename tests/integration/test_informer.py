@@ -165,6 +165,29 @@ def test_a_refused_list_is_logged_once_and_tried_again(
     assert warnings == ["watching secrets failed (403 Forbidden: no list for you); retrying in 0.1s"]
 
 
+def test_its_health_is_told_at_each_change_and_a_silent_watch_counts_as_healthy(
+    kube: Kube, kube_server: KubeServer, informer: Callable[..., tuple[Informer, Seen]]
+) -> None:
+    """``on_health`` feeds ``rotator_watch_healthy``: False at a streak's first failure, True once
+    a list or a watch is accepted (a quiet collection sends no event for minutes: the watch
+    being open is what counts), and nothing in between."""
+    told: list[tuple[str, bool]] = []
+    _secret(kube, "a")
+    kube_server.add_fault(Fault(re.compile(r"/secrets$"), "GET", 403, "Forbidden", "no", times=3))
+    watching, _ = informer(backoff=(0.05,), on_health=lambda name, healthy: told.append((name, healthy)))
+    assert watching.synced.wait(10)
+    assert told == [("secrets", False), ("secrets", True)], "three refusals, one streak"
+    _until_watching(kube_server)
+    kube_server.add_fault(Fault(re.compile(r"/secrets$"), "GET", 503, "ServiceUnavailable", times=2))
+    assert kube_server.call(lambda emulator: emulator.store.drop_watches()) == 1
+    deadline = time.monotonic() + 10
+    while len(told) < 4:
+        assert time.monotonic() < deadline, told
+        time.sleep(0.01)
+    _until_watching(kube_server)  # open again, and silent: nothing has changed
+    assert told[2:] == [("secrets", False), ("secrets", True)]
+
+
 def test_stop_ends_a_watch_waiting_for_events_at_once(
     kube: Kube, informer: Callable[..., tuple[Informer, Seen]]
 ) -> None:

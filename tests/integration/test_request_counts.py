@@ -127,3 +127,26 @@ def test_the_operator_lists_and_watches_secrets_only_by_its_label(bench: Bench) 
     reads = [r for r in history if str(r.url.path).endswith("/secrets") and r.method == "GET"]
     assert {r.params.get("watch") == "true" for r in reads} == {True, False}, "both a list and a watch"
     assert {r.params.get("labelSelector") for r in reads} == {"app.kubernetes.io/managed-by=rotator"}
+
+
+def test_every_watch_reports_itself_healthy_on_the_metrics(bench: Bench) -> None:
+    """``rotator_watch_healthy``: one series per watch the operator runs (every one of them an
+    informer, workloads included since its RBAC allows them), each 1 once it lists and watches."""
+    _settle(bench)
+    pattern = re.compile(r'^rotator_watch_healthy\{watch="([^"]*)"\} ([0-9.e+]+)$')
+    watches = {
+        match.group(1): float(match.group(2))
+        for line in bench.metrics_text().splitlines()
+        if (match := pattern.match(line))
+    }
+    kinds = {name.split("@")[0] for name in watches}
+    assert kinds == {
+        "clusterrotationstores",
+        "rotationpolicies",
+        "managed secrets",
+        "rotationstores",
+        "deployments",
+        "statefulsets",
+        "daemonsets",
+    }
+    assert set(watches.values()) == {1.0}, watches
