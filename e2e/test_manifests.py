@@ -409,6 +409,7 @@ ALERTS = {
     "RotatorRotationStuck",
     "RotatorRotationOverdue",
     "RotatorLeaseExpiringBeforeRotation",
+    "RotatorWatchFailing",
     "RotatorDown",
 }
 
