@@ -28,6 +28,7 @@ from rotator.sandbox.openbao import OpenBaoServer
 from rotator.sandbox.postgres import PostgresServer
 from rotator.sandbox.processes import (
     LocalServer,
+    PortTaken,
     ServerError,
     free_port,
     pid_alive,
@@ -328,7 +329,7 @@ def test_start_refuses_a_port_in_use() -> None:
     blocker = _own(OpenBaoServer())
     with blocker:
         clash = _own(OpenBaoServer(port=blocker.port))
-        with pytest.raises(ServerError, match="already in use"):
+        with pytest.raises(PortTaken, match="already in use"):  # a ServerError: a new server may be tried
             clash.start()
         assert clash.pid is None
         assert clash.started_pids == []

@@ -56,6 +56,12 @@ class ServerError(RuntimeError):
     """A sandbox server could not be started or stopped."""
 
 
+class PortTaken(ServerError):
+    """Someone else answers on the port chosen for a server: taken between the choice
+    (``free_port``) and the start by another job on the machine. Nothing was started; a new
+    server object (new ports) may be tried."""
+
+
 def free_port(host: str = LOOPBACK) -> int:
     """Return a TCP port that is free on ``host`` right now (the kernel picks it).
 
@@ -233,7 +239,7 @@ class LocalServer:
             return self
         if tcp_ok(self.host, self.port, timeout=0.2):
             # Someone else answers there: our health check would be fooled by it.
-            raise ServerError(f"{self.name}: {self.host}:{self.port} is already in use")
+            raise PortTaken(f"{self.name}: {self.host}:{self.port} is already in use")
         began = time.monotonic()  # includes one-time preparation (initdb) on the first start
         if not self._prepared:
             self._prepare()
