@@ -103,7 +103,8 @@ class Informer:
         deadline = time.monotonic() + timeout
         while True:
             # Again until the thread ends: it may have opened a new watch meanwhile.
-            self._kube.close_streams(self._streams)
+            for stream in list(self._streams):
+                stream.close()  # its reader sees KubeUnavailable
             if self._thread is None or not self._thread.is_alive() or time.monotonic() >= deadline:
                 return
             self._thread.join(0.05)

@@ -256,6 +256,12 @@ class WatchCache:
                 return self._objects.pop(path, None) is not None
         version = (obj.get("metadata") or {}).get("resourceVersion")
         number = _revision(version)
+        kept = clone(dict(obj))
+        # Often the largest part of an object and never read by rotator (a write that omits it
+        # leaves the server's copy as it is), so the cache does not pay for it.
+        kept.get("metadata", {}).pop("managedFields", None)
+        # One section: a write's floor set between an event's check and its store would let
+        # that older event overwrite the write.
         with self._lock:
             floor = self._floors.get(path)
             if floor is not None and not written:
@@ -264,11 +270,6 @@ class WatchCache:
                 del self._floors[path]
             if written and number is not None:
                 self._floors[path] = (number, self._clock() + self._echo_wait)
-        kept = clone(dict(obj))
-        # Often the largest part of an object and never read by rotator (a write that omits it
-        # leaves the server's copy as it is), so the cache does not pay for it.
-        kept.get("metadata", {}).pop("managedFields", None)
-        with self._lock:
             before = self._objects.get(path)
             self._objects[path] = kept
         return before is None or (before.get("metadata") or {}).get("resourceVersion") != version
@@ -325,8 +326,6 @@ class Kube:
     ) -> None:
         self._api = api_client
         self._timeout = request_timeout
-        #: Watches being read (``watch``) by callers that keep no set of their own.
-        self.streams: set[Stream] = set()
         self._on_request = on_request
         self.cache = cache
         self.limiter = limiter
@@ -403,7 +402,7 @@ class Kube:
         query: Mapping[str, str],
         timeout: float,
         *,
-        streams: set[Stream] | None = None,
+        streams: set[Stream],
         on_open: Callable[[], None] | None = None,
     ) -> Iterator[JsonObject]:
         """The watch events of a collection (``query`` holds ``resourceVersion`` and the like;
@@ -412,11 +411,10 @@ class Kube:
         KubeError for an answer other than 200 (a 401 once more with renewed credentials) and
         KubeUnavailable when the stream breaks or stays silent past ``timeout`` seconds.
 
-        While it is read, the stream is in ``streams`` (the caller's set; ``self.streams`` by
-        default), where another thread may close it to end the watch at once. ``on_open`` is
+        While it is read, the stream is in ``streams`` (the caller's set), where another thread
+        may close it to end the watch at once: its reader sees KubeUnavailable. ``on_open`` is
         called once the server accepted the watch, before any event (a quiet collection sends
         none for minutes)."""
-        opened = self.streams if streams is None else streams
         query = {**query, "watch": "true"}
         renewed = False
         while True:
@@ -435,7 +433,7 @@ class Kube:
                 renewed = True
                 continue
             raise _map_error(Response(stream.status, stream.reason, stream.headers, data))
-        opened.add(stream)
+        streams.add(stream)
         if on_open is not None:
             on_open()
         try:
@@ -448,13 +446,7 @@ class Kube:
                     if isinstance(event, dict):
                         yield event
         finally:
-            opened.discard(stream)
-            stream.close()
-
-    @staticmethod
-    def close_streams(streams: set[Stream]) -> None:
-        """End the watches in ``streams`` (from any thread): their readers see KubeUnavailable."""
-        for stream in list(streams):
+            streams.discard(stream)
             stream.close()
 
     def get(self, path: str) -> JsonObject | None:
